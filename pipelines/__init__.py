@@ -1,0 +1,1 @@
+"""Pipelines of the studio: plain Python, no gradio. See design.md for the shape."""

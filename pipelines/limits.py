@@ -1,0 +1,17 @@
+"""Every user-facing limit, in one place: checked in the pipelines, shown in the UI, enforced for API callers."""
+
+# Audio input
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # larger files are refused before decoding
+MAX_INPUT_SECONDS = 60.0  # longer inputs are refused; sound-to-music works window by window
+MIN_INPUT_SECONDS = 0.1
+SILENCE_DBFS = -60.0  # a clip whose peak is below this is treated as silent
+
+# Diffusion
+MIN_STEPS, MAX_STEPS = 1, 100
+MIN_GUIDANCE, MAX_GUIDANCE = 0.0, 20.0
+MIN_STRENGTH, MAX_STRENGTH = 0.0, 1.0
+MAX_SEED = 2**32 - 1
+MAX_PROMPT_CHARS = 1000
+
+# Images
+MAX_IMAGE_SIDE = 1024
