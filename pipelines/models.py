@@ -1,0 +1,189 @@
+"""The model registry: every role the app uses, where its weights live, and how to override that.
+
+A *role* is what a model is for ("riffusion", "mask_model", "sd15", ...). Each role maps to a hub
+repo and revision in the ``hub`` profile, and to a folder that ``tiny.py`` builds on this machine in
+the ``tiny`` profile (same classes, same file layout, random weights: the real ``from_pretrained``
+path runs, in seconds, without network).
+
+Overrides, strongest first (never through the public API):
+  1. environment ``STUDIO_MODEL_<ROLE>`` = ``owner/repo``, ``owner/repo@revision`` or a local folder;
+  2. a JSON file named by ``STUDIO_MODELS_FILE``: ``{"<role>": "owner/repo@rev" or "/local/path"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ModelUnavailableError
+
+PROFILES = ("hub", "tiny")
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    repo_id: str | None  # None: not published on the Hub; an override is needed
+    revision: str  # a commit sha where one has been verified, else the branch name
+    family: str  # which tiny builder stands in for it (see tiny.py)
+    purpose: str
+    files: tuple[str, ...] = ()  # for single-file roles (LoRA, Keras .h5)
+
+
+# Revisions: "main" until someone with Hub access verifies and pins a commit sha for each repo.
+ROLES: dict[str, Role] = {
+    r.name: r
+    for r in [
+        Role("riffusion", "riffusion/riffusion-model-v1", "main", "sd",
+             "Riffusion base (spectrogram Stable Diffusion), shared by sound-to-music and style interpolation"),
+        Role("mask_model", "cappiepappie/stable-diffusion-music-25", "main", "sd",
+             "Riffusion fine-tune used by the mask-based img2img paper's notebooks"),
+        Role("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "main", "sd",
+             "Stable Diffusion 1.5 for music-to-image"),
+        Role("m2i_lora", None, "main", "lora",
+             "Music-to-image LoRA (UNet-only, rank 4; published only inside the TechJam Space)",
+             ("pytorch_lora_weights.safetensors",)),
+        Role("blip", "Salesforce/blip-image-captioning-large", "main", "blip", "Image captioning"),
+        Role("musicgen", "facebook/musicgen-small", "main", "musicgen", "Text-to-music"),
+        Role("clap", "laion/clap-htsat-unfused", "main", "clap", "Audio-text similarity for metrics"),
+        Role("sentence_embedder", "sentence-transformers/all-distilroberta-v1", "main", "sentence",
+             "Caption-to-lyrics similarity for song recommendation"),
+        Role("amuse_unet", "alppo/vae-conditioned-diffusion-model_v2", "main", "amuse_unet",
+             "AMUSE playlist-conditioned spectrogram UNet"),
+        Role("amuse_vae", None, "main", "amuse_vae", "AMUSE playlist VAE (weights not published)"),
+        Role("genre_classifier", None, "main", "keras_genre",
+             "GTZAN genre CNN (TechJam, Keras .h5)", ("Genre_classifier_model.h5",)),
+        Role("emotion_classifier", None, "main", "keras_emotion",
+             "Emotify emotion CNN (TechJam, Keras .h5)", ("emotion_model.h5",)),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where one role's weights come from, resolved for a profile."""
+
+    role: str
+    location: str  # hub repo id or local folder
+    revision: str | None
+    is_local: bool
+    origin: str  # "registry", "env", "file" or "tiny": for messages and the About panel
+
+    def describe(self) -> str:
+        if self.is_local:
+            return f"{self.location} (local folder, from {self.origin})"
+        return f"{self.location}@{self.revision} (Hub, from {self.origin})"
+
+
+class ModelRegistry:
+    """Resolves roles to sources for one profile; the loaders live with the pipelines."""
+
+    def __init__(self, profile: str = "hub", environ: dict[str, str] | None = None):
+        if profile not in PROFILES:
+            raise ValueError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES)}.")
+        self.profile = profile
+        self.environ = os.environ if environ is None else environ
+        self._file_overrides = self._read_override_file()
+
+    def _read_override_file(self) -> dict[str, str]:
+        path = self.environ.get("STUDIO_MODELS_FILE")
+        if not path:
+            return {}
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            raise ModelUnavailableError(f"STUDIO_MODELS_FILE={path} could not be read as JSON: {error}") from error
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ModelUnavailableError(f"STUDIO_MODELS_FILE={path} must map role names to strings.")
+        unknown = set(data) - set(ROLES)
+        if unknown:
+            raise ModelUnavailableError(f"STUDIO_MODELS_FILE names unknown roles: {', '.join(sorted(unknown))}.")
+        return data
+
+    def resolve(self, role: str) -> ModelSource:
+        if role not in ROLES:
+            raise ModelUnavailableError(f"Unknown model role {role!r}.")
+        spec = ROLES[role]
+        env_value = self.environ.get(f"STUDIO_MODEL_{role.upper()}")
+        if env_value:
+            return _parse_override(role, env_value, "env")
+        if role in self._file_overrides:
+            return _parse_override(role, self._file_overrides[role], "file")
+        if self.profile == "tiny":
+            from . import tiny  # builds the folder on first use, once
+
+            return ModelSource(role, str(tiny.ensure(spec.family)), None, True, "tiny")
+        if spec.repo_id is None:
+            raise ModelUnavailableError(
+                f"The '{role}' model ({spec.purpose}) is not published on the Hugging Face Hub. "
+                f"Set STUDIO_MODEL_{role.upper()} to a local folder holding {', '.join(spec.files) or 'it'}, "
+                "or run the app with --profile tiny to try the tab with random weights."
+            )
+        return ModelSource(role, spec.repo_id, spec.revision, False, "registry")
+
+    def describe(self) -> list[dict[str, str]]:
+        """Every role and where it would load from, without loading or building anything."""
+        rows = []
+        for role, spec in ROLES.items():
+            env_value = self.environ.get(f"STUDIO_MODEL_{role.upper()}") or self._file_overrides.get(role)
+            if env_value:
+                where = env_value
+            elif self.profile == "tiny":
+                where = f"tiny:{spec.family}"
+            else:
+                where = f"{spec.repo_id}@{spec.revision}" if spec.repo_id else "(not on the Hub: override needed)"
+            rows.append({"role": role, "source": where, "purpose": spec.purpose})
+        return rows
+
+
+def _parse_override(role: str, value: str, origin: str) -> ModelSource:
+    value = value.strip()
+    path = Path(value).expanduser()
+    if value.startswith((".", "/", "~")) or path.exists():
+        if not path.exists():
+            raise ModelUnavailableError(
+                f"The '{role}' model is set to the local folder {value} ({origin} override), which does not exist."
+            )
+        return ModelSource(role, str(path.resolve()), None, True, origin)
+    repo, _, revision = value.partition("@")
+    return ModelSource(role, repo, revision or "main", False, origin)
+
+
+T = TypeVar("T")
+
+
+def load_or_explain(source: ModelSource, load: Callable[..., T], **kwargs: Any) -> T:
+    """Call ``load(location, revision=..., **kwargs)`` and turn every failure into a clear error.
+
+    Offline (``HF_HUB_OFFLINE=1``, no network) or missing weights name the role, the repo and how
+    to get them, instead of a stack of hub exceptions.
+    """
+    call_kwargs = dict(kwargs)
+    if not source.is_local:
+        call_kwargs["revision"] = source.revision
+    try:
+        return load(source.location, **call_kwargs)
+    except Exception as error:  # noqa: BLE001  (every loader failure gets the same explanation)
+        raise ModelUnavailableError(explain_missing(source, error)) from error
+
+
+def explain_missing(source: ModelSource, error: BaseException) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if source.is_local:
+        return (
+            f"The '{source.role}' model could not be loaded from {source.location}: {type(error).__name__}: "
+            f"{str(error)[:300]}. Check that the folder holds the model in Hugging Face layout."
+        )
+    reason = "the Hub is switched off (HF_HUB_OFFLINE=1) and it is not in the local cache" if offline else (
+        "it is not in the local cache and could not be downloaded"
+    )
+    return (
+        f"The '{source.role}' model ({source.location}@{source.revision}) is not available: {reason}. "
+        f"Download it on a machine with network (`hf download {source.location}`), or set "
+        f"STUDIO_MODEL_{source.role.upper()} to a local folder, or start the app with --profile tiny. "
+        f"[{type(error).__name__}]"
+    )

@@ -1,0 +1,194 @@
+"""Tiny models of every family the app uses, built once on this machine into a cache folder.
+
+Same classes and file layout as the real Hub repos, random weights, a few MB each: tests and
+``--profile tiny`` go through the real ``from_pretrained`` code without network or GPU. The output
+is noise; shapes, dtypes and control flow are real. The VAE keeps the real downsampling factor 8,
+so a 512 px spectrogram gives a 64x64 latent exactly as with the real model.
+
+Call ``ensure(family)``; it builds into ``$STUDIO_CACHE/tiny/<family>-v<N>`` (default
+``~/.cache/music-studio``) under a lock, writing to a temporary folder and renaming, so parallel
+test workers and a crash halfway never leave a broken model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+BUILDERS: dict[str, Callable[[Path], None]] = {}
+VERSIONS: dict[str, int] = {}
+
+
+def cache_root() -> Path:
+    root = os.environ.get("STUDIO_CACHE") or os.path.join(Path.home(), ".cache", "music-studio")
+    return Path(root) / "tiny"
+
+
+def builder(family: str, version: int):
+    def register(fn: Callable[[Path], None]):
+        BUILDERS[family] = fn
+        VERSIONS[family] = version
+        return fn
+
+    return register
+
+
+def ensure(family: str) -> Path:
+    """The folder of the tiny ``family`` model, built now if it is not in the cache yet."""
+    if family not in BUILDERS:
+        raise KeyError(f"No tiny model is defined for the family {family!r} yet.")
+    target = cache_root() / f"{family}-v{VERSIONS[family]}"
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(target.parent / f".{family}.lock"):
+        if (target / ".complete").exists():  # another process built it while we waited
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{family}-", dir=target.parent))
+        try:
+            _seeded(lambda: BUILDERS[family](tmp))
+            (tmp / ".complete").write_text("ok\n")
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class _file_lock:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+
+        self.handle = open(self.path, "w")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def _seeded(fn: Callable[[], None]) -> None:
+    import torch
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)  # same tiny weights on every machine
+    try:
+        fn()
+    finally:
+        torch.random.set_rng_state(state)
+
+
+# -- a CLIP tokenizer without merges -----------------------------------------------------------------
+def _byte_level_alphabet() -> list[str]:
+    """The 256 printable characters that byte-level BPE (GPT-2, CLIP) uses for the 256 byte values."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+
+
+def write_clip_tokenizer(folder: Path) -> int:
+    """A working byte-level CLIP tokenizer: every byte is a token, no merges. Returns the vocab size."""
+    chars = _byte_level_alphabet()
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+    tokenizer.save_pretrained(folder)
+    return len(vocab)
+
+
+def tiny_clip_text_encoder(vocab_size: int, eos_token_id: int, hidden: int = 32):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=hidden,
+        bos_token_id=eos_token_id - 1,
+        eos_token_id=eos_token_id,
+        pad_token_id=eos_token_id,
+    )
+    return CLIPTextModel(config)
+
+
+def tiny_vae():
+    """Four down blocks, like SD's VAE: the latent is 1/8 of the image side."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=64,
+    )
+
+
+def tiny_unet(cross_attention_dim: int = 32):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+
+
+@builder("sd", version=1)
+def build_stable_diffusion(folder: Path) -> None:
+    """Stable Diffusion layout (riffusion, the mask model and SD 1.5 all share it)."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+
+    vocab_size = write_clip_tokenizer(folder / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(folder / "tokenizer")
+    shutil.rmtree(folder / "tokenizer")
+    text_encoder = tiny_clip_text_encoder(vocab_size, tokenizer.eos_token_id)
+    # SD 1.x's training schedule, so timesteps and noise levels match the real repos
+    scheduler = DDIMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+        clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=tiny_vae(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=tiny_unet(text_encoder.config.hidden_size),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)

@@ -1,0 +1,229 @@
+"""DeviceManager with fake models: eviction order, locking, OOM retry, sharing."""
+
+import threading
+import time
+
+import pytest
+import torch
+
+from pipelines.device import DeviceManager, choose_device, model_nbytes
+from pipelines.errors import OutOfMemoryError, StudioError
+
+MB = 2**20
+
+
+class FakeModel:
+    """Counts bytes and records where it is; can be told to fail like a full GPU."""
+
+    def __init__(self, nbytes, fail_times=0, oom=True):
+        self.nbytes = nbytes
+        self.device = "cpu"
+        self.fail_times = fail_times
+        self.oom = oom
+        self.calls = 0
+
+    def to(self, device, dtype=None):
+        self.device = device
+        return self
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls <= self.fail_times:
+            if self.oom:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise RuntimeError("some other failure")
+        return f"ran on {self.device}"
+
+
+def make_manager(budget_mb=None, eviction="offload", **sizes_mb):
+    manager = DeviceManager(device="fakegpu", budget_bytes=None if budget_mb is None else budget_mb * MB,
+                            eviction=eviction)
+    loads = {}
+
+    for name, size in sizes_mb.items():
+        def loader(name=name, size=size):
+            loads[name] = loads.get(name, 0) + 1
+            return FakeModel(size * MB)
+
+        manager.register(name, loader)
+    return manager, loads
+
+
+def where(manager):
+    return {row["name"]: row["where"] for row in manager.status()}
+
+
+def test_nothing_loads_until_used():
+    manager, loads = make_manager(a=10)
+    assert loads == {}
+    assert where(manager) == {"a": "not loaded"}
+    assert manager.run("a", lambda m: m()) == "ran on fakegpu"
+    assert loads == {"a": 1}
+    manager.run("a", lambda m: m())
+    assert loads == {"a": 1}, "a resident model must not be loaded again"
+
+
+def test_least_recently_used_is_evicted_first():
+    manager, _ = make_manager(budget_mb=25, a=10, b=10, c=10)
+    manager.run("a", lambda m: m())
+    manager.run("b", lambda m: m())
+    manager.run("a", lambda m: m())  # a is now more recent than b
+    manager.run("c", lambda m: m())  # needs room for 10 MB: b must go, not a
+    assert where(manager) == {"a": "fakegpu", "b": "cpu", "c": "fakegpu"}
+    assert manager.resident_bytes() <= 25 * MB
+    assert ("offload", "b") in manager.events and ("offload", "a") not in manager.events
+
+
+def test_offloaded_model_comes_back_without_reloading():
+    manager, loads = make_manager(budget_mb=15, a=10, b=10)
+    manager.run("a", lambda m: m())
+    manager.run("b", lambda m: m())
+    assert where(manager)["a"] == "cpu"
+    assert manager.run("a", lambda m: m()) == "ran on fakegpu"
+    assert loads == {"a": 1, "b": 1}
+
+
+def test_drop_eviction_frees_the_model_and_reloads_later():
+    manager, loads = make_manager(budget_mb=15, eviction="drop", a=10, b=10)
+    manager.run("a", lambda m: m())
+    manager.run("b", lambda m: m())
+    assert where(manager)["a"] == "not loaded"
+    manager.run("a", lambda m: m())
+    assert loads["a"] == 2
+
+
+def test_gpu_work_is_serialised_but_other_work_is_not():
+    manager, _ = make_manager(a=1, b=1)
+    inside = []
+    overlap = []
+
+    def gpu_work(model):
+        inside.append(1)
+        overlap.append(len(inside))
+        time.sleep(0.05)
+        inside.pop()
+        return model()
+
+    threads = [threading.Thread(target=manager.run, args=(name, gpu_work)) for name in "abab"]
+    for t in threads:
+        t.start()
+    # CPU-side work does not wait for the GPU lock
+    start = time.perf_counter()
+    sum(range(1000))
+    assert time.perf_counter() - start < 0.05
+    for t in threads:
+        t.join()
+    assert len(overlap) == 4
+    assert max(overlap) == 1, "two GPU jobs ran at once"
+
+
+def test_concurrent_first_use_loads_once():
+    manager = DeviceManager(device="fakegpu")
+    loads = []
+
+    def slow_loader():
+        loads.append(1)
+        time.sleep(0.05)
+        return FakeModel(MB)
+
+    manager.register("a", slow_loader)
+    threads = [threading.Thread(target=manager.get_cpu, args=("a",)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(loads) == 1
+
+
+def test_out_of_memory_evicts_others_and_retries_once():
+    manager, _ = make_manager(a=10, b=10)
+    manager.run("a", lambda m: m())
+    flaky = FakeModel(10 * MB, fail_times=1)
+    manager.register("flaky", lambda: flaky)
+    assert manager.run("flaky", lambda m: m()) == "ran on fakegpu"
+    assert flaky.calls == 2
+    assert where(manager)["a"] == "cpu", "other models must be moved off before the retry"
+    assert ("oom_retry", "flaky") in manager.events
+
+
+def test_out_of_memory_twice_gives_a_clear_error():
+    manager = DeviceManager(device="fakegpu")
+    stubborn = FakeModel(MB, fail_times=5)
+    manager.register("stubborn", lambda: stubborn)
+    with pytest.raises(OutOfMemoryError, match="ran out of memory running 'stubborn'"):
+        manager.run("stubborn", lambda m: m())
+    assert stubborn.calls == 2
+
+
+def test_other_errors_are_not_retried():
+    manager = DeviceManager(device="fakegpu")
+    broken = FakeModel(MB, fail_times=5, oom=False)
+    manager.register("broken", lambda: broken)
+    with pytest.raises(RuntimeError, match="some other failure"):
+        manager.run("broken", lambda m: m())
+    assert broken.calls == 1
+
+
+class Part(torch.nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(n))
+
+
+class FakePipeline:
+    """Like a diffusers pipeline: components that may be shared with another pipeline."""
+
+    def __init__(self, **components):
+        self.components = components
+
+    def to(self, device, dtype=None):
+        for c in self.components.values():
+            c.to(device)
+        return self
+
+
+def test_shared_components_are_counted_once_and_move_together():
+    manager = DeviceManager(device="meta", budget_bytes=None)
+    unet = Part(1000)
+    manager.register("base", lambda: FakePipeline(unet=unet, vae=Part(100)))
+
+    def load_user():
+        base = manager.get_cpu("base")
+        manager.share("user", "base")
+        return FakePipeline(**base.components, extra=Part(10))
+
+    manager.register("user", load_user)
+    with manager.use("user") as pipe:
+        assert pipe.components["unet"] is unet
+        assert unet.weight.device.type == "meta"
+    rows = {r["name"]: r for r in manager.status()}
+    assert rows["base"]["where"] == "meta", "the base must be on the device with its user"
+    assert manager.resident_bytes() == (1000 + 100 + 10) * 4
+    assert model_nbytes(manager.get_cpu("user")) == (1000 + 100 + 10) * 4
+
+
+def test_evicting_a_shared_base_takes_its_users_along():
+    manager = DeviceManager(device="fakegpu", budget_bytes=int(1.5 * MB))
+    manager.register("base", lambda: FakeModel(MB))
+
+    def load_user():
+        manager.get_cpu("base")
+        manager.share("user", "base")
+        return FakeModel(MB // 10)
+
+    manager.register("user", load_user)
+    manager.register("other", lambda: FakeModel(MB))
+    manager.run("user", lambda m: m())
+    manager.run("other", lambda m: m())
+    status = where(manager)
+    assert status["other"] == "fakegpu"
+    assert status["base"] == "cpu" and status["user"] == "cpu"
+
+
+def test_unknown_model_and_device_errors_are_clear():
+    manager = DeviceManager(device="fakegpu")
+    with pytest.raises(StudioError, match="No model is registered under 'nope'"):
+        manager.run("nope", lambda m: m)
+    with pytest.raises(StudioError, match="Unknown device"):
+        choose_device("tpu")
+    assert choose_device("cpu").dtype == torch.float32
