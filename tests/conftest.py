@@ -1,0 +1,56 @@
+"""Test harness: no network, tiny models, and the real app served on a free localhost port."""
+
+import os
+import socket
+from pathlib import Path
+
+# Before anything imports huggingface_hub or gradio: tests never touch the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("STUDIO_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "studio"))
+
+import pytest  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def studio():
+    from pipelines.studio import Studio
+
+    return Studio(profile="tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def served_app(studio):
+    """The real app (app.build_demo) on the tiny profile, served on localhost; yields its URL."""
+    import app
+
+    demo = app.queue(app.build_demo(studio))
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(served_app):
+    """A gradio_client.Client on the served app: every endpoint is tested the way API users call it."""
+    from gradio_client import Client
+
+    return Client(served_app, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

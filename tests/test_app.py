@@ -1,0 +1,65 @@
+"""The app shell: starts without loading models, serves its endpoints, reports its state."""
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_building_the_app_loads_no_model():
+    import app
+    from pipelines.studio import Studio
+
+    fresh = Studio(profile="tiny", device="cpu")
+    app.build_demo(fresh)
+    assert fresh.manager.events == []
+    assert {row["where"] for row in fresh.manager.status()} == {"not loaded"}
+
+
+def test_status_endpoint_reports_profile_and_models(client):
+    summary, table = client.predict(api_name="/status")
+    assert "`tiny`" in summary and "`cpu`" in summary
+    names = [row[0] for row in table["data"]]
+    assert "riffusion" in names
+
+
+def test_flags_are_parsed():
+    import app
+
+    args = app.parse_args(["--profile", "tiny", "--device", "cpu", "--port", "9999", "--share"])
+    assert (args.profile, args.device, args.port, args.share) == ("tiny", "cpu", 9999, True)
+    with pytest.raises(SystemExit):
+        app.parse_args(["--profile", "huge"])
+
+
+def test_command_line_start_serves_quickly_with_no_model_loaded(tmp_path):
+    """`python app.py --profile tiny` prints its start-up time and loads nothing."""
+    from tests.conftest import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--profile", "tiny", "--device", "cpu", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.time() + 120
+        lines = []
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("Serving"):
+                break
+        text = "".join(lines)
+        assert "Serving" in text, text
+        seconds = float(text.split("after ")[1].split(" s")[0])
+        assert seconds < 60
+        assert "loaded " not in text, "a model was loaded at start"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
