@@ -17,3 +17,4 @@ MAX_PROMPT_CHARS = 1000
 
 # Images
 MAX_IMAGE_SIDE = 1024
+MAX_SPECTROGRAM_WIDTH = 6500  # a little over MAX_INPUT_SECONDS of riffusion columns (100 px per second)

@@ -1,0 +1,138 @@
+"""Cut long audio into image-sized windows and stitch processed windows back, length preserved.
+
+A window is one spectrogram image wide (``params.window_samples``: 5.12 s for riffusion), so every
+window becomes exactly one image and back. Neighbours overlap by ``overlap_s`` (riffusion's
+audio-to-audio uses 0.2 s) and are joined with cos/sin crossfades. The last window is zero padded
+and the stitched result trimmed, so ``len(output) == len(input)``.
+
+Crossfade law: cos/sin is equal power, right for windows that come back with unrelated phases (as
+Griffin-Lim gives them) but it swells by up to 3 dB when both sides carry the same signal. So by
+default each join measures the correlation r of the two overlapping parts and divides the pair
+by sqrt(cos^2 + sin^2 + 2 r cos sin): plain equal power for r = 0, an exact, gain-free join for
+identical windows (r = 1). ``mode="power"`` keeps the plain cos/sin law.
+"""
+
+from __future__ import annotations
+
+import math
+import typing as T
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.errors import InputError
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Where each window sits in the (padded) input."""
+
+    n_samples: int  # input length, the stitched output's length
+    window: int  # samples per window
+    overlap: int  # samples shared by neighbours
+    starts: T.Tuple[int, ...]  # first sample of each window
+    channels: T.Optional[int]  # None for 1-D input, else the channel count
+    sample_rate: int
+
+    @property
+    def step(self) -> int:
+        return self.window - self.overlap
+
+    @property
+    def padded_length(self) -> int:
+        return self.starts[-1] + self.window
+
+
+def _window_length(params) -> T.Tuple[int, int]:
+    """(samples, sample rate) from SpectrogramParams, or an explicit (samples, sample_rate) pair."""
+    if hasattr(params, "window_samples"):
+        return int(params.window_samples), int(params.sample_rate)
+    window, sample_rate = params
+    return int(window), int(sample_rate)
+
+
+def plan_windows(n_samples: int, params, overlap_s: float = 0.2, channels: T.Optional[int] = None) -> WindowPlan:
+    window, sr = _window_length(params)
+    if n_samples < 1:
+        raise InputError("Audio is empty: nothing to cut into windows")
+    overlap = int(round(overlap_s * sr))
+    if overlap < 0 or overlap > window // 2:
+        raise InputError(
+            f"Overlap must be between 0 and half a window ({window / 2 / sr:.2f} s), got {overlap_s} s"
+        )
+    step = window - overlap
+    count = 1 if n_samples <= window else 1 + math.ceil((n_samples - window) / step)
+    starts = tuple(i * step for i in range(count))
+    return WindowPlan(n_samples, window, overlap, starts, channels, sr)
+
+
+def split_windows(audio: np.ndarray, params, overlap_s: float = 0.2) -> T.Tuple[np.ndarray, WindowPlan]:
+    """(windows, plan): windows is (count, window) for 1-D audio, (count, channels, window) for 2-D.
+
+    ``params`` is a SpectrogramParams (its image width sets the window) or (window_samples, sample_rate).
+    """
+    x = np.asarray(audio)
+    if x.ndim not in (1, 2):
+        raise InputError(f"Audio must be (samples,) or (channels, samples), got shape {x.shape}")
+    plan = plan_windows(x.shape[-1], params, overlap_s, channels=None if x.ndim == 1 else x.shape[0])
+    pad = [(0, 0)] * (x.ndim - 1) + [(0, plan.padded_length - x.shape[-1])]
+    padded = np.pad(x, pad)
+    windows = np.stack([padded[..., s : s + plan.window] for s in plan.starts])
+    return windows, plan
+
+
+def crossfade_curves(overlap: int) -> T.Tuple[np.ndarray, np.ndarray]:
+    """(fade_out, fade_in) = (cos, sin) over a quarter period: fade_out**2 + fade_in**2 == 1."""
+    # sample centres, so neither curve sits exactly on 0 or 1 and the two are mirror images
+    theta = (np.arange(overlap) + 0.5) / overlap * (np.pi / 2)
+    return np.cos(theta), np.sin(theta)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised correlation of two overlapping parts, clipped to [0, 1] (negative would blow up)."""
+    num = float(np.sum(a * b))
+    den = math.sqrt(float(np.sum(a * a)) * float(np.sum(b * b)))
+    return min(max(num / den, 0.0), 1.0) if den > 0 else 0.0
+
+
+def stitch_windows(windows: T.Sequence[np.ndarray], plan: WindowPlan, mode: str = "adaptive") -> np.ndarray:
+    """Overlap-add processed windows with crossfades; output has the input's length and layout.
+
+    Windows longer than ``plan.window`` are trimmed, shorter ones zero padded (a codec may give a
+    sample or two less). ``mode``: "adaptive" (default, see module doc) or "power" (plain cos/sin).
+    """
+    if mode not in ("adaptive", "power"):
+        raise InputError(f"mode must be 'adaptive' or 'power', not {mode!r}")
+    if len(windows) != len(plan.starts):
+        raise InputError(f"Expected {len(plan.starts)} windows, got {len(windows)}")
+    lead = () if plan.channels is None else (plan.channels,)
+    fixed = []
+    for w in windows:
+        w = np.asarray(w, dtype=np.float64)
+        if w.ndim == 1 and lead:
+            w = np.broadcast_to(w, lead + w.shape)  # a mono result for stereo input: both sides
+        if w.shape[:-1] != lead:
+            raise InputError(f"Window shape {w.shape} does not match the input's channels {lead}")
+        n = w.shape[-1]
+        if n >= plan.window:
+            w = w[..., : plan.window]
+        else:
+            w = np.pad(w, [(0, 0)] * len(lead) + [(0, plan.window - n)])
+        fixed.append(w)
+
+    out = np.zeros(lead + (plan.padded_length,), dtype=np.float64)
+    ov = plan.overlap
+    fade_out, fade_in = crossfade_curves(ov) if ov else (np.ones(0), np.ones(0))
+    for i, (start, w) in enumerate(zip(plan.starts, fixed)):
+        w = w.copy()
+        if i > 0 and ov:
+            w[..., :ov] *= fade_in
+        if i + 1 < len(fixed) and ov:
+            w[..., -ov:] *= fade_out
+        out[..., start : start + plan.window] += w
+        if i > 0 and ov and mode == "adaptive":
+            # the join just written: rescale by the power the pair actually has
+            prev_tail = fixed[i - 1][..., -ov:]
+            r = _correlation(prev_tail, fixed[i][..., :ov])
+            out[..., start : start + ov] /= np.sqrt(1.0 + 2.0 * r * fade_out * fade_in)
+    return out[..., : plan.n_samples].astype(np.float32)
