@@ -17,7 +17,7 @@ demo: venv  ## start the app on the tiny profile (no network, no GPU)
 	$(PY) app.py --profile tiny
 
 test: venv  ## run the test suite (tiny models, no network)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: venv  ## print the speed benchmarks
 	$(PY) benchmarks/spectrogram.py

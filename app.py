@@ -18,7 +18,12 @@ import argparse  # noqa: E402
 import functools  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from pipelines.device import import_spaces_first  # noqa: E402
 
@@ -30,13 +35,20 @@ import gradio as gr  # noqa: E402
 
 _GRADIO_IMPORT_S = time.perf_counter() - _T_GRADIO
 
-from pipelines import limits  # noqa: E402
-from pipelines.errors import StudioError  # noqa: E402
-from pipelines.studio import Studio  # noqa: E402
+from pipelines import audio as audio_io  # noqa: E402
+from pipelines import limits, spectrogram  # noqa: E402
+from pipelines.errors import InputError, StudioError  # noqa: E402
+from pipelines.masked_img2img import SCHEDULERS, GenerationSettings, MaskSettings  # noqa: E402
+from pipelines.spectrogram_plot import plot_spectrogram  # noqa: E402
+from pipelines.studio import SOUND_TO_MUSIC_MODELS, Studio  # noqa: E402
 
 log = logging.getLogger("studio")
 
 TITLE = "Sound ↔ Picture Studio"
+ASSETS = Path(__file__).resolve().parent / "assets"
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "studio-outputs"
+OUTPUT_MAX_AGE_S = 3600
+GPU = "gpu"  # one concurrency id for every event that runs a model: a queue-level GPU lock
 
 
 # -- error handling -----------------------------------------------------------------------------------
@@ -59,6 +71,39 @@ def user_errors(fn):
             ) from error
 
     return wrapper
+
+
+# -- files the user downloads -------------------------------------------------------------------------
+def output_dir() -> Path:
+    """A fresh folder for one request's files; folders older than an hour are removed."""
+    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in OUTPUT_ROOT.iterdir():
+        try:
+            if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(dir=OUTPUT_ROOT))
+
+
+def save_png(image, folder: Path, name: str) -> str:
+    path = folder / f"{name}.png"
+    spectrogram.save_image(image, path)
+    return str(path)
+
+
+def save_wav(samples, sample_rate: int, folder: Path, name: str, metadata: dict) -> str:
+    return str(audio_io.write_wav(folder / f"{name}.wav", audio_io.Audio(samples, sample_rate), metadata))
+
+
+# -- cancelling -----------------------------------------------------------------------------------------
+_stop_flags: dict[str, threading.Event] = {}
+
+
+def stop_flag(request: gr.Request | None) -> threading.Event:
+    key = getattr(request, "session_hash", None) or "default"
+    return _stop_flags.setdefault(key, threading.Event())
 
 
 # -- tabs ---------------------------------------------------------------------------------------------
@@ -97,6 +142,177 @@ def about_tab(studio: Studio) -> None:
         gr.Dataframe(value=roles(), headers=["role", "source", "purpose"], interactive=False)
 
 
+def spectrogram_tab(studio: Studio) -> None:
+    presets = list(spectrogram.PRESETS)
+
+    @user_errors
+    def audio_to_spectrogram(audio_path, preset, stereo=False):
+        if preset not in spectrogram.PRESETS:
+            raise InputError(f"Unknown preset {preset!r}: use one of {', '.join(presets)}.")
+        if stereo and preset != "riffusion":
+            raise InputError("Stereo spectrograms exist only in the riffusion preset (left in green, right in blue).")
+        params = spectrogram.PRESETS[preset]
+        sound = studio.load_input_audio(audio_path, params.sample_rate, channels=2 if stereo else 1)
+        image = spectrogram.audio_to_image(sound.samples, params)
+        folder = output_dir()
+        return save_png(image, folder, f"spectrogram-{preset}"), plot_spectrogram(image, params)
+
+    @user_errors
+    def spectrogram_to_audio(image_path, preset):
+        if not image_path:
+            raise InputError("Please upload a spectrogram image (PNG).")
+        if preset != "auto" and preset not in spectrogram.PRESETS:
+            raise InputError(f"Unknown preset {preset!r}: use auto or one of {', '.join(presets)}.")
+        image = spectrogram.load_image(image_path)
+        params = None if preset == "auto" else spectrogram.PRESETS[preset]
+        samples = spectrogram.image_to_audio(image, params)
+        params = params or spectrogram.read_metadata(image)["params"]
+        samples = audio_io.peak_normalize(samples, headroom_db=1.0)
+        metadata = {"pipeline": "spectrogram_to_audio", "preset": params.name}
+        return save_wav(samples, params.sample_rate, output_dir(), "from-spectrogram", metadata), plot_spectrogram(image, params)
+
+    with gr.Tab("Spectrogram"):
+        gr.Markdown(
+            "Sound as a picture and back. **riffusion**: 44.1 kHz, 512 mel bands up to 10 kHz, 5.12 s per 512 px "
+            "(the image every Riffusion model paints). **audio-diffusion**: 22.05 kHz, 256x256, dB scale."
+        )
+        with gr.Row():
+            with gr.Column():
+                audio_in = gr.Audio(label="Sound", sources=["upload", "microphone"], type="filepath")
+                preset_in = gr.Radio(presets, value="riffusion", label="Preset")
+                stereo_in = gr.Checkbox(False, label="Stereo (riffusion: left channel in green, right in blue)")
+                to_image = gr.Button("Sound → spectrogram", variant="primary")
+            with gr.Column():
+                image_out = gr.Image(label="Spectrogram image (PNG with its parameters)", type="filepath", format="png")
+                plot_out = gr.Image(label="With time and frequency axes", type="pil", format="png")
+        with gr.Row():
+            with gr.Column():
+                # a File, not an Image: the PNG arrives untouched (metadata kept), and a broken file reaches our checks
+                image_in = gr.File(label="Spectrogram image (PNG)", file_types=["image"], type="filepath")
+                preset_back = gr.Radio(["auto", *presets], value="auto", label="Preset (auto reads the image's metadata)")
+                to_audio = gr.Button("Spectrogram → sound", variant="primary")
+            with gr.Column():
+                audio_out = gr.Audio(label="Sound", type="filepath")
+                plot_back = gr.Image(label="With time and frequency axes", type="pil", format="png")
+        gr.Examples([[str(ASSETS / "kettle.wav"), "riffusion"], [str(ASSETS / "birds.wav"), "audio-diffusion"]],
+                    inputs=[audio_in, preset_in], cache_examples=False)
+        to_image.click(audio_to_spectrogram, [audio_in, preset_in, stereo_in], [image_out, plot_out],
+                       api_name="audio_to_spectrogram")
+        to_audio.click(spectrogram_to_audio, [image_in, preset_back], [audio_out, plot_back], api_name="spectrogram_to_audio")
+        image_out.change(lambda path: path, image_out, image_in, api_visibility="private")
+
+
+def sound_to_music_tab(studio: Studio) -> None:
+    model_labels = {"mask_model": "Mask-based paper model (stable-diffusion-music-25)", "riffusion": "Riffusion v1"}
+    defaults = GenerationSettings()
+    mask_defaults = MaskSettings()
+
+    def mask_settings(invert, brightness, contrast, downshift) -> MaskSettings:
+        return MaskSettings(invert=invert, brightness=brightness, contrast=contrast, downshift=downshift)
+
+    @user_errors
+    def preview_mask(audio_path, invert, brightness, contrast, downshift):
+        source, mask = studio.preview_mask(audio_path, mask_settings(invert, brightness, contrast, downshift))
+        folder = output_dir()
+        return save_png(source, folder, "input-spectrogram"), save_png(mask, folder, "mask")
+
+    def live_preview(audio_path, *mask_values):
+        return (None, None) if not audio_path else preview_mask(audio_path, *mask_values)
+
+    @user_errors
+    def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
+                       steps, strength, guidance, seed, scheduler, request: gr.Request = None,
+                       progress=gr.Progress(track_tqdm=True)):
+        settings = GenerationSettings(
+            prompt=prompt, negative_prompt=negative_prompt or "", steps=steps, strength=strength,
+            guidance=guidance, seed=seed, scheduler=scheduler,
+            mask=mask_settings(invert, brightness, contrast, downshift),
+        )
+        flag = stop_flag(request)
+        flag.clear()
+        result = studio.sound_to_music(
+            audio_path, settings, model=model,
+            on_progress=lambda fraction, message: progress(fraction, desc=message),
+            should_stop=flag.is_set,
+        )
+        folder = output_dir()
+        metadata = {**result.parameters, "model": model, "metrics": result.metrics}
+        return (
+            save_wav(result.audio, result.sample_rate, folder, "music", metadata),
+            save_png(result.input_spectrogram, folder, "input-spectrogram"),
+            save_png(result.mask, folder, "mask"),
+            save_png(result.output_spectrogram, folder, "output-spectrogram"),
+            {k: round(v, 4) for k, v in result.metrics.items()},
+        )
+
+    def cancel(request: gr.Request = None):
+        stop_flag(request).set()
+
+    with gr.Tab("Sound to music"):
+        gr.Markdown(
+            "Turn an everyday sound into music. The sound's own spectrogram makes a mask: bright parts stay tied "
+            "to the original for more of the denoising steps, dark parts are repainted in the prompt's style "
+            "(Mask-Based Diffusion for Music Generation From Everyday Sounds, ECAI'25). "
+            f"Sounds up to {int(limits.MAX_INPUT_SECONDS)} s, processed in 5.12 s windows."
+        )
+        with gr.Row():
+            with gr.Column():
+                audio_in = gr.Audio(label="Everyday sound", sources=["upload", "microphone"], type="filepath")
+                model = gr.Dropdown([(label, key) for key, label in model_labels.items()], value=SOUND_TO_MUSIC_MODELS[0],
+                                    label="Model")
+                prompt = gr.Textbox(label="Style prompt", value=defaults.prompt, max_length=limits.MAX_PROMPT_CHARS)
+                negative = gr.Textbox(label="Negative prompt", value="", max_length=limits.MAX_PROMPT_CHARS)
+                with gr.Accordion("Mask (a negative value skips that step)", open=True):
+                    r = MaskSettings.RANGES
+                    invert = gr.Slider(*r["invert"], value=mask_defaults.invert, step=0.05, label="Invert blend")
+                    brightness = gr.Slider(*r["brightness"], value=mask_defaults.brightness, step=0.01, label="Brightness")
+                    contrast = gr.Slider(*r["contrast"], value=mask_defaults.contrast, step=1, label="Contrast")
+                    downshift = gr.Slider(*r["downshift"], value=mask_defaults.downshift, step=1,
+                                          label="Downshift (higher gives the model more freedom)")
+                with gr.Accordion("Diffusion", open=False):
+                    steps = gr.Slider(limits.MIN_STEPS, limits.MAX_STEPS, value=defaults.steps, step=1, label="Steps")
+                    strength = gr.Slider(limits.MIN_STRENGTH, limits.MAX_STRENGTH, value=defaults.strength, step=0.01,
+                                         label="Strength")
+                    guidance = gr.Slider(limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, value=defaults.guidance, step=0.5,
+                                         label="Guidance")
+                    with gr.Row():
+                        seed = gr.Number(value=defaults.seed, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
+                        randomize = gr.Button("🎲 Random seed", size="sm")
+                    scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.scheduler,
+                                            label="Scheduler (repo: the model's own)")
+                with gr.Row():
+                    preview = gr.Button("Preview mask")
+                    run = gr.Button("Make music", variant="primary")
+                    stop = gr.Button("Cancel", variant="stop")
+            with gr.Column():
+                music = gr.Audio(label="Music", type="filepath")
+                metrics_out = gr.JSON(label="Similarity to the input (SSIM of spectrograms, chroma CENS)")
+                input_image = gr.Image(label="Input spectrogram", type="filepath", format="png")
+                mask_image = gr.Image(label="Mask (bright = kept longer)", type="filepath", format="png")
+                output_image = gr.Image(label="Output spectrogram", type="filepath", format="png")
+        mask_inputs = [audio_in, invert, brightness, contrast, downshift]
+        all_inputs = [audio_in, model, prompt, negative, invert, brightness, contrast, downshift, steps, strength,
+                      guidance, seed, scheduler]
+        gr.Examples(
+            [
+                [str(ASSETS / "kettle.wav"), "mask_model", "instrumental , saxophone , flute", ""],
+                [str(ASSETS / "knocks.wav"), "mask_model", "funk drums , bass", ""],
+                [str(ASSETS / "rain.wav"), "riffusion", "ambient piano", "noise"],
+                [str(ASSETS / "birds.wav"), "mask_model", "jazz violin", ""],
+            ],
+            inputs=[audio_in, model, prompt, negative],
+            cache_examples=False,
+        )
+        randomize.click(lambda: random.randint(0, limits.MAX_SEED), outputs=seed, api_visibility="private")
+        preview.click(preview_mask, mask_inputs, [input_image, mask_image], api_name="preview_mask")
+        # live preview while the sliders move or a sound arrives (nothing to show without a sound)
+        for trigger in (invert.release, brightness.release, contrast.release, downshift.release, audio_in.change):
+            trigger(live_preview, mask_inputs, [input_image, mask_image], api_visibility="private")
+        event = run.click(masked_img2img, all_inputs, [music, input_image, mask_image, output_image, metrics_out],
+                          api_name="masked_img2img", concurrency_id=GPU, concurrency_limit=1)
+        stop.click(cancel, None, None, cancels=[event], api_visibility="private")
+
+
 def build_demo(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(
@@ -104,6 +320,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
             f"Audio inputs up to {int(limits.MAX_INPUT_SECONDS)} s."
             + (" **Tiny profile: random models, output is noise.**" if studio.info.profile == "tiny" else "")
         )
+        sound_to_music_tab(studio)
+        spectrogram_tab(studio)
         about_tab(studio)
     return demo
 

@@ -10,8 +10,16 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from collections.abc import Callable
+
+from . import audio as audio_io
+from . import spectrogram
 from .device import ZERO_GPU, DeviceManager, choose_device
+from .errors import InputError
 from .models import ModelRegistry, load_or_explain
+
+# Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.
+SOUND_TO_MUSIC_MODELS = ("mask_model", "riffusion")
 
 
 def _budget_from_env() -> int | None:
@@ -67,6 +75,43 @@ class Studio:
         """On ZeroGPU the platform wants models on "cuda" before requests arrive."""
         if ZERO_GPU:
             self.manager.preload()
+
+    # -- pipelines ----------------------------------------------------------------------------------
+    def load_input_audio(self, source: Any, sample_rate: int, channels: int = 1) -> audio_io.Audio:
+        return audio_io.load_audio(source, sample_rate, channels=channels)
+
+    def preview_mask(self, audio_source: Any, mask_settings) -> tuple[Any, Any]:
+        """The input's spectrogram and its change map, without any diffusion (fast, CPU side)."""
+        from . import masked_img2img, windows
+
+        sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
+        mask_settings.validate()
+        chunks, _ = windows.split_windows(sound.samples, spectrogram.RIFFUSION, masked_img2img.WINDOW_OVERLAP_SECONDS)
+        images = [spectrogram.audio_to_image(chunk, spectrogram.RIFFUSION) for chunk in chunks]
+        masks = [masked_img2img.make_mask(image, mask_settings) for image in images]
+        return masked_img2img.side_by_side(images), masked_img2img.side_by_side(masks)
+
+    def sound_to_music(
+        self,
+        audio_source: Any,
+        settings,
+        model: str = "mask_model",
+        on_progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        """Everyday sound -> music in the prompt's style (masked img2img on Riffusion spectrograms)."""
+        from . import masked_img2img
+
+        if model not in SOUND_TO_MUSIC_MODELS:
+            raise InputError(f"Unknown model {model!r}: use one of {', '.join(SOUND_TO_MUSIC_MODELS)}.")
+        settings.validate()
+        sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
+        return self.manager.run(
+            model,
+            lambda pipe: masked_img2img.sound_to_music(
+                pipe, sound.samples, settings, device=self.device, on_progress=on_progress, should_stop=should_stop
+            ),
+        )
 
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""Synthesise the example sounds in this folder (everyday sounds made from code, no recordings).
+
+    python assets/make_examples.py
+
+Each file is 16-bit mono WAV at 44.1 kHz, deterministic (fixed seeds), written next to this script.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+RATE = 44100
+HERE = Path(__file__).resolve().parent
+
+
+def envelope(n, attack, decay):
+    t = np.arange(n) / RATE
+    return np.minimum(t / attack, 1.0) * np.exp(-t / decay)
+
+
+def kettle(seconds=5.0):
+    """A whistle that rises in pitch over a bed of hiss, as water comes to the boil."""
+    rng = np.random.default_rng(1)
+    t = np.arange(int(seconds * RATE)) / RATE
+    pitch = 900 + 700 * (t / seconds) ** 2 + 15 * np.sin(2 * np.pi * 5 * t)
+    whistle = np.sin(2 * np.pi * np.cumsum(pitch) / RATE) * np.clip((t - 1.0) / 1.5, 0, 1)
+    hiss = rng.standard_normal(t.size) * (0.05 + 0.1 * t / seconds)
+    return 0.4 * whistle + hiss
+
+
+def knocks(seconds=5.0):
+    """Knocks on a wooden door: short low thumps in an uneven rhythm."""
+    rng = np.random.default_rng(2)
+    out = np.zeros(int(seconds * RATE))
+    for start in (0.3, 0.55, 0.8, 2.0, 2.2, 3.4, 3.6, 3.8, 4.0):
+        n = int(0.25 * RATE)
+        t = np.arange(n) / RATE
+        thump = (np.sin(2 * np.pi * 110 * t) + 0.5 * np.sin(2 * np.pi * 230 * t)) * envelope(n, 0.002, 0.04)
+        click = rng.standard_normal(n) * envelope(n, 0.0005, 0.005)
+        i = int(start * RATE)
+        out[i:i + n] += 0.8 * thump + 0.3 * click
+    return out
+
+
+def rain(seconds=5.0):
+    """Rain on a window: soft filtered noise with bright random drops."""
+    rng = np.random.default_rng(3)
+    n = int(seconds * RATE)
+    noise = rng.standard_normal(n)
+    bed = np.convolve(noise, np.ones(8) / 8, mode="same") * 0.15
+    for start in rng.uniform(0, seconds - 0.05, 60):
+        m = int(0.03 * RATE)
+        t = np.arange(m) / RATE
+        drop = np.sin(2 * np.pi * rng.uniform(2000, 5000) * t) * envelope(m, 0.0005, 0.006)
+        i = int(start * RATE)
+        bed[i:i + m] += rng.uniform(0.1, 0.4) * drop
+    return bed
+
+
+def birds(seconds=5.0):
+    """Birdsong: quick downward chirps in short phrases."""
+    rng = np.random.default_rng(4)
+    out = np.zeros(int(seconds * RATE))
+    for start in np.arange(0.2, seconds - 0.2, 0.35) + rng.uniform(0, 0.1, len(np.arange(0.2, seconds - 0.2, 0.35))):
+        m = int(0.12 * RATE)
+        t = np.arange(m) / RATE
+        f = rng.uniform(3000, 4500) - 12000 * t
+        chirp = np.sin(2 * np.pi * np.cumsum(f) / RATE) * envelope(m, 0.005, 0.05)
+        i = int(start * RATE)
+        out[i:i + m] += 0.5 * chirp
+    return out
+
+
+def main():
+    for name, make in {"kettle": kettle, "knocks": knocks, "rain": rain, "birds": birds}.items():
+        audio = make()
+        audio = 0.8 * audio / np.max(np.abs(audio))
+        sf.write(HERE / f"{name}.wav", audio.astype(np.float32), RATE, subtype="PCM_16")
+        print(f"wrote {name}.wav ({audio.size / RATE:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

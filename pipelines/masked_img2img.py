@@ -1,0 +1,310 @@
+"""Sound to music: mask-based (differential) img2img on Riffusion spectrograms.
+
+The system of "Mask-Based Diffusion for Music Generation From Everyday Sounds" (ECAI'25):
+
+1. the input sound becomes a Riffusion spectrogram image (5.12 s per 512 px window);
+2. a *change map* is made from that same image: invert blend, brightness, contrast, downshift;
+3. differential img2img: the source latent is noised to every timestep with one shared noise, and
+   before step i every latent pixel whose map value exceeds i/N is reset to the noised source, so
+   a pixel with value v stays tied to the source for about the first v*N steps (bright = kept);
+4. the output image becomes audio again; long inputs go window by window and are crossfaded.
+
+``MaskedImg2ImgPipeline`` is diffusers' ``StableDiffusionImg2ImgPipeline`` plus a ``change_map``
+argument; ``sound_to_music`` runs the whole audio-to-audio path and returns images and metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, StableDiffusionImg2ImgPipeline
+from PIL import Image, ImageEnhance, ImageOps
+
+from . import audio as audio_io
+from . import limits, metrics, spectrogram, windows
+from .errors import InputError
+
+# -- the change map ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """The four steps that turn a spectrogram into a change map; a negative factor skips its step."""
+
+    invert: float = 1.0  # blend of the image with its inverse (1: fully inverted, loud = bright = kept)
+    brightness: float = 0.05  # PIL ImageEnhance.Brightness factor
+    contrast: float = 200.0  # PIL ImageEnhance.Contrast factor
+    downshift: float = 150.0  # intensity subtracted, 0-255: larger gives the model more freedom
+
+    RANGES = {"invert": (-1.0, 1.0), "brightness": (-1.0, 10.0), "contrast": (-1.0, 1000.0), "downshift": (-1.0, 255.0)}
+
+    def validate(self) -> MaskSettings:
+        for name, (low, high) in self.RANGES.items():
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or not low <= value <= high:
+                raise InputError(f"Mask {name} must be a number from {low:g} to {high:g} (negative skips it); got {value!r}.")
+        return self
+
+
+def make_mask(spectrogram_image: Image.Image, settings: MaskSettings = MaskSettings()) -> Image.Image:
+    """The change map (grayscale, same size) made from the sound's own spectrogram image."""
+    settings.validate()
+    gray = spectrogram_image.convert("L")
+    if settings.invert >= 0:
+        gray = Image.blend(gray, ImageOps.invert(gray), settings.invert)
+    if settings.brightness >= 0:
+        gray = ImageEnhance.Brightness(gray).enhance(settings.brightness)
+    if settings.contrast >= 0:
+        gray = ImageEnhance.Contrast(gray).enhance(settings.contrast)
+    if settings.downshift >= 0:
+        d = int(round(settings.downshift))
+        values = np.asarray(gray, dtype=np.int16)
+        gray = Image.fromarray(np.where(values > d, values - d, 0).astype(np.uint8), mode="L")
+    return gray
+
+
+# -- differential img2img ------------------------------------------------------------------------------
+
+
+class MaskedImg2ImgPipeline(StableDiffusionImg2ImgPipeline):
+    """Stable Diffusion img2img with a per-pixel change map (differential img2img).
+
+    Build it from a loaded pipeline without copying weights: ``MaskedImg2ImgPipeline(**pipe.components)``.
+    With ``change_map=None`` it is exactly the parent pipeline.
+    """
+
+    def get_timesteps(self, num_inference_steps, strength, device):
+        timesteps, steps = super().get_timesteps(num_inference_steps, strength, device)
+        self._run_timesteps = timesteps  # the steps that will run, for the thresholds
+        return timesteps, steps
+
+    def prepare_latents(self, *args, **kwargs):
+        # The parent encodes the source, draws the noise and noises the source once. We keep the
+        # clean source and that same noise (the "one shared noise") by recording the add_noise call.
+        recorded = {}
+        add_noise = self.scheduler.add_noise
+
+        def recording_add_noise(original, noise, timesteps):
+            recorded.update(source=original, noise=noise)
+            return add_noise(original, noise, timesteps)
+
+        self.scheduler.add_noise = recording_add_noise
+        try:
+            latents = super().prepare_latents(*args, **kwargs)
+        finally:
+            del self.scheduler.add_noise  # back to the class method
+        self._source_latents, self._shared_noise = recorded["source"], recorded["noise"]
+        return latents
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        *args,
+        change_map: Image.Image | torch.Tensor | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        callback_on_step_end=None,
+        **kwargs,
+    ):
+        """Arguments as ``StableDiffusionImg2ImgPipeline.__call__``, plus:
+
+        change_map: grayscale image (or a 0-1 tensor) the size of ``image``; a pixel with value v
+            follows the noised source for the first v*N of the N steps that run. None: plain img2img.
+        should_stop: polled after every step; returning True ends the loop early (cancel).
+        """
+        if callback_on_step_end is not None:
+            raise ValueError("MaskedImg2ImgPipeline uses callback_on_step_end itself.")
+        self._change_map = change_map
+
+        def on_step_end(pipe, i, t, callback_kwargs):
+            if should_stop is not None and should_stop():
+                pipe._interrupt = True
+            if change_map is None:
+                return {}
+            return {"latents": self._blend_with_source(i + 1, callback_kwargs["latents"])}
+
+        return super().__call__(*args, callback_on_step_end=on_step_end,
+                                callback_on_step_end_tensor_inputs=["latents"], **kwargs)
+
+    def _blend_with_source(self, next_step: int, latents: torch.Tensor) -> torch.Tensor:
+        """Before step ``next_step``: reset the pixels whose map value is above next_step/N."""
+        timesteps = self._run_timesteps
+        n = len(timesteps)
+        if next_step >= n:
+            return latents
+        weights = self._latent_map(latents)
+        keep = (weights > next_step / n).to(latents.dtype)
+        noised = self.scheduler.add_noise(self._source_latents, self._shared_noise, timesteps[next_step : next_step + 1])
+        return noised * keep + latents * (1 - keep)
+
+    def _latent_map(self, latents: torch.Tensor) -> torch.Tensor:
+        size = latents.shape[-2:]
+        change_map = self._change_map
+        if isinstance(change_map, Image.Image):
+            small = change_map.convert("L").resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            change_map = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
+        change_map = change_map.to(latents.device, torch.float32)
+        if change_map.shape[-2:] != size:
+            raise InputError(f"The change map is {tuple(change_map.shape[-2:])}, the latent is {tuple(size)}.")
+        return change_map.reshape(1, 1, *size)
+
+
+SCHEDULERS = {"repo": None, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
+
+
+def with_scheduler(pipe: StableDiffusionImg2ImgPipeline, scheduler: str = "repo") -> MaskedImg2ImgPipeline:
+    """A MaskedImg2ImgPipeline sharing ``pipe``'s weights, with its own scheduler (schedulers hold state)."""
+    if scheduler not in SCHEDULERS:
+        raise InputError(f"Unknown scheduler {scheduler!r}: use one of {', '.join(SCHEDULERS)}.")
+    components = dict(pipe.components)
+    cls = SCHEDULERS[scheduler] or type(pipe.scheduler)
+    components["scheduler"] = cls.from_config(pipe.scheduler.config)
+    masked = MaskedImg2ImgPipeline(**components, requires_safety_checker=False)
+    masked.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
+    return masked
+
+
+# -- the whole sound-to-music path ---------------------------------------------------------------------
+
+WINDOW_OVERLAP_SECONDS = 0.2  # as riffusion's own audio-to-audio mode
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    prompt: str = "instrumental , saxophone , flute"
+    negative_prompt: str = ""
+    steps: int = 50
+    strength: float = 0.8
+    guidance: float = 8.0
+    seed: int = 1040
+    scheduler: str = "repo"
+    mask: MaskSettings = field(default_factory=MaskSettings)
+
+    def validate(self) -> GenerationSettings:
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise InputError("Please write a style prompt, for example 'instrumental , saxophone , flute'.")
+        for name in ("prompt", "negative_prompt"):
+            text = getattr(self, name)
+            if not isinstance(text, str) or len(text) > limits.MAX_PROMPT_CHARS:
+                raise InputError(f"The {name.replace('_', ' ')} must be text of at most {limits.MAX_PROMPT_CHARS} characters.")
+        _check_range("steps", self.steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
+        _check_range("strength", self.strength, limits.MIN_STRENGTH, limits.MAX_STRENGTH)
+        _check_range("guidance", self.guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
+        _check_range("seed", self.seed, 0, limits.MAX_SEED, integer=True)
+        if self.strength * self.steps < 1:
+            raise InputError("Strength x steps must allow at least one denoising step; raise one of them.")
+        if self.scheduler not in SCHEDULERS:
+            raise InputError(f"Unknown scheduler {self.scheduler!r}: use one of {', '.join(SCHEDULERS)}.")
+        self.mask.validate()
+        return self
+
+
+def _check_range(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if not ok or not low <= value <= high:
+        kind = "a whole number" if integer else "a number"
+        raise InputError(f"{name.capitalize()} must be {kind} from {low:g} to {high:g}; got {value!r}.")
+
+
+@dataclass
+class SoundToMusicResult:
+    audio: np.ndarray  # (1, n) float32 at sample_rate, the input's length
+    sample_rate: int
+    input_spectrogram: Image.Image  # whole input, windows side by side
+    mask: Image.Image
+    output_spectrogram: Image.Image
+    metrics: dict[str, float]
+    parameters: dict[str, Any]
+
+
+def sound_to_music(
+    pipe: StableDiffusionImg2ImgPipeline,
+    audio: np.ndarray,
+    settings: GenerationSettings = GenerationSettings(),
+    *,
+    device: str = "cpu",
+    overlap_seconds: float = WINDOW_OVERLAP_SECONDS,
+    on_progress: Callable[[float, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> SoundToMusicResult:
+    """Turn a sound into music in the style of the prompt.
+
+    Args:
+        pipe: a loaded Stable Diffusion img2img pipeline on a Riffusion-style model (already on
+            ``device``; the device manager puts it there).
+        audio: mono samples at 44.1 kHz, shaped (n,) or (1, n); any length, processed in 5.12 s
+            windows with the same seed schedule and crossfaded back together.
+        settings: prompt, steps, strength, guidance, seed, scheduler and the mask settings.
+        on_progress: called with (fraction done, message) per window.
+        should_stop: polled after every denoising step; True cancels.
+    """
+    settings.validate()
+    params = spectrogram.RIFFUSION
+    samples = np.asarray(audio, dtype=np.float32).reshape(1, -1)
+    if samples.shape[1] == 0:
+        raise InputError("The audio is empty.")
+    masked = with_scheduler(pipe, settings.scheduler)
+    chunks, plan = windows.split_windows(samples, params, overlap_seconds)
+    inputs, masks, outputs, rendered = [], [], [], []
+    for index, chunk in enumerate(chunks):
+        if on_progress:
+            on_progress(index / len(chunks), f"window {index + 1} of {len(chunks)}")
+        source_image = spectrogram.audio_to_image(chunk, params, device=device)
+        change_map = make_mask(source_image, settings.mask)
+        generator = torch.Generator(device="cpu").manual_seed(int(settings.seed))  # same schedule per window
+        result = masked(
+            prompt=settings.prompt,
+            negative_prompt=settings.negative_prompt or None,
+            image=source_image.convert("RGB"),
+            strength=float(settings.strength),
+            num_inference_steps=int(settings.steps),
+            guidance_scale=float(settings.guidance),
+            generator=generator,
+            change_map=change_map,
+            should_stop=should_stop,
+        )
+        if masked.interrupt:
+            raise InputError("Cancelled.")
+        output_image = _as_mono_spectrogram(result.images[0], source_image)
+        rendered.append(spectrogram.image_to_audio(output_image, params, device=device)[:1, : chunk.shape[1]])
+        inputs.append(source_image)
+        masks.append(change_map)
+        outputs.append(output_image)
+    if on_progress:
+        on_progress(1.0, "stitching")
+    music = windows.stitch_windows(rendered, plan)
+    music = audio_io.peak_normalize(music, headroom_db=1.0)
+    input_strip, mask_strip, output_strip = (side_by_side(images) for images in (inputs, masks, outputs))
+    scores = {
+        "ssim": float(np.mean([metrics.ssim(a, b) for a, b in zip(inputs, outputs)])),
+        "chroma_cens_similarity": metrics.chroma_cens_similarity(samples[0], music[0], params.sample_rate),
+    }
+    parameters = {"pipeline": "masked_img2img", **dataclasses.asdict(settings), "windows": len(chunks)}
+    return SoundToMusicResult(music, params.sample_rate, input_strip, mask_strip, output_strip, scores, parameters)
+
+
+def _as_mono_spectrogram(generated: Image.Image, source: Image.Image) -> Image.Image:
+    """The model paints RGB; a mono spectrogram is its luminance, with the source's metadata."""
+    gray = generated.convert("L").convert("RGB")
+    gray.info.update(source.info)
+    exif = source.getexif()
+    if len(exif):
+        gray.getexif().update(exif.items())
+    return gray
+
+
+def side_by_side(images: list[Image.Image]) -> Image.Image:
+    if len(images) == 1:
+        return images[0]
+    strip = Image.new(images[0].mode, (sum(i.width for i in images), images[0].height))
+    x = 0
+    for image in images:
+        strip.paste(image, (x, 0))
+        x += image.width
+    return strip

@@ -1,0 +1,159 @@
+"""Every endpoint the way API users call it: gradio_client against the served app on the tiny profile."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from pipelines import audio as audio_io
+from pipelines import spectrogram
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+FAST = dict(steps=4, strength=0.75)  # 3 denoising steps per window keeps the tiny runs short
+
+
+def masked_args(path, *, model="mask_model", prompt="funk drums", negative="", invert=1.0, brightness=0.05,
+                contrast=200, downshift=150, steps=FAST["steps"], strength=FAST["strength"], guidance=8.0, seed=1040,
+                scheduler="repo"):
+    return [path, model, prompt, negative, invert, brightness, contrast, downshift, steps, strength, guidance, seed,
+            scheduler]
+
+
+@pytest.fixture(scope="module")
+def tone_wav(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "tone.wav"
+    t = np.arange(int(2.0 * 44100)) / 44100
+    sf.write(path, 0.5 * np.sin(2 * np.pi * 440 * t), 44100)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory):
+    """12 s: three riffusion windows."""
+    path = tmp_path_factory.mktemp("audio") / "long.wav"
+    rng = np.random.default_rng(0)
+    sf.write(path, 0.3 * rng.standard_normal(12 * 22050), 22050)
+    return str(path)
+
+
+def test_named_endpoints_are_listed(client):
+    names = set(client.view_api(return_format="dict")["named_endpoints"])
+    assert {"/masked_img2img", "/preview_mask", "/audio_to_spectrogram", "/spectrogram_to_audio", "/status"} <= names
+
+
+# -- spectrogram ------------------------------------------------------------------------------------
+
+def test_audio_to_spectrogram_and_back(client, tone_wav):
+    png, plot = client.predict(handle_file(tone_wav), "riffusion", False, api_name="/audio_to_spectrogram")
+    image = Image.open(png)
+    assert image.height == 512 and abs(image.width - 200) <= 2  # 2 s at 100 columns per second
+    meta = spectrogram.read_metadata(image)
+    assert meta["params"].name == "riffusion" and meta["max_value"] > 0
+    assert Image.open(plot).width > image.width  # axes around the picture
+    wav, _ = client.predict(handle_file(png), "auto", api_name="/spectrogram_to_audio")
+    sound = audio_io.load_audio(wav, 44100)
+    assert abs(sound.duration - 2.0) < 0.05
+    spectrum = np.abs(np.fft.rfft(sound.samples[0]))
+    assert abs(np.argmax(spectrum) * 44100 / sound.num_frames - 440) < 10
+    assert audio_io.read_wav_metadata(wav)["preset"] == "riffusion"
+
+
+def test_audio_diffusion_preset(client, tone_wav):
+    png, _ = client.predict(handle_file(tone_wav), "audio-diffusion", False, api_name="/audio_to_spectrogram")
+    assert Image.open(png).height == 256
+
+
+@pytest.mark.parametrize("args,words", [
+    (("riffusion-xl", False), "not in the list of choices"),  # gradio checks choices itself
+    (("audio-diffusion", True), "Stereo"),
+])
+def test_audio_to_spectrogram_bad_arguments(client, tone_wav, args, words):
+    with pytest.raises(AppError, match=words):
+        client.predict(handle_file(tone_wav), *args, api_name="/audio_to_spectrogram")
+
+
+def test_spectrogram_to_audio_refuses_a_non_image(client, tmp_path):
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"this is not a png at all")
+    with pytest.raises(AppError, match="not a readable image"):
+        client.predict(handle_file(str(fake)), "auto", api_name="/spectrogram_to_audio")
+
+
+# -- sound to music ---------------------------------------------------------------------------------
+
+def test_preview_mask_shows_spectrogram_and_mask(client):
+    source, mask = client.predict(handle_file(str(ASSETS / "kettle.wav")), 1.0, 0.05, 200, 150, api_name="/preview_mask")
+    source, mask = Image.open(source), Image.open(mask)
+    assert source.size == mask.size and source.height == 512
+    values = np.asarray(mask.convert("L"))
+    assert values.min() == 0 and values.max() > 0  # downshift zeroes the quiet parts, loud ones stay
+
+
+def test_masked_img2img_end_to_end(client):
+    wav, source, mask, output, metrics = client.predict(*masked_args(handle_file(str(ASSETS / "knocks.wav"))),
+                                                        api_name="/masked_img2img")
+    sound = audio_io.load_audio(wav, 44100)
+    assert abs(sound.duration - 5.0) < 0.01, "output must have the input's length"
+    assert Image.open(source).size == Image.open(output).size == Image.open(mask).size
+    assert set(metrics) == {"ssim", "chroma_cens_similarity"}
+    assert -1 <= metrics["ssim"] <= 1 and 0 <= metrics["chroma_cens_similarity"] <= 1
+    saved = audio_io.read_wav_metadata(wav)
+    assert saved["seed"] == 1040 and saved["prompt"] == "funk drums" and saved["model"] == "mask_model"
+    assert 10 ** (-1.5 / 20) < np.max(np.abs(sound.samples)) <= 1.0, "output is normalised"
+
+
+def test_same_seed_same_audio_and_another_seed_differs(client, tone_wav):
+    first = client.predict(*masked_args(handle_file(tone_wav), seed=5), api_name="/masked_img2img")[0]
+    again = client.predict(*masked_args(handle_file(tone_wav), seed=5), api_name="/masked_img2img")[0]
+    other = client.predict(*masked_args(handle_file(tone_wav), seed=6), api_name="/masked_img2img")[0]
+    a, b, c = (sf.read(p)[0] for p in (first, again, other))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_multi_window_input_keeps_its_length(client, long_wav):
+    wav, source, _, output, _ = client.predict(*masked_args(handle_file(long_wav), steps=2, strength=0.5),
+                                               api_name="/masked_img2img")
+    sound = audio_io.load_audio(wav, 44100)
+    assert abs(sound.duration - 12.0) < 0.01
+    assert Image.open(output).width == 3 * 512  # three windows side by side
+    assert Image.open(source).width == 3 * 512
+
+
+@pytest.mark.parametrize("changes,words", [
+    ({"steps": 500}, "maximum"),  # sliders are enforced by gradio itself
+    ({"strength": -0.5}, "minimum"),
+    ({"seed": -1}, "minimum"),
+    ({"seed": 2**40}, "maximum"),
+    ({"prompt": ""}, "style prompt"),
+    ({"model": "stable-diffusion-xl"}, "not in the list of choices"),
+    ({"scheduler": "lcm"}, "not in the list of choices"),
+    ({"downshift": 999}, "maximum"),
+])
+def test_out_of_range_values_sent_to_the_api(client, tone_wav, changes, words):
+    with pytest.raises(AppError, match=words):
+        client.predict(*masked_args(handle_file(tone_wav), **changes), api_name="/masked_img2img")
+
+
+def test_bad_audio_inputs(client, tmp_path):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(44100), 44100)
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk" * 10)
+    too_long = tmp_path / "long.wav"
+    sf.write(too_long, 0.1 * np.ones(8000 * 70), 8000)
+    for path, words in ((silent, "silent"), (corrupt, "could not be read|not a supported|corrupt|damaged"),
+                        (too_long, "longer|too long|limit")):
+        with pytest.raises(AppError, match=words):
+            client.predict(*masked_args(handle_file(str(path))), api_name="/masked_img2img")
+    with pytest.raises(AppError, match="[Aa]udio|sound|file"):
+        client.predict(*masked_args(None), api_name="/masked_img2img")
+
+
+def test_app_keeps_running_after_errors(client):
+    summary, _ = client.predict(api_name="/status")
+    assert "tiny" in summary
