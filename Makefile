@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv browser bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,10 @@ venv: $(VENV)/.installed
 demo: venv  ## start the app on the tiny profile (no network, no GPU)
 	$(PY) app.py --profile tiny
 
-test: venv  ## run the test suite (tiny models, no network)
+browser:  ## Debian's Chromium for the browser test (Playwright drives it; it downloads no browser of its own)
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+test: venv browser  ## run the test suite (tiny models, no network)
 	$(PY) -m pytest -q
 
 bench: venv  ## print the speed benchmarks

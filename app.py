@@ -287,9 +287,10 @@ def sound_to_music_tab(studio: Studio) -> None:
             with gr.Column():
                 music = gr.Audio(label="Music", type="filepath")
                 metrics_out = gr.JSON(label="Similarity to the input (SSIM of spectrograms, chroma CENS)")
-                input_image = gr.Image(label="Input spectrogram", type="filepath", format="png")
-                mask_image = gr.Image(label="Mask (bright = kept longer)", type="filepath", format="png")
-                output_image = gr.Image(label="Output spectrogram", type="filepath", format="png")
+        with gr.Row(equal_height=True):
+            input_image = gr.Image(label="Input spectrogram", type="filepath", format="png", height=320)
+            mask_image = gr.Image(label="Mask (bright = kept longer)", type="filepath", format="png", height=320)
+            output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=320)
         mask_inputs = [audio_in, invert, brightness, contrast, downshift]
         all_inputs = [audio_in, model, prompt, negative, invert, brightness, contrast, downshift, steps, strength,
                       guidance, seed, scheduler]
