@@ -1,0 +1,98 @@
+"""The registry: profiles, overrides, and clear errors when weights are missing."""
+
+import json
+
+import pytest
+
+from pipelines import tiny
+from pipelines.errors import ModelUnavailableError
+from pipelines.models import ROLES, ModelRegistry, load_or_explain
+
+DESIGN_ROLES = {"riffusion", "mask_model", "sd15", "m2i_lora", "blip", "musicgen", "clap", "sentence_embedder",
+                "amuse_unet", "amuse_vae", "genre_classifier", "emotion_classifier"}
+
+
+def test_every_role_of_the_design_is_registered():
+    assert DESIGN_ROLES <= set(ROLES)
+
+
+def test_hub_profile_resolves_to_repo_and_revision():
+    source = ModelRegistry("hub", environ={}).resolve("riffusion")
+    assert (source.location, source.revision, source.is_local) == ("riffusion/riffusion-model-v1", "main", False)
+
+
+def test_tiny_profile_builds_a_local_folder_in_hub_layout():
+    source = ModelRegistry("tiny", environ={}).resolve("mask_model")
+    assert source.is_local and source.origin == "tiny"
+    index = json.loads((tiny.ensure("sd") / "model_index.json").read_text())
+    assert index["unet"] == ["diffusers", "UNet2DConditionModel"] and index["vae"] == ["diffusers", "AutoencoderKL"]
+
+
+def test_environment_override_wins_over_file_and_profile(tmp_path):
+    config = tmp_path / "models.json"
+    config.write_text(json.dumps({"riffusion": "someone/other-riffusion@abc123", "sd15": str(tmp_path)}))
+    env = {"STUDIO_MODELS_FILE": str(config), "STUDIO_MODEL_SD15": "me/my-sd@v2"}
+    registry = ModelRegistry("tiny", environ=env)
+    riff = registry.resolve("riffusion")
+    assert (riff.location, riff.revision, riff.origin) == ("someone/other-riffusion", "abc123", "file")
+    sd = registry.resolve("sd15")
+    assert (sd.location, sd.revision, sd.origin) == ("me/my-sd", "v2", "env")
+    local = ModelRegistry("hub", environ={"STUDIO_MODEL_BLIP": str(tmp_path)}).resolve("blip")
+    assert local.is_local and local.location == str(tmp_path.resolve())
+
+
+@pytest.mark.parametrize("content,words", [("{not json", "could not be read"), ('{"nope": "a/b"}', "unknown roles"),
+                                           ('{"sd15": 3}', "map role names to strings")])
+def test_bad_override_file_is_explained(tmp_path, content, words):
+    config = tmp_path / "models.json"
+    config.write_text(content)
+    with pytest.raises(ModelUnavailableError, match=words):
+        ModelRegistry("hub", environ={"STUDIO_MODELS_FILE": str(config)})
+
+
+def test_missing_local_folder_and_unpublished_roles_are_explained(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="does not exist"):
+        ModelRegistry("hub", environ={"STUDIO_MODEL_SD15": str(tmp_path / "nowhere")}).resolve("sd15")
+    with pytest.raises(ModelUnavailableError, match="STUDIO_MODEL_AMUSE_VAE"):
+        ModelRegistry("hub", environ={}).resolve("amuse_vae")
+
+
+def test_offline_hub_model_names_role_repo_and_remedy(monkeypatch):
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    source = ModelRegistry("hub", environ={}).resolve("mask_model")
+    with pytest.raises(ModelUnavailableError) as info:
+        load_or_explain(source, StableDiffusionImg2ImgPipeline.from_pretrained)
+    message = str(info.value)
+    for words in ("'mask_model'", "cappiepappie/stable-diffusion-music-25@main", "HF_HUB_OFFLINE",
+                  "hf download", "STUDIO_MODEL_MASK_MODEL", "--profile tiny"):
+        assert words in message
+
+
+def test_hub_app_without_network_says_which_model_is_missing(tmp_path):
+    """The sound-to-music endpoint on the hub profile, offline: a clear message, and the app keeps serving."""
+    import soundfile as sf
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    import app
+    from pipelines.studio import Studio
+    from tests.conftest import free_port
+    from tests.test_endpoints import masked_args
+
+    demo = app.queue(app.build_demo(Studio(profile="hub", device="cpu")))
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        wav = tmp_path / "knock.wav"
+        import numpy as np
+
+        sf.write(wav, 0.5 * np.sin(np.arange(44100) / 10), 44100)
+        with pytest.raises(AppError, match="cappiepappie/stable-diffusion-music-25.*not available"):
+            client.predict(*masked_args(handle_file(str(wav))), api_name="/masked_img2img")
+        summary, _ = client.predict(api_name="/status")
+        assert "`hub`" in summary
+    finally:
+        demo.close()
