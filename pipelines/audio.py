@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from scipy import signal
 
 from . import limits
 from .errors import InputError
@@ -407,6 +406,8 @@ def resample(audio: Audio, sample_rate: int) -> Audio:
         out = soxr.resample(np.ascontiguousarray(audio.samples.T), audio.sample_rate, sample_rate).T
     except ImportError:
         g = math.gcd(audio.sample_rate, sample_rate)
+        from scipy import signal  # imported here: scipy.signal costs 0.7 s at app start
+
         out = signal.resample_poly(audio.samples, sample_rate // g, audio.sample_rate // g, axis=-1)
     return Audio(np.ascontiguousarray(out, dtype=np.float32), sample_rate)
 
@@ -491,6 +492,8 @@ def loudness_lufs(audio: Audio) -> float:
     A clip shorter than one 400 ms block is measured as a single block.
     """
     rate = audio.sample_rate
+    from scipy import signal
+
     filtered = signal.sosfilt(_k_weighting_sos(rate), audio.samples.astype(np.float64), axis=-1)
     block, hop = int(round(_BLOCK_SECONDS * rate)), int(round(_HOP_SECONDS * rate))
     n = filtered.shape[1]

@@ -9,8 +9,9 @@ The system of "Mask-Based Diffusion for Music Generation From Everyday Sounds" (
    a pixel with value v stays tied to the source for about the first v*N steps (bright = kept);
 4. the output image becomes audio again; long inputs go window by window and are crossfaded.
 
-``MaskedImg2ImgPipeline`` is diffusers' ``StableDiffusionImg2ImgPipeline`` plus a ``change_map``
-argument; ``sound_to_music`` runs the whole audio-to-audio path and returns images and metrics.
+The diffusion step lives in differential_img2img.py (diffusers' ``StableDiffusionImg2ImgPipeline``
+plus a ``change_map`` argument), imported only when a model runs; this module holds the mask, the
+settings and ``sound_to_music``, the whole audio-to-audio path with its images and metrics.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, StableDiffusionImg2ImgPipeline
 from PIL import Image, ImageEnhance, ImageOps
 
 from . import audio as audio_io
@@ -68,102 +67,22 @@ def make_mask(spectrogram_image: Image.Image, settings: MaskSettings = MaskSetti
     return gray
 
 
-# -- differential img2img ------------------------------------------------------------------------------
+# Scheduler choices by name; classes are looked up in diffusers only when a pipeline is built.
+SCHEDULERS = {"repo": None, "ddim": "DDIMScheduler", "dpm++": "DPMSolverMultistepScheduler"}
 
 
-class MaskedImg2ImgPipeline(StableDiffusionImg2ImgPipeline):
-    """Stable Diffusion img2img with a per-pixel change map (differential img2img).
+def with_scheduler(pipe, scheduler: str = "repo"):
+    """A DifferentialImg2ImgPipeline sharing ``pipe``'s weights, with its own scheduler (schedulers hold state)."""
+    import diffusers
 
-    Build it from a loaded pipeline without copying weights: ``MaskedImg2ImgPipeline(**pipe.components)``.
-    With ``change_map=None`` it is exactly the parent pipeline.
-    """
+    from .differential_img2img import DifferentialImg2ImgPipeline
 
-    def get_timesteps(self, num_inference_steps, strength, device):
-        timesteps, steps = super().get_timesteps(num_inference_steps, strength, device)
-        self._run_timesteps = timesteps  # the steps that will run, for the thresholds
-        return timesteps, steps
-
-    def prepare_latents(self, *args, **kwargs):
-        # The parent encodes the source, draws the noise and noises the source once. We keep the
-        # clean source and that same noise (the "one shared noise") by recording the add_noise call.
-        recorded = {}
-        add_noise = self.scheduler.add_noise
-
-        def recording_add_noise(original, noise, timesteps):
-            recorded.update(source=original, noise=noise)
-            return add_noise(original, noise, timesteps)
-
-        self.scheduler.add_noise = recording_add_noise
-        try:
-            latents = super().prepare_latents(*args, **kwargs)
-        finally:
-            del self.scheduler.add_noise  # back to the class method
-        self._source_latents, self._shared_noise = recorded["source"], recorded["noise"]
-        return latents
-
-    @torch.no_grad()
-    def __call__(
-        self,
-        *args,
-        change_map: Image.Image | torch.Tensor | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        callback_on_step_end=None,
-        **kwargs,
-    ):
-        """Arguments as ``StableDiffusionImg2ImgPipeline.__call__``, plus:
-
-        change_map: grayscale image (or a 0-1 tensor) the size of ``image``; a pixel with value v
-            follows the noised source for the first v*N of the N steps that run. None: plain img2img.
-        should_stop: polled after every step; returning True ends the loop early (cancel).
-        """
-        if callback_on_step_end is not None:
-            raise ValueError("MaskedImg2ImgPipeline uses callback_on_step_end itself.")
-        self._change_map = change_map
-
-        def on_step_end(pipe, i, t, callback_kwargs):
-            if should_stop is not None and should_stop():
-                pipe._interrupt = True
-            if change_map is None:
-                return {}
-            return {"latents": self._blend_with_source(i + 1, callback_kwargs["latents"])}
-
-        return super().__call__(*args, callback_on_step_end=on_step_end,
-                                callback_on_step_end_tensor_inputs=["latents"], **kwargs)
-
-    def _blend_with_source(self, next_step: int, latents: torch.Tensor) -> torch.Tensor:
-        """Before step ``next_step``: reset the pixels whose map value is above next_step/N."""
-        timesteps = self._run_timesteps
-        n = len(timesteps)
-        if next_step >= n:
-            return latents
-        weights = self._latent_map(latents)
-        keep = (weights > next_step / n).to(latents.dtype)
-        noised = self.scheduler.add_noise(self._source_latents, self._shared_noise, timesteps[next_step : next_step + 1])
-        return noised * keep + latents * (1 - keep)
-
-    def _latent_map(self, latents: torch.Tensor) -> torch.Tensor:
-        size = latents.shape[-2:]
-        change_map = self._change_map
-        if isinstance(change_map, Image.Image):
-            small = change_map.convert("L").resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            change_map = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
-        change_map = change_map.to(latents.device, torch.float32)
-        if change_map.shape[-2:] != size:
-            raise InputError(f"The change map is {tuple(change_map.shape[-2:])}, the latent is {tuple(size)}.")
-        return change_map.reshape(1, 1, *size)
-
-
-SCHEDULERS = {"repo": None, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler}
-
-
-def with_scheduler(pipe: StableDiffusionImg2ImgPipeline, scheduler: str = "repo") -> MaskedImg2ImgPipeline:
-    """A MaskedImg2ImgPipeline sharing ``pipe``'s weights, with its own scheduler (schedulers hold state)."""
     if scheduler not in SCHEDULERS:
         raise InputError(f"Unknown scheduler {scheduler!r}: use one of {', '.join(SCHEDULERS)}.")
     components = dict(pipe.components)
-    cls = SCHEDULERS[scheduler] or type(pipe.scheduler)
+    cls = getattr(diffusers, SCHEDULERS[scheduler]) if SCHEDULERS[scheduler] else type(pipe.scheduler)
     components["scheduler"] = cls.from_config(pipe.scheduler.config)
-    masked = MaskedImg2ImgPipeline(**components, requires_safety_checker=False)
+    masked = DifferentialImg2ImgPipeline(**components, requires_safety_checker=False)
     masked.set_progress_bar_config(**getattr(pipe, "_progress_bar_config", {}))
     return masked
 
@@ -224,7 +143,7 @@ class SoundToMusicResult:
 
 
 def sound_to_music(
-    pipe: StableDiffusionImg2ImgPipeline,
+    pipe,
     audio: np.ndarray,
     settings: GenerationSettings = GenerationSettings(),
     *,
@@ -244,6 +163,8 @@ def sound_to_music(
         on_progress: called with (fraction done, message) per window.
         should_stop: polled after every denoising step; True cancels.
     """
+    import torch
+
     settings.validate()
     params = spectrogram.RIFFUSION
     samples = np.asarray(audio, dtype=np.float32).reshape(1, -1)

@@ -6,9 +6,9 @@ import torch
 from PIL import Image, ImageEnhance
 
 from pipelines.errors import InputError
+from pipelines.differential_img2img import DifferentialImg2ImgPipeline
 from pipelines.masked_img2img import (
     GenerationSettings,
-    MaskedImg2ImgPipeline,
     MaskSettings,
     make_mask,
     with_scheduler,
@@ -179,7 +179,7 @@ def test_should_stop_cancels_the_loop(tiny_pipe):
 
 def test_pipeline_is_built_from_shared_components(tiny_pipe):
     masked = with_scheduler(tiny_pipe, "dpm++")
-    assert isinstance(masked, MaskedImg2ImgPipeline)
+    assert isinstance(masked, DifferentialImg2ImgPipeline)
     assert masked.unet is tiny_pipe.unet and masked.vae is tiny_pipe.vae
     assert masked.scheduler is not tiny_pipe.scheduler
     assert type(masked.scheduler).__name__ == "DPMSolverMultistepScheduler"
