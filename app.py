@@ -202,6 +202,17 @@ def spectrogram_tab(studio: Studio) -> None:
         image_out.change(lambda path: path, image_out, image_in, api_visibility="private")
 
 
+def gpu_seconds_for_sound_to_music(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
+                                   steps, strength, *rest, **kwargs) -> int:
+    """ZeroGPU quota to ask for: about 0.1 s per step per 5.12 s window on a shared A100, plus margin."""
+    try:
+        seconds = min(float(audio_io.probe_duration(audio_path)), limits.MAX_INPUT_SECONDS)
+    except Exception:  # noqa: BLE001  (a bad file fails properly inside the handler)
+        seconds = limits.MAX_INPUT_SECONDS
+    windows = max(1, int(seconds // 5) + 1)
+    return int(20 + windows * float(steps) * float(strength) * 0.1)
+
+
 def sound_to_music_tab(studio: Studio) -> None:
     model_labels = {"mask_model": "Mask-based paper model (stable-diffusion-music-25)", "riffusion": "Riffusion v1"}
     defaults = GenerationSettings()
@@ -309,7 +320,8 @@ def sound_to_music_tab(studio: Studio) -> None:
         # live preview while the sliders move or a sound arrives (nothing to show without a sound)
         for trigger in (invert.release, brightness.release, contrast.release, downshift.release, audio_in.change):
             trigger(live_preview, mask_inputs, [input_image, mask_image], api_visibility="private")
-        event = run.click(masked_img2img, all_inputs, [music, input_image, mask_image, output_image, metrics_out],
+        # on ZeroGPU the handler must hold the GPU (spaces.GPU); elsewhere gpu_task returns it unchanged
+        event = run.click(studio.manager.gpu_task(masked_img2img, duration=gpu_seconds_for_sound_to_music), all_inputs, [music, input_image, mask_image, output_image, metrics_out],
                           api_name="masked_img2img", concurrency_id=GPU, concurrency_limit=1)
         stop.click(cancel, None, None, cancels=[event], api_visibility="private")
 

@@ -655,3 +655,12 @@ def _read_info_comment(path: Path) -> str | None:
             else:
                 f.seek(size + (size % 2), os.SEEK_CUR)  # skip the sample data without reading it
     return found
+
+
+def probe_duration(path: str | os.PathLike) -> float:
+    """Seconds of audio in a file, from its header alone (no decoding); raises InputError if unreadable."""
+    try:
+        info = sf.info(os.fspath(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError):
+        raise InputError("The audio file's length cannot be read from its header.") from None
+    return info.frames / max(info.samplerate, 1)
