@@ -7,7 +7,7 @@ import classifiers  # noqa: F401  (KERAS_BACKEND=torch before keras)
 from pathlib import Path
 
 from . import features
-from .keras_model import KerasClassifier, find_weights_file, load_into, saved_layers
+from .keras_model import KerasClassifier, build_on, find_weights_file, load_into, saved_layers
 from pipelines.errors import ModelUnavailableError
 
 GENRES = ("blues", "classical", "country", "disco", "hip-hop", "jazz", "metal", "pop", "reggae", "rock")
@@ -42,8 +42,9 @@ def build_model(filters: tuple[int, int, int] = FILTERS, dense_units: int = DENS
     )
 
 
-def load(location: str | Path) -> KerasClassifier:
-    """The genre classifier from a folder holding Genre_classifier_model.h5 (or that file)."""
+def load(location: str | Path, device: str = "cpu") -> KerasClassifier:
+    """The genre classifier from a folder holding Genre_classifier_model.h5 (or that file), on ``device``
+    ("cpu" by default; the device manager may pass "cuda")."""
     path = find_weights_file(location, WEIGHTS_FILE)
     saved = saved_layers(path)
     shapes = [layer.shapes[0] for layer in saved]
@@ -55,5 +56,6 @@ def load(location: str | Path) -> KerasClassifier:
     num_classes = shapes[4][1]
     if num_classes != len(GENRES):
         raise ModelUnavailableError(f"{path} has {num_classes} outputs; the genre labels are {len(GENRES)}.")
-    model = build_model(tuple(s[3] for s in shapes[:3]), shapes[3][1], num_classes)
-    return KerasClassifier(load_into(model, path, "genre classifier"), GENRES, features.genre_features, path)
+    model = build_on(device, lambda: build_model(tuple(s[3] for s in shapes[:3]), shapes[3][1], num_classes))
+    model = load_into(model, path, "genre classifier")
+    return KerasClassifier(model, GENRES, features.genre_features, path, device)

@@ -90,7 +90,14 @@ class Prediction:
 class KerasClassifier:
     """A Keras model, its labels and its feature function: ``classify(samples)`` for a whole track."""
 
-    def __init__(self, model, labels: tuple[str, ...], features: Callable[[np.ndarray], np.ndarray], path: Path | None = None):
+    def __init__(
+        self,
+        model,
+        labels: tuple[str, ...],
+        features: Callable[[np.ndarray], np.ndarray],
+        path: Path | None = None,
+        device: str = "cpu",
+    ):
         outputs = int(model.output_shape[-1])
         if outputs != len(labels):
             raise ModelUnavailableError(f"The model has {outputs} outputs but {len(labels)} labels are known.")
@@ -98,6 +105,7 @@ class KerasClassifier:
         self.labels = tuple(labels)
         self.features = features
         self.path = path
+        self.device = device
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -105,16 +113,19 @@ class KerasClassifier:
 
     def predict_features(self, batch: np.ndarray, batch_size: int = 8) -> np.ndarray:
         """(k, *input_shape) features -> (k, num_classes) probabilities; inference mode, no dropout."""
+        import keras
         import torch
 
         batch = np.asarray(batch, dtype=np.float32)
         if batch.ndim != len(self.input_shape) + 1 or tuple(batch.shape[1:]) != self.input_shape:
-            raise InputError(f"The classifier expects inputs shaped (k, {', '.join(map(str, self.input_shape))}), got {batch.shape}.")
+            expected = ", ".join(map(str, self.input_shape))
+            raise InputError(f"The classifier expects inputs shaped (k, {expected}), got {batch.shape}.")
         outputs = []
-        with torch.no_grad():
+        with torch.no_grad(), keras.device(self.device):
             for start in range(0, len(batch), batch_size):
                 out = self.model(batch[start : start + batch_size], training=False)
-                outputs.append(np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out, dtype=np.float64))
+                out = out.detach().cpu().numpy() if hasattr(out, "detach") else out
+                outputs.append(np.asarray(out, dtype=np.float64))
         return np.concatenate(outputs)
 
     def classify(self, samples: np.ndarray) -> Prediction:
@@ -124,10 +135,21 @@ class KerasClassifier:
         return Prediction(self.labels, mean / mean.sum(), len(per_segment), per_segment)
 
 
+def build_on(device: str, build: Callable[[], object]):
+    """Build a Keras model with its variables on ``device``. Keras' torch backend would otherwise
+    put them on CUDA whenever it exists, behind the device manager's back (and on ZeroGPU)."""
+    import keras
+
+    with keras.device(device):
+        return build()
+
+
 def load_into(model, path: Path, what: str):
     """Load ``path``'s weights into ``model`` by layer order, with a clear error when they don't fit."""
     try:
         model.load_weights(str(path))
     except (ValueError, KeyError, OSError) as error:
-        raise ModelUnavailableError(f"The {what} weights in {path} do not fit the original architecture: {error}") from error
+        raise ModelUnavailableError(
+            f"The {what} weights in {path} do not fit the original architecture: {error}"
+        ) from error
     return model

@@ -58,7 +58,9 @@ def make_sentence(genre: str, bpm: int, emotion: str) -> str:
     return TEMPLATE.format(genre=genre, bpm=int(bpm), emotion=emotion)
 
 
-def describe_music(audio_samples: Any, sample_rate: int | None, genre_model, emotion_model, top_k: int = TOP_K) -> Description:
+def describe_music(
+    audio_samples: Any, sample_rate: int | None, genre_model, emotion_model, top_k: int = TOP_K
+) -> Description:
     """Genre, emotion and tempo of a whole track, and the sentence that prompts the image.
 
     audio_samples: an array ((n,), (channels, n) or (n, channels)) at ``sample_rate``, a gradio
@@ -95,7 +97,9 @@ def describe_music(audio_samples: Any, sample_rate: int | None, genre_model, emo
 # -- the LoRA ----------------------------------------------------------------------------------------
 
 
-def load_lora(pipe, path_or_folder: str | Path, adapter_name: str = DEFAULT_ADAPTER, weight_name: str = LORA_FILE) -> str:
+def load_lora(
+    pipe, path_or_folder: str | Path, adapter_name: str = DEFAULT_ADAPTER, weight_name: str = LORA_FILE
+) -> str:
     """Load a LoRA into ``pipe`` once (diffusers' ``load_lora_weights``, peft backend) and return its name.
 
     ``path_or_folder``: a .safetensors file, a folder holding ``weight_name``, or a Hub repo id.
@@ -116,7 +120,9 @@ def load_lora(pipe, path_or_folder: str | Path, adapter_name: str = DEFAULT_ADAP
         pipe.load_lora_weights(str(location) if location.exists() else str(path_or_folder),
                                weight_name=weight_name, adapter_name=adapter_name)
     except Exception as error:  # noqa: BLE001  (diffusers/peft raise many types; the user needs one message)
-        raise ModelUnavailableError(f"The LoRA {path_or_folder} could not be loaded: {type(error).__name__}: {str(error)[:300]}") from error
+        raise ModelUnavailableError(
+            f"The LoRA {path_or_folder} could not be loaded: {type(error).__name__}: {str(error)[:300]}"
+        ) from error
     pipe.disable_lora()  # off until a generation asks for it: the UNet may be shared with other tabs
     return adapter_name
 
@@ -138,11 +144,15 @@ class MusicImageResult:
     parameters: dict[str, Any]
 
 
-def validate_generation(prompt: str, steps: int, guidance: float, width: int, height: int, seed: int, lora_scale: float) -> None:
+def validate_generation(
+    prompt: str, steps: int, guidance: float, width: int, height: int, seed: int, lora_scale: float
+) -> None:
     if not isinstance(prompt, str) or not prompt.strip():
         raise InputError("The image prompt is empty: describe the music first, or write a prompt.")
     if len(prompt) > limits.MAX_PROMPT_CHARS:
-        raise InputError(f"The image prompt must be at most {limits.MAX_PROMPT_CHARS} characters; it has {len(prompt)}.")
+        raise InputError(
+            f"The image prompt must be at most {limits.MAX_PROMPT_CHARS} characters; it has {len(prompt)}."
+        )
     _check_number("steps", steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
     _check_number("guidance", guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
     _check_number("seed", seed, 0, limits.MAX_SEED, integer=True)
@@ -154,7 +164,8 @@ def validate_generation(prompt: str, steps: int, guidance: float, width: int, he
 
 
 def _check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = numeric and math.isfinite(value)
     if ok and integer:
         ok = float(value).is_integer()
     if not ok or not low <= value <= high:

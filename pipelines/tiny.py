@@ -192,3 +192,78 @@ def build_stable_diffusion(folder: Path) -> None:
         requires_safety_checker=False,
     )
     pipe.save_pretrained(folder, safe_serialization=True)
+
+
+# -- music to image: the two Keras classifiers and the TechJam LoRA ------------------------------------
+def _randomize_keras(model, seed: int) -> None:
+    """Deterministic weights without touching any global RNG; batch-norm variances stay positive."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    values = []
+    for variable in model.weights:
+        shape = tuple(variable.shape)
+        if "variance" in variable.path:
+            values.append(rng.uniform(0.5, 2.0, shape).astype("float32"))
+        else:
+            fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+            values.append((rng.standard_normal(shape) / np.sqrt(fan_in)).astype("float32"))
+    model.set_weights(values)
+
+
+def _save_keras_like_original(model, path: Path) -> None:
+    """A full-model HDF5 with Adam's slots, like the originals' ``model.save(...h5)`` after fit."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=5e-4), loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    model.save(str(path))
+
+
+@builder("keras_genre", version=1)
+def build_keras_genre(folder: Path) -> None:
+    """The GTZAN genre CNN's layer types and (259, 13, 1) input, 4-channel convs and 8 dense units."""
+    from classifiers import genre
+
+    model = genre.build_model(filters=(4, 4, 4), dense_units=8)
+    _randomize_keras(model, seed=1)
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_keras_like_original(model, folder / genre.WEIGHTS_FILE)
+
+
+@builder("keras_emotion", version=1)
+def build_keras_emotion(folder: Path) -> None:
+    """The Emotify CNN's 9 conv + 9 batch-norm + dense layers and (1024, 431, 1) input, 2 channels each."""
+    from classifiers import emotion
+
+    model = emotion.build_model(filters=(2,) * 9)
+    _randomize_keras(model, seed=2)
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_keras_like_original(model, folder / emotion.WEIGHTS_FILE)
+
+
+@builder("lora", version=1)
+def build_lora(folder: Path) -> None:
+    """A rank-4 LoRA for the tiny ``sd`` UNet in the OLD attention-processor key format that the
+    TechJam file uses: ``unet.<path>.processor.to_q_lora.down.weight`` (rank x in) and ``...up``
+    (out x rank) for to_q/to_k/to_v/to_out of every attention. Nonzero up weights: it changes the
+    output (diffusers' trainer starts them at zero)."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from diffusers.models.attention_processor import Attention
+    from safetensors.torch import save_file
+
+    unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(ensure("sd") / "unet"))
+    rank = 4
+    state = {}
+    for name, module in unet.named_modules():
+        if not isinstance(module, Attention):
+            continue
+        for proj, linear in (("to_q", module.to_q), ("to_k", module.to_k), ("to_v", module.to_v), ("to_out", module.to_out[0])):
+            key = f"unet.{name}.processor.{proj}_lora"
+            state[f"{key}.down.weight"] = torch.randn(rank, linear.in_features) / rank
+            state[f"{key}.up.weight"] = torch.randn(linear.out_features, rank) * 0.5
+    if not state:
+        raise RuntimeError("The tiny UNet has no attention layers to put a LoRA on.")
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "pytorch_lora_weights.safetensors"))

@@ -1,0 +1,194 @@
+"""Train the genre or the emotion CNN from labelled audio, with the same features as inference.
+
+    python -m classifiers.train genre  DATA_DIR --out models/genre    # GTZAN: DATA_DIR/<genre>/*.wav
+    python -m classifiers.train emotion --csv labels.csv --out models/emotion   # rows: path,label
+
+A folder has one sub-folder per label (GTZAN's ``genres_original`` layout); a CSV has a header
+``path,label`` (paths relative to the CSV's folder), e.g. Emotify's tracks with their majority
+emotion. Labels must be the app's labels (``genre.GENRES`` / ``emotion.EMOTIONS``): the model
+always has all of their outputs, so the saved .h5 loads in the app whatever subset was trained.
+Tracks, not segments, are split into train and held-out sets (the original split segments, so
+segments of one track were on both sides). Writes ``Genre_classifier_model.h5`` or
+``emotion_model.h5`` into ``--out`` and prints the held-out accuracy.
+"""
+
+from __future__ import annotations
+
+import classifiers  # noqa: F401  (KERAS_BACKEND=torch before keras)
+
+import argparse
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import emotion, features, genre
+from pipelines import audio as audio_io
+from pipelines.errors import InputError
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif"}
+ALIASES = {"hiphop": "hip-hop", "hip_hop": "hip-hop", "joyful": "joyfulness", "joyful_activation": "joyfulness"}
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    labels: tuple[str, ...]
+    module: object
+    segment_samples: int
+    to_input: object
+    learning_rate: float
+    batch_size: int
+
+
+TASKS = {
+    "genre": Task("genre", genre.GENRES, genre, features.GENRE_SEGMENT_SAMPLES, features.genre_input, 1e-4, 32),
+    "emotion": Task(
+        "emotion", emotion.EMOTIONS, emotion, features.EMOTION_SEGMENT_SAMPLES, features.emotion_input, 5e-4, 8
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    path: Path  # the saved .h5
+    accuracy: float  # held-out segments
+    track_accuracy: float  # held-out tracks, segment probabilities averaged as at inference
+    train_tracks: int
+    validation_tracks: int
+    labels: tuple[str, ...]  # the labels that had data
+
+
+def _label(task: Task, raw: str) -> str:
+    name = raw.strip().lower()
+    name = ALIASES.get(name, name)
+    if name not in task.labels:
+        raise InputError(f"Unknown {task.name} label {raw!r}: use one of {', '.join(task.labels)}.")
+    return name
+
+
+def list_items(task: Task, data_dir: Path | None = None, csv_path: Path | None = None) -> list[tuple[Path, str]]:
+    """(audio file, label) pairs from a folder of label folders or a ``path,label`` CSV, sorted."""
+    items: list[tuple[Path, str]] = []
+    if csv_path is not None:
+        with open(csv_path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        if rows and not {"path", "label"} <= set(rows[0]):
+            raise InputError(f"{csv_path} needs a header 'path,label'.")
+        items = [((csv_path.parent / row["path"]).resolve(), _label(task, row["label"])) for row in rows]
+    elif data_dir is not None:
+        for folder in sorted(p for p in Path(data_dir).iterdir() if p.is_dir()):
+            label = _label(task, folder.name)
+            items += [(f, label) for f in sorted(folder.rglob("*")) if f.suffix.lower() in AUDIO_SUFFIXES]
+    else:
+        raise InputError("Give a data folder or a CSV.")
+    missing = [str(p) for p, _ in items if not p.is_file()]
+    if missing:
+        raise InputError(f"{len(missing)} listed files do not exist, e.g. {missing[0]}.")
+    if len({label for _, label in items}) < 2 or len(items) < 3:
+        raise InputError("Training needs at least three tracks of at least two labels.")
+    return sorted(items)
+
+
+def track_inputs(task: Task, path: Path) -> np.ndarray:
+    sound = audio_io.load_audio(path, features.SAMPLE_RATE, channels=1, max_seconds=None, allow_silence=True)
+    return task.to_input(features.segments(sound.samples[0], task.segment_samples))
+
+
+def split(items: list, validation: float, seed: int) -> tuple[list, list]:
+    """Shuffle tracks with ``seed`` and hold out ``validation`` of them (at least one)."""
+    order = np.random.default_rng(seed).permutation(len(items))
+    held = max(1, int(round(validation * len(items))))
+    return [items[i] for i in order[held:]], [items[i] for i in order[:held]]
+
+
+def train(
+    task_name: str,
+    data_dir: str | Path | None = None,
+    out: str | Path = "trained",
+    *,
+    csv_path: str | Path | None = None,
+    epochs: int = 30,
+    validation: float = 0.2,
+    seed: int = 0,
+    filters: tuple[int, ...] | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    verbose: int = 0,
+) -> TrainResult:
+    """Train one classifier; ``filters`` narrows the convs (the default is the original's widths)."""
+    import keras
+
+    if task_name not in TASKS:
+        raise InputError(f"Unknown task {task_name!r}: use genre or emotion.")
+    if not 0 < validation < 1:
+        raise InputError("The held-out fraction must be between 0 and 1.")
+    task = TASKS[task_name]
+    if filters and (len(filters) != len(task.module.FILTERS) or min(filters) < 1):
+        count = len(task.module.FILTERS)
+        raise InputError(f"The {task_name} CNN needs {count} positive conv widths; got {tuple(filters)}.")
+    items = list_items(task, Path(data_dir) if data_dir else None, Path(csv_path) if csv_path else None)
+    train_items, held_items = split(items, validation, seed)
+
+    def stack(part):
+        xs, ys, owners = [], [], []
+        for index, (path, label) in enumerate(part):
+            x = track_inputs(task, path)
+            xs.append(x)
+            ys += [task.labels.index(label)] * len(x)
+            owners += [index] * len(x)
+        return np.concatenate(xs), np.asarray(ys), np.asarray(owners)
+
+    x_train, y_train, _ = stack(train_items)
+    x_held, y_held, owners = stack(held_items)
+
+    keras.utils.set_random_seed(seed)
+    model = task.module.build_model(tuple(filters) if filters else task.module.FILTERS)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate or task.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size or task.batch_size, shuffle=True, verbose=verbose)
+
+    probabilities = np.asarray(model.predict(x_held, verbose=0))
+    accuracy = float(np.mean(probabilities.argmax(axis=1) == y_held))
+    track_hits = [probabilities[owners == i].mean(axis=0).argmax() == task.labels.index(label)
+                  for i, (_, label) in enumerate(held_items)]
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / task.module.WEIGHTS_FILE
+    model.save(str(path))
+    return TrainResult(path, accuracy, float(np.mean(track_hits)), len(train_items), len(held_items),
+                       tuple(sorted({label for _, label in items})))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m classifiers.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("task", choices=sorted(TASKS))
+    parser.add_argument("data_dir", nargs="?", help="folder with one sub-folder of audio per label")
+    parser.add_argument("--csv", dest="csv_path", help="CSV with a header path,label instead of a folder")
+    parser.add_argument("--out", required=True, help="folder to write the .h5 into")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--validation", type=float, default=0.2, help="fraction of tracks held out")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--filters", help="comma-separated conv widths (3 for genre, 9 for emotion)")
+    args = parser.parse_args(argv)
+    filters = tuple(int(v) for v in args.filters.split(",")) if args.filters else None
+    try:
+        result = train(args.task, args.data_dir, args.out, csv_path=args.csv_path, epochs=args.epochs,
+                       validation=args.validation, seed=args.seed, filters=filters, batch_size=args.batch_size,
+                       learning_rate=args.learning_rate, verbose=2)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"trained on {result.train_tracks} tracks, held out {result.validation_tracks} "
+          f"({', '.join(result.labels)})")
+    print(f"held-out accuracy: {result.accuracy:.3f} (segments), {result.track_accuracy:.3f} (tracks)")
+    print(f"saved {result.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
