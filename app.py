@@ -93,6 +93,18 @@ def save_png(image, folder: Path, name: str) -> str:
     return str(path)
 
 
+def png_text(data: dict):
+    """PNG text chunks holding the generation parameters as JSON."""
+    import json
+
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in data.items():
+        info.add_text(key, json.dumps(value, default=str))
+    return info
+
+
 def save_wav(samples, sample_rate: int, folder: Path, name: str, metadata: dict) -> str:
     return str(audio_io.write_wav(folder / f"{name}.wav", audio_io.Audio(samples, sample_rate), metadata))
 
@@ -326,6 +338,76 @@ def sound_to_music_tab(studio: Studio) -> None:
         stop.click(cancel, None, None, cancels=[event], api_visibility="private")
 
 
+def music_to_image_tab(studio: Studio) -> None:
+    # pipelines.music_to_image imports no keras or diffusers at module level: safe at start
+    from pipelines import music_to_image as m2i
+
+    def labels(pairs) -> dict[str, float]:
+        return {label: round(float(p), 4) for label, p in pairs}
+
+    @user_errors
+    def describe_music(audio_path):
+        described = studio.describe_music(audio_path)
+        return labels(described.genres), labels(described.emotions), described.bpm, described.sentence
+
+    @user_errors
+    def music_to_image(audio_path, description, steps, guidance, width, height, seed, lora_scale,
+                       request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+        flag = stop_flag(request)
+        flag.clear()
+        result, _ = studio.music_to_image(audio_path, description, steps=steps, guidance=guidance, width=width,
+                                          height=height, seed=seed, lora_scale=lora_scale, should_stop=flag.is_set)
+        path = output_dir() / "music-to-image.png"
+        result.image.save(path, pnginfo=png_text({"parameters": result.parameters}))
+        return str(path), result.prompt
+
+    def cancel(request: gr.Request = None):
+        stop_flag(request).set()
+
+    with gr.Tab("Music to image"):
+        gr.Markdown(
+            "Listen, describe, paint. Genre (GTZAN CNN) and emotion (Emotify CNN) are averaged over the whole "
+            "track, the tempo comes from beat tracking, and the sentence prompts Stable Diffusion 1.5 with the "
+            "TechJam LoRA. Edit the description before you generate, or write your own."
+        )
+        with gr.Row():
+            with gr.Column():
+                audio_in = gr.Audio(label="Music", sources=["upload", "microphone"], type="filepath")
+                describe = gr.Button("Describe", variant="secondary")
+                with gr.Row():
+                    genres = gr.Label(label="Genre", num_top_classes=3)
+                    emotions = gr.Label(label="Emotion", num_top_classes=3)
+                tempo = gr.Number(label="Tempo (BPM)", interactive=False)
+                description = gr.Textbox(label="Description (editable; empty: made from the music)", lines=3,
+                                         max_length=limits.MAX_PROMPT_CHARS)
+                with gr.Accordion("Image settings", open=False):
+                    steps = gr.Slider(limits.MIN_STEPS, limits.MAX_STEPS, value=50, step=1, label="Steps")
+                    guidance = gr.Slider(limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, value=7.5, step=0.5, label="Guidance")
+                    with gr.Row():
+                        width = gr.Slider(64, limits.MAX_IMAGE_SIDE, value=512, step=8, label="Width")
+                        height = gr.Slider(64, limits.MAX_IMAGE_SIDE, value=512, step=8, label="Height")
+                    with gr.Row():
+                        seed = gr.Number(value=0, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
+                        randomize = gr.Button("🎲 Random seed", size="sm")
+                    lora_scale = gr.Slider(m2i.MIN_LORA_SCALE, m2i.MAX_LORA_SCALE, value=1.0, step=0.05,
+                                           label="LoRA scale (0: plain Stable Diffusion)")
+                with gr.Row():
+                    generate = gr.Button("Generate image", variant="primary")
+                    stop = gr.Button("Cancel", variant="stop")
+            with gr.Column():
+                image = gr.Image(label="Image", type="filepath", format="png")
+                used = gr.Textbox(label="Description used", interactive=False)
+        gr.Examples([[str(ASSETS / "groove.wav")]], inputs=[audio_in], cache_examples=False)
+        describe.click(describe_music, audio_in, [genres, emotions, tempo, description], api_name="describe_music")
+        randomize.click(lambda: random.randint(0, limits.MAX_SEED), outputs=seed, api_visibility="private")
+        event = generate.click(
+            studio.manager.gpu_task(music_to_image, duration=120),
+            [audio_in, description, steps, guidance, width, height, seed, lora_scale], [image, used],
+            api_name="music_to_image", concurrency_id=GPU, concurrency_limit=1,
+        )
+        stop.click(cancel, None, None, cancels=[event], api_visibility="private")
+
+
 def build_demo(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(
@@ -334,6 +416,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
             + (" **Tiny profile: random models, output is noise.**" if studio.info.profile == "tiny" else "")
         )
         sound_to_music_tab(studio)
+        music_to_image_tab(studio)
         spectrogram_tab(studio)
         about_tab(studio)
     return demo

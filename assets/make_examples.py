@@ -72,12 +72,47 @@ def birds(seconds=5.0):
     return out
 
 
+def groove(seconds=10.0, bpm=120, rate=22050):
+    """A music example: kick, snare, hi-hat, a bass line and minor chords at 120 BPM (22.05 kHz)."""
+    rng = np.random.default_rng(5)
+    n = int(seconds * rate)
+    out = np.zeros(n)
+    beat = 60.0 / bpm
+
+    def add(start, sound):
+        i = int(start * rate)
+        out[i:i + len(sound)] += sound[: max(0, n - i)]
+
+    def tone(freq, length, decay, harmonics=(1.0,)):
+        t = np.arange(int(length * rate)) / rate
+        wave = sum(a * np.sin(2 * np.pi * freq * (k + 1) * t) for k, a in enumerate(harmonics))
+        return wave * np.exp(-t / decay) * np.minimum(t / 0.005, 1)
+
+    t_kick = np.arange(int(0.3 * rate)) / rate
+    kick = np.sin(2 * np.pi * (50 + 100 * np.exp(-t_kick / 0.03)) * t_kick) * np.exp(-t_kick / 0.12)
+    roots = (110.0, 87.31, 130.81, 98.0)  # A2 F2 C3 G2, one bar each
+    for i in range(int(seconds / beat)):
+        start = i * beat
+        add(start, 0.9 * kick)
+        if i % 2:
+            add(start, 0.4 * rng.standard_normal(int(0.15 * rate)) * np.exp(-np.arange(int(0.15 * rate)) / rate / 0.04))
+        for half in (0, 0.5):
+            add(start + half * beat, 0.1 * rng.standard_normal(int(0.04 * rate)) * np.exp(-np.arange(int(0.04 * rate)) / rate / 0.01))
+        root = roots[(i // 4) % 4]
+        add(start, 0.5 * tone(root / 2, beat, 0.3, (1.0, 0.5, 0.25)))
+        if i % 4 == 0:
+            for ratio in (1.0, 1.2, 1.5):  # minor triad
+                add(start, 0.15 * tone(root * 2 * ratio, 4 * beat, 1.2, (1.0, 0.3)))
+    return out, rate
+
+
 def main():
-    for name, make in {"kettle": kettle, "knocks": knocks, "rain": rain, "birds": birds}.items():
+    for name, make in {"kettle": kettle, "knocks": knocks, "rain": rain, "birds": birds, "groove": groove}.items():
         audio = make()
+        audio, rate = audio if isinstance(audio, tuple) else (audio, RATE)
         audio = 0.8 * audio / np.max(np.abs(audio))
-        sf.write(HERE / f"{name}.wav", audio.astype(np.float32), RATE, subtype="PCM_16")
-        print(f"wrote {name}.wav ({audio.size / RATE:.1f} s)")
+        sf.write(HERE / f"{name}.wav", audio.astype(np.float32), rate, subtype="PCM_16")
+        print(f"wrote {name}.wav ({audio.size / rate:.1f} s)")
 
 
 if __name__ == "__main__":

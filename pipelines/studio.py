@@ -20,6 +20,20 @@ from .models import ModelRegistry, load_or_explain
 
 # Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.
 SOUND_TO_MUSIC_MODELS = ("mask_model", "riffusion")
+CLASSIFIER_ROLES = ("genre_classifier", "emotion_classifier")
+
+
+class CpuModel:
+    """A model that stays on the CPU whatever the device (Keras places its own tensors): the manager
+    loads it once and lists it, but never moves it, and it takes none of the GPU budget."""
+
+    nbytes = 0
+
+    def __init__(self, model: Any):
+        self.model = model
+
+    def to(self, *args, **kwargs) -> CpuModel:
+        return self
 
 
 def _budget_from_env() -> int | None:
@@ -56,6 +70,24 @@ class Studio:
     def _register_loaders(self) -> None:
         for role in ("riffusion", "mask_model", "sd15"):
             self.manager.register(role, lambda role=role: self.load_sd_img2img(role))
+        for role in CLASSIFIER_ROLES:
+            self.manager.register(role, lambda role=role: CpuModel(self.load_classifier(role)))
+
+    def load_classifier(self, role: str) -> Any:
+        """A TechJam Keras classifier (genre or emotion) from a local folder or a Hub repo holding its .h5."""
+        from classifiers import emotion, genre
+
+        module = {"genre_classifier": genre, "emotion_classifier": emotion}[role]
+        source = self.registry.resolve(role)
+        if source.is_local:
+            return load_or_explain(source, module.load)
+
+        def download_and_load(repo: str, revision: str):
+            from huggingface_hub import hf_hub_download
+
+            return module.load(hf_hub_download(repo, module.WEIGHTS_FILE, revision=revision))
+
+        return load_or_explain(source, download_and_load)
 
     def load_sd_img2img(self, role: str) -> Any:
         """A Stable Diffusion img2img pipeline for ``role``, on the CPU, fp32 (moved by the manager)."""
@@ -112,6 +144,55 @@ class Studio:
                 pipe, sound.samples, settings, device=self.device, on_progress=on_progress, should_stop=should_stop
             ),
         )
+
+    def describe_music(self, audio_source: Any):
+        """Genre, emotion and tempo of a whole track, and the sentence that prompts the image (CPU side)."""
+        from . import music_to_image
+
+        sound = self.load_input_audio(audio_source, music_to_image.SAMPLE_RATE)
+        genre_model, emotion_model = (self.manager.get_cpu(role).model for role in CLASSIFIER_ROLES)
+        return music_to_image.describe_music(sound.samples, music_to_image.SAMPLE_RATE, genre_model, emotion_model)
+
+    def music_to_image(
+        self,
+        audio_source: Any,
+        description: str | None = None,
+        *,
+        steps: int = 50,
+        guidance: float = 7.5,
+        width: int = 512,
+        height: int = 512,
+        seed: int = 0,
+        lora_scale: float = 1.0,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        """Sound -> picture. ``description`` replaces the generated sentence when given (non-empty).
+
+        Returns (MusicImageResult, Description or None): the description is None when the caller's
+        text was used and no audio was given.
+        """
+        from . import music_to_image
+
+        text = (description or "").strip()
+        # check the settings before the (slow) description, with a stand-in when the text comes later
+        music_to_image.validate_generation(text or "-", steps, guidance, width, height, seed, lora_scale)
+        described = None
+        if not text:
+            if audio_source is None:
+                raise InputError("Give a piece of music to describe, or write a description.")
+            described = self.describe_music(audio_source)
+            text = described.sentence
+        music_to_image.validate_generation(text, steps, guidance, width, height, seed, lora_scale)
+        lora = self.registry.resolve("m2i_lora") if lora_scale else None
+
+        def generate(pipe):
+            if lora is not None:
+                music_to_image.load_lora(pipe, lora.location)
+            return music_to_image.generate_image(pipe, described or text, steps=steps, guidance=guidance, width=width,
+                                                 height=height, seed=seed, lora_scale=lora_scale,
+                                                 should_stop=should_stop)
+
+        return self.manager.run("sd15", generate), described
 
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
