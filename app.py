@@ -118,6 +118,11 @@ def stop_flag(request: gr.Request | None) -> threading.Event:
     return _stop_flags.setdefault(key, threading.Event())
 
 
+def cancel(request: gr.Request = None) -> None:
+    """The Cancel buttons: the running pipeline polls this session's flag after every step."""
+    stop_flag(request).set()
+
+
 # -- tabs ---------------------------------------------------------------------------------------------
 def about_tab(studio: Studio) -> None:
     def summary() -> str:
@@ -268,9 +273,6 @@ def sound_to_music_tab(studio: Studio) -> None:
             {k: round(v, 4) for k, v in result.metrics.items()},
         )
 
-    def cancel(request: gr.Request = None):
-        stop_flag(request).set()
-
     with gr.Tab("Sound to music"):
         gr.Markdown(
             "Turn an everyday sound into music. The sound's own spectrogram makes a mask: bright parts stay tied "
@@ -360,9 +362,6 @@ def music_to_image_tab(studio: Studio) -> None:
         path = output_dir() / "music-to-image.png"
         result.image.save(path, pnginfo=png_text({"parameters": result.parameters}))
         return str(path), result.prompt
-
-    def cancel(request: gr.Request = None):
-        stop_flag(request).set()
 
     with gr.Tab("Music to image"):
         gr.Markdown(

@@ -18,3 +18,18 @@ MAX_PROMPT_CHARS = 1000
 # Images
 MAX_IMAGE_SIDE = 1024
 MAX_SPECTROGRAM_WIDTH = 6500  # a little over MAX_INPUT_SECONDS of riffusion columns (100 px per second)
+
+
+def check_number(name: str, value, low: float, high: float, integer: bool = False) -> None:
+    """Raise InputError unless ``value`` is a finite number (whole, if ``integer``) in [low, high]."""
+    import math
+
+    from .errors import InputError
+
+    numeric = isinstance(value, (int, float)) or type(value).__module__ == "numpy"
+    ok = numeric and not isinstance(value, bool) and math.isfinite(value)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if not ok or not low <= value <= high:
+        kind = "a whole number" if integer else "a number"
+        raise InputError(f"{name[:1].upper()}{name[1:]} must be {kind} from {low:g} to {high:g}; got {value!r}.")

@@ -110,25 +110,16 @@ class GenerationSettings:
             text = getattr(self, name)
             if not isinstance(text, str) or len(text) > limits.MAX_PROMPT_CHARS:
                 raise InputError(f"The {name.replace('_', ' ')} must be text of at most {limits.MAX_PROMPT_CHARS} characters.")
-        _check_range("steps", self.steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
-        _check_range("strength", self.strength, limits.MIN_STRENGTH, limits.MAX_STRENGTH)
-        _check_range("guidance", self.guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
-        _check_range("seed", self.seed, 0, limits.MAX_SEED, integer=True)
+        limits.check_number("steps", self.steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
+        limits.check_number("strength", self.strength, limits.MIN_STRENGTH, limits.MAX_STRENGTH)
+        limits.check_number("guidance", self.guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
+        limits.check_number("seed", self.seed, 0, limits.MAX_SEED, integer=True)
         if self.strength * self.steps < 1:
             raise InputError("Strength x steps must allow at least one denoising step; raise one of them.")
         if self.scheduler not in SCHEDULERS:
             raise InputError(f"Unknown scheduler {self.scheduler!r}: use one of {', '.join(SCHEDULERS)}.")
         self.mask.validate()
         return self
-
-
-def _check_range(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-    if ok and integer:
-        ok = float(value).is_integer()
-    if not ok or not low <= value <= high:
-        kind = "a whole number" if integer else "a number"
-        raise InputError(f"{name.capitalize()} must be {kind} from {low:g} to {high:g}; got {value!r}.")
 
 
 @dataclass

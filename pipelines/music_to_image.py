@@ -14,7 +14,6 @@ text-to-image is built from its components without copying weights).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,24 +152,14 @@ def validate_generation(
         raise InputError(
             f"The image prompt must be at most {limits.MAX_PROMPT_CHARS} characters; it has {len(prompt)}."
         )
-    _check_number("steps", steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
-    _check_number("guidance", guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
-    _check_number("seed", seed, 0, limits.MAX_SEED, integer=True)
-    _check_number("LoRA scale", lora_scale, MIN_LORA_SCALE, MAX_LORA_SCALE)
+    limits.check_number("steps", steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
+    limits.check_number("guidance", guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
+    limits.check_number("seed", seed, 0, limits.MAX_SEED, integer=True)
+    limits.check_number("LoRA scale", lora_scale, MIN_LORA_SCALE, MAX_LORA_SCALE)
     for name, side in (("width", width), ("height", height)):
-        _check_number(name, side, 64, limits.MAX_IMAGE_SIDE, integer=True)
+        limits.check_number(name, side, 64, limits.MAX_IMAGE_SIDE, integer=True)
         if int(side) % 8:
             raise InputError(f"The image {name} must be a multiple of 8 (the latent is 1/8 of the image); got {side}.")
-
-
-def _check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
-    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = numeric and math.isfinite(value)
-    if ok and integer:
-        ok = float(value).is_integer()
-    if not ok or not low <= value <= high:
-        kind = "a whole number" if integer else "a number"
-        raise InputError(f"The {name} must be {kind} from {low:g} to {high:g}; got {value!r}.")
 
 
 def generate_image(

@@ -214,5 +214,5 @@ def test_generation_can_be_cancelled(pipe):
 )
 def test_bad_generation_arguments_raise_clear_input_errors(pipe, changes, message):
     arguments = {"description": "a test", **SMALL, **changes}
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match="(?i)" + message):
         m2i.generate_image(pipe, **arguments)
