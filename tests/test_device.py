@@ -227,3 +227,42 @@ def test_unknown_model_and_device_errors_are_clear():
     with pytest.raises(StudioError, match="Unknown device"):
         choose_device("tpu")
     assert choose_device("cpu").dtype == torch.float32
+
+
+def test_zero_gpu_wraps_gpu_work_in_spaces_gpu_and_is_identity_elsewhere(monkeypatch):
+    """The real `spaces` package exists only on Spaces; a stand-in records how it is called."""
+    import sys
+    import types
+
+    import pipelines.device as device
+
+    calls = []
+
+    def GPU(duration=60):  # noqa: N802  (spaces' own name)
+        def decorate(fn):
+            calls.append(duration)
+
+            def on_gpu(*args, **kwargs):
+                return ("on zero gpu", fn(*args, **kwargs))
+
+            return on_gpu
+
+        return decorate
+
+    def handler(x):
+        return x * 2
+
+    manager = DeviceManager(device="fakegpu")
+    assert manager.gpu_task(handler, duration=30) is handler  # not on ZeroGPU: unchanged
+    monkeypatch.setitem(sys.modules, "spaces", types.SimpleNamespace(GPU=GPU))
+    monkeypatch.setattr(device, "ZERO_GPU", True)
+    wrapped = manager.gpu_task(handler, duration=30)
+    assert wrapped(4) == ("on zero gpu", 8)
+    assert calls == [30]
+
+
+def test_preload_places_every_model_on_the_device():
+    manager, loads = make_manager(a=1, b=1)
+    manager.preload()
+    assert loads == {"a": 1, "b": 1}
+    assert set(where(manager).values()) == {"fakegpu"}
