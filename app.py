@@ -199,9 +199,13 @@ def spectrogram_tab(studio: Studio) -> None:
                 preset_in = gr.Radio(presets, value="riffusion", label="Preset")
                 stereo_in = gr.Checkbox(False, label="Stereo (riffusion: left channel in green, right in blue)")
                 to_image = gr.Button("Sound → spectrogram", variant="primary")
+                gr.Examples([[str(ASSETS / "kettle.wav"), "riffusion"], [str(ASSETS / "birds.wav"), "audio-diffusion"]],
+                            inputs=[audio_in, preset_in], cache_examples=False)
             with gr.Column():
-                image_out = gr.Image(label="Spectrogram image (PNG with its parameters)", type="filepath", format="png")
-                plot_out = gr.Image(label="With time and frequency axes", type="pil", format="png")
+                image_out = gr.Image(label="Spectrogram image (PNG with its parameters)", type="filepath", format="png",
+                                     interactive=False, height=360)
+                # the plot carries its own title and axes
+                plot_out = gr.Image(type="pil", format="png", show_label=False, interactive=False)
         with gr.Row():
             with gr.Column():
                 # a File, not an Image: the PNG arrives untouched (metadata kept), and a broken file reaches our checks
@@ -210,9 +214,7 @@ def spectrogram_tab(studio: Studio) -> None:
                 to_audio = gr.Button("Spectrogram → sound", variant="primary")
             with gr.Column():
                 audio_out = gr.Audio(label="Sound", type="filepath")
-                plot_back = gr.Image(label="With time and frequency axes", type="pil", format="png")
-        gr.Examples([[str(ASSETS / "kettle.wav"), "riffusion"], [str(ASSETS / "birds.wav"), "audio-diffusion"]],
-                    inputs=[audio_in, preset_in], cache_examples=False)
+                plot_back = gr.Image(type="pil", format="png", show_label=False, interactive=False)
         to_image.click(audio_to_spectrogram, [audio_in, preset_in, stereo_in], [image_out, plot_out],
                        api_name="audio_to_spectrogram")
         to_audio.click(spectrogram_to_audio, [image_in, preset_back], [audio_out, plot_back], api_name="spectrogram_to_audio")

@@ -29,7 +29,7 @@ def page(served_app):
 
 def test_sound_to_music_example_runs_in_the_browser(page, artifacts):
     page.get_by_role("tab", name="Sound to music").click()
-    page.get_by_text("knocks.wav", exact=True).click()  # an example fills the sound and the prompt
+    page.get_by_text("knocks.wav", exact=True).locator("visible=true").click()  # an example fills the sound and the prompt
     prompt = page.get_by_label("Style prompt")
     page.wait_for_function("document.body.innerText.includes('funk drums , bass')")
     assert prompt.input_value() == "funk drums , bass"
@@ -50,3 +50,27 @@ def test_error_is_shown_and_the_app_keeps_working(page, artifacts):
     page.screenshot(path=str(artifacts / "sound_to_music_error.png"), full_page=True)
     page.get_by_role("tab", name="About").click()
     page.wait_for_function("document.body.innerText.includes('Models in memory')")
+
+
+def test_music_to_image_describe_then_generate(page, artifacts):
+    page.get_by_role("tab", name="Music to image").click()
+    page.get_by_text("groove.wav", exact=True).click()
+    page.get_by_role("button", name="Describe").click()
+    description = page.get_by_label("Description (editable; empty: made from the music)")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('textarea')].some(t => t.value.startsWith('This piece of music'))")
+    assert "It is of tempo 120 " in description.input_value()  # the groove is made at 120 BPM
+    description.fill("A neon city at night, drawn in ink")  # the user edits the sentence
+    page.get_by_role("button", name="Generate image").click()
+    page.wait_for_selector("img[src*='music-to-image.png']", timeout=180_000)
+    assert page.get_by_label("Description used").input_value() == "A neon city at night, drawn in ink"
+    page.screenshot(path=str(artifacts / "music_to_image.png"), full_page=True)
+
+
+def test_spectrogram_tab_draws_axes(page, artifacts):
+    page.get_by_role("tab", name="Spectrogram").click()
+    page.get_by_text("kettle.wav", exact=True).locator("visible=true").click()  # the other tab has one too
+    page.get_by_role("button", name="Sound → spectrogram").click()
+    page.wait_for_selector("img[src*='spectrogram-riffusion.png']", timeout=60_000)
+    assert page.locator("img").count() >= 2  # the PNG and the plot with axes
+    page.screenshot(path=str(artifacts / "spectrogram.png"), full_page=True)
