@@ -37,7 +37,7 @@ _GRADIO_IMPORT_S = time.perf_counter() - _T_GRADIO
 
 from pipelines import audio as audio_io  # noqa: E402
 from pipelines import limits, spectrogram  # noqa: E402
-from pipelines.errors import InputError, StudioError  # noqa: E402
+from pipelines.errors import StudioError  # noqa: E402
 from pipelines.masked_img2img import SCHEDULERS, GenerationSettings, MaskSettings  # noqa: E402
 from pipelines.spectrogram_plot import plot_spectrogram  # noqa: E402
 from pipelines.studio import SOUND_TO_MUSIC_MODELS, Studio  # noqa: E402
@@ -164,29 +164,16 @@ def spectrogram_tab(studio: Studio) -> None:
 
     @user_errors
     def audio_to_spectrogram(audio_path, preset, stereo=False):
-        if preset not in spectrogram.PRESETS:
-            raise InputError(f"Unknown preset {preset!r}: use one of {', '.join(presets)}.")
-        if stereo and preset != "riffusion":
-            raise InputError("Stereo spectrograms exist only in the riffusion preset (left in green, right in blue).")
-        params = spectrogram.PRESETS[preset]
-        sound = studio.load_input_audio(audio_path, params.sample_rate, channels=2 if stereo else 1)
-        image = spectrogram.audio_to_image(sound.samples, params)
-        folder = output_dir()
-        return save_png(image, folder, f"spectrogram-{preset}"), plot_spectrogram(image, params)
+        image, params = studio.audio_to_spectrogram(audio_path, preset, stereo=bool(stereo))
+        return save_png(image, output_dir(), f"spectrogram-{preset}"), plot_spectrogram(image, params)
 
     @user_errors
     def spectrogram_to_audio(image_path, preset):
-        if not image_path:
-            raise InputError("Please upload a spectrogram image (PNG).")
-        if preset != "auto" and preset not in spectrogram.PRESETS:
-            raise InputError(f"Unknown preset {preset!r}: use auto or one of {', '.join(presets)}.")
         image = spectrogram.load_image(image_path)
-        params = None if preset == "auto" else spectrogram.PRESETS[preset]
-        samples = spectrogram.image_to_audio(image, params)
-        params = params or spectrogram.read_metadata(image)["params"]
-        samples = audio_io.peak_normalize(samples, headroom_db=1.0)
+        samples, params = studio.spectrogram_to_audio(image, None if preset == "auto" else preset)
         metadata = {"pipeline": "spectrogram_to_audio", "preset": params.name}
-        return save_wav(samples, params.sample_rate, output_dir(), "from-spectrogram", metadata), plot_spectrogram(image, params)
+        wav = save_wav(samples, params.sample_rate, output_dir(), "from-spectrogram", metadata)
+        return wav, plot_spectrogram(image, params)
 
     with gr.Tab("Spectrogram"):
         gr.Markdown(

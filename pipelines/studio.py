@@ -23,6 +23,12 @@ SOUND_TO_MUSIC_MODELS = ("mask_model", "riffusion")
 CLASSIFIER_ROLES = ("genre_classifier", "emotion_classifier")
 
 
+def _preset(name: str):
+    if name not in spectrogram.PRESETS:
+        raise InputError(f"Unknown spectrogram preset {name!r}: use one of {', '.join(spectrogram.PRESETS)}.")
+    return spectrogram.PRESETS[name]
+
+
 class CpuModel:
     """A model that stays on the CPU whatever the device (Keras places its own tensors): the manager
     loads it once and lists it, but never moves it, and it takes none of the GPU budget."""
@@ -111,6 +117,21 @@ class Studio:
     # -- pipelines ----------------------------------------------------------------------------------
     def load_input_audio(self, source: Any, sample_rate: int, channels: int = 1) -> audio_io.Audio:
         return audio_io.load_audio(source, sample_rate, channels=channels)
+
+    def audio_to_spectrogram(self, audio_source: Any, preset: str, stereo: bool = False):
+        """(spectrogram image with its metadata, params) of a whole sound, on the studio's device."""
+        params = _preset(preset)
+        if stereo and params.name != "riffusion":  # the RGB stereo layout is riffusion's
+            raise InputError(f"Stereo spectrograms exist only in the riffusion preset, not {preset}.")
+        sound = self.load_input_audio(audio_source, params.sample_rate, channels=2 if stereo else 1)
+        return spectrogram.audio_to_image(sound.samples, params, device=self.device), params
+
+    def spectrogram_to_audio(self, image, preset: str | None = None):
+        """(peak-normalised samples (channels, n), params); preset None reads the image's own metadata."""
+        params = None if preset is None else _preset(preset)
+        samples = spectrogram.image_to_audio(image, params, device=self.device)
+        params = params or spectrogram.read_metadata(image)["params"]
+        return audio_io.peak_normalize(samples, headroom_db=1.0), params
 
     def preview_mask(self, audio_source: Any, mask_settings) -> tuple[Any, Any]:
         """The input's spectrogram and its change map, without any diffusion (fast, CPU side)."""

@@ -69,7 +69,7 @@ def test_audio_diffusion_preset(client, tone_wav):
 
 @pytest.mark.parametrize("args,words", [
     (("riffusion-xl", False), "not in the list of choices"),  # gradio checks choices itself
-    (("audio-diffusion", True), "Stereo"),
+    (("audio-diffusion", True), "Stereo spectrograms exist only"),
 ])
 def test_audio_to_spectrogram_bad_arguments(client, tone_wav, args, words):
     with pytest.raises(AppError, match=words):
