@@ -15,7 +15,7 @@ from collections.abc import Callable
 from . import audio as audio_io
 from . import spectrogram
 from .device import ZERO_GPU, DeviceManager, choose_device
-from .errors import InputError
+from .errors import InputError, ModelUnavailableError
 from .models import ModelRegistry, load_or_explain
 
 # Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.
@@ -204,7 +204,10 @@ class Studio:
             described = self.describe_music(audio_source)
             text = described.sentence
         music_to_image.validate_generation(text, steps, guidance, width, height, seed, lora_scale)
-        lora = self.registry.resolve("m2i_lora") if lora_scale else None
+        try:
+            lora = self.registry.resolve("m2i_lora") if lora_scale else None
+        except ModelUnavailableError as error:
+            raise ModelUnavailableError(f"{error} Or set the LoRA scale to 0 for plain Stable Diffusion 1.5.") from error
 
         def generate(pipe):
             if lora is not None:

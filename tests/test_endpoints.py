@@ -157,3 +157,17 @@ def test_bad_audio_inputs(client, tmp_path):
 def test_app_keeps_running_after_errors(client):
     summary, _ = client.predict(api_name="/status")
     assert "tiny" in summary
+
+
+def test_stereo_riffusion_spectrogram_keeps_channels_apart(client, tmp_path):
+    t = np.arange(int(1.5 * 44100)) / 44100
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.5 * np.sin(2 * np.pi * 1500 * t)], axis=1)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, stereo, 44100)
+    png, _ = client.predict(handle_file(str(path)), "riffusion", True, api_name="/audio_to_spectrogram")
+    pixels = np.asarray(Image.open(png).convert("RGB"))
+    assert pixels[..., 0].max() == 0 and not np.array_equal(pixels[..., 1], pixels[..., 2])
+    wav, _ = client.predict(handle_file(png), "auto", api_name="/spectrogram_to_audio")
+    left, right = audio_io.load_audio(wav, 44100, channels=2).samples
+    peak = [np.argmax(np.abs(np.fft.rfft(ch))) * 44100 / ch.size for ch in (left, right)]
+    assert abs(peak[0] - 440) < 15 and abs(peak[1] - 1500) < 15
