@@ -201,8 +201,10 @@ class DeviceManager:
         raise AssertionError("unreachable")
 
     def get_cpu(self, name: str) -> Any:
-        """The model as loaded (possibly on the device); used by loaders that share components."""
+        """The model as loaded, wherever it is, without the GPU lock: for loaders that share
+        components, and for models that run on the CPU anyway."""
         entry = self._load(name)
+        entry.uses += 1
         return entry.model
 
     def share(self, user: str, base: str) -> None:

@@ -45,7 +45,7 @@ ROLES: dict[str, Role] = {
         Role("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "main", "sd",
              "Stable Diffusion 1.5 for music-to-image"),
         Role("m2i_lora", None, "main", "lora",
-             "Music-to-image LoRA (UNet-only, rank 4; published only inside the TechJam Space)",
+             "Music-to-image LoRA (UNet-only, rank 4; in the TechJam GitHub repo, not on the Hub)",
              ("pytorch_lora_weights.safetensors",)),
         Role("blip", "Salesforce/blip-image-captioning-large", "main", "blip", "Image captioning"),
         Role("musicgen", "facebook/musicgen-small", "main", "musicgen", "Text-to-music"),
@@ -133,7 +133,9 @@ class ModelRegistry:
             if env_value:
                 where = env_value
             elif self.profile == "tiny":
-                where = f"tiny:{spec.family}"
+                from .tiny import BUILDERS
+
+                where = f"tiny:{spec.family}" if spec.family in BUILDERS else "(no tiny model yet)"
             else:
                 where = f"{spec.repo_id}@{spec.revision}" if spec.repo_id else "(not on the Hub: override needed)"
             rows.append({"role": role, "source": where, "purpose": spec.purpose})

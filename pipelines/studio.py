@@ -31,12 +31,13 @@ def _preset(name: str):
 
 class CpuModel:
     """A model that stays on the CPU whatever the device (Keras places its own tensors): the manager
-    loads it once and lists it, but never moves it, and it takes none of the GPU budget."""
-
-    nbytes = 0
+    loads it once and lists it; it is only ever fetched with ``get_cpu``, so it is never moved and
+    takes none of the GPU budget."""
 
     def __init__(self, model: Any):
         self.model = model
+        # Keras weights: what the About panel shows as the model's size
+        self.nbytes = sum(int(w.numpy().nbytes) for w in getattr(getattr(model, "model", None), "weights", []))
 
     def to(self, *args, **kwargs) -> CpuModel:
         return self

@@ -106,3 +106,16 @@ def test_hub_music_to_image_without_the_lora_says_how_to_go_on(monkeypatch):
     with pytest.raises(ModelUnavailableError, match="STUDIO_MODEL_M2I_LORA.*LoRA scale to 0"):
         studio.music_to_image(None, "a lake", steps=2, width=64, height=64, lora_scale=1.0)
     assert studio.manager.events == [], "nothing is loaded before the missing LoRA is reported"
+
+
+def test_tiny_listing_says_which_roles_have_no_tiny_model_yet():
+    rows = {row["role"]: row["source"] for row in ModelRegistry("tiny", environ={}).describe()}
+    assert rows["riffusion"] == "tiny:sd"
+    assert rows["amuse_vae"] == "(no tiny model yet)"
+
+
+def test_classifiers_are_listed_with_their_size_and_uses(studio):
+    studio.describe_music(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "assets" / "groove.wav"))
+    rows = {row["name"]: row for row in studio.manager.status()}
+    assert rows["genre_classifier"]["mb"] > 0 and rows["genre_classifier"]["uses"] >= 1
+    assert rows["genre_classifier"]["where"] == "cpu"
