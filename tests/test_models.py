@@ -117,5 +117,6 @@ def test_tiny_listing_says_which_roles_have_no_tiny_model_yet():
 def test_classifiers_are_listed_with_their_size_and_uses(studio):
     studio.describe_music(str(__import__("pathlib").Path(__file__).resolve().parents[1] / "assets" / "groove.wav"))
     rows = {row["name"]: row for row in studio.manager.status()}
-    assert rows["genre_classifier"]["mb"] > 0 and rows["genre_classifier"]["uses"] >= 1
+    assert rows["genre_classifier"]["uses"] >= 1
+    assert studio.manager.get_cpu("genre_classifier").nbytes > 0  # tiny: a few KB, shown as 0.0 MB
     assert rows["genre_classifier"]["where"] == "cpu"
