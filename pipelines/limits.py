@@ -17,6 +17,10 @@ MAX_PROMPT_CHARS = 1000
 
 # Images
 MAX_IMAGE_SIDE = 1024
+MIN_INPUT_IMAGE_SIDE, MAX_INPUT_IMAGE_SIDE = 16, 8192  # uploaded pictures (captioning); the processor resizes
+
+# Text to music (MusicGen)
+MIN_MUSIC_SECONDS, MAX_MUSIC_SECONDS = 1.0, 30.0  # musicgen-small was trained on 30 s clips
 MAX_SPECTROGRAM_WIDTH = 6500  # a little over MAX_INPUT_SECONDS of riffusion columns (100 px per second)
 
 

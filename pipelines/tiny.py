@@ -267,3 +267,147 @@ def build_lora(folder: Path) -> None:
         raise RuntimeError("The tiny UNet has no attention layers to put a LoRA on.")
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "pytorch_lora_weights.safetensors"))
+
+
+# -- image to music: BLIP captioner, MusicGen, the sentence embedder ------------------------------------
+_WORDS = (  # common caption words, so tiny captions and prompts are not all single letters
+    "a", "the", "of", "and", "with", "in", "on", "at", "to", "is", "are", "an", "two", "one", "man", "woman",
+    "dog", "cat", "bird", "tree", "sky", "sea", "sun", "moon", "night", "day", "city", "street", "car",
+    "house", "room", "table", "chair", "people", "girl", "boy", "child", "flower", "field", "mountain",
+    "river", "water", "snow", "rain", "cloud", "light", "dark", "red", "blue", "green", "white", "black",
+    "yellow", "sitting", "standing", "walking", "playing", "music", "song", "guitar", "piano", "drum",
+    "calm", "happy", "sad", "slow", "fast", "loud", "soft", "warm", "cold", "old", "new", "big", "small",
+    "beautiful", "painting", "photo", "picture",
+)
+
+
+def _bert_wordpiece_vocab() -> list[str]:
+    """A lowercase BERT WordPiece vocab: specials, whole words, single characters and ``##`` suffix
+    characters, so every lowercase ASCII word can be spelled (BLIP's tokenizer is a BERT one)."""
+    chars = [chr(c) for c in range(ord("!"), ord("~") + 1) if not chr(c).isupper()]
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_WORDS,
+            *[c for c in chars if c not in _WORDS], *[f"##{c}" for c in chars]]
+
+
+@builder("blip", version=1)
+def build_blip(folder: Path) -> None:
+    """Salesforce/blip-image-captioning-large's classes and 384 px input: BlipForConditionalGeneration
+    + BlipProcessor (BlipImageProcessor, BertTokenizer with ``[DEC]`` as bos, as the real repo)."""
+    import torch
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+        BlipTextConfig,
+        BlipVisionConfig,
+    )
+
+    vocab = _bert_wordpiece_vocab()
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, model_max_length=512)
+    tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+    hidden = 32
+    config = BlipConfig(
+        vision_config=BlipVisionConfig(
+            hidden_size=hidden, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=384,
+            patch_size=32, projection_dim=hidden,
+            initializer_range=0.02,  # the real 1e-10 would make every image look the same
+        ).to_dict(),
+        text_config=BlipTextConfig(
+            vocab_size=len(tokenizer), hidden_size=hidden, encoder_hidden_size=hidden, intermediate_size=64,
+            num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64, projection_dim=hidden,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.sep_token_id,
+            pad_token_id=tokenizer.pad_token_id, sep_token_id=tokenizer.sep_token_id,
+        ).to_dict(),
+        projection_dim=hidden, image_text_hidden_size=hidden,
+    )
+    model = BlipForConditionalGeneration(config)
+    with torch.no_grad():
+        # random weights often stop at once; a lower [SEP] logit makes the tiny captioner write words
+        model.text_decoder.cls.predictions.bias[tokenizer.sep_token_id] -= 4.0
+        # and louder cross-attention, so different pictures give different captions
+        for name, module in model.text_decoder.named_modules():
+            if name.endswith(("crossattention.self.value", "crossattention.output.dense")):
+                module.weight.mul_(4.0)
+    model.save_pretrained(folder, safe_serialization=True)
+    image_processor = BlipImageProcessor(size={"height": 384, "width": 384})
+    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+def _t5_unigram_vocab() -> list[tuple[str, float]]:
+    """T5's layout (<pad>, </s>, <unk>, pieces, then 100 sentinels in reverse) with whole-word pieces and
+    every printable character as a fallback piece, scored like a SentencePiece unigram model."""
+    chars = [chr(c) for c in range(ord("!"), ord("~") + 1)]
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [(f"▁{w}", -5.0) for w in _WORDS]
+    pieces += [(c, -10.0) for c in chars] + [(f"▁{c}", -9.0) for c in chars]
+    pieces += [(f"<extra_id_{i}>", 0.0) for i in range(99, -1, -1)]
+    return pieces
+
+
+@builder("musicgen", version=1)
+def build_musicgen(folder: Path) -> None:
+    """facebook/musicgen-small's classes and rates: a T5 text encoder, a 4-codebook decoder (2048 codes,
+    delay pattern), a mono EnCodec at 32 kHz with hop 640 (50 frames per second), MusicgenProcessor
+    (EncodecFeatureExtractor + T5Tokenizer) and the real generation defaults (sampling, top-k 250, CFG 3)."""
+    import torch
+    from transformers import (
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenProcessor,
+        T5Config,
+        T5Tokenizer,
+    )
+
+    tokenizer = T5Tokenizer(vocab=_t5_unigram_vocab(), extra_ids=100, model_max_length=512)
+    text = T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                    feed_forward_proj="relu")
+    codec = EncodecConfig(
+        sampling_rate=32000, audio_channels=1, num_filters=4, hidden_size=16, upsampling_ratios=[8, 5, 4, 4],
+        codebook_size=2048, target_bandwidths=[2.2], num_residual_layers=1, num_lstm_layers=1,
+        norm_type="weight_norm", use_causal_conv=False, normalize=False, chunk_length_s=None, overlap=None,
+    )
+    decoder = MusicgenDecoderConfig(
+        vocab_size=2048, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32,
+        num_codebooks=codec.num_quantizers, max_position_embeddings=2048, pad_token_id=2048, bos_token_id=2048,
+    )
+    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict())
+    model = MusicgenForConditionalGeneration(config)
+    with torch.no_grad():
+        # EnCodec's codebooks start at zero (the real ones come from k-means): every code would decode
+        # to the same sound, and no seed or prompt could change the audio
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.cluster_size.fill_(1.0)
+    generation = model.generation_config
+    generation.update(do_sample=True, guidance_scale=3.0, max_length=1500, top_k=250,
+                      pad_token_id=2048, decoder_start_token_id=2048, bos_token_id=2048)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=32000, padding_value=0.0)
+    MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+@builder("sentence", version=1)
+def build_sentence(folder: Path) -> None:
+    """sentence-transformers/all-distilroberta-v1 as transformers sees it: a RobertaModel and a
+    byte-level BPE RobertaTokenizer (every byte a token, no merges; specials at RoBERTa's ids)."""
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for c in _byte_level_alphabet():
+        vocab[c] = len(vocab)
+    vocab["<mask>"] = len(vocab)
+    tokenizer = RobertaTokenizer(vocab=vocab, merges=[], model_max_length=128)
+    config = RobertaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=130, pad_token_id=1, bos_token_id=0,
+                           eos_token_id=2, type_vocab_size=1)
+    folder.mkdir(parents=True, exist_ok=True)
+    RobertaModel(config, add_pooling_layer=False).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
