@@ -49,6 +49,9 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "studio-outputs"
 OUTPUT_MAX_AGE_S = 3600
 GPU = "gpu"  # one concurrency id for every event that runs a model: a queue-level GPU lock
+# Handlers turn every error into gr.Error themselves; show_error lets gradio's own input checks
+# (an upload that is not an image, say) reach API callers with their message too.
+LAUNCH_OPTIONS = {"show_error": True}
 
 
 # -- error handling -----------------------------------------------------------------------------------
@@ -396,6 +399,69 @@ def music_to_image_tab(studio: Studio) -> None:
         stop.click(cancel, None, None, cancels=[event], api_visibility="private")
 
 
+def image_to_music_tab(studio: Studio) -> None:
+    from pipelines import image_to_music as i2m  # imports no model library at module level
+
+    @user_errors
+    def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed,
+                       request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+        flag = stop_flag(request)
+        flag.clear()
+        used, result = studio.image_to_music(image_path, prompt, seconds=seconds, guidance=guidance,
+                                             temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                                             should_stop=flag.is_set)
+        wav = save_wav(result.audio, result.sample_rate, output_dir(), "image-to-music", result.parameters)
+        return used, wav
+
+    @user_errors
+    def recommend_songs(image_path, caption):
+        used, matches = studio.recommend_songs(image_path, caption)
+        rows = [[m.artist, m.title, round(m.score, 3), " / ".join(line for line, _ in m.lines)] for m in matches]
+        return used, rows
+
+    with gr.Tab("Image to music"):
+        gr.Markdown(
+            "A picture becomes a caption (BLIP), the caption becomes music (MusicGen), and songs whose lyrics "
+            "are closest in meaning to the caption are suggested. Write your own prompt to skip the caption."
+        )
+        with gr.Row():
+            with gr.Column():
+                image_in = gr.Image(label="Picture", type="filepath", sources=["upload", "webcam", "clipboard"])
+                prompt = gr.Textbox(label="Music prompt (empty: the picture's caption)", max_length=limits.MAX_PROMPT_CHARS)
+                seconds = gr.Slider(limits.MIN_MUSIC_SECONDS, limits.MAX_MUSIC_SECONDS, value=10, step=1,
+                                    label="Duration (s)")
+                with gr.Accordion("Sampling", open=False):
+                    guidance = gr.Slider(limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, value=3.0, step=0.5,
+                                         label="Guidance (classifier-free)")
+                    temperature = gr.Slider(i2m.MIN_TEMPERATURE, i2m.MAX_TEMPERATURE, value=1.0, step=0.05,
+                                            label="Temperature")
+                    top_k = gr.Slider(0, i2m.MAX_TOP_K, value=250, step=1, label="Top-k (0: off)")
+                    top_p = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Top-p (0: off)")
+                    with gr.Row():
+                        seed = gr.Number(value=0, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
+                        randomize = gr.Button("🎲 Random seed", size="sm")
+                with gr.Row():
+                    run = gr.Button("Make music", variant="primary")
+                    stop = gr.Button("Cancel", variant="stop")
+                    suggest = gr.Button("Suggest songs")
+                gr.Examples([[str(ASSETS / "sunset.png")], [str(ASSETS / "forest.png")]], inputs=[image_in],
+                            cache_examples=False)
+            with gr.Column():
+                used = gr.Textbox(label="Prompt used (the caption, or yours)", interactive=False)
+                music = gr.Audio(label="Music", type="filepath")
+                songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False,
+                                     label="Songs with lyrics close to the caption (sample lyrics written for this app)")
+        randomize.click(lambda: random.randint(0, limits.MAX_SEED), outputs=seed, api_visibility="private")
+        event = run.click(
+            studio.manager.gpu_task(image_to_music, duration=90),
+            [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed], [used, music],
+            api_name="image_to_music", concurrency_id=GPU, concurrency_limit=1,
+        )
+        stop.click(cancel, None, None, cancels=[event], api_visibility="private")
+        suggest.click(recommend_songs, [image_in, prompt], [used, songs], api_name="recommend_songs",
+                      concurrency_id=GPU, concurrency_limit=1)
+
+
 def build_demo(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(
@@ -405,6 +471,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
         )
         sound_to_music_tab(studio)
         music_to_image_tab(studio)
+        image_to_music_tab(studio)
         spectrogram_tab(studio)
         about_tab(studio)
     return demo
@@ -437,7 +504,8 @@ def main(argv: list[str] | None = None) -> None:
     studio = Studio(profile=args.profile, device=args.device)
     studio.preload()  # only does something on ZeroGPU
     demo = queue(build_demo(studio), args.max_queue)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
+                **LAUNCH_OPTIONS)
     print(
         f"Serving {TITLE} (profile {args.profile}, device {studio.device}) after "
         f"{time.perf_counter() - _T0:.2f} s from start ({_GRADIO_IMPORT_S:.2f} s of it importing gradio)",

@@ -106,6 +106,32 @@ def groove(seconds=10.0, bpm=120, rate=22050):
     return out, rate
 
 
+def sunset(size=256):
+    """A picture: a sun low over the sea, drawn from gradients."""
+    from PIL import Image
+
+    y, x = np.mgrid[0:size, 0:size] / size
+    sky = np.stack([1.0 - 0.3 * y, 0.45 + 0.3 * y, 0.35 + 0.5 * y], -1)
+    sun = np.exp(-(((x - 0.5) ** 2 + (y - 0.55) ** 2) / 0.01))[..., None] * np.array([1.0, 0.8, 0.3])
+    sea = (y > 0.6)[..., None] * np.stack([0.1 + 0 * y, 0.25 + 0.1 * np.sin(60 * y), 0.45 + 0 * y], -1)
+    picture = np.where((y > 0.6)[..., None], sea, np.clip(sky + sun, 0, 1))
+    return Image.fromarray((picture * 255).astype(np.uint8))
+
+
+def forest(size=256):
+    """A picture: dark green fir trees on a pale hillside."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(6)
+    image = Image.new("RGB", (size, size), (200, 220, 235))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([0, size * 0.65, size, size], fill=(150, 180, 120))
+    for _ in range(14):
+        cx, base, h = rng.uniform(0, size), rng.uniform(size * 0.6, size), rng.uniform(40, 110)
+        draw.polygon([(cx, base - h), (cx - h / 4, base), (cx + h / 4, base)], fill=(20, int(rng.uniform(60, 100)), 40))
+    return image
+
+
 def main():
     for name, make in {"kettle": kettle, "knocks": knocks, "rain": rain, "birds": birds, "groove": groove}.items():
         audio = make()
@@ -113,6 +139,9 @@ def main():
         audio = 0.8 * audio / np.max(np.abs(audio))
         sf.write(HERE / f"{name}.wav", audio.astype(np.float32), rate, subtype="PCM_16")
         print(f"wrote {name}.wav ({audio.size / rate:.1f} s)")
+    for name, make in {"sunset": sunset, "forest": forest}.items():
+        make().save(HERE / f"{name}.png")
+        print(f"wrote {name}.png")
 
 
 if __name__ == "__main__":

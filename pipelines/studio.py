@@ -13,7 +13,7 @@ from typing import Any
 from collections.abc import Callable
 
 from . import audio as audio_io
-from . import spectrogram
+from . import limits, spectrogram
 from .device import ZERO_GPU, DeviceManager, choose_device
 from .errors import InputError, ModelUnavailableError
 from .models import ModelRegistry, load_or_explain
@@ -79,6 +79,16 @@ class Studio:
             self.manager.register(role, lambda role=role: self.load_sd_img2img(role))
         for role in CLASSIFIER_ROLES:
             self.manager.register(role, lambda role=role: CpuModel(self.load_classifier(role)))
+        for role, loader in (("blip", "load_blip"), ("musicgen", "load_musicgen"),
+                             ("sentence_embedder", "load_sentence_embedder")):
+            self.manager.register(role, lambda role=role, loader=loader: self.load_with_processor(role, loader))
+
+    def load_with_processor(self, role: str, loader: str) -> Any:
+        """A transformers model and its processor (image to music), as one unit the manager can move."""
+        from . import image_to_music
+
+        model, processor = load_or_explain(self.registry.resolve(role), getattr(image_to_music, loader))
+        return image_to_music.WithProcessor(model, processor)
 
     def load_classifier(self, role: str) -> Any:
         """A TechJam Keras classifier (genre or emotion) from a local folder or a Hub repo holding its .h5."""
@@ -218,6 +228,60 @@ class Studio:
                                                  should_stop=should_stop)
 
         return self.manager.run("sd15", generate), described
+
+    def caption(self, image: Any) -> str:
+        from . import image_to_music
+
+        picture = image_to_music.load_image(image)
+        return self.manager.run("blip", lambda blip: image_to_music.caption_image(blip.model, blip.processor, picture))
+
+    def image_to_music(
+        self,
+        image: Any,
+        prompt: str | None = None,
+        *,
+        seconds: float = 10.0,
+        guidance: float = 3.0,
+        temperature: float = 1.0,
+        top_k: int = 250,
+        top_p: float = 0.0,
+        seed: int = 0,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        """Picture -> caption (BLIP) -> music (MusicGen). ``prompt`` replaces the caption when given.
+
+        Returns (caption or prompt used, MusicResult).
+        """
+        from . import image_to_music
+
+        text = (prompt or "").strip()
+        image_to_music.validate_music(text or "-", seconds, guidance, temperature, top_k, top_p, seed)
+        if not text:
+            if image is None:
+                raise InputError("Give a picture to caption, or write a music prompt.")
+            text = self.caption(image)
+        result = self.manager.run(
+            "musicgen",
+            lambda gen: image_to_music.generate_music(gen.model, gen.processor, text, seconds=seconds, guidance=guidance,
+                                                      temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                                                      should_stop=should_stop),
+        )
+        return text, result
+
+    def recommend_songs(self, image: Any = None, caption: str | None = None, k: int = 10):
+        """(caption used, top-k songs whose lyric lines are closest in meaning to the caption)."""
+        from . import image_to_music
+
+        limits.check_number("number of songs", k, 1, 20, integer=True)
+        text = (caption or "").strip()
+        if not text:
+            if image is None:
+                raise InputError("Give a picture to caption, or write a caption.")
+            text = self.caption(image)
+        matches = self.manager.run(
+            "sentence_embedder", lambda emb: image_to_music.recommend(emb.model, emb.processor, None, text, k=int(k))
+        )
+        return text, matches
 
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

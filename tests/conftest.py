@@ -35,7 +35,7 @@ def served_app(studio):
 
     demo = app.queue(app.build_demo(studio))
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -74,3 +74,14 @@ def test_spectrogram_tab_draws_axes(page, artifacts):
     page.wait_for_selector("img[src*='spectrogram-riffusion.png']", timeout=60_000)
     assert page.locator("img").count() >= 2  # the PNG and the plot with axes
     page.screenshot(path=str(artifacts / "spectrogram.png"), full_page=True)
+
+
+def test_image_to_music_example_runs_in_the_browser(page, artifacts):
+    page.get_by_role("tab", name="Image to music").click()
+    page.locator("img[src*='sunset.png']").locator("visible=true").first.click()  # example thumbnail
+    page.get_by_label("Duration (s)").first.fill("2")
+    page.get_by_role("button", name="Make music").locator("visible=true").click()
+    page.wait_for_selector("audio[src*='image-to-music.wav'], a[href*='image-to-music.wav']", state="attached",
+                           timeout=120_000)
+    assert page.get_by_label("Prompt used (the caption, or yours)").input_value().strip()
+    page.screenshot(path=str(artifacts / "image_to_music.png"), full_page=True)
