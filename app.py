@@ -462,6 +462,55 @@ def image_to_music_tab(studio: Studio) -> None:
                       concurrency_id=GPU, concurrency_limit=1)
 
 
+def playlist_to_music_tab(studio: Studio) -> None:
+    @user_errors
+    def playlist_to_music(files, steps, guidance, seed, request: gr.Request = None,
+                          progress=gr.Progress(track_tqdm=True)):
+        flag = stop_flag(request)
+        flag.clear()
+        paths = [getattr(f, "name", f) for f in (files or [])]
+        result = studio.playlist_to_music(paths, steps=steps, guidance=guidance, seed=seed, should_stop=flag.is_set,
+                                          on_progress=lambda fraction, message: progress(fraction, desc=message))
+        folder = output_dir()
+        wav = save_wav(result.audio, result.sample_rate, folder, "playlist-music", result.parameters)
+        tracks = [save_png(image, folder, f"track-{i + 1}") for i, image in enumerate(result.track_images)]
+        return wav, save_png(result.image, folder, "generated-spectrogram"), tracks
+
+    with gr.Tab("Playlist to music"):
+        gr.Markdown(
+            "Upload a few songs you like. A VAE turns each into a *taste* vector (from a 5.9 s slice of its "
+            "spectrogram); their average conditions a spectrogram diffusion model that makes new music in that "
+            f"taste (AMUSE). 1 to {limits.MAX_PLAYLIST_TRACKS} tracks. The original ran 1000 DDPM steps; 50 is "
+            "the default here so a CPU can keep up. The AMUSE VAE's weights are not published: on the hub "
+            "profile, point STUDIO_MODEL_AMUSE_VAE at a folder holding them."
+        )
+        with gr.Row():
+            with gr.Column():
+                files = gr.File(label="Playlist (audio files)", file_count="multiple", file_types=["audio"],
+                                type="filepath")
+                steps = gr.Slider(1, limits.MAX_PLAYLIST_STEPS, value=50, step=1, label="Steps (DDPM)")
+                guidance = gr.Slider(limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, value=7.5, step=0.5,
+                                     label="Guidance (how strongly the taste steers)")
+                with gr.Row():
+                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
+                    randomize = gr.Button("🎲 Random seed", size="sm")
+                with gr.Row():
+                    run = gr.Button("Make music", variant="primary")
+                    stop = gr.Button("Cancel", variant="stop")
+                gr.Examples([[[str(ASSETS / "groove.wav"), str(ASSETS / "rain.wav")]]], inputs=[files],
+                            cache_examples=False)
+            with gr.Column():
+                music = gr.Audio(label="Music", type="filepath")
+                generated = gr.Image(label="Generated spectrogram", type="filepath", format="png", interactive=False)
+                track_images = gr.Gallery(label="The slice of each track the VAE saw", columns=5, height=200)
+        randomize.click(lambda: random.randint(0, limits.MAX_SEED), outputs=seed, api_visibility="private")
+        event = run.click(
+            studio.manager.gpu_task(playlist_to_music, duration=120), [files, steps, guidance, seed],
+            [music, generated, track_images], api_name="playlist_to_music", concurrency_id=GPU, concurrency_limit=1,
+        )
+        stop.click(cancel, None, None, cancels=[event], api_visibility="private")
+
+
 def build_demo(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(
@@ -472,6 +521,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
         sound_to_music_tab(studio)
         music_to_image_tab(studio)
         image_to_music_tab(studio)
+        playlist_to_music_tab(studio)
         spectrogram_tab(studio)
         about_tab(studio)
     return demo

@@ -15,6 +15,10 @@ MIN_STRENGTH, MAX_STRENGTH = 0.0, 1.0
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 1000
 
+# Playlist to music
+MAX_PLAYLIST_TRACKS = 10
+MAX_PLAYLIST_STEPS = 1000  # the original's full DDPM schedule; more steps than training timesteps mean nothing
+
 # Images
 MAX_IMAGE_SIDE = 1024
 MIN_INPUT_IMAGE_SIDE, MAX_INPUT_IMAGE_SIDE = 16, 8192  # uploaded pictures (captioning); the processor resizes

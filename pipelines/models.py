@@ -55,6 +55,9 @@ ROLES: dict[str, Role] = {
         Role("amuse_unet", "alppo/vae-conditioned-diffusion-model_v2", "main", "amuse_unet",
              "AMUSE playlist-conditioned spectrogram UNet"),
         Role("amuse_vae", None, "main", "amuse_vae", "AMUSE playlist VAE (weights not published)"),
+        Role("music_styles", None, "main", "music_styles",
+             "MusicTI styles: one folder per style (style.json + style.safetensors); convert an embeddings.pt "
+             "with `python -m pipelines.style_interpolation convert`"),
         Role("genre_classifier", None, "main", "keras_genre",
              "GTZAN genre CNN (TechJam, Keras .h5)", ("Genre_classifier_model.h5",)),
         Role("emotion_classifier", None, "main", "keras_emotion",

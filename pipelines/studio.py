@@ -79,9 +79,21 @@ class Studio:
             self.manager.register(role, lambda role=role: self.load_sd_img2img(role))
         for role in CLASSIFIER_ROLES:
             self.manager.register(role, lambda role=role: CpuModel(self.load_classifier(role)))
+        self.manager.register("amuse", self.load_amuse)
         for role, loader in (("blip", "load_blip"), ("musicgen", "load_musicgen"),
                              ("sentence_embedder", "load_sentence_embedder")):
             self.manager.register(role, lambda role=role, loader=loader: self.load_with_processor(role, loader))
+
+    def load_amuse(self) -> Any:
+        """AMUSE's UNet (Hub) and playlist VAE (not published: a local folder) as one unit."""
+        from . import playlist_to_music
+
+        vae = self.registry.resolve("amuse_vae")  # explains first when the VAE is missing
+        vae_model = load_or_explain(vae, playlist_to_music.load_vae)
+        unet_source = self.registry.resolve("amuse_unet")
+        unet = load_or_explain(unet_source, playlist_to_music.load_unet)
+        scheduler = load_or_explain(unet_source, playlist_to_music.load_scheduler)
+        return playlist_to_music.AmuseModels(unet, vae_model, scheduler)
 
     def load_with_processor(self, role: str, loader: str) -> Any:
         """A transformers model and its processor (image to music), as one unit the manager can move."""
@@ -282,6 +294,28 @@ class Studio:
             "sentence_embedder", lambda emb: image_to_music.recommend(emb.model, emb.processor, None, text, k=int(k))
         )
         return text, matches
+
+    def playlist_to_music(
+        self,
+        tracks: Any,
+        *,
+        steps: int = 50,
+        guidance: float = 7.5,
+        seed: int = 0,
+        on_progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        """A playlist's taste (AMUSE VAE) conditions a spectrogram diffusion model: new music at 22.05 kHz."""
+        from . import playlist_to_music
+
+        playlist_to_music.validate_generation(steps, guidance, seed)
+        tracks = playlist_to_music.load_tracks(tracks)  # all checked before any model loads
+        return self.manager.run(
+            "amuse",
+            lambda m: playlist_to_music.playlist_to_music(m.unet, m.vae, m.scheduler, tracks, steps=steps,
+                                                          guidance=guidance, seed=seed, should_stop=should_stop,
+                                                          on_progress=on_progress),
+        )
 
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

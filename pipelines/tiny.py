@@ -411,3 +411,56 @@ def build_sentence(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     RobertaModel(config, add_pooling_layer=False).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
+
+
+# -- playlist to music (AMUSE): the conditioned spectrogram UNet and the playlist VAE ------------------
+@builder("amuse_unet", version=1)
+def build_amuse_unet(folder: Path) -> None:
+    """alppo/vae-conditioned-diffusion-model_v2's layout: 1-channel 256x256 UNet2DConditionModel with six
+    blocks, cross-attention only in the fifth down block, the second up block and the mid block,
+    cross_attention_dim 64; widths 4..16 (the real 128..512), one layer per block. Saved as diffusers'
+    training recipe saves a DDPMPipeline: ``unet/`` and ``scheduler/`` (DDPM, 1000 steps)."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    unet = UNet2DConditionModel(
+        sample_size=256,
+        in_channels=1,
+        out_channels=1,
+        layers_per_block=1,
+        block_out_channels=(4, 4, 8, 8, 16, 16),
+        down_block_types=("DownBlock2D",) * 4 + ("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D") + ("UpBlock2D",) * 4,
+        mid_block_type="UNetMidBlock2DCrossAttn",
+        cross_attention_dim=64,
+        attention_head_dim=4,
+        norm_num_groups=2,
+    )
+    unet.save_pretrained(folder / "unet", safe_serialization=True)
+    DDPMScheduler(num_train_timesteps=1000).save_pretrained(folder / "scheduler")
+
+
+@builder("amuse_vae", version=1)
+def build_amuse_vae(folder: Path) -> None:
+    """The AMUSE VAE encoder (five stride-2 stages, latent 32) with widths 8..32 instead of 32..512 (narrower ones die in the first ReLU)."""
+    from .playlist_to_music import PlaylistVAE
+
+    PlaylistVAE(hidden_dims=(8, 8, 16, 16, 32), latent_dim=32).save_pretrained(folder, safe_serialization=True)
+
+
+# -- style interpolation: MusicTI style folders -----------------------------------------------------------
+@builder("music_styles", version=1)
+def build_music_styles(folder: Path) -> None:
+    """Three random MusicTI styles ("jazz", "rock", "ambient"), one folder each, as
+    ``style_interpolation.save_style`` writes them; width 32 = the tiny ``sd`` text encoder's hidden size."""
+    import torch
+
+    from .style_interpolation import StyleEmbedding, save_style
+
+    for index, name in enumerate(("jazz", "rock", "ambient")):
+        generator = torch.Generator().manual_seed(100 + index)
+        module = StyleEmbedding(width=32, inner=128, heads=2, head_dim=16)
+        with torch.no_grad():
+            for parameter in module.parameters():  # distinct, seeded and loud enough to move the tiny CLIP
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) / parameter.shape[-1] ** 0.5)
+            module.initial_embedding.copy_(torch.randn(1, 32, generator=generator))
+        save_style(module, folder / name, name, extra={"source": "tiny random weights"})

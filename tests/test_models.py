@@ -111,7 +111,8 @@ def test_hub_music_to_image_without_the_lora_says_how_to_go_on(monkeypatch):
 def test_tiny_listing_says_which_roles_have_no_tiny_model_yet():
     rows = {row["role"]: row["source"] for row in ModelRegistry("tiny", environ={}).describe()}
     assert rows["riffusion"] == "tiny:sd"
-    assert rows["amuse_vae"] == "(no tiny model yet)"
+    assert rows["amuse_vae"] == "tiny:amuse_vae"
+    assert rows["clap"] == "(no tiny model yet)"
 
 
 def test_classifiers_are_listed_with_their_size_and_uses(studio):

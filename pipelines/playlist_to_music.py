@@ -1,0 +1,424 @@
+"""Playlist to music (AMUSE): a VAE's "taste" of a playlist conditions a spectrogram diffusion UNet.
+
+1. Every track becomes one audio-diffusion mel image (22.05 kHz, 256x256, dB scale, ~5.9 s).
+   We take the MIDDLE 5.9 s of each track by default (``slice_position="middle"``): the original
+   notebook took the first 256 frames, which for most songs is an intro or a fade-in. ``"first"``
+   gives the original's choice. Tracks shorter than a slice are padded with silence at the end.
+2. ``PlaylistVAE`` (the original's encoder: 5 x [conv stride 2, BatchNorm, LeakyReLU, residual
+   block], widths 32..512, latent 32) encodes each image, fed as pixels / 255 in [0, 1] as the
+   original did. cat(mu, logvar) (64 values) is min-max normalised to [-1, 1] per track.
+3. The playlist's taste vector is the MEAN of its tracks' vectors, shape (1, 1, 64). How the
+   original pooled a playlist is not published; averaging is our reading.
+4. A UNet2DConditionModel (1 channel, 256x256, cross_attention_dim 64) denoises seeded noise with
+   the taste vector as ``encoder_hidden_states`` and classifier-free guidance against the
+   encoding of an all-zero image (the original's unconditional vector), guidance 7.5.
+   The original sampled with DDPM over all 1000 training steps; we default to 50 steps of the
+   same DDPM schedule (diffusers' ``set_timesteps`` skips timesteps correctly), so a CPU or a
+   shared GPU finishes in reasonable time; ``steps=1000`` reproduces the original, and
+   ``sampler="ddim"`` gives deterministic DDIM (eta 0) on the same trained schedule.
+5. The generated image (in [-1, 1], as the UNet was trained on ``Normalize([0.5], [0.5])`` images)
+   becomes a mel image and then audio through ``spectrogram.image_to_audio(AUDIO_DIFFUSION)``.
+
+The AMUSE VAE weights are not published: the ``amuse_vae`` role needs a local folder (or the tiny
+profile). A folder for ``PlaylistVAE.from_pretrained`` holds ``config.json`` and
+``diffusion_pytorch_model.safetensors``; parameter names follow the original notebook
+(``encoder.encoder.<i>...``, ``encoder.fc_mu``, ``encoder.fc_var``), so a converted state dict
+of the original (decoder keys dropped) loads as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from . import audio as audio_io
+from . import limits, spectrogram
+from .errors import InputError
+
+PARAMS = spectrogram.AUDIO_DIFFUSION
+SAMPLE_RATE = PARAMS.sample_rate  # 22050
+IMAGE_SIZE = 256  # the UNet's sample size and the mel image's side
+CONDITION_DIM = 64  # cat(mu, logvar) of a 32-dim latent
+TRAIN_TIMESTEPS = 1000
+DEFAULT_STEPS = 50
+DEFAULT_GUIDANCE = 7.5
+DEFAULT_SEED = 0
+SAMPLERS = ("ddpm", "ddim")
+SLICE_POSITIONS = ("middle", "first")
+MAX_TRACKS = limits.MAX_PLAYLIST_TRACKS
+MAX_STEPS = limits.MAX_PLAYLIST_STEPS
+MAX_TRACK_SECONDS = 600.0  # whole songs are fine (only one slice is used); the upload size limit applies too
+
+
+# -- the VAE ---------------------------------------------------------------------------------------
+
+
+class _ResidualBlock(nn.Module):
+    """conv-BN-ReLU-conv-BN plus the input, then ReLU (the original's block)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + x)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, in_channels: int, hidden_dims: Sequence[int], latent_dim: int, image_size: int):
+        super().__init__()
+        stages = []
+        channels = in_channels
+        for width in hidden_dims:
+            stages.append(nn.Sequential(
+                nn.Conv2d(channels, width, kernel_size=3, stride=2, padding=1),
+                nn.BatchNorm2d(width),
+                nn.LeakyReLU(),
+                _ResidualBlock(width),
+            ))
+            channels = width
+        self.encoder = nn.Sequential(*stages)
+        side = image_size // 2 ** len(hidden_dims)
+        self.fc_mu = nn.Linear(channels * side * side, latent_dim)
+        self.fc_var = nn.Linear(channels * side * side, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.flatten(self.encoder(x), start_dim=1)
+        return self.fc_mu(x), self.fc_var(x)
+
+
+class PlaylistVAE(ModelMixin, ConfigMixin):
+    """The AMUSE VAE's encoder (the app never decodes, so the decoder is left out).
+
+    Input: (batch, 1, 256, 256) mel images as pixels / 255 in [0, 1]. Output of ``encode``:
+    (mu, logvar), each (batch, latent_dim). ``hidden_dims`` are the widths of the stride-2 stages;
+    the tiny model uses small ones.
+    """
+
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 1,
+        hidden_dims: tuple[int, ...] = (32, 64, 128, 256, 512),
+        latent_dim: int = 32,
+        image_size: int = IMAGE_SIZE,
+    ):
+        super().__init__()
+        if image_size % 2 ** len(hidden_dims):
+            raise ValueError(f"image_size {image_size} is not divisible by 2**{len(hidden_dims)}")
+        self.encoder = _Encoder(in_channels, tuple(hidden_dims), latent_dim, image_size)
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(images)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encode(images)
+
+
+def image_tensor(images: Sequence[Any]) -> torch.Tensor:
+    """(n, 1, 256, 256) float in [0, 1] from 256x256 grayscale mel images (PIL or uint8 arrays)."""
+    arrays = []
+    for image in images:
+        array = np.asarray(image.convert("L") if hasattr(image, "convert") else image)
+        if array.shape != (IMAGE_SIZE, IMAGE_SIZE):
+            raise InputError(f"Mel images must be {IMAGE_SIZE}x{IMAGE_SIZE} grayscale; got {array.shape}.")
+        arrays.append(array.astype(np.float32) / 255.0)
+    return torch.from_numpy(np.stack(arrays))[:, None]
+
+
+def _normalise(vectors: torch.Tensor) -> torch.Tensor:
+    """Min-max to [-1, 1] per row, as the original; a constant row becomes zeros instead of 0/0."""
+    low = vectors.amin(dim=-1, keepdim=True)
+    high = vectors.amax(dim=-1, keepdim=True)
+    span = high - low
+    return torch.where(span > 0, 2 * (vectors - low) / span.clamp(min=1e-12) - 1, torch.zeros_like(vectors))
+
+
+@torch.no_grad()
+def track_vectors(vae: PlaylistVAE, track_images: Sequence[Any] | torch.Tensor) -> torch.Tensor:
+    """(n, 64): each track's cat(mu, logvar), min-max normalised to [-1, 1]."""
+    pixels = track_images if isinstance(track_images, torch.Tensor) else image_tensor(track_images)
+    if pixels.shape[0] == 0:
+        raise InputError("Give at least one track.")
+    was_training = vae.training
+    vae.eval()  # BatchNorm's running statistics, never the batch's: a track's vector must not depend on the others
+    try:
+        mu, logvar = vae.encode(pixels.to(vae.device, vae.dtype))
+    finally:
+        vae.train(was_training)
+    return _normalise(torch.cat([mu, logvar], dim=1).float())
+
+
+def taste_vector(vae: PlaylistVAE, track_images: Sequence[Any] | torch.Tensor) -> torch.Tensor:
+    """(1, 1, 64): the mean of the tracks' normalised vectors (our reading; the pooling is unpublished)."""
+    return track_vectors(vae, track_images).mean(dim=0).reshape(1, 1, -1)
+
+
+def unconditional_vector(vae: PlaylistVAE) -> torch.Tensor:
+    """(1, 1, 64): the encoding of an all-zero image, normalised the same way (the original's choice)."""
+    side = vae.config.image_size
+    zeros = torch.zeros(1, vae.config.in_channels, side, side)
+    return track_vectors(vae, zeros).reshape(1, 1, -1)
+
+
+# -- tracks -> mel images --------------------------------------------------------------------------
+
+
+def track_slice(samples: np.ndarray, position: str = "middle") -> np.ndarray:
+    """One image's worth of mono samples (256 * 512 - 1 at 22.05 kHz), zero-padded when shorter."""
+    if position not in SLICE_POSITIONS:
+        raise InputError(f"Unknown slice position {position!r}: use one of {', '.join(SLICE_POSITIONS)}.")
+    mono = np.asarray(samples, dtype=np.float32).reshape(-1)
+    size = PARAMS.window_samples
+    if mono.size <= size:
+        return np.pad(mono, (0, size - mono.size))
+    start = (mono.size - size) // 2 if position == "middle" else 0
+    return mono[start:start + size]
+
+
+def track_image(samples: np.ndarray, position: str = "middle"):
+    """The audio-diffusion mel image (PIL, 256x256, L) of one track's slice."""
+    image = spectrogram.audio_to_image(track_slice(samples, position)[None], PARAMS)
+    if image.size != (IMAGE_SIZE, IMAGE_SIZE):  # the preset's geometry; a guard against a changed preset
+        raise RuntimeError(f"Expected a {IMAGE_SIZE}x{IMAGE_SIZE} mel image, got {image.size}.")
+    return image
+
+
+def load_tracks(tracks_audio: Any) -> list[audio_io.Audio]:
+    """Check the playlist and load every track as mono 22.05 kHz (InputError names the track)."""
+    if tracks_audio is None or isinstance(tracks_audio, (str, bytes, np.ndarray)) or not isinstance(
+        tracks_audio, Sequence
+    ):
+        raise InputError("Give the playlist as a list of audio files (1 to 10 tracks).")
+    if not 1 <= len(tracks_audio) <= MAX_TRACKS:
+        raise InputError(f"A playlist must have 1 to {MAX_TRACKS} tracks; got {len(tracks_audio)}.")
+    loaded = []
+    for number, track in enumerate(tracks_audio, start=1):
+        if isinstance(track, dict) and "path" in track:  # gradio FileData from API callers
+            track = track["path"]
+        try:
+            loaded.append(audio_io.load_audio(track, SAMPLE_RATE, channels=1, max_seconds=MAX_TRACK_SECONDS))
+        except InputError as error:
+            raise InputError(f"Track {number}: {error}") from error
+    return loaded
+
+
+# -- generation ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlaylistMusicResult:
+    audio: np.ndarray  # float32 (1, n) at sample_rate, peak 0.9
+    sample_rate: int
+    image: Any  # PIL L 256x256: the generated mel image (carries its spectrogram metadata)
+    track_images: list[Any]  # the mel image of each input track's slice
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[-1] / self.sample_rate
+
+    def as_audio(self) -> audio_io.Audio:
+        return audio_io.Audio(self.audio, self.sample_rate)
+
+
+def validate_generation(steps: int, guidance: float, seed: int, sampler: str = "ddpm",
+                        slice_position: str = "middle") -> None:
+    limits.check_number("steps", steps, 1, MAX_STEPS, integer=True)
+    limits.check_number("guidance", guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
+    limits.check_number("seed", seed, 0, limits.MAX_SEED, integer=True)
+    if sampler not in SAMPLERS:
+        raise InputError(f"Unknown sampler {sampler!r}: use one of {', '.join(SAMPLERS)}.")
+    if slice_position not in SLICE_POSITIONS:
+        raise InputError(f"Unknown slice position {slice_position!r}: use one of {', '.join(SLICE_POSITIONS)}.")
+
+
+def make_scheduler(scheduler, sampler: str = "ddpm"):
+    """A fresh scheduler of the asked kind on the model's training schedule (the shared one is never mutated)."""
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    kind = DDIMScheduler if sampler == "ddim" else DDPMScheduler
+    config = scheduler.config if scheduler is not None else DDPMScheduler(num_train_timesteps=TRAIN_TIMESTEPS).config
+    return kind.from_config(config)
+
+
+def playlist_to_music(
+    unet,
+    vae: PlaylistVAE,
+    scheduler,
+    tracks_audio: Sequence[Any],
+    steps: int = DEFAULT_STEPS,
+    guidance: float = DEFAULT_GUIDANCE,
+    seed: int = DEFAULT_SEED,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[float, str], None] | None = None,
+    *,
+    sampler: str = "ddpm",
+    slice_position: str = "middle",
+) -> PlaylistMusicResult:
+    """A ~5.9 s clip in the playlist's taste.
+
+    tracks_audio: 1 to 10 tracks, each a file path, ``(samples, rate)``, gradio's ``(rate, samples)``
+        or an ``audio.Audio``; every one is checked by ``audio.load_audio`` (silent, damaged, too
+        short or too long tracks raise InputError naming the track).
+    unet, vae: on the same device; the run happens there. scheduler: the UNet repo's (its config
+        gives the training schedule) or None for DDPMScheduler(1000).
+    guidance: classifier-free guidance; 1 runs the conditional branch only, 0 the unconditional only.
+    should_stop: polled after every step (raises InputError "Cancelled."); on_progress(fraction, text).
+    """
+    validate_generation(steps, guidance, seed, sampler, slice_position)
+    config = unet.config
+    if config.in_channels != 1 or config.sample_size != IMAGE_SIZE or config.cross_attention_dim != CONDITION_DIM:
+        raise InputError(
+            f"The playlist UNet must take 1-channel {IMAGE_SIZE}x{IMAGE_SIZE} images conditioned on "
+            f"{CONDITION_DIM} values; this one has {config.in_channels} channels, sample size "
+            f"{config.sample_size}, cross-attention {config.cross_attention_dim}."
+        )
+    tracks = load_tracks(tracks_audio)
+    images = [track_image(t.samples[0], slice_position) for t in tracks]
+    if on_progress:
+        on_progress(0.0, f"Encoded {len(images)} track(s)")
+
+    device, dtype = unet.device, unet.dtype
+    cond = taste_vector(vae, images).to(device, dtype)
+    uncond = unconditional_vector(vae).to(device, dtype)
+    guidance = float(guidance)
+    if guidance == 1.0:
+        context = cond  # uncond + 1 * (cond - uncond) is cond: skip the unconditional pass
+    elif guidance == 0.0:
+        context = uncond
+    else:
+        context = torch.cat([uncond, cond])
+
+    sched = make_scheduler(scheduler, sampler)
+    sched.set_timesteps(int(steps), device=device)
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
+    sample = torch.randn((1, 1, IMAGE_SIZE, IMAGE_SIZE), generator=generator).to(device, dtype)
+    sample = sample * sched.init_noise_sigma
+    total = len(sched.timesteps)
+    with torch.no_grad():
+        for i, t in enumerate(sched.timesteps):
+            model_input = sched.scale_model_input(sample, t)
+            batch = model_input.expand(context.shape[0], -1, -1, -1)
+            noise = unet(batch, t, encoder_hidden_states=context).sample
+            if context.shape[0] == 2:
+                noise_uncond, noise_cond = noise.chunk(2)
+                noise = noise_uncond + guidance * (noise_cond - noise_uncond)
+            # DDPM's variance noise comes from the same seeded CPU generator
+            sample = sched.step(noise, t, sample, generator=generator).prev_sample
+            if on_progress:
+                on_progress((i + 1) / total, f"Denoising step {i + 1}/{total}")
+            if should_stop is not None and should_stop():
+                raise InputError("Cancelled.")
+
+    image = _to_mel_image(sample)
+    audio = spectrogram.image_to_audio(image, PARAMS, device=device, seed=int(seed))
+    parameters = {
+        "pipeline": "playlist_to_music",
+        "tracks": len(tracks),
+        "steps": int(steps),
+        "guidance": guidance,
+        "seed": int(seed),
+        "sampler": sampler,
+        "slice_position": slice_position,
+        "train_timesteps": int(sched.config.num_train_timesteps),
+        "pooling": "mean of per-track min-max normalised cat(mu, logvar)",
+        "track_seconds": [round(t.duration, 3) for t in tracks],
+    }
+    return PlaylistMusicResult(audio, SAMPLE_RATE, image, images, parameters)
+
+
+def _to_mel_image(sample: torch.Tensor):
+    """The UNet's [-1, 1] output as an audio-diffusion mel image with our spectrogram metadata."""
+    from PIL import Image
+
+    pixels = ((sample[0, 0].float().cpu() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    raw = Image.fromarray(pixels, mode="L")
+    # round trip through the codec only to attach the preset's metadata; the pixels come back unchanged
+    return spectrogram.mel_to_image(spectrogram.image_to_mel(raw, PARAMS), PARAMS, max_value=1.0)
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class AmuseModels:
+    """UNet + VAE + scheduler as one unit the DeviceManager can move and measure."""
+
+    unet: Any
+    vae: PlaylistVAE
+    scheduler: Any
+
+    @property
+    def nbytes(self) -> int:
+        from .device import model_nbytes
+
+        return model_nbytes(self.unet) + model_nbytes(self.vae)
+
+    def to(self, *args, **kwargs) -> AmuseModels:
+        self.unet.to(*args, **kwargs)
+        self.vae.to(*args, **kwargs)
+        return self
+
+
+def _subfolder_first(load: Callable[..., Any], location: str, subfolder: str, revision: str | None, **kwargs):
+    """Pipeline layout (``<subfolder>/``) first, then the model at the repo's root.
+
+    The AMUSE notebook follows diffusers' training recipe (DDPMPipeline(unet, scheduler) saved and
+    uploaded with upload_folder), which gives ``unet/`` and ``scheduler/``; a bare ``unet.save_pretrained``
+    puts the model at the root. Which one the Hub repo has is not verified here, so both are read.
+    """
+    local = Path(location).expanduser()
+    if local.is_dir():
+        inside = (local / subfolder).is_dir()
+        return load(str(local), subfolder=subfolder if inside else None, **kwargs)
+    try:
+        return load(location, subfolder=subfolder, revision=revision, **kwargs)
+    except OSError:  # diffusers raises EnvironmentError when the files are not there
+        return load(location, revision=revision, **kwargs)
+
+
+def load_unet(location: str, revision: str | None = None):
+    from diffusers import UNet2DConditionModel
+
+    unet = _subfolder_first(UNet2DConditionModel.from_pretrained, location, "unet", revision)
+    return unet.eval()
+
+
+def load_scheduler(location: str, revision: str | None = None):
+    """The UNet repo's scheduler config if it has one, else DDPMScheduler(1000) (the training recipe's)."""
+    from diffusers import DDPMScheduler
+
+    try:
+        return _subfolder_first(DDPMScheduler.from_pretrained, location, "scheduler", revision)
+    except (OSError, ValueError):
+        return DDPMScheduler(num_train_timesteps=TRAIN_TIMESTEPS)
+
+
+def load_vae(location: str, revision: str | None = None) -> PlaylistVAE:
+    local = Path(location).expanduser()
+    if local.is_dir():
+        return PlaylistVAE.from_pretrained(str(local)).eval()
+    return PlaylistVAE.from_pretrained(location, revision=revision).eval()
+
+
+def load_models(unet_location: str, vae_location: str, unet_revision: str | None = None,
+                vae_revision: str | None = None) -> AmuseModels:
+    return AmuseModels(load_unet(unet_location, unet_revision), load_vae(vae_location, vae_revision),
+                       load_scheduler(unet_location, unet_revision))

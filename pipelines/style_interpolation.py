@@ -1,0 +1,655 @@
+"""Style interpolation: MusicTI's time-varying textual inversion, with several styles mixed.
+
+The system of "Style Embedding Interpolation in Music Generation" (kariander1/interp-music-style),
+built on MusicTI (AAAI 2024):
+
+1. a learned *style* is a small network, not one vector: for the diffusion timestep t it gives the
+   token embedding v_t of the placeholder "*" (``StyleEmbedding``);
+2. each style's v_t goes into its own copy of the token-embedding sequence of the prompt "*"; the
+   copies are combined as sum(alpha_i * E_i), alpha normalised to sum 1, *before* CLIP's position
+   embeddings and text transformer (``mix_token_embeddings``, ``StyleConditioner``). The
+   unconditional prompt "" is untouched;
+3. the content audio becomes a riffusion spectrogram, is VAE-encoded, pseudo-inverted in one step
+   (x_t = q_sample(x0, t); eps = UNet(x_t, t, c_t); z = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps) and
+   DDIM runs from the first int(strength * steps) timesteps with classifier-free guidance, the
+   conditioning recomputed at every step (``apply_styles``);
+4. the output image becomes audio; long inputs go in 5.12 s windows, crossfaded as in sound-to-music.
+
+Style files: one folder per style with ``style.safetensors`` (the StyleEmbedding state dict) and
+``style.json`` (name, placeholder, widths). The original ``embeddings.pt`` holds pickled nn.Module
+objects; ``convert_musicti_checkpoint`` reads it once with a restricted unpickler and writes a
+style folder. Nothing here unpickles anything else.
+
+Imports torch at module level: load it lazily (studio.py imports pipelines inside its methods).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import re
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from . import audio as audio_io
+from . import limits, spectrogram, windows
+from .errors import InputError
+
+PLACEHOLDER = "*"
+STYLE_WEIGHTS_FILE = "style.safetensors"
+STYLE_CONFIG_FILE = "style.json"
+STYLE_FORMAT = "musicti-style"
+STYLE_FORMAT_VERSION = 1
+
+MAX_STYLES = 4
+MAX_WEIGHT = 100.0  # weights are normalised; the cap only keeps API callers' numbers sane
+WINDOW_OVERLAP_SECONDS = 0.2  # as sound-to-music and riffusion's audio-to-audio
+
+# MusicTI's defaults (README of the seed): 50 DDIM steps, eta 0, guidance 5, strength 0.7, seed 23
+DEFAULT_STEPS, DEFAULT_GUIDANCE, DEFAULT_STRENGTH, DEFAULT_SEED = 50, 5.0, 0.7, 23
+
+# LDM's "linear" schedule is linspace(sqrt(b0), sqrt(b1))**2: diffusers calls that "scaled_linear"
+DDIM_SCHEDULE = {
+    "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
+    "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1, "timestep_spacing": "leading",
+    "thresholding": False, "rescale_betas_zero_snr": False,
+}
+
+
+# -- the style network -------------------------------------------------------------------------------
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """LDM's sinusoidal timestep embedding, (b,) -> (b, dim): cosines first, then sines."""
+    t = torch.as_tensor(t).reshape(-1).float()
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t[:, None] * freqs[None]
+    embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        embedding = torch.cat([embedding, torch.zeros_like(embedding[:, :1])], dim=-1)
+    return embedding
+
+
+class CrossAttention(nn.Module):
+    """LDM's ``ldm.modules.attention.CrossAttention``: bias-free q/k/v, ``to_out`` = Linear + Dropout.
+
+    Same parameter names as the original, so converted state dicts load as they are.
+    """
+
+    def __init__(self, query_dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.0):
+        super().__init__()
+        inner = heads * dim_head
+        self.heads = heads
+        self.scale = dim_head**-0.5
+        self.to_q = nn.Linear(query_dim, inner, bias=False)
+        self.to_k = nn.Linear(query_dim, inner, bias=False)
+        self.to_v = nn.Linear(query_dim, inner, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(dropout))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        context = x if context is None else context
+        b, n, _ = x.shape
+        q, k, v = (
+            proj.view(b, -1, self.heads, proj.shape[-1] // self.heads).transpose(1, 2)
+            for proj in (self.to_q(x), self.to_k(context), self.to_v(context))
+        )
+        weights = (q @ k.transpose(-1, -2) * self.scale).softmax(dim=-1)
+        out = (weights @ v).transpose(1, 2).reshape(b, n, -1)
+        return self.to_out(out)
+
+
+class StyleAttention(nn.Module):
+    """MusicTI's ``Attentions``: self-attention, then attention with h as context, then Linear.
+
+    No residuals, as the original. Over a length-1 sequence every softmax is 1, so this is a chain
+    of linear maps (and attn2's output depends only on its context h); kept as attention anyway so
+    that converted weights mean what they meant.
+    """
+
+    def __init__(self, dim: int, heads: int = 8, dim_head: int = 64, dropout: float = 0.05):
+        super().__init__()
+        self.attn1 = CrossAttention(dim, heads, dim_head, dropout)
+        self.attn2 = CrossAttention(dim, heads, dim_head, dropout)
+        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.attn2(self.attn1(x), x))
+
+
+class StyleEmbedding(nn.Module):
+    """One learned style: timestep -> the placeholder's token embedding v_t (MusicTI's TVTI).
+
+    e = time_embed(timestep_embedding(t, width))   Linear width->inner, SiLU, Linear inner->inner
+    h = emb_layers(e) + initial_embedding          SiLU, Linear inner->width; initial is frozen (1, width)
+    v_t = attention(h)                             over the length-1 sequence h
+
+    width 768 and inner 3072 for Stable Diffusion 1.x's CLIP (about 17.9 M parameters); the tiny
+    test model uses its text encoder's width. Build in eval mode: dropout is for training only.
+    """
+
+    def __init__(self, width: int = 768, inner: int | None = None, heads: int = 8, head_dim: int = 64,
+                 dropout: float = 0.05, initial_embedding: torch.Tensor | None = None):
+        super().__init__()
+        inner = 4 * width if inner is None else inner
+        self.width, self.inner, self.heads, self.head_dim, self.dropout = width, inner, heads, head_dim, dropout
+        self.time_embed = nn.Sequential(nn.Linear(width, inner), nn.SiLU(), nn.Linear(inner, inner))
+        self.emb_layers = nn.Sequential(nn.SiLU(), nn.Linear(inner, width))
+        self.attention = StyleAttention(width, heads, head_dim, dropout)
+        initial = torch.zeros(1, width) if initial_embedding is None else torch.as_tensor(initial_embedding)
+        if tuple(initial.shape) != (1, width):
+            raise InputError(f"The initial embedding must be (1, {width}), not {tuple(initial.shape)}.")
+        # a buffer, not a parameter: frozen, yet saved with the state dict
+        self.register_buffer("initial_embedding", initial.detach().clone().float())
+        self.eval()
+
+    def config(self) -> dict[str, Any]:
+        return {"width": self.width, "inner": self.inner, "heads": self.heads, "head_dim": self.head_dim,
+                "dropout": self.dropout}
+
+    def forward(self, t: torch.Tensor | int) -> torch.Tensor:
+        """v_t, shaped (batch, width), for timesteps t (an int or a (batch,) tensor)."""
+        device = self.initial_embedding.device
+        t = torch.as_tensor(t, device=device).reshape(-1)
+        e = self.time_embed(timestep_embedding(t, self.width).to(device, self.time_embed[0].weight.dtype))
+        h = self.emb_layers(e).view(-1, 1, self.width) + self.initial_embedding.to(e.dtype)
+        return self.attention(h).view(-1, self.width)
+
+
+# -- style folders -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Style:
+    name: str
+    module: StyleEmbedding
+    placeholder: str = PLACEHOLDER
+    info: dict[str, Any] = field(default_factory=dict)  # style.json as read
+
+
+_NAME = re.compile(r"^[\w][\w .+-]{0,63}$")
+
+
+def save_style(module: StyleEmbedding, folder: str | Path, name: str, placeholder: str = PLACEHOLDER,
+               extra: dict[str, Any] | None = None) -> Path:
+    """Write ``folder/style.safetensors`` and ``folder/style.json``; returns the folder."""
+    from safetensors.torch import save_file
+
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(f"A style name is 1-64 letters, digits, spaces or . + - _; got {name!r}.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in module.state_dict().items()}
+    save_file(state, str(folder / STYLE_WEIGHTS_FILE), metadata={"format": STYLE_FORMAT})
+    info = {"format": STYLE_FORMAT, "version": STYLE_FORMAT_VERSION, "name": name, "placeholder": placeholder,
+            **module.config(), **(extra or {})}
+    (folder / STYLE_CONFIG_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return folder
+
+
+def load_style(folder: str | Path) -> Style:
+    """A style folder -> Style (module in eval mode, on the CPU, float32)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config_path, weights_path = folder / STYLE_CONFIG_FILE, folder / STYLE_WEIGHTS_FILE
+    if not config_path.is_file() or not weights_path.is_file():
+        raise InputError(f"{folder} is not a style folder: it needs {STYLE_CONFIG_FILE} and {STYLE_WEIGHTS_FILE}.")
+    try:
+        info = json.loads(config_path.read_text())
+        if info.get("format") != STYLE_FORMAT or int(info.get("version", 0)) > STYLE_FORMAT_VERSION:
+            raise ValueError(f"format {info.get('format')!r} version {info.get('version')!r}")
+        sizes = {k: int(info[k]) for k in ("width", "inner", "heads", "head_dim")}
+        if not all(0 < v <= 16384 for v in sizes.values()):
+            raise ValueError(f"sizes out of range: {sizes}")
+        module = StyleEmbedding(**sizes, dropout=float(info.get("dropout", 0.0)))
+        module.load_state_dict(load_file(str(weights_path)), strict=True)
+    except (ValueError, KeyError, TypeError, RuntimeError) as error:
+        raise InputError(f"The style in {folder} could not be read: {error}") from error
+    return Style(str(info.get("name") or folder.name), module.eval(), str(info.get("placeholder", PLACEHOLDER)), info)
+
+
+def list_styles(root: str | Path) -> list[str]:
+    """Names of the style folders directly under ``root`` (a folder name is the style's name)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / STYLE_CONFIG_FILE).is_file() and _NAME.match(p.name))
+
+
+class StyleLibrary:
+    """The styles in one folder (the ``music_styles`` role), loaded on first use and kept."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self._loaded: dict[str, Style] = {}
+
+    def names(self) -> list[str]:
+        return list_styles(self.root)
+
+    def get(self, names: Sequence[str]) -> list[Style]:
+        available = self.names()
+        if isinstance(names, str):
+            names = [names]
+        unknown = [n for n in names if n not in available]  # only listed folders: no paths from callers
+        if unknown:
+            raise InputError(f"Unknown style {', '.join(map(repr, unknown))}: choose from {', '.join(available) or '(none)'}.")
+        for name in names:
+            if name not in self._loaded:
+                self._loaded[name] = load_style(self.root / name)
+        return [self._loaded[n] for n in names]
+
+
+# -- converting MusicTI's embeddings.pt -----------------------------------------------------------------
+
+
+class UnsafeCheckpointError(InputError):
+    """A checkpoint asked the unpickler for something outside the allowed list."""
+
+
+class _LegacyModule(nn.Module):
+    """Stands in for MusicTI's own classes (``Attentions``, ``CrossAttention``): after unpickling it
+    only needs to hold submodules and parameters so that ``state_dict()`` works. Never called."""
+
+
+# Everything embeddings.pt needs: torch's tensor rebuilders, the nn containers and layers MusicTI's
+# modules are made of, OrderedDict/set for module state. Storage types are resolved by torch.load itself.
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): OrderedDict,
+    ("builtins", "set"): set,
+    ("__builtin__", "set"): set,  # protocol 2 writes Python 2 names; the default find_class maps them
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
+    ("torch.nn.parameter", "Parameter"): nn.Parameter,
+    ("torch.nn.modules.container", "Sequential"): nn.Sequential,
+    ("torch.nn.modules.container", "ParameterDict"): nn.ParameterDict,
+    ("torch.nn.modules.container", "ModuleList"): nn.ModuleList,
+    ("torch.nn.modules.linear", "Linear"): nn.Linear,
+    ("torch.nn.modules.activation", "SiLU"): nn.SiLU,
+    ("torch.nn.modules.dropout", "Dropout"): nn.Dropout,
+    ("ldm.modules.embedding_manager", "Attentions"): _LegacyModule,
+    ("ldm.modules.attention", "CrossAttention"): _LegacyModule,
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        # every global a pickle can call comes through here (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT)
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise UnsafeCheckpointError(
+                f"Refused to load the checkpoint: it asks for {module}.{name}, which a MusicTI embeddings.pt "
+                "does not need. It may be another kind of file, or unsafe."
+            ) from None
+
+
+class _RestrictedPickleModule:
+    """What ``torch.load(pickle_module=...)`` needs: torch reads the zip and storages, we decide globals."""
+
+    Unpickler = _RestrictedUnpickler
+    __name__ = "restricted_pickle"
+
+    @staticmethod
+    def load(file, **kwargs):
+        return _RestrictedUnpickler(file, **kwargs).load()
+
+
+def read_musicti_checkpoint(pt_path: str | Path) -> dict[str, Any]:
+    """The dict inside a MusicTI embeddings.pt, unpickled with only the allowed globals."""
+    path = Path(pt_path)
+    if not path.is_file():
+        raise InputError(f"No such checkpoint file: {path}.")
+    try:
+        # weights_only=False is needed to pass our own pickle module; _RestrictedUnpickler is the guard
+        data = torch.load(str(path), map_location="cpu", pickle_module=_RestrictedPickleModule, weights_only=False)
+    except UnsafeCheckpointError:
+        raise
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, AttributeError,
+            TypeError) as error:
+        raise InputError(f"{path} is not a readable MusicTI embeddings.pt: {type(error).__name__}: {error}") from error
+    missing = {"string_to_token", "attention", "time_embed", "emb_layers", "initial_embeddings"} - set(
+        data if isinstance(data, dict) else ()
+    )
+    if missing:
+        raise InputError(f"{path} is not a MusicTI embeddings.pt: it lacks {', '.join(sorted(missing))}.")
+    return data
+
+
+def musicti_state_dict(data: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
+    """Map the unpickled modules onto StyleEmbedding's state dict: (state dict, placeholder, config).
+
+    Key mapping (original module -> StyleEmbedding key):
+        time_embed.{0,2}.{weight,bias}                 -> time_embed.{0,2}.{weight,bias}
+        emb_layers.1.{weight,bias}                     -> emb_layers.1.{weight,bias}
+        attention.attn{1,2}.to_{q,k,v}.weight          -> attention.attn{1,2}.to_{q,k,v}.weight
+        attention.attn{1,2}.to_out.0.{weight,bias}     -> attention.attn{1,2}.to_out.0.{weight,bias}
+        attention.net.1.{weight,bias}                  -> attention.net.1.{weight,bias}
+        initial_embeddings[placeholder] (1, width)     -> initial_embedding
+    The placeholder is the single key of ``string_to_token``.
+    """
+    tokens = data["string_to_token"]
+    if not isinstance(tokens, dict) or len(tokens) != 1:
+        raise InputError("Only single-placeholder MusicTI checkpoints are supported.")
+    placeholder = next(iter(tokens))
+    state: dict[str, torch.Tensor] = {}
+    for part in ("time_embed", "emb_layers", "attention"):
+        module = data[part]
+        if not isinstance(module, nn.Module):
+            raise InputError(f"The checkpoint's {part} is a {type(module).__name__}, not a module.")
+        state.update({f"{part}.{k}": v.detach().float() for k, v in module.state_dict().items()})
+    initial = data["initial_embeddings"]
+    initial = initial[placeholder] if isinstance(initial, (nn.ParameterDict, dict)) else None
+    if initial is None:
+        raise InputError(f"The checkpoint has no initial embedding for {placeholder!r}.")
+    state["initial_embedding"] = initial.detach().float().reshape(1, -1)
+    try:
+        width, inner = state["time_embed.0.weight"].shape[1], state["time_embed.0.weight"].shape[0]
+        heads = int(getattr(data["attention"].attn1, "heads", 8))  # LDM's CrossAttention keeps it
+        head_dim = state["attention.attn1.to_q.weight"].shape[0] // heads
+    except (KeyError, AttributeError) as error:
+        raise InputError(f"The checkpoint's modules are not MusicTI's: {error}") from error
+    return state, str(placeholder), {"width": width, "inner": inner, "heads": heads, "head_dim": head_dim}
+
+
+def convert_musicti_checkpoint(pt_path: str | Path, out_folder: str | Path, name: str | None = None) -> Style:
+    """MusicTI ``embeddings.pt`` -> a style folder (safetensors + json). Returns the loaded style."""
+    data = read_musicti_checkpoint(pt_path)
+    state, placeholder, config = musicti_state_dict(data)
+    module = StyleEmbedding(**config, dropout=0.05)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise InputError(f"The checkpoint's weights do not fit MusicTI's style network: {error}") from error
+    token = data["string_to_token"][placeholder]
+    extra = {"source": Path(pt_path).name, "clip_token_id": int(token) if torch.is_tensor(token) else token}
+    out = save_style(module, out_folder, name or Path(out_folder).name, placeholder, extra)
+    return load_style(out)
+
+
+# -- mixing and conditioning ---------------------------------------------------------------------------
+
+
+def normalized_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """alpha normalised to sum 1; equal weights when none are given."""
+    if weights is None:
+        return [1.0 / count] * count
+    total = float(sum(weights))
+    return [float(w) / total for w in weights]
+
+
+def mix_token_embeddings(styles: Sequence[Style | StyleEmbedding], weights: Sequence[float] | None, t: int | torch.Tensor,
+                         token_embeds: torch.Tensor, placeholder_mask: torch.Tensor) -> torch.Tensor:
+    """sum_i alpha_i * E_i, where E_i is ``token_embeds`` with style i's v_t at the placeholder.
+
+    token_embeds: (b, n, width) token embeddings of the prompt (before position embeddings);
+    placeholder_mask: (b, n) bool, True where the placeholder token sits. Rows without a
+    placeholder come back unchanged (so does every non-placeholder position).
+    """
+    alphas = normalized_weights(weights, len(styles))
+    mixed = torch.zeros_like(token_embeds)
+    for style, alpha in zip(styles, alphas):
+        module = style.module if isinstance(style, Style) else style
+        v = module(t).to(token_embeds.dtype)  # (1 or b, width)
+        copy = token_embeds.clone()
+        rows = placeholder_mask.nonzero(as_tuple=True)[0]
+        copy[placeholder_mask] = v.expand(token_embeds.shape[0], -1)[rows]
+        mixed = mixed + alpha * copy
+    return mixed
+
+
+def encode_with_token_embeddings(text_encoder, input_ids: torch.Tensor, token_embeds: torch.Tensor) -> torch.Tensor:
+    """CLIP's last hidden state for ``input_ids`` with the token embeddings replaced by ``token_embeds``.
+
+    CLIPTextModel.forward (transformers 5) takes no ``inputs_embeds``, so a forward hook swaps the
+    token-embedding lookup's output: everything after it (position embeddings, causal mask,
+    transformer, final layer norm, EOS pooling from the ids) stays exactly CLIP's own code.
+    """
+    lookup = text_encoder.get_input_embeddings()
+
+    def replace(module, args, output):
+        return token_embeds.to(output.device, output.dtype)
+
+    handle = lookup.register_forward_hook(replace)
+    try:
+        return text_encoder(input_ids)[0]
+    finally:
+        handle.remove()
+
+
+class StyleConditioner:
+    """c_t for the prompt "*" with mixed styles, and the unchanged unconditional embedding of ""."""
+
+    def __init__(self, tokenizer, text_encoder, styles: Sequence[Style], weights: Sequence[float] | None = None):
+        if not styles:
+            raise InputError("Choose at least one style.")
+        width = text_encoder.config.hidden_size
+        for style in styles:
+            if style.module.width != width:
+                raise InputError(f"The style {style.name!r} was made for a text encoder of width {style.module.width}; "
+                                 f"this model's is {width}.")
+        placeholders = {s.placeholder for s in styles}
+        if len(placeholders) != 1:
+            raise InputError(f"The styles use different placeholders ({', '.join(sorted(placeholders))}).")
+        self.placeholder = placeholders.pop()
+        ids = tokenizer(self.placeholder, add_special_tokens=False).input_ids
+        if len(ids) != 1:
+            raise InputError(f"The placeholder {self.placeholder!r} is {len(ids)} tokens for this tokenizer, not one.")
+        self.text_encoder, self.styles, self.weights = text_encoder, list(styles), weights
+        device = text_encoder.device
+        self.prompt_ids = self._ids(tokenizer, self.placeholder).to(device)
+        self.placeholder_mask = self.prompt_ids == ids[0]
+        with torch.no_grad():
+            self.unconditional = text_encoder(self._ids(tokenizer, "").to(device))[0]
+
+    @staticmethod
+    def _ids(tokenizer, text: str) -> torch.Tensor:
+        return tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                         return_tensors="pt").input_ids
+
+    def token_embeddings(self, t: int | torch.Tensor) -> torch.Tensor:
+        base = self.text_encoder.get_input_embeddings()(self.prompt_ids)
+        return mix_token_embeddings(self.styles, self.weights, t, base, self.placeholder_mask)
+
+    @torch.no_grad()
+    def __call__(self, t: int | torch.Tensor) -> torch.Tensor:
+        """c_t: (1, 77, width) text-encoder output for "*" with the mixed style at timestep t."""
+        return encode_with_token_embeddings(self.text_encoder, self.prompt_ids, self.token_embeddings(t))
+
+
+# -- the whole content-audio -> styled-audio path ---------------------------------------------------------
+
+
+def validate_settings(style_count: int, weights: Sequence[float] | None, strength: float, steps: int,
+                      guidance: float, seed: int) -> None:
+    """Every argument a caller (UI or API) controls; InputError with the reason."""
+    if not isinstance(style_count, int) or not 1 <= style_count <= MAX_STYLES:
+        raise InputError(f"Choose from 1 to {MAX_STYLES} styles; got {style_count}.")
+    if weights is not None:
+        if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
+            raise InputError("Weights must be a list of numbers, one per style.")
+        if len(weights) != style_count:
+            raise InputError(f"Give one weight per style: {style_count} styles, {len(weights)} weights.")
+        for i, w in enumerate(weights):
+            limits.check_number(f"weight {i + 1}", w, 0.0, MAX_WEIGHT)
+        if sum(weights) <= 0:
+            raise InputError("At least one style weight must be above zero.")
+    limits.check_number("strength", strength, limits.MIN_STRENGTH, limits.MAX_STRENGTH)
+    if strength <= 0:
+        raise InputError("Strength must be above 0 (0 would keep the content unchanged); MusicTI uses 0.7.")
+    limits.check_number("steps", steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
+    limits.check_number("guidance", guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
+    limits.check_number("seed", seed, 0, limits.MAX_SEED, integer=True)
+    if int(strength * steps) < 1:
+        raise InputError("Strength x steps must allow at least one denoising step; raise one of them.")
+
+
+def make_scheduler(pipe):
+    """MusicTI's DDIM (LDM's schedule, 1000 training steps, eta 0), from the pipe's scheduler config."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler.from_config(pipe.scheduler.config, **DDIM_SCHEDULE)
+
+
+def start_timesteps(scheduler, strength: float, steps: int) -> tuple[int, list[int]]:
+    """(t of the one-step inversion, the DDIM timesteps that run), as MusicTI's txt2img:
+    inversion at int(strength * 1000), then DDIM over the first int(strength * steps) timesteps of
+    the schedule (981, 961, ... for 50 steps), so 681, 661, ..., 1 for strength 0.7.
+    """
+    scheduler.set_timesteps(int(steps))
+    run = [int(t) for t in scheduler.timesteps[len(scheduler.timesteps) - int(strength * steps):]]
+    # int(1.0 * 1000) = 1000 is one past the last training step; the original never uses strength 1
+    inversion = min(int(strength * scheduler.config.num_train_timesteps), scheduler.config.num_train_timesteps - 1)
+    return inversion, run
+
+
+@dataclass
+class StyleInterpolationResult:
+    audio: np.ndarray  # (1, n) float32 at sample_rate, the content's length
+    sample_rate: int
+    content_spectrogram: Image.Image  # whole input, windows side by side
+    output_spectrogram: Image.Image
+    parameters: dict[str, Any]
+
+
+@torch.no_grad()
+def _style_window(pipe, scheduler, conditioner: StyleConditioner, image: Image.Image, strength: float, steps: int,
+                  guidance: float, seed: int, should_stop: Callable[[], bool] | None) -> tuple[Image.Image, list[int]]:
+    device, dtype = pipe.unet.device, pipe.unet.dtype
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same schedule in every window
+    if image.size != (512, 512):  # as MusicTI's load_img
+        image = image.resize((512, 512), Image.Resampling.LANCZOS)
+    pixels = pipe.image_processor.preprocess(image.convert("RGB")).to(device, pipe.vae.dtype)
+    posterior = pipe.vae.encode(pixels).latent_dist
+    sample = torch.randn(posterior.mean.shape, generator=generator).to(device, posterior.mean.dtype)
+    x0 = (posterior.mean + posterior.std * sample).float() * pipe.vae.config.scaling_factor  # a draw, as LDM's encode
+
+    t_inv, run = start_timesteps(scheduler, strength, steps)
+    abar = scheduler.alphas_cumprod[t_inv].item()
+    noise = torch.randn(x0.shape, generator=generator).to(device)
+    x_t = math.sqrt(abar) * x0 + math.sqrt(1 - abar) * noise  # q_sample
+    eps = pipe.unet(x_t.to(dtype), t_inv, encoder_hidden_states=conditioner(t_inv).to(dtype)).sample.float()
+    latents = math.sqrt(abar) * x0 + math.sqrt(1 - abar) * eps  # one-step pseudo-inversion, no CFG
+
+    use_cfg = guidance != 1.0  # as LDM: no unconditional pass at scale 1
+    uncond = conditioner.unconditional.to(dtype)
+    with pipe.progress_bar(total=len(run)) as progress:
+        for t in run:
+            cond = conditioner(t).to(dtype)  # recomputed every step: the style depends on t
+            if use_cfg:
+                out = pipe.unet(torch.cat([latents] * 2).to(dtype), t,
+                                encoder_hidden_states=torch.cat([uncond, cond])).sample.float()
+                eps_uncond, eps_cond = out.chunk(2)
+                eps = eps_uncond + guidance * (eps_cond - eps_uncond)
+            else:
+                eps = pipe.unet(latents.to(dtype), t, encoder_hidden_states=cond).sample.float()
+            latents = scheduler.step(eps, t, latents, eta=0.0).prev_sample
+            progress.update()
+            if should_stop is not None and should_stop():
+                raise InputError("Cancelled.")
+    decoded = pipe.vae.decode((latents / pipe.vae.config.scaling_factor).to(pipe.vae.dtype)).sample
+    return pipe.image_processor.postprocess(decoded.float(), output_type="pil")[0], run
+
+
+def apply_styles(
+    pipe,
+    content_audio: np.ndarray,
+    styles: Sequence[Style],
+    weights: Sequence[float] | None = None,
+    strength: float = DEFAULT_STRENGTH,
+    steps: int = DEFAULT_STEPS,
+    guidance: float = DEFAULT_GUIDANCE,
+    seed: int = DEFAULT_SEED,
+    should_stop: Callable[[], bool] | None = None,
+    *,
+    device: str | None = None,
+    overlap_seconds: float = WINDOW_OVERLAP_SECONDS,
+    on_progress: Callable[[float, str], None] | None = None,
+) -> StyleInterpolationResult:
+    """Render the content audio in a mix of learned styles (MusicTI style interpolation).
+
+    Args:
+        pipe: a loaded Stable Diffusion (img2img) pipeline on a Riffusion model, already on its
+            device; only its components are used (its own scheduler is left alone).
+        content_audio: mono samples at 44.1 kHz, (n,) or (1, n); cut into 5.12 s windows.
+        styles: 1 to 4 Style objects (their networks are moved to the pipe's device).
+        weights: one non-negative weight per style, normalised to sum 1; None: equal.
+        strength, steps, guidance, seed: MusicTI's (0.7, 50, 5.0, 23) by default.
+        should_stop: polled after every denoising step; True cancels (InputError "Cancelled.").
+    """
+    validate_settings(len(styles), weights, strength, steps, guidance, seed)
+    params = spectrogram.RIFFUSION
+    samples = np.asarray(content_audio, dtype=np.float32)
+    if samples.ndim == 2 and samples.shape[0] == 1:
+        samples = samples[0]
+    if samples.ndim != 1 or samples.size == 0:
+        raise InputError(f"The content audio must be mono and not empty; got shape {np.shape(content_audio)}.")
+    if not np.all(np.isfinite(samples)):
+        raise InputError("The content audio holds NaN or infinite samples.")
+    if samples.size > limits.MAX_INPUT_SECONDS * params.sample_rate:
+        raise InputError(f"The content audio is longer than {limits.MAX_INPUT_SECONDS:g} s.")
+    device = device or str(pipe.unet.device)
+    for style in styles:
+        style.module.to(pipe.unet.device).eval()
+    conditioner = StyleConditioner(pipe.tokenizer, pipe.text_encoder, styles, weights)
+    scheduler = make_scheduler(pipe)
+
+    chunks, plan = windows.split_windows(samples, params, overlap_seconds)
+    contents, outputs, rendered, run = [], [], [], []
+    from .masked_img2img import _as_mono_spectrogram, side_by_side
+
+    for index, chunk in enumerate(chunks):
+        if on_progress:
+            on_progress(index / len(chunks), f"window {index + 1} of {len(chunks)}")
+        content = spectrogram.audio_to_image(chunk, params, device=device)
+        generated, run = _style_window(pipe, scheduler, conditioner, content, strength, steps, guidance, seed,
+                                       should_stop)
+        output = _as_mono_spectrogram(generated, content)
+        rendered.append(spectrogram.image_to_audio(output, params, device=device)[0, : chunk.shape[-1]])
+        contents.append(content)
+        outputs.append(output)
+    if on_progress:
+        on_progress(1.0, "stitching")
+    music = audio_io.peak_normalize(windows.stitch_windows(rendered, plan).reshape(1, -1), headroom_db=1.0)
+    parameters = {
+        "pipeline": "style_interpolation",
+        "styles": [s.name for s in styles],
+        "weights": normalized_weights(weights, len(styles)),
+        "strength": float(strength), "steps": int(steps), "guidance": float(guidance), "seed": int(seed),
+        "scheduler": "DDIM (eta 0)",
+        "inversion_timestep": start_timesteps(scheduler, strength, steps)[0],
+        "timesteps": run,
+        "windows": len(chunks),
+    }
+    return StyleInterpolationResult(music, params.sample_rate, side_by_side(contents), side_by_side(outputs), parameters)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m pipelines.style_interpolation convert embeddings.pt styles/accordion [--name accordion]``"""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Convert a MusicTI embeddings.pt into a style folder.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    convert = sub.add_parser("convert")
+    convert.add_argument("checkpoint")
+    convert.add_argument("out_folder")
+    convert.add_argument("--name")
+    args = parser.parse_args(argv)
+    style = convert_musicti_checkpoint(args.checkpoint, args.out_folder, args.name)
+    print(f"Wrote style {style.name!r} ({sum(p.numel() for p in style.module.parameters()):,} parameters) "
+          f"to {args.out_folder}")
+
+
+if __name__ == "__main__":
+    main()

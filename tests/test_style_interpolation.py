@@ -1,0 +1,427 @@
+"""Style interpolation (MusicTI): the style network, style files, the converter, mixing, the pipeline."""
+
+import math
+import os
+import pickle
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pipelines import style_interpolation as si
+from pipelines import tiny
+from pipelines.errors import InputError
+
+SR = 44100
+
+
+# -- shared fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipe(studio):
+    return studio.manager.get_cpu("riffusion")
+
+
+@pytest.fixture(scope="module")
+def library():
+    return si.StyleLibrary(tiny.ensure("music_styles"))
+
+
+@pytest.fixture(scope="module")
+def content():
+    rng = np.random.default_rng(0)
+    t = np.arange(int(3.0 * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def ldm_timestep_embedding(t, dim):
+    """LDM's formula, written out independently: [cos(t f_i), sin(t f_i)], f_i = 10000^(-i/half)."""
+    half = dim // 2
+    freqs = torch.tensor([10000.0 ** (-i / half) for i in range(half)])
+    args = torch.tensor([float(t)])[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+# -- the style network -----------------------------------------------------------------------------------
+
+
+def test_real_size_style_embedding_has_musicti_parameter_count():
+    module = si.StyleEmbedding()  # width 768, inner 3072, 8 heads of 64
+    trainable = sum(p.numel() for p in module.parameters())
+    expected = (768 * 3072 + 3072) + (3072 * 3072 + 3072) + (3072 * 768 + 768)  # time_embed + emb_layers
+    expected += 2 * (3 * 768 * 512 + 512 * 768 + 768) + (768 * 768 + 768)  # attn1, attn2, net
+    assert trainable == expected == 17_900_544
+    assert module.initial_embedding.shape == (1, 768) and not module.initial_embedding.requires_grad
+    assert abs(trainable - 17.9e6) < 0.05e6
+    assert module(981).shape == (1, 768)
+
+
+def test_timestep_embedding_is_ldms():
+    for t in (0, 1, 681, 999):
+        assert torch.allclose(si.timestep_embedding(torch.tensor([t]), 32), ldm_timestep_embedding(t, 32), atol=1e-5)
+
+
+def test_style_embedding_is_deterministic_in_eval_and_varies_with_t(library):
+    module = library.get(["jazz"])[0].module
+    assert not module.training  # dropout off
+    assert torch.equal(module(500), module(500))
+    assert not torch.allclose(module(100), module(900))
+
+
+# -- style files -------------------------------------------------------------------------------------------
+
+
+def test_save_load_round_trip_gives_identical_vectors(tmp_path):
+    torch.manual_seed(3)
+    module = si.StyleEmbedding(width=32, inner=128, heads=2, head_dim=16, initial_embedding=torch.randn(1, 32))
+    si.save_style(module, tmp_path / "violin", "violin")
+    style = si.load_style(tmp_path / "violin")
+    assert style.name == "violin" and style.placeholder == "*"
+    assert style.info["width"] == 32 and style.info["inner"] == 128
+    t = torch.tensor([1, 341, 681, 999])
+    assert torch.equal(style.module(t), module(t))
+    assert si.list_styles(tmp_path) == ["violin"]
+
+
+def test_load_style_refuses_a_folder_that_is_not_a_style(tmp_path):
+    with pytest.raises(InputError, match="not a style folder"):
+        si.load_style(tmp_path)
+    si.save_style(si.StyleEmbedding(width=8, inner=16, heads=1, head_dim=8), tmp_path / "s", "s")
+    (tmp_path / "s" / "style.json").write_text('{"format": "something else"}')
+    with pytest.raises(InputError, match="could not be read"):
+        si.load_style(tmp_path / "s")
+
+
+def test_library_only_serves_listed_styles(library):
+    assert library.names() == ["ambient", "jazz", "rock"]
+    for bad in (["blues"], ["../music_styles-v1/jazz"], ["jazz", "/etc"]):
+        with pytest.raises(InputError, match="Unknown style"):
+            library.get(bad)
+
+
+def test_tiny_styles_fit_the_tiny_text_encoder_and_differ(pipe, library, tmp_path):
+    styles = library.get(["jazz", "rock", "ambient"])
+    assert all(s.module.width == pipe.text_encoder.config.hidden_size == 32 for s in styles)
+    vectors = [s.module(500) for s in styles]
+    assert not torch.allclose(vectors[0], vectors[1]) and not torch.allclose(vectors[1], vectors[2])
+    tiny.BUILDERS["music_styles"](tmp_path / "again")  # seeded: a rebuild gives the same weights
+    assert torch.equal(si.load_style(tmp_path / "again" / "rock").module(500), vectors[1])
+
+
+# -- converting MusicTI's embeddings.pt --------------------------------------------------------------------
+
+
+def _fake_ldm_modules():
+    """Modules named and built like MusicTI's own (ldm.modules.attention.CrossAttention,
+    ldm.modules.embedding_manager.Attentions), with their forward passes written out."""
+    attention_mod = types.ModuleType("ldm.modules.attention")
+    manager_mod = types.ModuleType("ldm.modules.embedding_manager")
+
+    class CrossAttention(nn.Module):
+        def __init__(self, query_dim, heads=8, dim_head=64, dropout=0.0):
+            super().__init__()
+            inner = heads * dim_head
+            self.scale, self.heads = dim_head**-0.5, heads
+            self.to_q = nn.Linear(query_dim, inner, bias=False)
+            self.to_k = nn.Linear(query_dim, inner, bias=False)
+            self.to_v = nn.Linear(query_dim, inner, bias=False)
+            self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(dropout))
+
+        def forward(self, x, context=None):
+            context = x if context is None else context
+            h = self.heads
+            q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
+            b, n, d = q.shape
+            q, k, v = (z.reshape(b, -1, h, d // h).permute(0, 2, 1, 3).reshape(b * h, -1, d // h) for z in (q, k, v))
+            sim = torch.einsum("b i d, b j d -> b i j", q, k) * self.scale
+            out = torch.einsum("b i j, b j d -> b i d", sim.softmax(dim=-1), v)
+            out = out.reshape(b, h, n, d // h).permute(0, 2, 1, 3).reshape(b, n, d)
+            return self.to_out(out)
+
+    class Attentions(nn.Module):
+        def __init__(self, dim, n_heads, d_head, dropout=0.0):
+            super().__init__()
+            self.attn1 = CrossAttention(dim, n_heads, d_head, dropout)
+            self.attn2 = CrossAttention(dim, n_heads, d_head, dropout)
+            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, dim))
+
+        def forward(self, x, context=None):
+            return self.net(self.attn2(self.attn1(x), x))
+
+    for cls, mod in ((CrossAttention, attention_mod), (Attentions, manager_mod)):
+        cls.__module__ = mod.__name__
+        cls.__qualname__ = cls.__name__
+        setattr(mod, cls.__name__, cls)
+    return attention_mod, manager_mod
+
+
+def _write_musticti_checkpoint(path, monkeypatch, width=32, inner=128):
+    """A dict of pickled modules as MusicTI's EmbeddingManager.save writes it; returns the modules."""
+    attention_mod, manager_mod = _fake_ldm_modules()
+    torch.manual_seed(7)
+    original = {
+        "string_to_token": {"*": torch.tensor(265)},
+        "attention": manager_mod.Attentions(dim=width, n_heads=2, d_head=16, dropout=0.05),
+        "time_embed": nn.Sequential(nn.Linear(width, inner), nn.SiLU(), nn.Linear(inner, inner)),
+        "emb_layers": nn.Sequential(nn.SiLU(), nn.Linear(inner, width)),
+        "initial_embeddings": nn.ParameterDict({"*": nn.Parameter(torch.randn(1, width), requires_grad=False)}),
+    }
+    with monkeypatch.context() as m:  # the fake ldm package exists only while saving
+        for name, mod in (("ldm", types.ModuleType("ldm")), ("ldm.modules", types.ModuleType("ldm.modules")),
+                          ("ldm.modules.attention", attention_mod), ("ldm.modules.embedding_manager", manager_mod)):
+            m.setitem(sys.modules, name, mod)
+        torch.save(original, path)
+    assert "ldm.modules.attention" not in sys.modules
+    return original
+
+
+def _original_vector(original, t, width=32):
+    """MusicTI's process_embeddings, step by step, on the original modules (eval mode)."""
+    for key in ("attention", "time_embed", "emb_layers"):
+        original[key].eval()
+    emb = original["time_embed"](ldm_timestep_embedding(t, width))
+    h = original["emb_layers"](emb).view(1, 1, width) + original["initial_embeddings"]["*"]
+    return original["attention"](h, h).view(1, width)
+
+
+def test_converter_maps_a_pickled_musicti_checkpoint(tmp_path, monkeypatch):
+    original = _write_musticti_checkpoint(tmp_path / "embeddings.pt", monkeypatch)
+    style = si.convert_musicti_checkpoint(tmp_path / "embeddings.pt", tmp_path / "accordion")
+    assert style.name == "accordion" and style.placeholder == "*"
+    assert style.info["clip_token_id"] == 265 and style.info["heads"] == 2 and style.info["head_dim"] == 16
+    for t in (1, 341, 681, 981):
+        with torch.no_grad():
+            assert torch.allclose(style.module(t), _original_vector(original, t), atol=1e-5)
+    assert torch.equal(style.module.initial_embedding, original["initial_embeddings"]["*"].detach())
+    # and the folder loads on its own
+    assert torch.equal(si.load_style(tmp_path / "accordion").module(500), style.module(500))
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_restricted_unpickler_refuses_code_execution(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"string_to_token": _Evil(marker)}, tmp_path / "evil.pt")  # torch's zip format
+    with pytest.raises(si.UnsafeCheckpointError, match="system"):
+        si.convert_musicti_checkpoint(tmp_path / "evil.pt", tmp_path / "out")
+    with open(tmp_path / "evil.pkl", "wb") as f:  # a bare pickle goes through torch's legacy path
+        pickle.dump(_Evil(marker), f, protocol=2)
+    with pytest.raises(si.UnsafeCheckpointError, match="system"):
+        si.convert_musicti_checkpoint(tmp_path / "evil.pkl", tmp_path / "out")
+    assert not marker.exists()
+    assert not (tmp_path / "out").exists()
+
+
+def test_converter_refuses_files_that_are_not_musicti(tmp_path):
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="lacks"):
+        si.convert_musicti_checkpoint(tmp_path / "other.pt", tmp_path / "out")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(InputError):
+        si.convert_musicti_checkpoint(tmp_path / "junk.pt", tmp_path / "out")
+
+
+# -- mixing and conditioning ------------------------------------------------------------------------------
+
+
+def test_placeholder_is_one_token_at_one_position(pipe, library):
+    conditioner = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, library.get(["jazz"]))
+    assert int(conditioner.placeholder_mask.sum()) == 1
+    assert conditioner.prompt_ids.shape == (1, pipe.tokenizer.model_max_length)
+
+
+def test_weights_one_zero_equal_the_single_style(pipe, library):
+    jazz, rock = library.get(["jazz", "rock"])
+    single = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz])
+    mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], [1.0, 0.0])
+    assert torch.allclose(mixed(500), single(500), atol=1e-6)
+    other = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [rock])
+    assert not torch.allclose(other(500), single(500), atol=1e-3)
+
+
+def test_half_half_is_the_average_of_the_two_sequences(pipe, library):
+    jazz, rock = library.get(["jazz", "rock"])
+    e_jazz = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz]).token_embeddings(681)
+    e_rock = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [rock]).token_embeddings(681)
+    for weights in ([0.5, 0.5], [3.0, 3.0], None):  # normalised; None means equal
+        mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights)
+        assert torch.allclose(mixed.token_embeddings(681), (e_jazz + e_rock) / 2, atol=1e-6)
+    quarter = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], [1, 3]).token_embeddings(681)
+    assert torch.allclose(quarter, 0.25 * e_jazz + 0.75 * e_rock, atol=1e-6)
+    # only the placeholder position differs between the two styles' sequences
+    differs = (e_jazz - e_rock).abs().sum(-1) > 0
+    assert torch.equal(differs, si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz]).placeholder_mask)
+
+
+def test_mixing_happens_before_the_text_encoder(pipe, library):
+    jazz, rock = library.get(["jazz", "rock"])
+    mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], [0.5, 0.5])
+    c_jazz = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz])(681)
+    c_rock = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [rock])(681)
+    # CLIP is not linear: mixing outputs would give a different c_t
+    assert not torch.allclose(mixed(681), (c_jazz + c_rock) / 2, atol=1e-4)
+    with torch.no_grad():
+        expected = si.encode_with_token_embeddings(pipe.text_encoder, mixed.prompt_ids, mixed.token_embeddings(681))
+    assert torch.allclose(mixed(681), expected)
+
+
+def test_encoding_with_plain_token_embeddings_is_clips_own_output(pipe):
+    te = pipe.text_encoder
+    ids = pipe.tokenizer("*", padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.no_grad():
+        plain = te(ids)[0]
+        same = si.encode_with_token_embeddings(te, ids, te.get_input_embeddings()(ids))
+        noise = torch.randn(ids.shape + (te.config.hidden_size,), generator=torch.Generator().manual_seed(0))
+        shifted = si.encode_with_token_embeddings(te, ids, te.get_input_embeddings()(ids) + noise)
+        after = te(ids)[0]
+    assert torch.allclose(same, plain, atol=1e-6)
+    assert not torch.allclose(shifted, plain, atol=1e-3)  # the replacement really reaches CLIP
+    assert torch.equal(after, plain)  # and the hook is gone afterwards
+
+
+def test_unconditional_embedding_is_unaffected(pipe, library):
+    ids = pipe.tokenizer("", padding="max_length", max_length=77, return_tensors="pt").input_ids
+    with torch.no_grad():
+        plain = pipe.text_encoder(ids)[0]
+    for names, weights in ((["jazz"], None), (["jazz", "rock"], [0.2, 0.8]), (["ambient", "rock", "jazz"], None)):
+        conditioner = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, library.get(names), weights)
+        conditioner(500)
+        assert torch.equal(conditioner.unconditional, plain)
+
+
+def test_conditioning_changes_with_t(pipe, library):
+    conditioner = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, library.get(["jazz", "rock"]))
+    assert not torch.allclose(conditioner(101), conditioner(881), atol=1e-4)
+    assert torch.equal(conditioner(101), conditioner(101))
+
+
+def test_a_style_of_another_width_is_refused(pipe):
+    wide = si.Style("wide", si.StyleEmbedding(width=16, inner=32, heads=1, head_dim=16))
+    with pytest.raises(InputError, match="width 16"):
+        si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [wide])
+
+
+# -- the pipeline --------------------------------------------------------------------------------------------
+
+
+class UNetCalls:
+    """Records every UNet call's timestep, batch size and conditioning."""
+
+    def __init__(self, unet):
+        self.calls = []
+        self.handle = unet.register_forward_pre_hook(self.record, with_kwargs=True)
+
+    def record(self, module, args, kwargs):
+        t = args[1] if len(args) > 1 else kwargs["timestep"]
+        self.calls.append((int(t), args[0].shape[0], kwargs["encoder_hidden_states"].clone()))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def test_ddim_timesteps_and_conditioning_actually_run(pipe, library, content):
+    with UNetCalls(pipe.unet) as recorder:
+        result = si.apply_styles(pipe, content, library.get(["jazz", "rock"]), [0.5, 0.5], strength=0.7, steps=50)
+    timesteps = [t for t, _, _ in recorder.calls]
+    assert timesteps[0] == 700  # the one-step inversion at int(0.7 * 1000)
+    assert timesteps[1:] == list(range(681, 0, -20))  # the DDIM schedule 981, 961, ... entered at 681
+    assert len(timesteps) == 1 + 35
+    assert recorder.calls[0][1] == 1 and all(b == 2 for _, b, _ in recorder.calls[1:])  # CFG after the inversion
+    conds = [c for _, _, c in recorder.calls[1:]]
+    assert torch.equal(conds[0][0], conds[-1][0])  # the unconditional half never changes
+    assert not torch.allclose(conds[0][1], conds[-1][1], atol=1e-4)  # c_t is recomputed per step
+    assert result.parameters["timesteps"] == timesteps[1:]
+    assert result.audio.shape == (1, content.size) and result.sample_rate == SR
+    assert np.all(np.isfinite(result.audio)) and np.abs(result.audio).max() > 0
+    assert result.content_spectrogram.size == result.output_spectrogram.size == (512, 512)
+
+
+def test_same_seed_same_audio_and_seed_and_weights_change_it(pipe, library, content):
+    styles = library.get(["jazz", "rock"])
+    base = si.apply_styles(pipe, content, styles, [1, 0], strength=0.5, steps=4, seed=1)
+    again = si.apply_styles(pipe, content, styles, [1, 0], strength=0.5, steps=4, seed=1)
+    np.testing.assert_array_equal(again.audio, base.audio)
+    other_seed = si.apply_styles(pipe, content, styles, [1, 0], strength=0.5, steps=4, seed=2)
+    other_mix = si.apply_styles(pipe, content, styles, [0, 1], strength=0.5, steps=4, seed=1)
+    assert not np.array_equal(base.audio, other_seed.audio)
+    assert not np.array_equal(np.asarray(base.output_spectrogram), np.asarray(other_mix.output_spectrogram))
+
+
+def test_long_audio_goes_window_by_window_and_keeps_its_length(pipe, library):
+    long = np.random.default_rng(1).standard_normal(int(7.3 * SR)).astype(np.float32) * 0.1
+    result = si.apply_styles(pipe, long, library.get(["ambient"]), strength=0.5, steps=4)
+    assert result.audio.shape == (1, long.size)
+    assert result.parameters["windows"] == 2 and result.output_spectrogram.size == (1024, 512)
+
+
+def test_guidance_one_skips_the_unconditional_pass_and_strength_one_starts_at_the_top(pipe, library, content):
+    with UNetCalls(pipe.unet) as recorder:
+        si.apply_styles(pipe, content[: SR // 2], library.get(["jazz"]), strength=1.0, steps=5, guidance=1.0)
+    assert [t for t, _, _ in recorder.calls] == [999, 801, 601, 401, 201, 1]
+    assert all(b == 1 for _, b, _ in recorder.calls)
+
+
+def test_should_stop_cancels(pipe, library, content):
+    with UNetCalls(pipe.unet) as recorder, pytest.raises(InputError, match="Cancelled"):
+        si.apply_styles(pipe, content, library.get(["jazz"]), should_stop=lambda: True)
+    assert len(recorder.calls) == 2  # the inversion and one step
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"weights": [1.0]}, "one weight per style"),
+        ({"weights": [1.0, 1.0, 1.0]}, "one weight per style"),
+        ({"weights": [1.0, -0.5]}, "Weight 2"),
+        ({"weights": [0.0, 0.0]}, "above zero"),
+        ({"weights": [1.0, float("nan")]}, "Weight 2"),
+        ({"weights": "0.5,0.5"}, "list of numbers"),
+        ({"strength": 0.0}, "above 0"),
+        ({"strength": 1.5}, "Strength"),
+        ({"strength": float("nan")}, "Strength"),
+        ({"steps": 0}, "Steps"),
+        ({"steps": 2.5}, "Steps"),
+        ({"steps": 101}, "Steps"),
+        ({"strength": 0.01, "steps": 10}, "at least one denoising step"),
+        ({"guidance": -1.0}, "Guidance"),
+        ({"guidance": 25.0}, "Guidance"),
+        ({"guidance": "5"}, "Guidance"),
+        ({"seed": -1}, "Seed"),
+        ({"seed": 2**32}, "Seed"),
+        ({"seed": 1.5}, "Seed"),
+    ],
+)
+def test_bad_arguments_raise_input_error(pipe, library, content, kwargs, message):
+    with UNetCalls(pipe.unet) as recorder, pytest.raises(InputError, match=message):
+        si.apply_styles(pipe, content, library.get(["jazz", "rock"]), **kwargs)
+    assert recorder.calls == []  # refused before any model work
+
+
+def test_bad_style_lists_and_audio_raise_input_error(pipe, library, content):
+    jazz = library.get(["jazz"])[0]
+    with pytest.raises(InputError, match="1 to 4 styles"):
+        si.apply_styles(pipe, content, [jazz] * 5)
+    with pytest.raises(InputError, match="1 to 4 styles"):
+        si.apply_styles(pipe, content, [])
+    with pytest.raises(InputError, match="empty"):
+        si.apply_styles(pipe, np.zeros(0, np.float32), [jazz])
+    with pytest.raises(InputError, match="mono"):
+        si.apply_styles(pipe, np.zeros((2, 1000), np.float32), [jazz])
+    with pytest.raises(InputError, match="NaN"):
+        si.apply_styles(pipe, np.full(1000, np.nan, np.float32), [jazz])
+    with pytest.raises(InputError, match="longer than"):
+        si.apply_styles(pipe, np.zeros(int(61 * SR), np.float32), [jazz])
+    assert math.isclose(sum(si.normalized_weights([2, 6], 2)), 1.0)
