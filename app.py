@@ -37,7 +37,7 @@ _GRADIO_IMPORT_S = time.perf_counter() - _T_GRADIO
 
 from pipelines import audio as audio_io  # noqa: E402
 from pipelines import limits, spectrogram  # noqa: E402
-from pipelines.errors import StudioError  # noqa: E402
+from pipelines.errors import InputError, StudioError  # noqa: E402
 from pipelines.masked_img2img import SCHEDULERS, GenerationSettings, MaskSettings  # noqa: E402
 from pipelines.spectrogram_plot import plot_spectrogram  # noqa: E402
 from pipelines.studio import SOUND_TO_MUSIC_MODELS, Studio  # noqa: E402
@@ -462,6 +462,78 @@ def image_to_music_tab(studio: Studio) -> None:
                       concurrency_id=GPU, concurrency_limit=1)
 
 
+def parse_weights(text: str | None, count: int) -> list[float] | None:
+    """'0.7, 0.3' -> [0.7, 0.3]; empty -> None (equal weights)."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        weights = [float(part) for part in str(text).replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"Weights must be numbers separated by commas, like 0.7, 0.3; got {text!r}.") from None
+    if len(weights) != count:
+        raise InputError(f"Give one weight per style: {count} styles, {len(weights)} weights.")
+    return weights
+
+
+def style_interpolation_tab(studio: Studio) -> None:
+    @user_errors
+    def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, request: gr.Request = None,
+                            progress=gr.Progress(track_tqdm=True)):
+        flag = stop_flag(request)
+        flag.clear()
+        styles = list(styles or [])
+        result = studio.style_interpolation(
+            audio_path, styles, parse_weights(weights, len(styles)), strength=strength, steps=steps,
+            guidance=guidance, seed=seed, should_stop=flag.is_set,
+            on_progress=lambda fraction, message: progress(fraction, desc=message),
+        )
+        folder = output_dir()
+        return (save_wav(result.audio, result.sample_rate, folder, "styled", result.parameters),
+                save_png(result.content_spectrogram, folder, "content-spectrogram"),
+                save_png(result.output_spectrogram, folder, "output-spectrogram"))
+
+    def available_styles():
+        try:
+            names = studio.style_names()
+        except StudioError as error:
+            gr.Warning(str(error))
+            names = []
+        return gr.Dropdown(choices=names, value=names[:2])
+
+    with gr.Tab("Style interpolation") as tab:
+        gr.Markdown(
+            "Play a piece of audio in a mix of learned music styles (MusicTI time-varying textual inversion on "
+            "Riffusion, with the interpolation of *Style Embedding Interpolation in Music Generation*). Each style "
+            "is a small network that gives the placeholder token a different embedding at every denoising step; "
+            "the weights mix the styles before the text encoder."
+        )
+        with gr.Row():
+            with gr.Column():
+                audio_in = gr.Audio(label="Content audio", sources=["upload", "microphone"], type="filepath")
+                # names are checked by the style library; the choices arrive when the tab opens
+                styles = gr.Dropdown([], multiselect=True, max_choices=4, allow_custom_value=True, label="Styles (1 to 4)")
+                weights = gr.Textbox(label="Weights, one per style (empty: equal)", placeholder="0.5, 0.5")
+                strength = gr.Slider(0.05, 1.0, value=0.7, step=0.05, label="Strength (how far from the content)")
+                steps = gr.Slider(limits.MIN_STEPS, limits.MAX_STEPS, value=50, step=1, label="Steps (DDIM)")
+                guidance = gr.Slider(limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, value=5.0, step=0.5, label="Guidance")
+                seed = gr.Number(value=23, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
+                with gr.Row():
+                    run = gr.Button("Apply styles", variant="primary")
+                    stop = gr.Button("Cancel", variant="stop")
+                gr.Examples([[str(ASSETS / "groove.wav"), "0.5, 0.5"]], inputs=[audio_in, weights], cache_examples=False)
+            with gr.Column():
+                music = gr.Audio(label="Styled audio", type="filepath")
+                content_image = gr.Image(label="Content spectrogram", type="filepath", format="png", interactive=False)
+                output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", interactive=False)
+        tab.select(available_styles, None, styles, api_visibility="private")
+        event = run.click(
+            studio.manager.gpu_task(style_interpolation, duration=120),
+            [audio_in, styles, weights, strength, steps, guidance, seed], [music, content_image, output_image],
+            api_name="style_interpolation", concurrency_id=GPU, concurrency_limit=1,
+        )
+        stop.click(cancel, None, None, cancels=[event], api_visibility="private")
+
+
 def playlist_to_music_tab(studio: Studio) -> None:
     @user_errors
     def playlist_to_music(files, steps, guidance, seed, request: gr.Request = None,
@@ -520,6 +592,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
         )
         sound_to_music_tab(studio)
         music_to_image_tab(studio)
+        style_interpolation_tab(studio)
         image_to_music_tab(studio)
         playlist_to_music_tab(studio)
         spectrogram_tab(studio)

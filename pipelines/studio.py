@@ -7,6 +7,7 @@ torch device. Nothing is loaded when a Studio is created (except on ZeroGPU, see
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,8 @@ class Studio:
             budget_bytes=budget_bytes if budget_bytes is not None else _budget_from_env(),
         )
         self.info = StudioInfo(profile, choice.device, choice.dtype_name)
+        self._styles = None  # the MusicTI style library, opened on first use
+        self._styles_lock = threading.Lock()
         self._register_loaders()
 
     @property
@@ -294,6 +297,46 @@ class Studio:
             "sentence_embedder", lambda emb: image_to_music.recommend(emb.model, emb.processor, None, text, k=int(k))
         )
         return text, matches
+
+    def style_names(self) -> list[str]:
+        """Names of the MusicTI styles in the styles folder (builds the tiny ones on the tiny profile)."""
+        return self._style_library().names()
+
+    def _style_library(self):
+        from .style_interpolation import StyleLibrary
+
+        with self._styles_lock:
+            if self._styles is None:
+                self._styles = StyleLibrary(self.registry.resolve("music_styles").location)
+            return self._styles
+
+    def style_interpolation(
+        self,
+        audio_source: Any,
+        style_names: list[str],
+        weights: list[float] | None = None,
+        *,
+        strength: float = 0.7,
+        steps: int = 50,
+        guidance: float = 5.0,
+        seed: int = 23,
+        on_progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        """Content audio rendered in a weighted mix of learned styles, on the shared Riffusion model."""
+        from . import style_interpolation
+
+        if not isinstance(style_names, (list, tuple)) or not all(isinstance(n, str) for n in style_names):
+            raise InputError("Pick one to four styles by name.")
+        style_interpolation.validate_settings(len(style_names), weights, strength, steps, guidance, seed)
+        styles = self._style_library().get(list(style_names))
+        sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
+        return self.manager.run(
+            "riffusion",
+            lambda pipe: style_interpolation.apply_styles(pipe, sound.samples, styles, weights, strength, steps,
+                                                          guidance, seed, should_stop=should_stop,
+                                                          device=self.device, on_progress=on_progress),
+        )
 
     def playlist_to_music(
         self,

@@ -1,0 +1,51 @@
+"""Style interpolation through the API, on the tiny Riffusion model and tiny styles."""
+
+from pathlib import Path
+
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from pipelines import audio as audio_io
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def style_args(audio, styles=("jazz", "rock"), weights="0.5, 0.5", strength=0.5, steps=4, guidance=5.0, seed=23):
+    return [audio, list(styles), weights, strength, steps, guidance, seed]
+
+
+def test_two_styles_mixed(client):
+    wav, content, output = client.predict(*style_args(handle_file(str(ASSETS / "knocks.wav"))),
+                                          api_name="/style_interpolation")
+    sound = audio_io.load_audio(wav, 44100, allow_silence=True)
+    assert abs(sound.duration - 5.0) < 0.01
+    assert Image.open(content).size == Image.open(output).size
+    saved = audio_io.read_wav_metadata(wav)
+    assert saved["seed"] == 23
+
+
+@pytest.mark.parametrize("changes,words", [
+    ({"weights": "0.5"}, "one weight per style"),
+    ({"weights": "a, b"}, "numbers separated by commas"),
+    ({"styles": ()}, "style"),
+    ({"styles": ("jazz", "../../etc")}, "style"),
+    ({"weights": "-1, 2"}, "(?i)weight 1 must be"),
+])
+def test_bad_style_arguments(client, changes, words):
+    with pytest.raises(AppError, match=words):
+        client.predict(*style_args(handle_file(str(ASSETS / "knocks.wav")), **changes), api_name="/style_interpolation")
+
+
+def test_style_names_on_the_tiny_profile(studio):
+    assert {"jazz", "rock", "ambient"} <= set(studio.style_names())
+
+
+def test_riffusion_is_shared_with_sound_to_music(studio):
+    """Both tabs run on the one 'riffusion' entry: loaded once."""
+    from pipelines.masked_img2img import GenerationSettings
+
+    studio.style_interpolation(str(ASSETS / "knocks.wav"), ["jazz"], steps=2, strength=0.5)
+    studio.sound_to_music(str(ASSETS / "knocks.wav"), GenerationSettings(steps=2, strength=0.5), model="riffusion")
+    assert [e for e in studio.manager.events if e == ("load", "riffusion")] == [("load", "riffusion")]
