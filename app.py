@@ -126,6 +126,16 @@ def cancel(request: gr.Request = None) -> None:
     stop_flag(request).set()
 
 
+# -- shared controls ------------------------------------------------------------------------------------
+def seed_control(default: int) -> gr.Number:
+    """A seed box with a button that rolls a new one; every random choice in the app comes from a seed."""
+    with gr.Row():
+        seed = gr.Number(value=default, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
+        roll = gr.Button("🎲 Random seed", size="sm")
+    roll.click(lambda: random.randint(0, limits.MAX_SEED), outputs=seed, api_visibility="private")
+    return seed
+
+
 # -- tabs ---------------------------------------------------------------------------------------------
 def about_tab(studio: Studio) -> None:
     def summary() -> str:
@@ -292,9 +302,7 @@ def sound_to_music_tab(studio: Studio) -> None:
                                          label="Strength")
                     guidance = gr.Slider(limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, value=defaults.guidance, step=0.5,
                                          label="Guidance")
-                    with gr.Row():
-                        seed = gr.Number(value=defaults.seed, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
-                        randomize = gr.Button("🎲 Random seed", size="sm")
+                    seed = seed_control(defaults.seed)
                     scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.scheduler,
                                             label="Scheduler (repo: the model's own)")
                 with gr.Row():
@@ -321,7 +329,6 @@ def sound_to_music_tab(studio: Studio) -> None:
             inputs=[audio_in, model, prompt, negative],
             cache_examples=False,
         )
-        randomize.click(lambda: random.randint(0, limits.MAX_SEED), outputs=seed, api_visibility="private")
         preview.click(preview_mask, mask_inputs, [input_image, mask_image], api_name="preview_mask")
         # live preview while the sliders move or a sound arrives (nothing to show without a sound)
         for trigger in (invert.release, brightness.release, contrast.release, downshift.release, audio_in.change):
@@ -377,9 +384,7 @@ def music_to_image_tab(studio: Studio) -> None:
                     with gr.Row():
                         width = gr.Slider(64, limits.MAX_IMAGE_SIDE, value=512, step=8, label="Width")
                         height = gr.Slider(64, limits.MAX_IMAGE_SIDE, value=512, step=8, label="Height")
-                    with gr.Row():
-                        seed = gr.Number(value=0, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
-                        randomize = gr.Button("🎲 Random seed", size="sm")
+                    seed = seed_control(0)
                     lora_scale = gr.Slider(m2i.MIN_LORA_SCALE, m2i.MAX_LORA_SCALE, value=1.0, step=0.05,
                                            label="LoRA scale (0: plain Stable Diffusion)")
                 with gr.Row():
@@ -390,7 +395,6 @@ def music_to_image_tab(studio: Studio) -> None:
                 used = gr.Textbox(label="Description used", interactive=False)
         gr.Examples([[str(ASSETS / "groove.wav")]], inputs=[audio_in], cache_examples=False)
         describe.click(describe_music, audio_in, [genres, emotions, tempo, description], api_name="describe_music")
-        randomize.click(lambda: random.randint(0, limits.MAX_SEED), outputs=seed, api_visibility="private")
         event = generate.click(
             studio.manager.gpu_task(music_to_image, duration=120),
             [audio_in, description, steps, guidance, width, height, seed, lora_scale], [image, used],
@@ -437,9 +441,7 @@ def image_to_music_tab(studio: Studio) -> None:
                                             label="Temperature")
                     top_k = gr.Slider(0, i2m.MAX_TOP_K, value=250, step=1, label="Top-k (0: off)")
                     top_p = gr.Slider(0.0, 1.0, value=0.0, step=0.01, label="Top-p (0: off)")
-                    with gr.Row():
-                        seed = gr.Number(value=0, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
-                        randomize = gr.Button("🎲 Random seed", size="sm")
+                    seed = seed_control(0)
                 with gr.Row():
                     run = gr.Button("Make music", variant="primary")
                     stop = gr.Button("Cancel", variant="stop")
@@ -451,7 +453,6 @@ def image_to_music_tab(studio: Studio) -> None:
                 music = gr.Audio(label="Music", type="filepath")
                 songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False,
                                      label="Songs with lyrics close to the caption (sample lyrics written for this app)")
-        randomize.click(lambda: random.randint(0, limits.MAX_SEED), outputs=seed, api_visibility="private")
         event = run.click(
             studio.manager.gpu_task(image_to_music, duration=90),
             [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed], [used, music],
@@ -516,7 +517,7 @@ def style_interpolation_tab(studio: Studio) -> None:
                 strength = gr.Slider(0.05, 1.0, value=0.7, step=0.05, label="Strength (how far from the content)")
                 steps = gr.Slider(limits.MIN_STEPS, limits.MAX_STEPS, value=50, step=1, label="Steps (DDIM)")
                 guidance = gr.Slider(limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, value=5.0, step=0.5, label="Guidance")
-                seed = gr.Number(value=23, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
+                seed = seed_control(23)
                 with gr.Row():
                     run = gr.Button("Apply styles", variant="primary")
                     stop = gr.Button("Cancel", variant="stop")
@@ -563,9 +564,7 @@ def playlist_to_music_tab(studio: Studio) -> None:
                 steps = gr.Slider(1, limits.MAX_PLAYLIST_STEPS, value=50, step=1, label="Steps (DDPM)")
                 guidance = gr.Slider(limits.MIN_GUIDANCE, limits.MAX_GUIDANCE, value=7.5, step=0.5,
                                      label="Guidance (how strongly the taste steers)")
-                with gr.Row():
-                    seed = gr.Number(value=0, precision=0, minimum=0, maximum=limits.MAX_SEED, label="Seed")
-                    randomize = gr.Button("🎲 Random seed", size="sm")
+                seed = seed_control(0)
                 with gr.Row():
                     run = gr.Button("Make music", variant="primary")
                     stop = gr.Button("Cancel", variant="stop")
@@ -575,7 +574,6 @@ def playlist_to_music_tab(studio: Studio) -> None:
                 music = gr.Audio(label="Music", type="filepath")
                 generated = gr.Image(label="Generated spectrogram", type="filepath", format="png", interactive=False)
                 track_images = gr.Gallery(label="The slice of each track the VAE saw", columns=5, height=200)
-        randomize.click(lambda: random.randint(0, limits.MAX_SEED), outputs=seed, api_visibility="private")
         event = run.click(
             studio.manager.gpu_task(playlist_to_music, duration=120), [files, steps, guidance, seed],
             [music, generated, track_images], api_name="playlist_to_music", concurrency_id=GPU, concurrency_limit=1,
