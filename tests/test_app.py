@@ -63,3 +63,13 @@ def test_command_line_start_serves_quickly_with_no_model_loaded(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_readme_documents_every_endpoint_and_only_those(client):
+    """Docs match the code: the README's API calls and tab table name exactly the served endpoints."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r'api_name="(/[a-z0-9_]+)"', readme)) | set(re.findall(r"`(/[a-z0-9_]+)`", readme))
+    served = set(client.view_api(return_format="dict")["named_endpoints"])
+    assert documented == served
