@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
-
 from collections.abc import Callable
+from typing import Any
 
 from . import audio as audio_io
 from . import limits, spectrogram
@@ -44,9 +43,17 @@ class CpuModel:
         return self
 
 
-def _budget_from_env() -> int | None:
+def _default_budget(device: str) -> int | None:
+    """STUDIO_MEMORY_BUDGET_GB, else on CUDA 75% of the card (activations, the CUDA context and
+    the allocator's cache need the rest), else none: on the CPU models are only dropped on OOM."""
     value = os.environ.get("STUDIO_MEMORY_BUDGET_GB")
-    return int(float(value) * 2**30) if value else None
+    if value:
+        return int(float(value) * 2**30)
+    if device.startswith("cuda") and not ZERO_GPU:
+        import torch
+
+        return int(0.75 * torch.cuda.get_device_properties(torch.device(device)).total_memory)
+    return None
 
 
 @dataclass
@@ -65,7 +72,7 @@ class Studio:
         self.manager = DeviceManager(
             device=choice.device,
             dtype=None if choice.device == "cpu" else choice.dtype,
-            budget_bytes=budget_bytes if budget_bytes is not None else _budget_from_env(),
+            budget_bytes=budget_bytes if budget_bytes is not None else _default_budget(choice.device),
         )
         self.info = StudioInfo(profile, choice.device, choice.dtype_name)
         self._styles = None  # the MusicTI style library, opened on first use

@@ -73,3 +73,12 @@ def test_readme_documents_every_endpoint_and_only_those(client):
     documented = set(re.findall(r'api_name="(/[a-z0-9_]+)"', readme)) | set(re.findall(r"`(/[a-z0-9_]+)`", readme))
     served = set(client.view_api(return_format="dict")["named_endpoints"])
     assert documented == served
+
+
+def test_memory_budget_comes_from_the_environment(monkeypatch):
+    from pipelines.studio import Studio
+
+    monkeypatch.setenv("STUDIO_MEMORY_BUDGET_GB", "0.5")
+    assert Studio(profile="tiny", device="cpu").manager.budget_bytes == 2**29
+    monkeypatch.delenv("STUDIO_MEMORY_BUDGET_GB")
+    assert Studio(profile="tiny", device="cpu").manager.budget_bytes is None  # CPU: no budget by default
