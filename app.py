@@ -121,6 +121,15 @@ def stop_flag(request: gr.Request | None) -> threading.Event:
     return _stop_flags.setdefault(key, threading.Event())
 
 
+def start_run(studio: Studio, request: gr.Request | None) -> threading.Event:
+    """Begin a model run: clear this session's cancel flag, and say so when real models run on a CPU."""
+    if studio.info.device == "cpu" and studio.info.profile == "hub":
+        gr.Info("Running on the CPU: with the real models this takes minutes. Fewer steps make it faster.")
+    flag = stop_flag(request)
+    flag.clear()
+    return flag
+
+
 def cancel(request: gr.Request = None) -> None:
     """The Cancel buttons: the running pipeline polls this session's flag after every step."""
     stop_flag(request).set()
@@ -258,8 +267,7 @@ def sound_to_music_tab(studio: Studio) -> None:
             guidance=guidance, seed=seed, scheduler=scheduler,
             mask=mask_settings(invert, brightness, contrast, downshift),
         )
-        flag = stop_flag(request)
-        flag.clear()
+        flag = start_run(studio, request)
         result = studio.sound_to_music(
             audio_path, settings, model=model,
             on_progress=lambda fraction, message: progress(fraction, desc=message),
@@ -354,8 +362,7 @@ def music_to_image_tab(studio: Studio) -> None:
     @user_errors
     def music_to_image(audio_path, description, steps, guidance, width, height, seed, lora_scale,
                        request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
-        flag = stop_flag(request)
-        flag.clear()
+        flag = start_run(studio, request)
         result, _ = studio.music_to_image(audio_path, description, steps=steps, guidance=guidance, width=width,
                                           height=height, seed=seed, lora_scale=lora_scale, should_stop=flag.is_set)
         path = output_dir() / "music-to-image.png"
@@ -409,8 +416,7 @@ def image_to_music_tab(studio: Studio) -> None:
     @user_errors
     def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed,
                        request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
-        flag = stop_flag(request)
-        flag.clear()
+        flag = start_run(studio, request)
         used, result = studio.image_to_music(image_path, prompt, seconds=seconds, guidance=guidance,
                                              temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                                              should_stop=flag.is_set)
@@ -480,8 +486,7 @@ def style_interpolation_tab(studio: Studio) -> None:
     @user_errors
     def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, request: gr.Request = None,
                             progress=gr.Progress(track_tqdm=True)):
-        flag = stop_flag(request)
-        flag.clear()
+        flag = start_run(studio, request)
         styles = list(styles or [])
         result = studio.style_interpolation(
             audio_path, styles, parse_weights(weights, len(styles)), strength=strength, steps=steps,
@@ -539,8 +544,7 @@ def playlist_to_music_tab(studio: Studio) -> None:
     @user_errors
     def playlist_to_music(files, steps, guidance, seed, request: gr.Request = None,
                           progress=gr.Progress(track_tqdm=True)):
-        flag = stop_flag(request)
-        flag.clear()
+        flag = start_run(studio, request)
         paths = [getattr(f, "name", f) for f in (files or [])]
         result = studio.playlist_to_music(paths, steps=steps, guidance=guidance, seed=seed, should_stop=flag.is_set,
                                           on_progress=lambda fraction, message: progress(fraction, desc=message))
