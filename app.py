@@ -342,8 +342,11 @@ def sound_to_music_tab(studio: Studio) -> None:
         for trigger in (invert.release, brightness.release, contrast.release, downshift.release, audio_in.change):
             trigger(live_preview, mask_inputs, [input_image, mask_image], api_visibility="private")
         # on ZeroGPU the handler must hold the GPU (spaces.GPU); elsewhere gpu_task returns it unchanged
-        event = run.click(studio.manager.gpu_task(masked_img2img, duration=gpu_seconds_for_sound_to_music), all_inputs, [music, input_image, mask_image, output_image, metrics_out],
-                          api_name="masked_img2img", concurrency_id=GPU, concurrency_limit=1)
+        event = run.click(
+            studio.manager.gpu_task(masked_img2img, duration=gpu_seconds_for_sound_to_music), all_inputs,
+            [music, input_image, mask_image, output_image, metrics_out],
+            api_name="masked_img2img", concurrency_id=GPU, concurrency_limit=1,
+        )
         stop.click(cancel, None, None, cancels=[event], api_visibility="private")
 
 

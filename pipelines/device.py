@@ -167,9 +167,6 @@ class DeviceManager:
                 return
             self._entries[name] = _Entry(name, loader)
 
-    def is_registered(self, name: str) -> bool:
-        return name in self._entries
-
     # -- public use ---------------------------------------------------------------------------------
     @contextmanager
     def use(self, name: str) -> Iterator[Any]:

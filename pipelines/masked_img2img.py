@@ -89,7 +89,6 @@ def with_scheduler(pipe, scheduler: str = "repo"):
 
 # -- the whole sound-to-music path ---------------------------------------------------------------------
 
-WINDOW_OVERLAP_SECONDS = 0.2  # as riffusion's own audio-to-audio mode
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ def sound_to_music(
     settings: GenerationSettings = GenerationSettings(),
     *,
     device: str = "cpu",
-    overlap_seconds: float = WINDOW_OVERLAP_SECONDS,
+    overlap_seconds: float = windows.OVERLAP_SECONDS,
     on_progress: Callable[[float, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> SoundToMusicResult:
@@ -183,7 +182,7 @@ def sound_to_music(
         )
         if masked.interrupt:
             raise InputError("Cancelled.")
-        output_image = _as_mono_spectrogram(result.images[0], source_image)
+        output_image = spectrogram.as_mono_spectrogram(result.images[0], source_image)
         rendered.append(spectrogram.image_to_audio(output_image, params, device=device)[:1, : chunk.shape[1]])
         inputs.append(source_image)
         masks.append(change_map)
@@ -192,31 +191,10 @@ def sound_to_music(
         on_progress(1.0, "stitching")
     music = windows.stitch_windows(rendered, plan)
     music = audio_io.peak_normalize(music, headroom_db=1.0)
-    input_strip, mask_strip, output_strip = (side_by_side(images) for images in (inputs, masks, outputs))
+    input_strip, mask_strip, output_strip = (spectrogram.side_by_side(images) for images in (inputs, masks, outputs))
     scores = {
         "ssim": float(np.mean([metrics.ssim(a, b) for a, b in zip(inputs, outputs)])),
         "chroma_cens_similarity": metrics.chroma_cens_similarity(samples[0], music[0], params.sample_rate),
     }
     parameters = {"pipeline": "masked_img2img", **dataclasses.asdict(settings), "windows": len(chunks)}
     return SoundToMusicResult(music, params.sample_rate, input_strip, mask_strip, output_strip, scores, parameters)
-
-
-def _as_mono_spectrogram(generated: Image.Image, source: Image.Image) -> Image.Image:
-    """The model paints RGB; a mono spectrogram is its luminance, with the source's metadata."""
-    gray = generated.convert("L").convert("RGB")
-    gray.info.update(source.info)
-    exif = source.getexif()
-    if len(exif):
-        gray.getexif().update(exif.items())
-    return gray
-
-
-def side_by_side(images: list[Image.Image]) -> Image.Image:
-    if len(images) == 1:
-        return images[0]
-    strip = Image.new(images[0].mode, (sum(i.width for i in images), images[0].height))
-    x = 0
-    for image in images:
-        strip.paste(image, (x, 0))
-        x += image.width
-    return strip

@@ -416,9 +416,3 @@ def load_vae(location: str, revision: str | None = None) -> PlaylistVAE:
     if local.is_dir():
         return PlaylistVAE.from_pretrained(str(local)).eval()
     return PlaylistVAE.from_pretrained(location, revision=revision).eval()
-
-
-def load_models(unet_location: str, vae_location: str, unet_revision: str | None = None,
-                vae_revision: str | None = None) -> AmuseModels:
-    return AmuseModels(load_unet(unet_location, unet_revision), load_vae(vae_location, vae_revision),
-                       load_scheduler(unet_location, unet_revision))

@@ -728,3 +728,25 @@ def load_image(path: T.Union[str, os.PathLike]) -> Image.Image:
             f"and {limits.MAX_IMAGE_SIDE} px high are accepted."
         )
     return image
+
+
+def as_mono_spectrogram(generated: Image.Image, source: Image.Image) -> Image.Image:
+    """The model paints RGB; a mono spectrogram is its luminance, with the source's metadata."""
+    gray = generated.convert("L").convert("RGB")
+    gray.info.update(source.info)
+    exif = source.getexif()
+    if len(exif):
+        gray.getexif().update(exif.items())
+    return gray
+
+
+def side_by_side(images: list[Image.Image]) -> Image.Image:
+    """Window images left to right: the whole input as one picture."""
+    if len(images) == 1:
+        return images[0]
+    strip = Image.new(images[0].mode, (sum(i.width for i in images), images[0].height))
+    x = 0
+    for image in images:
+        strip.paste(image, (x, 0))
+        x += image.width
+    return strip

@@ -172,10 +172,10 @@ class Studio:
 
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
         mask_settings.validate()
-        chunks, _ = windows.split_windows(sound.samples, spectrogram.RIFFUSION, masked_img2img.WINDOW_OVERLAP_SECONDS)
+        chunks, _ = windows.split_windows(sound.samples, spectrogram.RIFFUSION)
         images = [spectrogram.audio_to_image(chunk, spectrogram.RIFFUSION) for chunk in chunks]
         masks = [masked_img2img.make_mask(image, mask_settings) for image in images]
-        return masked_img2img.side_by_side(images), masked_img2img.side_by_side(masks)
+        return spectrogram.side_by_side(images), spectrogram.side_by_side(masks)
 
     def sound_to_music(
         self,

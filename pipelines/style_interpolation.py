@@ -53,7 +53,6 @@ STYLE_FORMAT_VERSION = 1
 
 MAX_STYLES = 4
 MAX_WEIGHT = 100.0  # weights are normalised; the cap only keeps API callers' numbers sane
-WINDOW_OVERLAP_SECONDS = 0.2  # as sound-to-music and riffusion's audio-to-audio
 
 # MusicTI's defaults (README of the seed): 50 DDIM steps, eta 0, guidance 5, strength 0.7, seed 23
 DEFAULT_STEPS, DEFAULT_GUIDANCE, DEFAULT_STRENGTH, DEFAULT_SEED = 50, 5.0, 0.7, 23
@@ -574,7 +573,7 @@ def apply_styles(
     should_stop: Callable[[], bool] | None = None,
     *,
     device: str | None = None,
-    overlap_seconds: float = WINDOW_OVERLAP_SECONDS,
+    overlap_seconds: float = windows.OVERLAP_SECONDS,
     on_progress: Callable[[float, str], None] | None = None,
 ) -> StyleInterpolationResult:
     """Render the content audio in a mix of learned styles (MusicTI style interpolation).
@@ -607,15 +606,13 @@ def apply_styles(
 
     chunks, plan = windows.split_windows(samples, params, overlap_seconds)
     contents, outputs, rendered, run = [], [], [], []
-    from .masked_img2img import _as_mono_spectrogram, side_by_side
-
     for index, chunk in enumerate(chunks):
         if on_progress:
             on_progress(index / len(chunks), f"window {index + 1} of {len(chunks)}")
         content = spectrogram.audio_to_image(chunk, params, device=device)
         generated, run = _style_window(pipe, scheduler, conditioner, content, strength, steps, guidance, seed,
                                        should_stop)
-        output = _as_mono_spectrogram(generated, content)
+        output = spectrogram.as_mono_spectrogram(generated, content)
         rendered.append(spectrogram.image_to_audio(output, params, device=device)[0, : chunk.shape[-1]])
         contents.append(content)
         outputs.append(output)
@@ -632,7 +629,8 @@ def apply_styles(
         "timesteps": run,
         "windows": len(chunks),
     }
-    return StyleInterpolationResult(music, params.sample_rate, side_by_side(contents), side_by_side(outputs), parameters)
+    return StyleInterpolationResult(music, params.sample_rate, spectrogram.side_by_side(contents),
+                                    spectrogram.side_by_side(outputs), parameters)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -23,6 +23,9 @@ import numpy as np
 from pipelines.errors import InputError
 
 
+OVERLAP_SECONDS = 0.2  # between 5.12 s windows, as riffusion's own audio-to-audio mode
+
+
 @dataclass(frozen=True)
 class WindowPlan:
     """Where each window sits in the (padded) input."""
@@ -51,7 +54,7 @@ def _window_length(params) -> T.Tuple[int, int]:
     return int(window), int(sample_rate)
 
 
-def plan_windows(n_samples: int, params, overlap_s: float = 0.2, channels: T.Optional[int] = None) -> WindowPlan:
+def plan_windows(n_samples: int, params, overlap_s: float = OVERLAP_SECONDS, channels: T.Optional[int] = None) -> WindowPlan:
     window, sr = _window_length(params)
     if n_samples < 1:
         raise InputError("Audio is empty: nothing to cut into windows")
@@ -66,7 +69,7 @@ def plan_windows(n_samples: int, params, overlap_s: float = 0.2, channels: T.Opt
     return WindowPlan(n_samples, window, overlap, starts, channels, sr)
 
 
-def split_windows(audio: np.ndarray, params, overlap_s: float = 0.2) -> T.Tuple[np.ndarray, WindowPlan]:
+def split_windows(audio: np.ndarray, params, overlap_s: float = OVERLAP_SECONDS) -> T.Tuple[np.ndarray, WindowPlan]:
     """(windows, plan): windows is (count, window) for 1-D audio, (count, channels, window) for 2-D.
 
     ``params`` is a SpectrogramParams (its image width sets the window) or (window_samples, sample_rate).

@@ -25,7 +25,9 @@ def noise(seconds: float = 8.0, seed: int = 0, rate: int = RATE) -> tuple[np.nda
 
 @pytest.fixture(scope="module")
 def models():
-    return ptm.load_models(str(tiny.ensure("amuse_unet")), str(tiny.ensure("amuse_vae")))
+    unet_folder = str(tiny.ensure("amuse_unet"))
+    return ptm.AmuseModels(ptm.load_unet(unet_folder), ptm.load_vae(str(tiny.ensure("amuse_vae"))),
+                           ptm.load_scheduler(unet_folder))
 
 
 @pytest.fixture(scope="module")
