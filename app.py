@@ -37,7 +37,7 @@ _GRADIO_IMPORT_S = time.perf_counter() - _T_GRADIO
 
 from pipelines import audio as audio_io  # noqa: E402
 from pipelines import limits, spectrogram  # noqa: E402
-from pipelines.errors import InputError, StudioError  # noqa: E402
+from core.errors import InputError, StudioError  # noqa: E402
 from pipelines.masked_img2img import SCHEDULERS, GenerationSettings, MaskSettings  # noqa: E402
 from pipelines.spectrogram_plot import plot_spectrogram  # noqa: E402
 from pipelines.studio import SOUND_TO_MUSIC_MODELS, Studio  # noqa: E402

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import features
 from .keras_model import KerasClassifier, build_on, find_weights_file, load_into, saved_layers
-from pipelines.errors import ModelUnavailableError
+from core.errors import ModelUnavailableError
 
 # The original's index order (its mapping had leading spaces, " amazement", ...; stripped here).
 EMOTIONS = (

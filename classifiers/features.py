@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.errors import InputError
+from core.errors import InputError
 
 SAMPLE_RATE = 22050
 N_FFT = 2048

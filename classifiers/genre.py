@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import features
 from .keras_model import KerasClassifier, build_on, find_weights_file, load_into, saved_layers
-from pipelines.errors import ModelUnavailableError
+from core.errors import ModelUnavailableError
 
 GENRES = ("blues", "classical", "country", "disco", "hip-hop", "jazz", "metal", "pop", "reggae", "rock")
 WEIGHTS_FILE = "Genre_classifier_model.h5"

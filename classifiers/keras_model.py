@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from pipelines.errors import InputError, ModelUnavailableError
+from core.errors import InputError, ModelUnavailableError
 
 
 def find_weights_file(location: str | Path, file_name: str) -> Path:

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import emotion, features, genre
 from pipelines import audio as audio_io
-from pipelines.errors import InputError
+from core.errors import InputError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif"}
 ALIASES = {"hiphop": "hip-hop", "hip_hop": "hip-hop", "joyful": "joyfulness", "joyful_activation": "joyfulness"}

@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from . import limits
-from .errors import InputError
+from core.errors import InputError
 
 __all__ = [
     "Audio",

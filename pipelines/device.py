@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import OutOfMemoryError, StudioError
+from core.errors import OutOfMemoryError, StudioError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import torch
 from diffusers import StableDiffusionImg2ImgPipeline
 from PIL import Image
 
-from .errors import InputError
+from core.errors import InputError
 
 
 class DifferentialImg2ImgPipeline(StableDiffusionImg2ImgPipeline):

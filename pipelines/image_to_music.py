@@ -33,7 +33,7 @@ import numpy as np
 
 from . import audio as audio_io
 from . import limits
-from .errors import InputError
+from core.errors import Cancelled, InputError
 
 DEFAULT_SECONDS = 10.0
 DEFAULT_SEED = 0
@@ -218,7 +218,7 @@ def generate_music(
 
     Sampling as the MusicGen demo (top-k 250, top-p 0 = off, temperature 1, classifier-free guidance
     3; guidance <= 1 switches it off). The seed makes it repeatable without touching the global RNG.
-    ``should_stop`` is polled after every frame; a cancelled run raises InputError("Cancelled.").
+    ``should_stop`` is polled after every frame; a cancelled run raises Cancelled.
     """
     import torch
     from transformers import StoppingCriteriaList
@@ -248,10 +248,10 @@ def generate_music(
             )
         except Exception:
             if stopper is not None and stopper.stopped:  # a cut-short delay pattern may not decode
-                raise InputError("Cancelled.") from None
+                raise Cancelled() from None
             raise
     if stopper is not None and stopper.stopped:
-        raise InputError("Cancelled.")
+        raise Cancelled()
     samples = values[0, :1].float().cpu().numpy()[:, : round(float(seconds) * sample_rate)]
     parameters = {
         "pipeline": "image_to_music",

@@ -32,7 +32,7 @@ def check_number(name: str, value, low: float, high: float, integer: bool = Fals
     """Raise InputError unless ``value`` is a finite number (whole, if ``integer``) in [low, high]."""
     import math
 
-    from .errors import InputError
+    from core.errors import InputError
 
     numeric = isinstance(value, (int, float)) or type(value).__module__ == "numpy"
     ok = numeric and not isinstance(value, bool) and math.isfinite(value)

@@ -26,7 +26,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from . import audio as audio_io
 from . import limits, metrics, spectrogram, windows
-from .errors import InputError
+from core.errors import Cancelled, InputError
 
 # -- the change map ----------------------------------------------------------------------------------
 
@@ -181,7 +181,7 @@ def sound_to_music(
             should_stop=should_stop,
         )
         if masked.interrupt:
-            raise InputError("Cancelled.")
+            raise Cancelled()
         output_image = spectrogram.as_mono_spectrogram(result.images[0], source_image)
         rendered.append(spectrogram.image_to_audio(output_image, params, device=device)[:1, : chunk.shape[1]])
         inputs.append(source_image)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import ModelUnavailableError
+from core.errors import ModelUnavailableError
 
 PROFILES = ("hub", "tiny")
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import audio as audio_io
 from . import limits
-from .errors import InputError, ModelUnavailableError
+from core.errors import Cancelled, InputError, ModelUnavailableError
 
 TEMPLATE = "This piece of music falls under the {genre} genre. It is of tempo {bpm} and evokes a sense of {emotion}."
 SAMPLE_RATE = 22050  # both classifiers and the beat tracker work at 22.05 kHz, as the original
@@ -220,7 +220,7 @@ def generate_image(
         if has_lora:
             pipe.disable_lora()  # the UNet may be shared: leave it as the base model
     if text_to_image.interrupt:
-        raise InputError("Cancelled.")
+        raise Cancelled()
     parameters = {
         "pipeline": "music_to_image",
         "prompt": prompt,

@@ -41,7 +41,7 @@ from torch import nn
 
 from . import audio as audio_io
 from . import limits, spectrogram
-from .errors import InputError
+from core.errors import Cancelled, InputError
 
 PARAMS = spectrogram.AUDIO_DIFFUSION
 SAMPLE_RATE = PARAMS.sample_rate  # 22050
@@ -280,7 +280,7 @@ def playlist_to_music(
     unet, vae: on the same device; the run happens there. scheduler: the UNet repo's (its config
         gives the training schedule) or None for DDPMScheduler(1000).
     guidance: classifier-free guidance; 1 runs the conditional branch only, 0 the unconditional only.
-    should_stop: polled after every step (raises InputError "Cancelled."); on_progress(fraction, text).
+    should_stop: polled after every step (raises Cancelled); on_progress(fraction, text).
     """
     validate_generation(steps, guidance, seed, sampler, slice_position)
     config = unet.config
@@ -325,7 +325,7 @@ def playlist_to_music(
             if on_progress:
                 on_progress((i + 1) / total, f"Denoising step {i + 1}/{total}")
             if should_stop is not None and should_stop():
-                raise InputError("Cancelled.")
+                raise Cancelled()
 
     image = _to_mel_image(sample)
     audio = spectrogram.image_to_audio(image, PARAMS, device=device, seed=int(seed))

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
-from pipelines.errors import InputError
+from core.errors import InputError
 
 # riffusion's sample scale: it feeds int16 sample values, so its mel magnitudes (and the 30e6
 # default max value) are in int16 units. Float audio in [-1, 1] is scaled by this on the way in.

@@ -13,7 +13,7 @@ import typing as T
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from pipelines.errors import InputError
+from core.errors import InputError
 from pipelines.spectrogram import SpectrogramParams, get_params, image_to_mel, read_metadata
 
 BACKGROUND = (250, 250, 247)

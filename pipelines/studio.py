@@ -15,7 +15,7 @@ from typing import Any
 from . import audio as audio_io
 from . import limits, spectrogram
 from .device import ZERO_GPU, DeviceManager, choose_device
-from .errors import InputError, ModelUnavailableError
+from core.errors import InputError, ModelUnavailableError
 from .models import ModelRegistry, load_or_explain
 
 # Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.

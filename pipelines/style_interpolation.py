@@ -43,7 +43,7 @@ from torch import nn
 
 from . import audio as audio_io
 from . import limits, spectrogram, windows
-from .errors import InputError
+from core.errors import Cancelled, InputError
 
 PLACEHOLDER = "*"
 STYLE_WEIGHTS_FILE = "style.safetensors"
@@ -556,7 +556,7 @@ def _style_window(pipe, scheduler, conditioner: StyleConditioner, image: Image.I
             latents = scheduler.step(eps, t, latents, eta=0.0).prev_sample
             progress.update()
             if should_stop is not None and should_stop():
-                raise InputError("Cancelled.")
+                raise Cancelled()
     decoded = pipe.vae.decode((latents / pipe.vae.config.scaling_factor).to(pipe.vae.dtype)).sample
     return pipe.image_processor.postprocess(decoded.float(), output_type="pil")[0], run
 
@@ -585,7 +585,7 @@ def apply_styles(
         styles: 1 to 4 Style objects (their networks are moved to the pipe's device).
         weights: one non-negative weight per style, normalised to sum 1; None: equal.
         strength, steps, guidance, seed: MusicTI's (0.7, 50, 5.0, 23) by default.
-        should_stop: polled after every denoising step; True cancels (InputError "Cancelled.").
+        should_stop: polled after every denoising step; True cancels (raises Cancelled).
     """
     validate_settings(len(styles), weights, strength, steps, guidance, seed)
     params = spectrogram.RIFFUSION

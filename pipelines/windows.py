@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.errors import InputError
+from core.errors import InputError
 
 
 OVERLAP_SECONDS = 0.2  # between 5.12 s windows, as riffusion's own audio-to-audio mode

@@ -22,7 +22,7 @@ from pipelines.audio import (
     true_peak_dbfs,
     write_wav,
 )
-from pipelines.errors import InputError
+from core.errors import InputError
 
 SR = 44100
 

@@ -6,7 +6,7 @@ import pytest
 import classifiers  # noqa: F401  (KERAS_BACKEND=torch)
 from classifiers import emotion, features, genre
 from classifiers.tempo import estimate_tempo
-from pipelines.errors import InputError, ModelUnavailableError
+from core.errors import InputError, ModelUnavailableError
 
 SR = features.SAMPLE_RATE
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipelines.device import DeviceManager, choose_device, model_nbytes
-from pipelines.errors import OutOfMemoryError, StudioError
+from core.errors import OutOfMemoryError, StudioError
 
 MB = 2**20
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from pipelines import audio as audio_io
 from pipelines import limits, spectrogram
-from pipelines.errors import InputError
+from core.errors import InputError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 

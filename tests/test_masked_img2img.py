@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance
 
-from pipelines.errors import InputError
+from core.errors import InputError
 from pipelines.differential_img2img import DifferentialImg2ImgPipeline
 from pipelines.masked_img2img import (
     GenerationSettings,

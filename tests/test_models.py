@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pipelines import tiny
-from pipelines.errors import ModelUnavailableError
+from core.errors import ModelUnavailableError
 from pipelines.models import ROLES, ModelRegistry, load_or_explain
 
 DESIGN_ROLES = {"riffusion", "mask_model", "sd15", "m2i_lora", "blip", "musicgen", "clap", "sentence_embedder",

@@ -8,7 +8,7 @@ import torch
 
 from classifiers import emotion, genre
 from pipelines import music_to_image as m2i
-from pipelines.errors import InputError, ModelUnavailableError
+from core.errors import Cancelled, InputError, ModelUnavailableError
 
 SR = 22050
 SMALL = dict(steps=2, width=64, height=64)
@@ -189,7 +189,7 @@ def test_generation_can_be_cancelled(pipe):
         calls.append(1)
         return True
 
-    with pytest.raises(InputError, match="Cancelled"):
+    with pytest.raises(Cancelled):
         m2i.generate_image(pipe, "a test", should_stop=stop, steps=5, width=64, height=64)
     assert len(calls) == 1
 

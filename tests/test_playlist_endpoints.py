@@ -37,7 +37,7 @@ def test_playlist_bad_inputs(client, tmp_path):
 
 
 def test_hub_profile_without_the_vae_says_how_to_get_it():
-    from pipelines.errors import ModelUnavailableError
+    from core.errors import ModelUnavailableError
     from pipelines.studio import Studio
 
     studio = Studio(profile="hub", device="cpu")

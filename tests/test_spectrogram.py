@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from pipelines import spectrogram as S
-from pipelines.errors import InputError
+from core.errors import InputError
 from pipelines.spectrogram_plot import plot_spectrogram
 
 R, A = S.RIFFUSION, S.AUDIO_DIFFUSION

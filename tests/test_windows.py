@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines.errors import InputError
+from core.errors import InputError
 from pipelines.spectrogram import AUDIO_DIFFUSION, RIFFUSION
 from pipelines.windows import crossfade_curves, split_windows, stitch_windows
 

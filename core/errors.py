@@ -19,3 +19,10 @@ class ModelUnavailableError(StudioError):
 
 class OutOfMemoryError(StudioError):
     """The accelerator ran out of memory even after freeing the other models."""
+
+
+class Cancelled(StudioError):
+    """The person (or API caller) stopped the run; nothing is wrong with their input."""
+
+    def __init__(self, message: str = "Cancelled."):
+        super().__init__(message)
