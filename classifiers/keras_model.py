@@ -108,6 +108,11 @@ class KerasClassifier:
         self.device = device
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of the Keras weights (what the About panel shows as the model's size)."""
+        return sum(int(w.numpy().nbytes) for w in self.model.weights)
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.model.input_shape[1:])
 

@@ -47,50 +47,6 @@ MAX_EMBED_TOKENS = 128  # all-distilroberta-v1's max_seq_length in sentence-tran
 SAMPLE_LYRICS = Path(__file__).resolve().parents[1] / "assets" / "lyrics_sample.json"
 
 
-# -- loaders (registry location -> (model, processor) on the CPU) ---------------------------------------
-def load_blip(location: str, revision: str | None = None):
-    from transformers import BlipForConditionalGeneration, BlipProcessor
-
-    processor = BlipProcessor.from_pretrained(location, revision=revision)
-    model = BlipForConditionalGeneration.from_pretrained(location, revision=revision).eval()
-    return model, processor
-
-
-def load_musicgen(location: str, revision: str | None = None):
-    from transformers import AutoProcessor, MusicgenForConditionalGeneration
-
-    processor = AutoProcessor.from_pretrained(location, revision=revision)
-    model = MusicgenForConditionalGeneration.from_pretrained(location, revision=revision).eval()
-    return model, processor
-
-
-def load_sentence_embedder(location: str, revision: str | None = None):
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)
-    # sentence-transformers uses the token vectors only; the pooler would be dead weight
-    model = AutoModel.from_pretrained(location, revision=revision, add_pooling_layer=False).eval()
-    return model, tokenizer
-
-
-class WithProcessor:
-    """A (model, processor) pair the DeviceManager can hold: it moves the model and counts its bytes."""
-
-    def __init__(self, model: Any, processor: Any):
-        self.model = model
-        self.processor = processor
-
-    @property
-    def nbytes(self) -> int:
-        from .device import model_nbytes
-
-        return model_nbytes(self.model)
-
-    def to(self, *args, **kwargs) -> WithProcessor:
-        self.model.to(*args, **kwargs)
-        return self
-
-
 # -- captioning ---------------------------------------------------------------------------------------
 def load_image(image: Any):
     """A PIL RGB image from a PIL image, a path or an (h, w[, c]) uint8/float array; InputError otherwise."""

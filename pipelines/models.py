@@ -1,9 +1,10 @@
 """The model registry: every role the app uses, where its weights live, and how to override that.
 
 A *role* is what a model is for ("riffusion", "mask_model", "sd15", ...). Each role maps to a hub
-repo and revision in the ``hub`` profile, and to a folder that ``tiny.py`` builds on this machine in
-the ``tiny`` profile (same classes, same file layout, random weights: the real ``from_pretrained``
-path runs, in seconds, without network).
+repo and revision in the ``hub`` profile, and to a folder that a *builder* makes on this machine in the ``tiny``
+profile (``pipelines/tiny.py``: same classes, same file layout, random weights: the real
+``from_pretrained`` path runs, in seconds, without network). The registry never imports a builder:
+whoever creates it (``Studio``) hands one in, so nothing here depends on the pipelines.
 
 Overrides, strongest first (never through the public API):
   1. environment ``STUDIO_MODEL_<ROLE>`` = ``owner/repo``, ``owner/repo@revision`` or a local folder;
@@ -17,11 +18,20 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from core.errors import ModelUnavailableError
 
 PROFILES = ("hub", "tiny")
+BUILT_PROFILES = ("tiny",)  # profiles whose models a builder makes on this machine
+
+
+class ModelBuilder(Protocol):
+    """What a built profile needs: a folder per model family, built on first use (see ``tiny.py``)."""
+
+    def ensure(self, family: str) -> Path: ...
+
+    def has(self, family: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ class ModelSource:
     location: str  # hub repo id or local folder
     revision: str | None
     is_local: bool
-    origin: str  # "registry", "env", "file" or "tiny": for messages and the About panel
+    origin: str  # "registry", "env", "file" or the built profile's name: for messages and the About panel
 
     def describe(self) -> str:
         if self.is_local:
@@ -85,10 +95,14 @@ class ModelSource:
 class ModelRegistry:
     """Resolves roles to sources for one profile; the loaders live with the pipelines."""
 
-    def __init__(self, profile: str = "hub", environ: dict[str, str] | None = None):
+    def __init__(self, profile: str = "hub", environ: dict[str, str] | None = None,
+                 builder: ModelBuilder | None = None):
         if profile not in PROFILES:
             raise ValueError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES)}.")
+        if profile in BUILT_PROFILES and builder is None:
+            raise ValueError(f"The {profile} profile needs a builder (e.g. pipelines.tiny).")
         self.profile = profile
+        self.builder = builder
         self.environ = os.environ if environ is None else environ
         self._file_overrides = self._read_override_file()
 
@@ -116,10 +130,9 @@ class ModelRegistry:
             return _parse_override(role, env_value, "env")
         if role in self._file_overrides:
             return _parse_override(role, self._file_overrides[role], "file")
-        if self.profile == "tiny":
-            from . import tiny  # builds the folder on first use, once
-
-            return ModelSource(role, str(tiny.ensure(spec.family)), None, True, "tiny")
+        if self.builder is not None and self.profile in BUILT_PROFILES:
+            # builds the folder on first use, once
+            return ModelSource(role, str(self.builder.ensure(spec.family)), None, True, self.profile)
         if spec.repo_id is None:
             raise ModelUnavailableError(
                 f"The '{role}' model ({spec.purpose}) is not published on the Hugging Face Hub. "
@@ -135,10 +148,9 @@ class ModelRegistry:
             env_value = self.environ.get(f"STUDIO_MODEL_{role.upper()}") or self._file_overrides.get(role)
             if env_value:
                 where = env_value
-            elif self.profile == "tiny":
-                from .tiny import BUILDERS
-
-                where = f"tiny:{spec.family}" if spec.family in BUILDERS else "(no tiny model yet)"
+            elif self.builder is not None and self.profile in BUILT_PROFILES:
+                built = self.builder.has(spec.family)
+                where = f"{self.profile}:{spec.family}" if built else f"(no {self.profile} model yet)"
             else:
                 where = f"{spec.repo_id}@{spec.revision}" if spec.repo_id else "(not on the Hub: override needed)"
             rows.append({"role": role, "source": where, "purpose": spec.purpose})

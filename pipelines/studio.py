@@ -29,18 +29,13 @@ def _preset(name: str):
     return spectrogram.PRESETS[name]
 
 
-class CpuModel:
-    """A model that stays on the CPU whatever the device (Keras places its own tensors): the manager
-    loads it once and lists it; it is only ever fetched with ``get_cpu``, so it is never moved and
-    takes none of the GPU budget."""
+def _builder(profile: str):
+    """The module that builds a built profile's models on this machine (None for the hub profile)."""
+    if profile == "tiny":
+        from . import tiny
 
-    def __init__(self, model: Any):
-        self.model = model
-        # Keras weights: what the About panel shows as the model's size
-        self.nbytes = sum(int(w.numpy().nbytes) for w in getattr(getattr(model, "model", None), "weights", []))
-
-    def to(self, *args, **kwargs) -> CpuModel:
-        return self
+        return tiny
+    return None
 
 
 def _default_budget(device: str) -> int | None:
@@ -68,7 +63,7 @@ class Studio:
 
     def __init__(self, profile: str = "hub", device: str | None = None, budget_bytes: int | None = None):
         choice = choose_device(device)
-        self.registry = ModelRegistry(profile)
+        self.registry = ModelRegistry(profile, builder=_builder(profile))
         self.manager = DeviceManager(
             device=choice.device,
             dtype=None if choice.device == "cpu" else choice.dtype,
@@ -85,62 +80,25 @@ class Studio:
 
     # -- loaders -------------------------------------------------------------------------------------
     def _register_loaders(self) -> None:
-        for role in ("riffusion", "mask_model", "sd15"):
-            self.manager.register(role, lambda role=role: self.load_sd_img2img(role))
-        for role in CLASSIFIER_ROLES:
-            self.manager.register(role, lambda role=role: CpuModel(self.load_classifier(role)))
-        self.manager.register("amuse", self.load_amuse)
-        for role, loader in (("blip", "load_blip"), ("musicgen", "load_musicgen"),
-                             ("sentence_embedder", "load_sentence_embedder")):
-            self.manager.register(role, lambda role=role, loader=loader: self.load_with_processor(role, loader))
+        """Name every model the pipelines ask the manager for, and how to load it (nothing loads yet)."""
+        from . import loaders
 
-    def load_amuse(self) -> Any:
+        simple = {"riffusion": loaders.load_sd_img2img, "mask_model": loaders.load_sd_img2img,
+                  "sd15": loaders.load_sd_img2img, "blip": loaders.load_blip, "musicgen": loaders.load_musicgen,
+                  "sentence_embedder": loaders.load_sentence_embedder}
+        simple.update({role: loaders.classifier_loader(role) for role in CLASSIFIER_ROLES})
+        for role, load in simple.items():
+            self.manager.register(role, lambda role=role, load=load: load_or_explain(self.registry.resolve(role), load))
+        self.manager.register("amuse", self._load_amuse)
+
+    def _load_amuse(self) -> Any:
         """AMUSE's UNet (Hub) and playlist VAE (not published: a local folder) as one unit."""
-        from . import playlist_to_music
+        from . import loaders
 
-        vae = self.registry.resolve("amuse_vae")  # explains first when the VAE is missing
-        vae_model = load_or_explain(vae, playlist_to_music.load_vae)
+        vae = load_or_explain(self.registry.resolve("amuse_vae"), loaders.load_amuse_vae)  # explains first
         unet_source = self.registry.resolve("amuse_unet")
-        unet = load_or_explain(unet_source, playlist_to_music.load_unet)
-        scheduler = load_or_explain(unet_source, playlist_to_music.load_scheduler)
-        return playlist_to_music.AmuseModels(unet, vae_model, scheduler)
-
-    def load_with_processor(self, role: str, loader: str) -> Any:
-        """A transformers model and its processor (image to music), as one unit the manager can move."""
-        from . import image_to_music
-
-        model, processor = load_or_explain(self.registry.resolve(role), getattr(image_to_music, loader))
-        return image_to_music.WithProcessor(model, processor)
-
-    def load_classifier(self, role: str) -> Any:
-        """A TechJam Keras classifier (genre or emotion) from a local folder or a Hub repo holding its .h5."""
-        from classifiers import emotion, genre
-
-        module = {"genre_classifier": genre, "emotion_classifier": emotion}[role]
-        source = self.registry.resolve(role)
-        if source.is_local:
-            return load_or_explain(source, module.load)
-
-        def download_and_load(repo: str, revision: str):
-            from huggingface_hub import hf_hub_download
-
-            return module.load(hf_hub_download(repo, module.WEIGHTS_FILE, revision=revision))
-
-        return load_or_explain(source, download_and_load)
-
-    def load_sd_img2img(self, role: str) -> Any:
-        """A Stable Diffusion img2img pipeline for ``role``, on the CPU, fp32 (moved by the manager)."""
-        from diffusers import StableDiffusionImg2ImgPipeline
-
-        source = self.registry.resolve(role)
-        pipe = load_or_explain(
-            source,
-            StableDiffusionImg2ImgPipeline.from_pretrained,
-            safety_checker=None,
-            requires_safety_checker=False,
-        )
-        pipe.set_progress_bar_config(leave=False)
-        return pipe
+        return loaders.ModelBundle(unet=load_or_explain(unet_source, loaders.load_amuse_unet), vae=vae,
+                                   scheduler=load_or_explain(unet_source, loaders.load_amuse_scheduler))
 
     def preload(self) -> None:
         """On ZeroGPU the platform wants models on "cuda" before requests arrive."""

@@ -37,6 +37,11 @@ def builder(family: str, version: int):
     return register
 
 
+def has(family: str) -> bool:
+    """Whether a tiny model is defined for ``family``."""
+    return family in BUILDERS
+
+
 def ensure(family: str) -> Path:
     """The folder of the tiny ``family`` model, built now if it is not in the cache yet."""
     if family not in BUILDERS:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from pipelines import image_to_music as i2m
-from pipelines import limits
+from pipelines import limits, loaders, tiny
 from core.errors import Cancelled, InputError
 from pipelines.models import ModelRegistry, load_or_explain
 
@@ -20,22 +20,25 @@ FRAME = RATE // 50
 
 @pytest.fixture(scope="module")
 def registry():
-    return ModelRegistry("tiny")
+    return ModelRegistry("tiny", builder=tiny)
 
 
 @pytest.fixture(scope="module")
 def blip(registry):
-    return load_or_explain(registry.resolve("blip"), i2m.load_blip)
+    bundle = load_or_explain(registry.resolve("blip"), loaders.load_blip)
+    return bundle.model, bundle.processor
 
 
 @pytest.fixture(scope="module")
 def musicgen(registry):
-    return load_or_explain(registry.resolve("musicgen"), i2m.load_musicgen)
+    bundle = load_or_explain(registry.resolve("musicgen"), loaders.load_musicgen)
+    return bundle.model, bundle.processor
 
 
 @pytest.fixture(scope="module")
 def embedder(registry):
-    return load_or_explain(registry.resolve("sentence_embedder"), i2m.load_sentence_embedder)
+    bundle = load_or_explain(registry.resolve("sentence_embedder"), loaders.load_sentence_embedder)
+    return bundle.model, bundle.processor
 
 
 def noise_image(seed: int, size=(120, 90)) -> Image.Image:
@@ -228,7 +231,8 @@ def test_line_embeddings_are_cached_per_embedder(embedder, registry):
     index = i2m.SongIndex.from_file(i2m.SAMPLE_LYRICS)
     first = index.embeddings(model, tokenizer)
     assert index.embeddings(model, tokenizer) is first
-    other, other_tokenizer = i2m.load_sentence_embedder(registry.resolve("sentence_embedder").location)
+    other_bundle = loaders.load_sentence_embedder(registry.resolve("sentence_embedder").location)
+    other, other_tokenizer = other_bundle.model, other_bundle.processor
     assert index.embeddings(other, other_tokenizer) is not first
 
 
@@ -247,10 +251,10 @@ def test_bad_recommendation_arguments(embedder, change):
         i2m.recommend(*embedder, None, **arguments)
 
 
-def test_with_processor_is_what_the_device_manager_can_hold(musicgen):
+def test_a_bundle_is_what_the_device_manager_can_hold(musicgen):
     from pipelines.device import model_nbytes
 
     model, processor = musicgen
-    held = i2m.WithProcessor(model, processor)
+    held = loaders.ModelBundle(model=model, processor=processor)
     assert held.to("cpu") is held and held.processor is processor
     assert model_nbytes(held) == model_nbytes(model) > 0

@@ -22,7 +22,7 @@ def test_hub_profile_resolves_to_repo_and_revision():
 
 
 def test_tiny_profile_builds_a_local_folder_in_hub_layout():
-    source = ModelRegistry("tiny", environ={}).resolve("mask_model")
+    source = ModelRegistry("tiny", environ={}, builder=tiny).resolve("mask_model")
     assert source.is_local and source.origin == "tiny"
     index = json.loads((tiny.ensure("sd") / "model_index.json").read_text())
     assert index["unet"] == ["diffusers", "UNet2DConditionModel"] and index["vae"] == ["diffusers", "AutoencoderKL"]
@@ -32,7 +32,7 @@ def test_environment_override_wins_over_file_and_profile(tmp_path):
     config = tmp_path / "models.json"
     config.write_text(json.dumps({"riffusion": "someone/other-riffusion@abc123", "sd15": str(tmp_path)}))
     env = {"STUDIO_MODELS_FILE": str(config), "STUDIO_MODEL_SD15": "me/my-sd@v2"}
-    registry = ModelRegistry("tiny", environ=env)
+    registry = ModelRegistry("tiny", environ=env, builder=tiny)
     riff = registry.resolve("riffusion")
     assert (riff.location, riff.revision, riff.origin) == ("someone/other-riffusion", "abc123", "file")
     sd = registry.resolve("sd15")
@@ -109,7 +109,7 @@ def test_hub_music_to_image_without_the_lora_says_how_to_go_on(monkeypatch):
 
 
 def test_tiny_listing_says_which_roles_have_no_tiny_model_yet():
-    rows = {row["role"]: row["source"] for row in ModelRegistry("tiny", environ={}).describe()}
+    rows = {row["role"]: row["source"] for row in ModelRegistry("tiny", environ={}, builder=tiny).describe()}
     assert rows["riffusion"] == "tiny:sd"
     assert rows["amuse_vae"] == "tiny:amuse_vae"
     assert rows["clap"] == "(no tiny model yet)"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipelines import playlist_to_music as ptm
-from pipelines import tiny
+from pipelines import loaders, tiny
 from core.errors import Cancelled, InputError
 
 RATE = 22050
@@ -26,8 +26,9 @@ def noise(seconds: float = 8.0, seed: int = 0, rate: int = RATE) -> tuple[np.nda
 @pytest.fixture(scope="module")
 def models():
     unet_folder = str(tiny.ensure("amuse_unet"))
-    return ptm.AmuseModels(ptm.load_unet(unet_folder), ptm.load_vae(str(tiny.ensure("amuse_vae"))),
-                           ptm.load_scheduler(unet_folder))
+    return loaders.ModelBundle(unet=loaders.load_amuse_unet(unet_folder),
+                               vae=loaders.load_amuse_vae(str(tiny.ensure("amuse_vae"))),
+                               scheduler=loaders.load_amuse_scheduler(unet_folder))
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_full_size_vae_shapes():
 def test_tiny_vae_round_trips_through_save_pretrained(models, tmp_path):
     models.vae.save_pretrained(tmp_path, safe_serialization=True)
     assert (tmp_path / "diffusion_pytorch_model.safetensors").is_file() and (tmp_path / "config.json").is_file()
-    again = ptm.load_vae(str(tmp_path))
+    again = loaders.load_amuse_vae(str(tmp_path))
     x = torch.rand(1, 1, 256, 256)
     with torch.no_grad():
         assert torch.equal(torch.cat(models.vae.encode(x), 1), torch.cat(again.encode(x), 1))
@@ -203,12 +204,12 @@ def test_loaders_read_pipeline_and_root_layouts(tmp_path):
 
     folder = tiny.ensure("amuse_unet")
     assert (folder / "unet" / "config.json").is_file() and (folder / "scheduler" / "scheduler_config.json").is_file()
-    assert isinstance(ptm.load_unet(str(folder)), UNet2DConditionModel)
+    assert isinstance(loaders.load_amuse_unet(str(folder)), UNet2DConditionModel)
     root = tmp_path / "root_layout"
     shutil.copytree(folder / "unet", root)  # the model at the repo's root, no scheduler
-    unet = ptm.load_unet(str(root))
+    unet = loaders.load_amuse_unet(str(root))
     assert unet.config.cross_attention_dim == 64 and unet.config.in_channels == 1
-    scheduler = ptm.load_scheduler(str(root))
+    scheduler = loaders.load_amuse_scheduler(str(root))
     assert isinstance(scheduler, DDPMScheduler) and scheduler.config.num_train_timesteps == 1000
 
 

@@ -1,0 +1,153 @@
+"""Loaders: one function per model family, from a registry location to a model on the CPU.
+
+Every loader takes ``(location, revision=None)`` where ``location`` is a Hub repo id or a local
+folder (what ``ModelRegistry.resolve`` gives), and is called through ``models.load_or_explain`` so a
+missing model becomes one clear message. The same loaders serve every profile: the tiny and
+fullsize models are saved in the real repositories' layouts, so these calls are the ones a Space runs.
+
+``ModelBundle`` is the one wrapper that makes several parts (a model and its processor; AMUSE's UNet,
+VAE and scheduler; a Keras classifier) a single unit the DeviceManager can move and measure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .device import model_nbytes
+
+class ModelBundle:
+    """Named parts that move and count together; ``bundle.unet`` is the part named ``unet``.
+
+    Parts with parameters (torch modules) move with ``to``; the others (processors, schedulers,
+    tokenizers) stay as they are. ``cpu_only`` bundles never move: Keras places its own tensors, so
+    the classifiers run on the CPU whatever the device (the manager fetches them with ``get_cpu``).
+    """
+
+    def __init__(self, *, cpu_only: bool = False, **parts: Any):
+        if not parts:
+            raise ValueError("A bundle needs at least one part.")
+        self.cpu_only = cpu_only
+        self.parts = parts
+
+    def __getattr__(self, name: str) -> Any:
+        parts = self.__dict__.get("parts", {})
+        if name in parts:
+            return parts[name]
+        raise AttributeError(name)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every part's weights (torch parameters and buffers, or a part's own ``nbytes``)."""
+        return sum(model_nbytes(part) for part in self.parts.values()
+                   if hasattr(part, "parameters") or hasattr(part, "nbytes"))
+
+    def to(self, *args: Any, **kwargs: Any) -> ModelBundle:
+        if not self.cpu_only:
+            for part in self.parts.values():
+                if hasattr(part, "parameters"):
+                    part.to(*args, **kwargs)
+        return self
+
+
+# -- Stable Diffusion (riffusion, the mask paper's fine-tune, SD 1.5) -----------------------------------
+def load_sd_img2img(location: str, revision: str | None = None) -> Any:
+    """A diffusers ``StableDiffusionImg2ImgPipeline`` on the CPU in fp32 (the manager moves it), no safety checker."""
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
+        location, revision=revision, safety_checker=None, requires_safety_checker=False
+    )
+    pipe.set_progress_bar_config(leave=False)
+    return pipe
+
+
+# -- transformers models with their processors ----------------------------------------------------------
+def load_blip(location: str, revision: str | None = None) -> ModelBundle:
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    processor = BlipProcessor.from_pretrained(location, revision=revision)
+    model = BlipForConditionalGeneration.from_pretrained(location, revision=revision).eval()
+    return ModelBundle(model=model, processor=processor)
+
+
+def load_musicgen(location: str, revision: str | None = None) -> ModelBundle:
+    from transformers import AutoProcessor, MusicgenForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(location, revision=revision)
+    model = MusicgenForConditionalGeneration.from_pretrained(location, revision=revision).eval()
+    return ModelBundle(model=model, processor=processor)
+
+
+def load_sentence_embedder(location: str, revision: str | None = None) -> ModelBundle:
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)
+    # sentence-transformers uses the token vectors only; the pooler would be dead weight
+    model = AutoModel.from_pretrained(location, revision=revision, add_pooling_layer=False).eval()
+    return ModelBundle(model=model, processor=tokenizer)
+
+
+# -- TechJam's Keras classifiers --------------------------------------------------------------------------
+def classifier_loader(role: str) -> Callable[..., ModelBundle]:
+    """The loader of a TechJam Keras classifier (``genre_classifier`` or ``emotion_classifier``):
+    a local folder holding its .h5, or a Hub repo from which that one file is downloaded."""
+    from classifiers import emotion, genre
+
+    module = {"genre_classifier": genre, "emotion_classifier": emotion}[role]
+
+    def load(location: str, revision: str | None = None) -> ModelBundle:
+        if not Path(location).expanduser().exists():
+            from huggingface_hub import hf_hub_download
+
+            location = hf_hub_download(location, module.WEIGHTS_FILE, revision=revision)
+        return ModelBundle(cpu_only=True, model=module.load(location))
+
+    return load
+
+
+# -- AMUSE (playlist to music) ------------------------------------------------------------------------------
+def _subfolder_first(load: Callable[..., Any], location: str, subfolder: str, revision: str | None, **kwargs):
+    """Pipeline layout (``<subfolder>/``) first, then the model at the repo's root.
+
+    The AMUSE notebook follows diffusers' training recipe (DDPMPipeline(unet, scheduler) saved and
+    uploaded with upload_folder), which gives ``unet/`` and ``scheduler/``; a bare ``unet.save_pretrained``
+    puts the model at the root. Both are read.
+    """
+    local = Path(location).expanduser()
+    if local.is_dir():
+        inside = (local / subfolder).is_dir()
+        return load(str(local), subfolder=subfolder if inside else None, **kwargs)
+    try:
+        return load(location, subfolder=subfolder, revision=revision, **kwargs)
+    except OSError:  # diffusers raises EnvironmentError when the files are not there
+        return load(location, revision=revision, **kwargs)
+
+
+def load_amuse_unet(location: str, revision: str | None = None):
+    """AMUSE's ``UNet2DConditionModel`` (its model_index.json names a DDPMPipeline, which cannot call it)."""
+    from diffusers import UNet2DConditionModel
+
+    return _subfolder_first(UNet2DConditionModel.from_pretrained, location, "unet", revision).eval()
+
+
+def load_amuse_scheduler(location: str, revision: str | None = None):
+    """The UNet repo's scheduler config if it has one, else DDPMScheduler(1000) (the training recipe's)."""
+    from diffusers import DDPMScheduler
+
+    from .playlist_to_music import TRAIN_TIMESTEPS
+
+    try:
+        return _subfolder_first(DDPMScheduler.from_pretrained, location, "scheduler", revision)
+    except (OSError, ValueError):
+        return DDPMScheduler(num_train_timesteps=TRAIN_TIMESTEPS)
+
+
+def load_amuse_vae(location: str, revision: str | None = None):
+    """The playlist VAE (not published: in practice a local folder made by training)."""
+    from .playlist_to_music import PlaylistVAE
+
+    if Path(location).expanduser().is_dir():
+        return PlaylistVAE.from_pretrained(str(Path(location).expanduser())).eval()
+    return PlaylistVAE.from_pretrained(location, revision=revision).eval()
