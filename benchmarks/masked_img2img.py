@@ -35,11 +35,11 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from pipelines import audio, spectrogram
-    from pipelines.masked_img2img import GenerationSettings, make_mask, with_scheduler
+    from pipelines.masked_img2img import SoundToMusicSettings, make_mask, with_scheduler
     from pipelines.studio import Studio
 
     studio = Studio(profile=args.profile, device=args.device)
-    settings = GenerationSettings(steps=args.steps, strength=args.strength)
+    settings = SoundToMusicSettings(steps=args.steps, strength=args.strength)
     sound = audio.load_audio(Path(__file__).resolve().parents[1] / "assets" / "kettle.wav", 44100)
     window = sound.samples[:, : spectrogram.RIFFUSION.window_samples]
 

@@ -24,23 +24,21 @@ import math
 import os
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import audio as audio_io
-from . import limits
 from core.errors import Cancelled, InputError
 
-DEFAULT_SECONDS = 10.0
-DEFAULT_SEED = 0
+from . import audio as audio_io
+from . import limits
+from .results import Result
+from .settings import ImageToMusicSettings
+
 CAPTION_MAX_NEW_TOKENS = 20  # BLIP's default max_length, which the original's plain generate() used
-MAX_CAPTION_TOKENS = 100
-MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 5.0
-MAX_TOP_K = 2048  # musicgen's codebook size; 0 switches top-k off
 TOP_LINES = 100  # lyric lines kept by the semantic search, as the original
 MAX_SONGS = 50
 MAX_EMBED_TOKENS = 128  # all-distilroberta-v1's max_seq_length in sentence-transformers
@@ -101,7 +99,7 @@ def caption_image(blip_model, blip_processor, image: Any, max_new_tokens: int = 
     """BLIP's unconditional caption of ``image`` (greedy: deterministic). ``image``: see ``load_image``."""
     import torch
 
-    limits.check_number("caption length (max_new_tokens)", max_new_tokens, 1, MAX_CAPTION_TOKENS, integer=True)
+    limits.check_number("caption length (max_new_tokens)", max_new_tokens, 1, limits.MAX_CAPTION_TOKENS, integer=True)
     picture = load_image(image)
     inputs = blip_processor(images=picture, return_tensors="pt")
     pixel_values = inputs["pixel_values"].to(blip_model.device, blip_model.dtype)
@@ -113,11 +111,10 @@ def caption_image(blip_model, blip_processor, image: Any, max_new_tokens: int = 
 
 # -- text to music ------------------------------------------------------------------------------------
 @dataclass
-class MusicResult:
+class MusicResult(Result):
     audio: np.ndarray  # float32 (1, n), peak-normalised
     sample_rate: int
-    prompt: str
-    parameters: dict[str, Any] = field(default_factory=dict)
+    prompt: str  # the caption, or the caller's prompt
 
     @property
     def duration(self) -> float:
@@ -127,18 +124,8 @@ class MusicResult:
         return audio_io.Audio(self.audio, self.sample_rate)
 
 
-def validate_music(prompt: str, seconds: float, guidance: float, temperature: float, top_k: int, top_p: float,
-                   seed: int) -> None:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError("The music prompt is empty: caption a picture first, or write a prompt.")
-    if len(prompt) > limits.MAX_PROMPT_CHARS:
-        raise InputError(f"The music prompt must be at most {limits.MAX_PROMPT_CHARS} characters; it has {len(prompt)}.")
-    limits.check_number("duration (seconds)", seconds, limits.MIN_MUSIC_SECONDS, limits.MAX_MUSIC_SECONDS)
-    limits.check_number("guidance", guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
-    limits.check_number("temperature", temperature, MIN_TEMPERATURE, MAX_TEMPERATURE)
-    limits.check_number("top-k", top_k, 0, MAX_TOP_K, integer=True)
-    limits.check_number("top-p", top_p, 0.0, 1.0)
-    limits.check_number("seed", seed, 0, limits.MAX_SEED, integer=True)
+def check_prompt(prompt: Any) -> str:
+    return limits.check_text("music prompt", prompt, hint="caption a picture first, or write a prompt")
 
 
 def _stopper(should_stop: Callable[[], bool]):
@@ -162,24 +149,22 @@ def generate_music(
     musicgen_model,
     musicgen_processor,
     prompt: str,
-    seconds: float = DEFAULT_SECONDS,
-    guidance: float = 3.0,
-    temperature: float = 1.0,
-    top_k: int = 250,
-    top_p: float = 0.0,
-    seed: int = DEFAULT_SEED,
+    settings: ImageToMusicSettings = ImageToMusicSettings(),
+    *,
     should_stop: Callable[[], bool] | None = None,
 ) -> MusicResult:
-    """MusicGen text-to-music: ``seconds`` of audio at the audio encoder's rate (32 kHz for musicgen-small).
+    """MusicGen text-to-music: ``settings.seconds`` of audio at the audio encoder's rate (32 kHz for
+    musicgen-small), shaped (1, n) float32, peak-normalised.
 
-    Sampling as the MusicGen demo (top-k 250, top-p 0 = off, temperature 1, classifier-free guidance
-    3; guidance <= 1 switches it off). The seed makes it repeatable without touching the global RNG.
-    ``should_stop`` is polled after every frame; a cancelled run raises Cancelled.
+    The seed makes it repeatable without touching the global RNG. ``should_stop`` is polled after
+    every frame; a cancelled run raises Cancelled.
     """
     import torch
     from transformers import StoppingCriteriaList
 
-    validate_music(prompt, seconds, guidance, temperature, top_k, top_p, seed)
+    prompt = check_prompt(prompt)
+    settings.validate()
+    seconds, top_p = float(settings.seconds), float(settings.top_p)
     codec = musicgen_model.config.audio_encoder
     sample_rate, frame_rate = int(codec.sampling_rate), int(codec.frame_rate)
     frames = math.ceil(float(seconds) * frame_rate)
@@ -190,16 +175,16 @@ def generate_music(
     device = musicgen_model.device
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices), torch.inference_mode():
-        torch.manual_seed(int(seed))
+        torch.manual_seed(int(settings.seed))
         try:
             values = musicgen_model.generate(
                 **inputs,
                 max_new_tokens=max_new_tokens,
                 do_sample=True,
-                guidance_scale=float(guidance),
-                temperature=float(temperature),
-                top_k=int(top_k),
-                top_p=float(top_p) if top_p else 1.0,  # 0 means "off" in MusicGen's demo
+                guidance_scale=float(settings.guidance),
+                temperature=float(settings.temperature),
+                top_k=int(settings.top_k),
+                top_p=top_p if top_p else 1.0,  # 0 means "off" in MusicGen's demo
                 stopping_criteria=StoppingCriteriaList([stopper]) if stopper else None,
             )
         except Exception:
@@ -212,16 +197,12 @@ def generate_music(
     parameters = {
         "pipeline": "image_to_music",
         "prompt": prompt,
-        "seconds": float(seconds),
-        "guidance": float(guidance),
-        "temperature": float(temperature),
-        "top_k": int(top_k),
-        "top_p": float(top_p),
-        "seed": int(seed),
+        **settings.as_dict(),
         "max_new_tokens": max_new_tokens,
         "sample_rate": sample_rate,
     }
-    return MusicResult(audio_io.peak_normalize(samples, headroom_db=1.0), sample_rate, prompt, parameters)
+    return MusicResult(audio=audio_io.peak_normalize(samples, headroom_db=1.0), sample_rate=sample_rate, prompt=prompt,
+                       parameters=parameters)
 
 
 # -- song recommendation ------------------------------------------------------------------------------

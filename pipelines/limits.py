@@ -1,4 +1,32 @@
-"""Every user-facing limit, in one place: checked in the pipelines, shown in the UI, enforced for API callers."""
+"""Every user-facing limit, in one place, and the checks that enforce them.
+
+Each pipeline's settings dataclass (``SoundToMusicSettings``, ``StyleSettings``, ...) subclasses
+``Settings``: its fields hold the defaults, its ``RANGES`` name a ``Range`` from here for every
+number, and ``validate()`` checks them all, so the UI builds its sliders from the same numbers that
+the pipeline enforces for API callers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from core.errors import InputError
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed interval ``[low, high]`` of allowed values; ``integer`` asks for whole numbers."""
+
+    low: float
+    high: float
+    integer: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        check_number(name, value, self.low, self.high, integer=self.integer)
+
 
 # Audio input
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # larger files are refused before decoding
@@ -7,33 +35,55 @@ MIN_INPUT_SECONDS = 0.1
 SILENCE_DBFS = -60.0  # a clip whose peak is below this is treated as silent
 MAX_CHANNELS = 8  # 7.1 surround; more is almost certainly not music
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000  # Hz; outside this a header is broken or hostile
+MAX_TRACK_SECONDS = 600.0  # playlist tracks: whole songs are fine (only one slice is used)
 
 # Diffusion
-MIN_STEPS, MAX_STEPS = 1, 100
-MIN_GUIDANCE, MAX_GUIDANCE = 0.0, 20.0
-MIN_STRENGTH, MAX_STRENGTH = 0.0, 1.0
-MAX_SEED = 2**32 - 1
+STEPS = Range(1, 100, integer=True)
+GUIDANCE = Range(0.0, 20.0)
+STRENGTH = Range(0.0, 1.0)
+SEED = Range(0, 2**32 - 1, integer=True)
 MAX_PROMPT_CHARS = 1000
+MIN_STEPS, MAX_STEPS = STEPS.low, STEPS.high
+MIN_GUIDANCE, MAX_GUIDANCE = GUIDANCE.low, GUIDANCE.high
+MIN_STRENGTH, MAX_STRENGTH = STRENGTH.low, STRENGTH.high
+MAX_SEED = SEED.high
+
+# The mask (a negative factor skips its step)
+MASK_INVERT = Range(-1.0, 1.0)
+MASK_BRIGHTNESS = Range(-1.0, 10.0)
+MASK_CONTRAST = Range(-1.0, 1000.0)
+MASK_DOWNSHIFT = Range(-1.0, 255.0)
+
+# Style interpolation
+MAX_STYLES = 4
+STYLE_WEIGHT = Range(0.0, 100.0)  # weights are normalised; the cap only keeps API callers' numbers sane
 
 # Playlist to music
 MAX_PLAYLIST_TRACKS = 10
 MAX_PLAYLIST_STEPS = 1000  # the original's full DDPM schedule; more steps than training timesteps mean nothing
+PLAYLIST_STEPS = Range(1, MAX_PLAYLIST_STEPS, integer=True)
 
 # Images
 MAX_IMAGE_SIDE = 1024
+IMAGE_SIDE = Range(64, MAX_IMAGE_SIDE, integer=True)  # and a multiple of 8 (the latent is 1/8 of the image)
 MIN_INPUT_IMAGE_SIDE, MAX_INPUT_IMAGE_SIDE = 16, 8192  # uploaded pictures (captioning); the processor resizes
-
-# Text to music (MusicGen)
-MIN_MUSIC_SECONDS, MAX_MUSIC_SECONDS = 1.0, 30.0  # musicgen-small was trained on 30 s clips
+LORA_SCALE = Range(0.0, 2.0)
 MAX_SPECTROGRAM_WIDTH = 6500  # a little over MAX_INPUT_SECONDS of riffusion columns (100 px per second)
 
+# Text to music (MusicGen)
+MUSIC_SECONDS = Range(1.0, 30.0)  # musicgen-small was trained on 30 s clips
+MIN_MUSIC_SECONDS, MAX_MUSIC_SECONDS = MUSIC_SECONDS.low, MUSIC_SECONDS.high
+TEMPERATURE = Range(0.05, 5.0)
+TOP_K = Range(0, 2048, integer=True)  # musicgen's codebook size; 0 switches top-k off
+TOP_P = Range(0.0, 1.0)  # 0 switches top-p off
+MAX_CAPTION_TOKENS = 100
 
-def check_number(name: str, value, low: float, high: float, integer: bool = False) -> None:
+# Song recommendation
+SONG_COUNT = Range(1, 20, integer=True)
+
+
+def check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
     """Raise InputError unless ``value`` is a finite number (whole, if ``integer``) in [low, high]."""
-    import math
-
-    from core.errors import InputError
-
     numeric = isinstance(value, (int, float)) or type(value).__module__ == "numpy"
     ok = numeric and not isinstance(value, bool) and math.isfinite(value)
     if ok and integer:
@@ -41,3 +91,67 @@ def check_number(name: str, value, low: float, high: float, integer: bool = Fals
     if not ok or not low <= value <= high:
         kind = "a whole number" if integer else "a number"
         raise InputError(f"{name[:1].upper()}{name[1:]} must be {kind} from {low:g} to {high:g}; got {value!r}.")
+
+
+def check_text(name: str, value: Any, *, required: bool = True, hint: str = "",
+               max_chars: int = MAX_PROMPT_CHARS) -> str:
+    """Return ``value`` if it is text of at most ``max_chars`` characters (and not blank, if
+    ``required``); else raise InputError naming the field, with ``hint`` on what to write."""
+    if not isinstance(value, str):
+        raise InputError(f"The {name} must be text; got {type(value).__name__}.")
+    if required and not value.strip():
+        raise InputError(f"The {name} is empty{': ' + hint if hint else ''}.")
+    if len(value) > max_chars:
+        raise InputError(f"The {name} must be at most {max_chars} characters; it has {len(value)}.")
+    return value
+
+
+def optional_text(name: str, value: Any, **kwargs: Any) -> str:
+    """"" for None or blank text (the caller left the field empty), else ``check_text``'s result, stripped."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ""
+    return check_text(name, value, **kwargs).strip()
+
+
+class Settings:
+    """Base of every pipeline's settings dataclass: defaults in the fields, limits in ``RANGES``
+    (field -> Range), texts in ``TEXTS`` (field -> (label, required, hint)), and ``validate()``.
+
+    Subclasses add cross-field checks in ``check()``. Field names follow diffusers where one
+    exists (``steps`` is ``num_inference_steps``, ``guidance`` is ``guidance_scale``).
+    """
+
+    RANGES: ClassVar[dict[str, Range]] = {}
+    TEXTS: ClassVar[dict[str, tuple[str, bool, str]]] = {}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
+    LABEL_PREFIX: ClassVar[str] = ""  # e.g. "mask ": errors say "Mask invert must be ..."
+
+    def validate(self):
+        """Check every field; return ``self`` so ``settings.validate()`` chains. Raises InputError."""
+        for name, (label, required, hint) in self.TEXTS.items():
+            check_text(label, getattr(self, name), required=required, hint=hint)
+        for name, allowed in self.CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise InputError(f"Unknown {name.replace('_', ' ')} {value!r}: use one of {', '.join(allowed)}.")
+        for name, valid in self.RANGES.items():
+            valid.check(self.LABEL_PREFIX + name.replace("_", " "), getattr(self, name))
+        self.check()
+        return self
+
+    def check(self) -> None:
+        """Checks that involve more than one field (none by default)."""
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default value of field ``name`` (for the UI's controls)."""
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name == name:
+                if f.default is not dataclasses.MISSING:
+                    return f.default
+                return f.default_factory()  # type: ignore[misc]
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, nested settings included, as plain values (for result parameters)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]

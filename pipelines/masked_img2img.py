@@ -16,38 +16,20 @@ settings and ``sound_to_music``, the whole audio-to-audio path with its images a
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
-from . import audio as audio_io
-from . import limits, metrics, spectrogram, windows
 from core.errors import Cancelled, InputError
 
+from . import audio as audio_io
+from . import metrics, spectrogram, windows
+from .results import Result
+from .settings import SCHEDULERS, MaskSettings, SoundToMusicSettings
+
 # -- the change map ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MaskSettings:
-    """The four steps that turn a spectrogram into a change map; a negative factor skips its step."""
-
-    invert: float = 1.0  # blend of the image with its inverse (1: fully inverted, loud = bright = kept)
-    brightness: float = 0.05  # PIL ImageEnhance.Brightness factor
-    contrast: float = 200.0  # PIL ImageEnhance.Contrast factor
-    downshift: float = 150.0  # intensity subtracted, 0-255: larger gives the model more freedom
-
-    RANGES = {"invert": (-1.0, 1.0), "brightness": (-1.0, 10.0), "contrast": (-1.0, 1000.0), "downshift": (-1.0, 255.0)}
-
-    def validate(self) -> MaskSettings:
-        for name, (low, high) in self.RANGES.items():
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or not low <= value <= high:
-                raise InputError(f"Mask {name} must be a number from {low:g} to {high:g} (negative skips it); got {value!r}.")
-        return self
 
 
 def make_mask(spectrogram_image: Image.Image, settings: MaskSettings = MaskSettings()) -> Image.Image:
@@ -65,10 +47,6 @@ def make_mask(spectrogram_image: Image.Image, settings: MaskSettings = MaskSetti
         values = np.asarray(gray, dtype=np.int16)
         gray = Image.fromarray(np.where(values > d, values - d, 0).astype(np.uint8), mode="L")
     return gray
-
-
-# Scheduler choices by name; classes are looked up in diffusers only when a pipeline is built.
-SCHEDULERS = {"repo": None, "ddim": "DDIMScheduler", "dpm++": "DPMSolverMultistepScheduler"}
 
 
 def with_scheduler(pipe, scheduler: str = "repo"):
@@ -91,51 +69,23 @@ def with_scheduler(pipe, scheduler: str = "repo"):
 
 
 
-@dataclass(frozen=True)
-class GenerationSettings:
-    prompt: str = "instrumental , saxophone , flute"
-    negative_prompt: str = ""
-    steps: int = 50
-    strength: float = 0.8
-    guidance: float = 8.0
-    seed: int = 1040
-    scheduler: str = "repo"
-    mask: MaskSettings = field(default_factory=MaskSettings)
-
-    def validate(self) -> GenerationSettings:
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
-            raise InputError("Please write a style prompt, for example 'instrumental , saxophone , flute'.")
-        for name in ("prompt", "negative_prompt"):
-            text = getattr(self, name)
-            if not isinstance(text, str) or len(text) > limits.MAX_PROMPT_CHARS:
-                raise InputError(f"The {name.replace('_', ' ')} must be text of at most {limits.MAX_PROMPT_CHARS} characters.")
-        limits.check_number("steps", self.steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
-        limits.check_number("strength", self.strength, limits.MIN_STRENGTH, limits.MAX_STRENGTH)
-        limits.check_number("guidance", self.guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
-        limits.check_number("seed", self.seed, 0, limits.MAX_SEED, integer=True)
-        if self.strength * self.steps < 1:
-            raise InputError("Strength x steps must allow at least one denoising step; raise one of them.")
-        if self.scheduler not in SCHEDULERS:
-            raise InputError(f"Unknown scheduler {self.scheduler!r}: use one of {', '.join(SCHEDULERS)}.")
-        self.mask.validate()
-        return self
-
-
 @dataclass
-class SoundToMusicResult:
+class SoundToMusicResult(Result):
     audio: np.ndarray  # (1, n) float32 at sample_rate, the input's length
     sample_rate: int
     input_spectrogram: Image.Image  # whole input, windows side by side
     mask: Image.Image
     output_spectrogram: Image.Image
-    metrics: dict[str, float]
-    parameters: dict[str, Any]
+
+    def image_outputs(self) -> dict[str, Image.Image]:
+        return {"input-spectrogram": self.input_spectrogram, "mask": self.mask,
+                "output-spectrogram": self.output_spectrogram}
 
 
 def sound_to_music(
     pipe,
     audio: np.ndarray,
-    settings: GenerationSettings = GenerationSettings(),
+    settings: SoundToMusicSettings = SoundToMusicSettings(),
     *,
     device: str = "cpu",
     overlap_seconds: float = windows.OVERLAP_SECONDS,
@@ -196,5 +146,6 @@ def sound_to_music(
         "ssim": float(np.mean([metrics.ssim(a, b) for a, b in zip(inputs, outputs)])),
         "chroma_cens_similarity": metrics.chroma_cens_similarity(samples[0], music[0], params.sample_rate),
     }
-    parameters = {"pipeline": "masked_img2img", **dataclasses.asdict(settings), "windows": len(chunks)}
-    return SoundToMusicResult(music, params.sample_rate, input_strip, mask_strip, output_strip, scores, parameters)
+    parameters = {"pipeline": "masked_img2img", **settings.as_dict(), "windows": len(chunks)}
+    return SoundToMusicResult(audio=music, sample_rate=params.sample_rate, input_spectrogram=input_strip,
+                              mask=mask_strip, output_spectrogram=output_strip, metrics=scores, parameters=parameters)

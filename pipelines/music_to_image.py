@@ -21,21 +21,24 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import Cancelled, InputError, ModelUnavailableError
+
 from . import audio as audio_io
 from . import limits
-from core.errors import Cancelled, InputError, ModelUnavailableError
+from .results import Result
+from .settings import MusicToImageSettings
 
 TEMPLATE = "This piece of music falls under the {genre} genre. It is of tempo {bpm} and evokes a sense of {emotion}."
 SAMPLE_RATE = 22050  # both classifiers and the beat tracker work at 22.05 kHz, as the original
 LORA_FILE = "pytorch_lora_weights.safetensors"
 DEFAULT_ADAPTER = "m2i"
-MIN_LORA_SCALE, MAX_LORA_SCALE = 0.0, 2.0
-DEFAULT_SEED = 0
 TOP_K = 3
 
 
-@dataclass(frozen=True)
-class Description:
+@dataclass
+class Description(Result):
+    """What ``describe_music`` heard: top labels with probabilities, tempo, and the prompt sentence."""
+
     genres: list[tuple[str, float]]  # top genres, most likely first
     emotions: list[tuple[str, float]]
     bpm: int
@@ -90,6 +93,7 @@ def describe_music(
         sentence=make_sentence(genres[0][0], tempo.bpm_int, emotions[0][0]),
         duration=sound.duration,
         segments={"genre": genre.segments, "emotion": emotion.segments},
+        parameters={"pipeline": "describe_music", "top_k": top_k, "sample_rate": SAMPLE_RATE},
     )
 
 
@@ -137,58 +141,41 @@ def _adapters(pipe) -> list[str]:
 
 
 @dataclass
-class MusicImageResult:
+class MusicImageResult(Result):
     image: Any  # PIL.Image
     prompt: str
-    parameters: dict[str, Any]
+    description: Description | None = None  # None when the caller wrote the prompt
+
+    def image_outputs(self) -> dict[str, Any]:
+        return {"music-to-image": self.image}
 
 
-def validate_generation(
-    prompt: str, steps: int, guidance: float, width: int, height: int, seed: int, lora_scale: float
-) -> None:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError("The image prompt is empty: describe the music first, or write a prompt.")
-    if len(prompt) > limits.MAX_PROMPT_CHARS:
-        raise InputError(
-            f"The image prompt must be at most {limits.MAX_PROMPT_CHARS} characters; it has {len(prompt)}."
-        )
-    limits.check_number("steps", steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
-    limits.check_number("guidance", guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
-    limits.check_number("seed", seed, 0, limits.MAX_SEED, integer=True)
-    limits.check_number("LoRA scale", lora_scale, MIN_LORA_SCALE, MAX_LORA_SCALE)
-    for name, side in (("width", width), ("height", height)):
-        limits.check_number(name, side, 64, limits.MAX_IMAGE_SIDE, integer=True)
-        if int(side) % 8:
-            raise InputError(f"The image {name} must be a multiple of 8 (the latent is 1/8 of the image); got {side}.")
+def check_prompt(prompt: Any) -> str:
+    return limits.check_text("image prompt", prompt, hint="describe the music first, or write a prompt")
 
 
 def generate_image(
     pipe,
     description: Description | str,
-    steps: int = 50,
-    guidance: float = 7.5,
-    width: int = 512,
-    height: int = 512,
-    seed: int = DEFAULT_SEED,
-    lora_scale: float = 1.0,
+    settings: MusicToImageSettings = MusicToImageSettings(),
+    *,
     should_stop: Callable[[], bool] | None = None,
     adapter_name: str = DEFAULT_ADAPTER,
-    negative_prompt: str = "",
 ) -> MusicImageResult:
     """Stable Diffusion text-to-image from the description's sentence (or a prompt string).
 
     ``pipe``: a loaded Stable Diffusion pipeline (any of diffusers' SD 1.x pipelines; its components
-    are shared, not copied). Defaults are diffusers' (50 steps, guidance 7.5, 512x512) as the
-    original. ``lora_scale`` scales the adapter ``adapter_name`` if ``load_lora`` put it there
-    (0: LoRA off, bit-identical to the base model). ``should_stop`` is polled after every step.
+    are shared, not copied). ``description``: what ``describe_music`` made, or the caller's prompt.
+    ``settings.lora_scale`` scales the adapter ``adapter_name`` if ``load_lora`` put it there (0: LoRA
+    off, bit-identical to the base model). ``should_stop`` is polled after every step (Cancelled).
+    Returns the image (``settings.width`` x ``settings.height``, RGB) with its parameters.
     """
     import torch
     from diffusers import StableDiffusionPipeline
 
-    prompt = description.sentence if isinstance(description, Description) else description
-    validate_generation(prompt, steps, guidance, width, height, seed, lora_scale)
-    if not isinstance(negative_prompt, str) or len(negative_prompt) > limits.MAX_PROMPT_CHARS:
-        raise InputError(f"The negative prompt must be text of at most {limits.MAX_PROMPT_CHARS} characters.")
+    prompt = check_prompt(description.sentence if isinstance(description, Description) else description)
+    settings.validate()
+    lora_scale = settings.lora_scale
     has_lora = adapter_name in _adapters(pipe)
     if lora_scale and not has_lora:
         lora_scale = 0.0  # nothing to scale; recorded as such in the parameters
@@ -201,18 +188,18 @@ def generate_image(
             p._interrupt = True
         return {}
 
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same noise on every device
+    generator = torch.Generator(device="cpu").manual_seed(int(settings.seed))  # same noise on every device
     if has_lora and lora_scale:
         pipe.enable_lora()
         pipe.set_adapters([adapter_name], adapter_weights=[float(lora_scale)])
     try:
         output = text_to_image(
             prompt=prompt,
-            negative_prompt=negative_prompt or None,
-            num_inference_steps=int(steps),
-            guidance_scale=float(guidance),
-            width=int(width),
-            height=int(height),
+            negative_prompt=settings.negative_prompt or None,
+            num_inference_steps=int(settings.steps),
+            guidance_scale=float(settings.guidance),
+            width=int(settings.width),
+            height=int(settings.height),
             generator=generator,
             callback_on_step_end=on_step_end,
         )
@@ -224,18 +211,14 @@ def generate_image(
     parameters = {
         "pipeline": "music_to_image",
         "prompt": prompt,
-        "negative_prompt": negative_prompt,
-        "steps": int(steps),
-        "guidance": float(guidance),
-        "width": int(width),
-        "height": int(height),
-        "seed": int(seed),
+        **settings.as_dict(),
         "lora_scale": float(lora_scale),
         "lora": adapter_name if has_lora else None,
     }
-    if isinstance(description, Description):
-        parameters.update(genres=description.genres, emotions=description.emotions, bpm=description.bpm)
-    return MusicImageResult(output.images[0], prompt, parameters)
+    described = description if isinstance(description, Description) else None
+    if described is not None:
+        parameters.update(genres=described.genres, emotions=described.emotions, bpm=described.bpm)
+    return MusicImageResult(image=output.images[0], prompt=prompt, description=described, parameters=parameters)
 
 
 def _text_to_image_components() -> set[str]:

@@ -29,8 +29,7 @@ of the original (decoder keys dropped) loads as it is.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,23 +38,18 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
+from core.errors import Cancelled, InputError
+
 from . import audio as audio_io
 from . import limits, spectrogram
-from core.errors import Cancelled, InputError
+from .results import Result
+from .settings import SLICE_POSITIONS, PlaylistToMusicSettings
 
 PARAMS = spectrogram.AUDIO_DIFFUSION
 SAMPLE_RATE = PARAMS.sample_rate  # 22050
 IMAGE_SIZE = 256  # the UNet's sample size and the mel image's side
 CONDITION_DIM = 64  # cat(mu, logvar) of a 32-dim latent
 TRAIN_TIMESTEPS = 1000
-DEFAULT_STEPS = 50
-DEFAULT_GUIDANCE = 7.5
-DEFAULT_SEED = 0
-SAMPLERS = ("ddpm", "ddim")
-SLICE_POSITIONS = ("middle", "first")
-MAX_TRACKS = limits.MAX_PLAYLIST_TRACKS
-MAX_STEPS = limits.MAX_PLAYLIST_STEPS
-MAX_TRACK_SECONDS = 600.0  # whole songs are fine (only one slice is used); the upload size limit applies too
 
 
 # -- the VAE ---------------------------------------------------------------------------------------
@@ -206,14 +200,14 @@ def load_tracks(tracks_audio: Any) -> list[audio_io.Audio]:
         tracks_audio, Sequence
     ):
         raise InputError("Give the playlist as a list of audio files (1 to 10 tracks).")
-    if not 1 <= len(tracks_audio) <= MAX_TRACKS:
-        raise InputError(f"A playlist must have 1 to {MAX_TRACKS} tracks; got {len(tracks_audio)}.")
+    if not 1 <= len(tracks_audio) <= limits.MAX_PLAYLIST_TRACKS:
+        raise InputError(f"A playlist must have 1 to {limits.MAX_PLAYLIST_TRACKS} tracks; got {len(tracks_audio)}.")
     loaded = []
     for number, track in enumerate(tracks_audio, start=1):
         if isinstance(track, dict) and "path" in track:  # gradio FileData from API callers
             track = track["path"]
         try:
-            loaded.append(audio_io.load_audio(track, SAMPLE_RATE, channels=1, max_seconds=MAX_TRACK_SECONDS))
+            loaded.append(audio_io.load_audio(track, SAMPLE_RATE, channels=1, max_seconds=limits.MAX_TRACK_SECONDS))
         except InputError as error:
             raise InputError(f"Track {number}: {error}") from error
     return loaded
@@ -223,12 +217,11 @@ def load_tracks(tracks_audio: Any) -> list[audio_io.Audio]:
 
 
 @dataclass
-class PlaylistMusicResult:
+class PlaylistMusicResult(Result):
     audio: np.ndarray  # float32 (1, n) at sample_rate, peak 0.9
     sample_rate: int
     image: Any  # PIL L 256x256: the generated mel image (carries its spectrogram metadata)
     track_images: list[Any]  # the mel image of each input track's slice
-    parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -237,16 +230,9 @@ class PlaylistMusicResult:
     def as_audio(self) -> audio_io.Audio:
         return audio_io.Audio(self.audio, self.sample_rate)
 
-
-def validate_generation(steps: int, guidance: float, seed: int, sampler: str = "ddpm",
-                        slice_position: str = "middle") -> None:
-    limits.check_number("steps", steps, 1, MAX_STEPS, integer=True)
-    limits.check_number("guidance", guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
-    limits.check_number("seed", seed, 0, limits.MAX_SEED, integer=True)
-    if sampler not in SAMPLERS:
-        raise InputError(f"Unknown sampler {sampler!r}: use one of {', '.join(SAMPLERS)}.")
-    if slice_position not in SLICE_POSITIONS:
-        raise InputError(f"Unknown slice position {slice_position!r}: use one of {', '.join(SLICE_POSITIONS)}.")
+    def image_outputs(self) -> dict[str, Any]:
+        tracks = {f"track-{i + 1}": image for i, image in enumerate(self.track_images)}
+        return {"generated-spectrogram": self.image, **tracks}
 
 
 def make_scheduler(scheduler, sampler: str = "ddpm"):
@@ -263,14 +249,10 @@ def playlist_to_music(
     vae: PlaylistVAE,
     scheduler,
     tracks_audio: Sequence[Any],
-    steps: int = DEFAULT_STEPS,
-    guidance: float = DEFAULT_GUIDANCE,
-    seed: int = DEFAULT_SEED,
+    settings: PlaylistToMusicSettings = PlaylistToMusicSettings(),
+    *,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[float, str], None] | None = None,
-    *,
-    sampler: str = "ddpm",
-    slice_position: str = "middle",
 ) -> PlaylistMusicResult:
     """A ~5.9 s clip in the playlist's taste.
 
@@ -279,10 +261,13 @@ def playlist_to_music(
         short or too long tracks raise InputError naming the track).
     unet, vae: on the same device; the run happens there. scheduler: the UNet repo's (its config
         gives the training schedule) or None for DDPMScheduler(1000).
-    guidance: classifier-free guidance; 1 runs the conditional branch only, 0 the unconditional only.
+    settings: steps, guidance (classifier-free; 1 runs the conditional branch only, 0 the
+        unconditional only), seed, sampler and which slice of each track the VAE sees.
     should_stop: polled after every step (raises Cancelled); on_progress(fraction, text).
     """
-    validate_generation(steps, guidance, seed, sampler, slice_position)
+    settings.validate()
+    steps, guidance, seed = settings.steps, settings.guidance, settings.seed
+    sampler, slice_position = settings.sampler, settings.slice_position
     config = unet.config
     if config.in_channels != 1 or config.sample_size != IMAGE_SIZE or config.cross_attention_dim != CONDITION_DIM:
         raise InputError(
@@ -332,16 +317,13 @@ def playlist_to_music(
     parameters = {
         "pipeline": "playlist_to_music",
         "tracks": len(tracks),
-        "steps": int(steps),
-        "guidance": guidance,
-        "seed": int(seed),
-        "sampler": sampler,
-        "slice_position": slice_position,
+        **settings.as_dict(),
         "train_timesteps": int(sched.config.num_train_timesteps),
         "pooling": "mean of per-track min-max normalised cat(mu, logvar)",
         "track_seconds": [round(t.duration, 3) for t in tracks],
     }
-    return PlaylistMusicResult(audio, SAMPLE_RATE, image, images, parameters)
+    return PlaylistMusicResult(audio=audio, sample_rate=SAMPLE_RATE, image=image, track_images=images,
+                               parameters=parameters)
 
 
 def _to_mel_image(sample: torch.Tensor):

@@ -691,11 +691,15 @@ def read_metadata(image: Image.Image) -> dict:
     return {"params": params, "max_value": None, "stereo": None, "source": "size"}
 
 
-def save_image(image: Image.Image, path: T.Union[str, os.PathLike, T.BinaryIO]) -> None:
-    """Save as PNG keeping the EXIF tags and the JSON text chunk (PIL drops both by default)."""
+def save_image(image: Image.Image, path: T.Union[str, os.PathLike, T.BinaryIO],
+               text: T.Optional[T.Dict[str, str]] = None) -> None:
+    """Save as PNG keeping the EXIF tags and the JSON text chunk (PIL drops both by default);
+    ``text`` adds more PNG text chunks (key -> text)."""
     png = PngImagePlugin.PngInfo()
     if image.info.get(PNG_TEXT_KEY):
         png.add_text(PNG_TEXT_KEY, image.info[PNG_TEXT_KEY])
+    for key, value in (text or {}).items():
+        png.add_text(key, value)
     exif = image.getexif()
     kwargs = {"exif": exif} if len(exif) else {}
     image.save(path, format="PNG", pnginfo=png, **kwargs)

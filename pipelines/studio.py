@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
 
+from core.errors import InputError, ModelUnavailableError
+
 from . import audio as audio_io
 from . import limits, spectrogram
 from .device import ZERO_GPU, DeviceManager, choose_device
-from core.errors import InputError, ModelUnavailableError
 from .models import ModelRegistry, load_or_explain
+from .results import MaskPreviewResult, Result, SongRecommendationResult, SpectrogramResult
 
 # Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.
 SOUND_TO_MUSIC_MODELS = ("mask_model", "riffusion")
@@ -27,6 +29,12 @@ def _preset(name: str):
     if name not in spectrogram.PRESETS:
         raise InputError(f"Unknown spectrogram preset {name!r}: use one of {', '.join(spectrogram.PRESETS)}.")
     return spectrogram.PRESETS[name]
+
+
+def _made_by(result: Result, model: str) -> Result:
+    """Record the registry role(s) that made ``result`` next to its parameters."""
+    result.parameters["model"] = model
+    return result
 
 
 def _builder(profile: str):
@@ -100,31 +108,52 @@ class Studio:
         return loaders.ModelBundle(unet=load_or_explain(unet_source, loaders.load_amuse_unet), vae=vae,
                                    scheduler=load_or_explain(unet_source, loaders.load_amuse_scheduler))
 
+    def gpu_task(self, fn: Callable, duration: int | Callable = 60) -> Callable:
+        """``fn`` wrapped to hold the GPU on ZeroGPU (``spaces.GPU`` with that duration), else ``fn`` itself."""
+        return self.manager.gpu_task(fn, duration=duration)
+
     def preload(self) -> None:
         """On ZeroGPU the platform wants models on "cuda" before requests arrive."""
         if ZERO_GPU:
             self.manager.preload()
 
     # -- pipelines ----------------------------------------------------------------------------------
+    # Each method takes the inputs (audio, pictures, text) and the pipeline's settings dataclass,
+    # leaves validation to the pipeline (called before any model loads), and returns the pipeline's
+    # result with the registry role that made it in ``parameters["model"]``.
+
+    def audio_seconds(self, audio_source: Any) -> float:
+        """Seconds of an audio file from its header, at most the input limit; the limit itself when it
+        cannot be read (a broken file fails properly when the pipeline runs). For ZeroGPU estimates."""
+        try:
+            return min(float(audio_io.probe_duration(audio_source)), limits.MAX_INPUT_SECONDS)
+        except Exception:  # noqa: BLE001
+            return limits.MAX_INPUT_SECONDS
+
     def load_input_audio(self, source: Any, sample_rate: int, channels: int = 1) -> audio_io.Audio:
         return audio_io.load_audio(source, sample_rate, channels=channels)
 
-    def audio_to_spectrogram(self, audio_source: Any, preset: str, stereo: bool = False):
-        """(spectrogram image with its metadata, params) of a whole sound, on the studio's device."""
+    def audio_to_spectrogram(self, audio_source: Any, preset: str, stereo: bool = False) -> SpectrogramResult:
+        """A whole sound as one spectrogram image (with its metadata), on the studio's device."""
         params = _preset(preset)
         if stereo and params.name != "riffusion":  # the RGB stereo layout is riffusion's
             raise InputError(f"Stereo spectrograms exist only in the riffusion preset, not {preset}.")
         sound = self.load_input_audio(audio_source, params.sample_rate, channels=2 if stereo else 1)
-        return spectrogram.audio_to_image(sound.samples, params, device=self.device), params
+        image = spectrogram.audio_to_image(sound.samples, params, device=self.device)
+        return SpectrogramResult(image=image, params=params,
+                                 parameters={"pipeline": "audio_to_spectrogram", "model": None, "preset": params.name,
+                                             "stereo": bool(stereo)})
 
-    def spectrogram_to_audio(self, image, preset: str | None = None):
-        """(peak-normalised samples (channels, n), params); preset None reads the image's own metadata."""
+    def spectrogram_to_audio(self, image: Any, preset: str | None = None) -> SpectrogramResult:
+        """Peak-normalised sound (channels, n) of a spectrogram image; preset None reads the image's metadata."""
         params = None if preset is None else _preset(preset)
         samples = spectrogram.image_to_audio(image, params, device=self.device)
         params = params or spectrogram.read_metadata(image)["params"]
-        return audio_io.peak_normalize(samples, headroom_db=1.0), params
+        return SpectrogramResult(image=image, params=params, audio=audio_io.peak_normalize(samples, headroom_db=1.0),
+                                 sample_rate=params.sample_rate,
+                                 parameters={"pipeline": "spectrogram_to_audio", "model": None, "preset": params.name})
 
-    def preview_mask(self, audio_source: Any, mask_settings) -> tuple[Any, Any]:
+    def preview_mask(self, audio_source: Any, mask_settings) -> MaskPreviewResult:
         """The input's spectrogram and its change map, without any diffusion (fast, CPU side)."""
         from . import masked_img2img, windows
 
@@ -133,29 +162,35 @@ class Studio:
         chunks, _ = windows.split_windows(sound.samples, spectrogram.RIFFUSION)
         images = [spectrogram.audio_to_image(chunk, spectrogram.RIFFUSION) for chunk in chunks]
         masks = [masked_img2img.make_mask(image, mask_settings) for image in images]
-        return spectrogram.side_by_side(images), spectrogram.side_by_side(masks)
+        return MaskPreviewResult(input_spectrogram=spectrogram.side_by_side(images), mask=spectrogram.side_by_side(masks),
+                                 parameters={"pipeline": "preview_mask", "model": None, **mask_settings.as_dict()})
 
     def sound_to_music(
         self,
         audio_source: Any,
         settings,
         model: str = "mask_model",
+        *,
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ):
-        """Everyday sound -> music in the prompt's style (masked img2img on Riffusion spectrograms)."""
+        """Everyday sound -> music in the prompt's style (masked img2img on Riffusion spectrograms).
+
+        ``settings``: ``masked_img2img.SoundToMusicSettings``; ``model``: one of SOUND_TO_MUSIC_MODELS.
+        """
         from . import masked_img2img
 
         if model not in SOUND_TO_MUSIC_MODELS:
             raise InputError(f"Unknown model {model!r}: use one of {', '.join(SOUND_TO_MUSIC_MODELS)}.")
-        settings.validate()
+        settings.validate()  # before the (slow) audio decode and model load
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
-        return self.manager.run(
+        result = self.manager.run(
             model,
             lambda pipe: masked_img2img.sound_to_music(
                 pipe, sound.samples, settings, device=self.device, on_progress=on_progress, should_stop=should_stop
             ),
         )
+        return _made_by(result, model)
 
     def describe_music(self, audio_source: Any):
         """Genre, emotion and tempo of a whole track, and the sentence that prompts the image (CPU side)."""
@@ -163,53 +198,42 @@ class Studio:
 
         sound = self.load_input_audio(audio_source, music_to_image.SAMPLE_RATE)
         genre_model, emotion_model = (self.manager.get_cpu(role).model for role in CLASSIFIER_ROLES)
-        return music_to_image.describe_music(sound.samples, music_to_image.SAMPLE_RATE, genre_model, emotion_model)
+        described = music_to_image.describe_music(sound.samples, music_to_image.SAMPLE_RATE, genre_model, emotion_model)
+        return _made_by(described, "+".join(CLASSIFIER_ROLES))
 
     def music_to_image(
         self,
         audio_source: Any,
         description: str | None = None,
+        settings=None,
         *,
-        steps: int = 50,
-        guidance: float = 7.5,
-        width: int = 512,
-        height: int = 512,
-        seed: int = 0,
-        lora_scale: float = 1.0,
         should_stop: Callable[[], bool] | None = None,
     ):
         """Sound -> picture. ``description`` replaces the generated sentence when given (non-empty).
 
-        Returns (MusicImageResult, Description or None): the description is None when the caller's
-        text was used and no audio was given.
+        ``settings``: ``music_to_image.MusicToImageSettings`` (None: its defaults). The result's
+        ``description`` is the ``Description`` made from the audio, or None when the caller's text was used.
         """
         from . import music_to_image
 
-        text = (description or "").strip()
-        # check the settings before the (slow) description, with a stand-in when the text comes later
-        music_to_image.validate_generation(text or "-", steps, guidance, width, height, seed, lora_scale)
-        described = None
-        if not text:
-            if audio_source is None:
-                raise InputError("Give a piece of music to describe, or write a description.")
-            described = self.describe_music(audio_source)
-            text = described.sentence
-        music_to_image.validate_generation(text, steps, guidance, width, height, seed, lora_scale)
+        settings = (settings or music_to_image.MusicToImageSettings()).validate()  # before the slow description
+        text = limits.optional_text("image prompt", description)
+        if not text and audio_source is None:
+            raise InputError("Give a piece of music to describe, or write a description.")
         try:
-            lora = self.registry.resolve("m2i_lora") if lora_scale else None
+            lora = self.registry.resolve("m2i_lora") if settings.lora_scale else None
         except ModelUnavailableError as error:
             raise ModelUnavailableError(f"{error} Or set the LoRA scale to 0 for plain Stable Diffusion 1.5.") from error
+        prompt = text or self.describe_music(audio_source)
 
         def generate(pipe):
             if lora is not None:
                 music_to_image.load_lora(pipe, lora.location)
-            return music_to_image.generate_image(pipe, described or text, steps=steps, guidance=guidance, width=width,
-                                                 height=height, seed=seed, lora_scale=lora_scale,
-                                                 should_stop=should_stop)
+            return music_to_image.generate_image(pipe, prompt, settings, should_stop=should_stop)
 
-        return self.manager.run("sd15", generate), described
+        return _made_by(self.manager.run("sd15", generate), "sd15")
 
-    def caption(self, image: Any) -> str:
+    def _caption(self, image: Any) -> str:
         from . import image_to_music
 
         picture = image_to_music.load_image(image)
@@ -219,49 +243,45 @@ class Studio:
         self,
         image: Any,
         prompt: str | None = None,
+        settings=None,
         *,
-        seconds: float = 10.0,
-        guidance: float = 3.0,
-        temperature: float = 1.0,
-        top_k: int = 250,
-        top_p: float = 0.0,
-        seed: int = 0,
         should_stop: Callable[[], bool] | None = None,
     ):
         """Picture -> caption (BLIP) -> music (MusicGen). ``prompt`` replaces the caption when given.
 
-        Returns (caption or prompt used, MusicResult).
+        ``settings``: ``image_to_music.ImageToMusicSettings`` (None: its defaults). The result's
+        ``prompt`` is the caption or the caller's prompt.
         """
         from . import image_to_music
 
-        text = (prompt or "").strip()
-        image_to_music.validate_music(text or "-", seconds, guidance, temperature, top_k, top_p, seed)
+        settings = (settings or image_to_music.ImageToMusicSettings()).validate()  # before the caption
+        text = limits.optional_text("music prompt", prompt)
         if not text:
             if image is None:
                 raise InputError("Give a picture to caption, or write a music prompt.")
-            text = self.caption(image)
+            text = self._caption(image)
         result = self.manager.run(
             "musicgen",
-            lambda gen: image_to_music.generate_music(gen.model, gen.processor, text, seconds=seconds, guidance=guidance,
-                                                      temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                                                      should_stop=should_stop),
+            lambda gen: image_to_music.generate_music(gen.model, gen.processor, text, settings, should_stop=should_stop),
         )
-        return text, result
+        return _made_by(result, "musicgen")
 
-    def recommend_songs(self, image: Any = None, caption: str | None = None, k: int = 10):
-        """(caption used, top-k songs whose lyric lines are closest in meaning to the caption)."""
+    def recommend_songs(self, image: Any = None, caption: str | None = None, k: int = 10) -> SongRecommendationResult:
+        """The top-k songs whose lyric lines are closest in meaning to the caption (the picture's, or the caller's)."""
         from . import image_to_music
 
-        limits.check_number("number of songs", k, 1, 20, integer=True)
-        text = (caption or "").strip()
+        limits.SONG_COUNT.check("number of songs", k)
+        text = limits.optional_text("caption", caption)
         if not text:
             if image is None:
                 raise InputError("Give a picture to caption, or write a caption.")
-            text = self.caption(image)
+            text = self._caption(image)
         matches = self.manager.run(
             "sentence_embedder", lambda emb: image_to_music.recommend(emb.model, emb.processor, None, text, k=int(k))
         )
-        return text, matches
+        return SongRecommendationResult(caption=text, matches=matches,
+                                        parameters={"pipeline": "recommend_songs", "model": "sentence_embedder",
+                                                    "caption": text, "k": int(k)})
 
     def style_names(self) -> list[str]:
         """Names of the MusicTI styles in the styles folder (builds the tiny ones on the tiny profile)."""
@@ -280,50 +300,53 @@ class Studio:
         audio_source: Any,
         style_names: list[str],
         weights: list[float] | None = None,
+        settings=None,
         *,
-        strength: float = 0.7,
-        steps: int = 50,
-        guidance: float = 5.0,
-        seed: int = 23,
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ):
-        """Content audio rendered in a weighted mix of learned styles, on the shared Riffusion model."""
+        """Content audio rendered in a weighted mix of learned styles, on the shared Riffusion model.
+
+        ``settings``: ``style_interpolation.StyleInterpolationSettings`` (None: MusicTI's defaults).
+        """
         from . import style_interpolation
 
         if not isinstance(style_names, (list, tuple)) or not all(isinstance(n, str) for n in style_names):
             raise InputError("Pick one to four styles by name.")
-        style_interpolation.validate_settings(len(style_names), weights, strength, steps, guidance, seed)
+        style_interpolation.check_style_mix(len(style_names), weights)
+        settings = (settings or style_interpolation.StyleInterpolationSettings()).validate()
         styles = self._style_library().get(list(style_names))
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
-        return self.manager.run(
+        result = self.manager.run(
             "riffusion",
-            lambda pipe: style_interpolation.apply_styles(pipe, sound.samples, styles, weights, strength, steps,
-                                                          guidance, seed, should_stop=should_stop,
-                                                          device=self.device, on_progress=on_progress),
+            lambda pipe: style_interpolation.apply_styles(pipe, sound.samples, styles, weights, settings,
+                                                          should_stop=should_stop, device=self.device,
+                                                          on_progress=on_progress),
         )
+        return _made_by(result, "riffusion+music_styles")
 
     def playlist_to_music(
         self,
         tracks: Any,
+        settings=None,
         *,
-        steps: int = 50,
-        guidance: float = 7.5,
-        seed: int = 0,
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ):
-        """A playlist's taste (AMUSE VAE) conditions a spectrogram diffusion model: new music at 22.05 kHz."""
+        """A playlist's taste (AMUSE VAE) conditions a spectrogram diffusion model: new music at 22.05 kHz.
+
+        ``settings``: ``playlist_to_music.PlaylistToMusicSettings`` (None: its defaults).
+        """
         from . import playlist_to_music
 
-        playlist_to_music.validate_generation(steps, guidance, seed)
+        settings = (settings or playlist_to_music.PlaylistToMusicSettings()).validate()
         tracks = playlist_to_music.load_tracks(tracks)  # all checked before any model loads
-        return self.manager.run(
+        result = self.manager.run(
             "amuse",
-            lambda m: playlist_to_music.playlist_to_music(m.unet, m.vae, m.scheduler, tracks, steps=steps,
-                                                          guidance=guidance, seed=seed, should_stop=should_stop,
-                                                          on_progress=on_progress),
+            lambda m: playlist_to_music.playlist_to_music(m.unet, m.vae, m.scheduler, tracks, settings,
+                                                          should_stop=should_stop, on_progress=on_progress),
         )
+        return _made_by(result, "amuse_unet+amuse_vae")
 
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -41,21 +41,18 @@ import torch
 from PIL import Image
 from torch import nn
 
+from core.errors import Cancelled, InputError
+
 from . import audio as audio_io
 from . import limits, spectrogram, windows
-from core.errors import Cancelled, InputError
+from .results import Result
+from .settings import StyleInterpolationSettings
 
 PLACEHOLDER = "*"
 STYLE_WEIGHTS_FILE = "style.safetensors"
 STYLE_CONFIG_FILE = "style.json"
 STYLE_FORMAT = "musicti-style"
 STYLE_FORMAT_VERSION = 1
-
-MAX_STYLES = 4
-MAX_WEIGHT = 100.0  # weights are normalised; the cap only keeps API callers' numbers sane
-
-# MusicTI's defaults (README of the seed): 50 DDIM steps, eta 0, guidance 5, strength 0.7, seed 23
-DEFAULT_STEPS, DEFAULT_GUIDANCE, DEFAULT_STRENGTH, DEFAULT_SEED = 50, 5.0, 0.7, 23
 
 # LDM's "linear" schedule is linspace(sqrt(b0), sqrt(b1))**2: diffusers calls that "scaled_linear"
 DDIM_SCHEDULE = {
@@ -470,28 +467,20 @@ class StyleConditioner:
 # -- the whole content-audio -> styled-audio path ---------------------------------------------------------
 
 
-def validate_settings(style_count: int, weights: Sequence[float] | None, strength: float, steps: int,
-                      guidance: float, seed: int) -> None:
-    """Every argument a caller (UI or API) controls; InputError with the reason."""
-    if not isinstance(style_count, int) or not 1 <= style_count <= MAX_STYLES:
-        raise InputError(f"Choose from 1 to {MAX_STYLES} styles; got {style_count}.")
-    if weights is not None:
-        if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
-            raise InputError("Weights must be a list of numbers, one per style.")
-        if len(weights) != style_count:
-            raise InputError(f"Give one weight per style: {style_count} styles, {len(weights)} weights.")
-        for i, w in enumerate(weights):
-            limits.check_number(f"weight {i + 1}", w, 0.0, MAX_WEIGHT)
-        if sum(weights) <= 0:
-            raise InputError("At least one style weight must be above zero.")
-    limits.check_number("strength", strength, limits.MIN_STRENGTH, limits.MAX_STRENGTH)
-    if strength <= 0:
-        raise InputError("Strength must be above 0 (0 would keep the content unchanged); MusicTI uses 0.7.")
-    limits.check_number("steps", steps, limits.MIN_STEPS, limits.MAX_STEPS, integer=True)
-    limits.check_number("guidance", guidance, limits.MIN_GUIDANCE, limits.MAX_GUIDANCE)
-    limits.check_number("seed", seed, 0, limits.MAX_SEED, integer=True)
-    if int(strength * steps) < 1:
-        raise InputError("Strength x steps must allow at least one denoising step; raise one of them.")
+def check_style_mix(style_count: int, weights: Sequence[float] | None) -> None:
+    """1 to ``limits.MAX_STYLES`` styles and, unless None (equal), one non-negative weight each, not all 0."""
+    if not isinstance(style_count, int) or not 1 <= style_count <= limits.MAX_STYLES:
+        raise InputError(f"Choose from 1 to {limits.MAX_STYLES} styles; got {style_count}.")
+    if weights is None:
+        return
+    if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
+        raise InputError("Weights must be a list of numbers, one per style.")
+    if len(weights) != style_count:
+        raise InputError(f"Give one weight per style: {style_count} styles, {len(weights)} weights.")
+    for i, w in enumerate(weights):
+        limits.STYLE_WEIGHT.check(f"weight {i + 1}", w)
+    if sum(weights) <= 0:
+        raise InputError("At least one style weight must be above zero.")
 
 
 def make_scheduler(pipe):
@@ -514,12 +503,14 @@ def start_timesteps(scheduler, strength: float, steps: int) -> tuple[int, list[i
 
 
 @dataclass
-class StyleInterpolationResult:
+class StyleInterpolationResult(Result):
     audio: np.ndarray  # (1, n) float32 at sample_rate, the content's length
     sample_rate: int
     content_spectrogram: Image.Image  # whole input, windows side by side
     output_spectrogram: Image.Image
-    parameters: dict[str, Any]
+
+    def image_outputs(self) -> dict[str, Image.Image]:
+        return {"content-spectrogram": self.content_spectrogram, "output-spectrogram": self.output_spectrogram}
 
 
 @torch.no_grad()
@@ -566,12 +557,9 @@ def apply_styles(
     content_audio: np.ndarray,
     styles: Sequence[Style],
     weights: Sequence[float] | None = None,
-    strength: float = DEFAULT_STRENGTH,
-    steps: int = DEFAULT_STEPS,
-    guidance: float = DEFAULT_GUIDANCE,
-    seed: int = DEFAULT_SEED,
-    should_stop: Callable[[], bool] | None = None,
+    settings: StyleInterpolationSettings = StyleInterpolationSettings(),
     *,
+    should_stop: Callable[[], bool] | None = None,
     device: str | None = None,
     overlap_seconds: float = windows.OVERLAP_SECONDS,
     on_progress: Callable[[float, str], None] | None = None,
@@ -584,10 +572,12 @@ def apply_styles(
         content_audio: mono samples at 44.1 kHz, (n,) or (1, n); cut into 5.12 s windows.
         styles: 1 to 4 Style objects (their networks are moved to the pipe's device).
         weights: one non-negative weight per style, normalised to sum 1; None: equal.
-        strength, steps, guidance, seed: MusicTI's (0.7, 50, 5.0, 23) by default.
+        settings: strength, steps, guidance and seed (MusicTI's 0.7, 50, 5.0, 23 by default).
         should_stop: polled after every denoising step; True cancels (raises Cancelled).
     """
-    validate_settings(len(styles), weights, strength, steps, guidance, seed)
+    check_style_mix(len(styles), weights)
+    settings.validate()
+    strength, steps, guidance, seed = settings.strength, settings.steps, settings.guidance, settings.seed
     params = spectrogram.RIFFUSION
     samples = np.asarray(content_audio, dtype=np.float32)
     if samples.ndim == 2 and samples.shape[0] == 1:
@@ -623,14 +613,15 @@ def apply_styles(
         "pipeline": "style_interpolation",
         "styles": [s.name for s in styles],
         "weights": normalized_weights(weights, len(styles)),
-        "strength": float(strength), "steps": int(steps), "guidance": float(guidance), "seed": int(seed),
+        **settings.as_dict(),
         "scheduler": "DDIM (eta 0)",
         "inversion_timestep": start_timesteps(scheduler, strength, steps)[0],
         "timesteps": run,
         "windows": len(chunks),
     }
-    return StyleInterpolationResult(music, params.sample_rate, spectrogram.side_by_side(contents),
-                                    spectrogram.side_by_side(outputs), parameters)
+    return StyleInterpolationResult(audio=music, sample_rate=params.sample_rate,
+                                    content_spectrogram=spectrogram.side_by_side(contents),
+                                    output_spectrogram=spectrogram.side_by_side(outputs), parameters=parameters)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

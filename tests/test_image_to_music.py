@@ -118,7 +118,7 @@ def test_music_has_the_requested_duration_and_rate(blip, musicgen, capsys):
     start = time.perf_counter()
     caption = i2m.caption_image(*blip, noise_image(1))
     captioned = time.perf_counter()
-    result = i2m.generate_music(*musicgen, caption, seconds=10.0, seed=3)
+    result = i2m.generate_music(*musicgen, caption, i2m.ImageToMusicSettings(seconds=10.0, seed=3))
     done = time.perf_counter()
     with capsys.disabled():
         print(f"\n[timing] tiny BLIP caption {captioned - start:.2f} s, tiny MusicGen 10 s of audio "
@@ -132,17 +132,17 @@ def test_music_has_the_requested_duration_and_rate(blip, musicgen, capsys):
 
 @pytest.mark.parametrize("seconds", [1.0, 2.3])
 def test_short_durations(musicgen, seconds):
-    result = i2m.generate_music(*musicgen, "soft rain on a window", seconds=seconds)
+    result = i2m.generate_music(*musicgen, "soft rain on a window", i2m.ImageToMusicSettings(seconds=seconds))
     assert abs(result.audio.shape[1] - seconds * RATE) <= FRAME
     assert result.duration == pytest.approx(seconds, abs=1 / 50)
 
 
 def test_same_seed_same_audio_and_global_rng_untouched(musicgen):
     state = torch.random.get_rng_state()
-    a = i2m.generate_music(*musicgen, "a dog in a field", seconds=1.0, seed=7)
+    a = i2m.generate_music(*musicgen, "a dog in a field", i2m.ImageToMusicSettings(seconds=1.0, seed=7))
     assert torch.equal(torch.random.get_rng_state(), state)
-    b = i2m.generate_music(*musicgen, "a dog in a field", seconds=1.0, seed=7)
-    c = i2m.generate_music(*musicgen, "a dog in a field", seconds=1.0, seed=8)
+    b = i2m.generate_music(*musicgen, "a dog in a field", i2m.ImageToMusicSettings(seconds=1.0, seed=7))
+    c = i2m.generate_music(*musicgen, "a dog in a field", i2m.ImageToMusicSettings(seconds=1.0, seed=8))
     np.testing.assert_array_equal(a.audio, b.audio)
     assert not np.allclose(a.audio, c.audio)
 
@@ -156,7 +156,7 @@ def test_cancel_stops_generation(musicgen):
 
     start = time.perf_counter()
     with pytest.raises(Cancelled):
-        i2m.generate_music(*musicgen, "a dog in a field", seconds=30.0, should_stop=should_stop)
+        i2m.generate_music(*musicgen, "a dog in a field", i2m.ImageToMusicSettings(seconds=30.0), should_stop=should_stop)
     assert len(calls) == 3  # stopped at the first True, not after 1500 frames
     assert time.perf_counter() - start < 3.0
 
@@ -169,8 +169,9 @@ def test_cancel_stops_generation(musicgen):
 ])
 def test_bad_music_arguments(musicgen, change):
     arguments = {"prompt": "calm piano", "seconds": 1.0, **change}
+    prompt = arguments.pop("prompt")
     with pytest.raises(InputError):
-        i2m.generate_music(*musicgen, **arguments)
+        i2m.generate_music(*musicgen, prompt, i2m.ImageToMusicSettings(**arguments))
 
 
 # -- recommendation -------------------------------------------------------------------------------------

@@ -29,27 +29,27 @@ def test_spectrogram_upload_checks(tmp_path):
 
 
 def test_style_weights_text():
-    import app
+    from ui.style_interpolation import parse_weights
 
-    assert app.parse_weights("", 2) is None
-    assert app.parse_weights("0.7; 0.3", 2) == [0.7, 0.3]
+    assert parse_weights("", 2) is None
+    assert parse_weights("0.7; 0.3", 2) == [0.7, 0.3]
     with pytest.raises(InputError, match="one weight per style"):
-        app.parse_weights("1", 2)
+        parse_weights("1", 2)
     with pytest.raises(InputError, match="numbers separated by commas"):
-        app.parse_weights("a, b", 2)
+        parse_weights("a, b", 2)
 
 
-def test_zero_gpu_duration_grows_with_the_audio_and_survives_a_bad_file(tmp_path):
-    import app
+def test_zero_gpu_duration_grows_with_the_audio_and_survives_a_bad_file(studio, tmp_path):
+    from pipelines.settings import SoundToMusicSettings
 
-    short = app.gpu_seconds_for_sound_to_music(str(ASSETS / "knocks.wav"), "mask_model", "p", "", 1, 0.05, 200, 150,
-                                               50, 0.8)
+    settings = SoundToMusicSettings(steps=50, strength=0.8)
+    short = settings.gpu_seconds(studio.audio_seconds(str(ASSETS / "knocks.wav")))
     long_path = tmp_path / "long.wav"
     sf.write(long_path, 0.1 * np.ones(44100 * 30), 44100)
-    longer = app.gpu_seconds_for_sound_to_music(str(long_path), "mask_model", "p", "", 1, 0.05, 200, 150, 50, 0.8)
+    longer = settings.gpu_seconds(studio.audio_seconds(str(long_path)))
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"not audio")
-    worst = app.gpu_seconds_for_sound_to_music(str(broken), "mask_model", "p", "", 1, 0.05, 200, 150, 50, 0.8)
+    worst = settings.gpu_seconds(studio.audio_seconds(str(broken)))
     assert short < longer <= worst
     assert audio_io.probe_duration(long_path) == pytest.approx(30.0)
     with pytest.raises(InputError, match="cannot be read"):

@@ -8,7 +8,7 @@ from PIL import Image, ImageEnhance
 from core.errors import InputError
 from pipelines.differential_img2img import DifferentialImg2ImgPipeline
 from pipelines.masked_img2img import (
-    GenerationSettings,
+    SoundToMusicSettings,
     MaskSettings,
     make_mask,
     with_scheduler,
@@ -91,7 +91,7 @@ def test_mask_values_out_of_range_are_refused(field, value):
 ])
 def test_generation_settings_are_validated(changes, words):
     with pytest.raises(InputError, match=words):
-        GenerationSettings(**changes).validate()
+        SoundToMusicSettings(**changes).validate()
 
 
 # -- the differential schedule on the tiny model ---------------------------------------------------

@@ -99,12 +99,13 @@ def test_hub_app_without_network_says_which_model_is_missing(tmp_path):
 
 
 def test_hub_music_to_image_without_the_lora_says_how_to_go_on(monkeypatch):
+    from pipelines.music_to_image import MusicToImageSettings
     from pipelines.studio import Studio
 
     monkeypatch.delenv("STUDIO_MODEL_M2I_LORA", raising=False)
     studio = Studio(profile="hub", device="cpu")
     with pytest.raises(ModelUnavailableError, match="STUDIO_MODEL_M2I_LORA.*LoRA scale to 0"):
-        studio.music_to_image(None, "a lake", steps=2, width=64, height=64, lora_scale=1.0)
+        studio.music_to_image(None, "a lake", MusicToImageSettings(steps=2, width=64, height=64, lora_scale=1.0))
     assert studio.manager.events == [], "nothing is loaded before the missing LoRA is reported"
 
 

@@ -146,10 +146,10 @@ def test_old_format_lora_loads_into_every_attention_and_changes_the_unet(pipe, l
 
 def test_lora_scale_changes_the_image_and_zero_does_not(pipe, lora_folder):
     m2i.load_lora(pipe, lora_folder)
-    base = m2i.generate_image(pipe, "a test", seed=3, lora_scale=0.0, **SMALL)
-    full = m2i.generate_image(pipe, "a test", seed=3, lora_scale=1.0, **SMALL)
-    half = m2i.generate_image(pipe, "a test", seed=3, lora_scale=0.5, **SMALL)
-    again = m2i.generate_image(pipe, "a test", seed=3, lora_scale=0.0, **SMALL)
+    base = m2i.generate_image(pipe, "a test", m2i.MusicToImageSettings(seed=3, lora_scale=0.0, **SMALL))
+    full = m2i.generate_image(pipe, "a test", m2i.MusicToImageSettings(seed=3, lora_scale=1.0, **SMALL))
+    half = m2i.generate_image(pipe, "a test", m2i.MusicToImageSettings(seed=3, lora_scale=0.5, **SMALL))
+    again = m2i.generate_image(pipe, "a test", m2i.MusicToImageSettings(seed=3, lora_scale=0.0, **SMALL))
     assert np.abs(pixels(full) - pixels(base)).mean() > 1.0
     assert 0 < np.abs(pixels(half) - pixels(base)).mean() < np.abs(pixels(full) - pixels(base)).mean() + 1e-9
     np.testing.assert_array_equal(pixels(again), pixels(base))  # the LoRA is off again after a call
@@ -172,9 +172,9 @@ def test_lora_from_a_file_path_and_missing_files(studio, lora_folder, tmp_path):
 def test_generate_from_a_description_is_seeded(pipe, classifiers_):
     g, e = classifiers_
     description = m2i.describe_music(music(7.0), SR, g, e)
-    first = m2i.generate_image(pipe, description, seed=11, **SMALL)
-    second = m2i.generate_image(pipe, description, seed=11, **SMALL)
-    other = m2i.generate_image(pipe, description, seed=12, **SMALL)
+    first = m2i.generate_image(pipe, description, m2i.MusicToImageSettings(seed=11, **SMALL))
+    second = m2i.generate_image(pipe, description, m2i.MusicToImageSettings(seed=11, **SMALL))
+    other = m2i.generate_image(pipe, description, m2i.MusicToImageSettings(seed=12, **SMALL))
     assert first.image.size == (64, 64) and first.prompt == description.sentence
     np.testing.assert_array_equal(pixels(first), pixels(second))
     assert not np.array_equal(pixels(first), pixels(other))
@@ -190,7 +190,7 @@ def test_generation_can_be_cancelled(pipe):
         return True
 
     with pytest.raises(Cancelled):
-        m2i.generate_image(pipe, "a test", should_stop=stop, steps=5, width=64, height=64)
+        m2i.generate_image(pipe, "a test", m2i.MusicToImageSettings(steps=5, width=64, height=64), should_stop=stop)
     assert len(calls) == 1
 
 
@@ -214,5 +214,6 @@ def test_generation_can_be_cancelled(pipe):
 )
 def test_bad_generation_arguments_raise_clear_input_errors(pipe, changes, message):
     arguments = {"description": "a test", **SMALL, **changes}
+    description = arguments.pop("description")
     with pytest.raises(InputError, match="(?i)" + message):
-        m2i.generate_image(pipe, **arguments)
+        m2i.generate_image(pipe, description, m2i.MusicToImageSettings(**arguments))

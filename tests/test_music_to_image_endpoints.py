@@ -74,7 +74,8 @@ def test_describe_refuses_silence(client, tmp_path):
 
 def test_two_tabs_in_turn_under_a_small_budget_evict_and_reload():
     """Budget for one tiny SD model: sound-to-music and music-to-image take turns on the device."""
-    from pipelines.masked_img2img import GenerationSettings
+    from pipelines.masked_img2img import SoundToMusicSettings
+    from pipelines.music_to_image import MusicToImageSettings
     from pipelines.studio import Studio
 
     probe = Studio(profile="tiny", device="cpu")
@@ -83,9 +84,9 @@ def test_two_tabs_in_turn_under_a_small_budget_evict_and_reload():
     one_model = model_nbytes(probe.manager.get_cpu("sd15"))
     studio = Studio(profile="tiny", device="cpu", budget_bytes=int(1.5 * one_model))
     sound = ASSETS / "knocks.wav"
-    settings = GenerationSettings(steps=2, strength=0.5)
+    settings = SoundToMusicSettings(steps=2, strength=0.5)
     studio.sound_to_music(str(sound), settings)
-    studio.music_to_image(None, "a lake", steps=2, width=64, height=64, lora_scale=0)
+    studio.music_to_image(None, "a lake", MusicToImageSettings(steps=2, width=64, height=64, lora_scale=0))
     studio.sound_to_music(str(sound), settings)
     moves = [event for event in studio.manager.events if event[1] in ("mask_model", "sd15")]
     # a model is loaded (on the CPU) before room is made on the device, since its size is known only then

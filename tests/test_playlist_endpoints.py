@@ -38,8 +38,9 @@ def test_playlist_bad_inputs(client, tmp_path):
 
 def test_hub_profile_without_the_vae_says_how_to_get_it():
     from core.errors import ModelUnavailableError
+    from pipelines.playlist_to_music import PlaylistToMusicSettings
     from pipelines.studio import Studio
 
     studio = Studio(profile="hub", device="cpu")
     with pytest.raises(ModelUnavailableError, match="STUDIO_MODEL_AMUSE_VAE"):
-        studio.playlist_to_music([str(ASSETS / "groove.wav")], steps=2)
+        studio.playlist_to_music([str(ASSETS / "groove.wav")], PlaylistToMusicSettings(steps=2))

@@ -36,9 +36,11 @@ def images():
     return [ptm.track_image(s) for s, _ in (tone(220), tone(1760), noise())]
 
 
-def run(models, tracks, **kwargs):
-    kwargs.setdefault("steps", STEPS)
-    return ptm.playlist_to_music(models.unet, models.vae, models.scheduler, tracks, **kwargs)
+def run(models, tracks, should_stop=None, on_progress=None, **settings):
+    settings.setdefault("steps", STEPS)
+    return ptm.playlist_to_music(models.unet, models.vae, models.scheduler, tracks,
+                                 ptm.PlaylistToMusicSettings(**settings), should_stop=should_stop,
+                                 on_progress=on_progress)
 
 
 # -- the VAE ----------------------------------------------------------------------------------------
@@ -220,4 +222,4 @@ def test_wrong_unet_is_refused(models):
     config["cross_attention_dim"] = 32
     wrong = UNet2DConditionModel.from_config(config)
     with pytest.raises(InputError, match="cross-attention 32"):
-        ptm.playlist_to_music(wrong, models.vae, models.scheduler, [tone(440)], steps=1)
+        ptm.playlist_to_music(wrong, models.vae, models.scheduler, [tone(440)], ptm.PlaylistToMusicSettings(steps=1))

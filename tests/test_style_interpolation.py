@@ -334,7 +334,7 @@ class UNetCalls:
 
 def test_ddim_timesteps_and_conditioning_actually_run(pipe, library, content):
     with UNetCalls(pipe.unet) as recorder:
-        result = si.apply_styles(pipe, content, library.get(["jazz", "rock"]), [0.5, 0.5], strength=0.7, steps=50)
+        result = si.apply_styles(pipe, content, library.get(["jazz", "rock"]), [0.5, 0.5], si.StyleInterpolationSettings(strength=0.7, steps=50))
     timesteps = [t for t, _, _ in recorder.calls]
     assert timesteps[0] == 700  # the one-step inversion at int(0.7 * 1000)
     assert timesteps[1:] == list(range(681, 0, -20))  # the DDIM schedule 981, 961, ... entered at 681
@@ -351,25 +351,25 @@ def test_ddim_timesteps_and_conditioning_actually_run(pipe, library, content):
 
 def test_same_seed_same_audio_and_seed_and_weights_change_it(pipe, library, content):
     styles = library.get(["jazz", "rock"])
-    base = si.apply_styles(pipe, content, styles, [1, 0], strength=0.5, steps=4, seed=1)
-    again = si.apply_styles(pipe, content, styles, [1, 0], strength=0.5, steps=4, seed=1)
+    base = si.apply_styles(pipe, content, styles, [1, 0], si.StyleInterpolationSettings(strength=0.5, steps=4, seed=1))
+    again = si.apply_styles(pipe, content, styles, [1, 0], si.StyleInterpolationSettings(strength=0.5, steps=4, seed=1))
     np.testing.assert_array_equal(again.audio, base.audio)
-    other_seed = si.apply_styles(pipe, content, styles, [1, 0], strength=0.5, steps=4, seed=2)
-    other_mix = si.apply_styles(pipe, content, styles, [0, 1], strength=0.5, steps=4, seed=1)
+    other_seed = si.apply_styles(pipe, content, styles, [1, 0], si.StyleInterpolationSettings(strength=0.5, steps=4, seed=2))
+    other_mix = si.apply_styles(pipe, content, styles, [0, 1], si.StyleInterpolationSettings(strength=0.5, steps=4, seed=1))
     assert not np.array_equal(base.audio, other_seed.audio)
     assert not np.array_equal(np.asarray(base.output_spectrogram), np.asarray(other_mix.output_spectrogram))
 
 
 def test_long_audio_goes_window_by_window_and_keeps_its_length(pipe, library):
     long = np.random.default_rng(1).standard_normal(int(7.3 * SR)).astype(np.float32) * 0.1
-    result = si.apply_styles(pipe, long, library.get(["ambient"]), strength=0.5, steps=4)
+    result = si.apply_styles(pipe, long, library.get(["ambient"]), settings=si.StyleInterpolationSettings(strength=0.5, steps=4))
     assert result.audio.shape == (1, long.size)
     assert result.parameters["windows"] == 2 and result.output_spectrogram.size == (1024, 512)
 
 
 def test_guidance_one_skips_the_unconditional_pass_and_strength_one_starts_at_the_top(pipe, library, content):
     with UNetCalls(pipe.unet) as recorder:
-        si.apply_styles(pipe, content[: SR // 2], library.get(["jazz"]), strength=1.0, steps=5, guidance=1.0)
+        si.apply_styles(pipe, content[: SR // 2], library.get(["jazz"]), settings=si.StyleInterpolationSettings(strength=1.0, steps=5, guidance=1.0))
     assert [t for t, _, _ in recorder.calls] == [999, 801, 601, 401, 201, 1]
     assert all(b == 1 for _, b, _ in recorder.calls)
 
@@ -406,7 +406,8 @@ def test_should_stop_cancels(pipe, library, content):
 )
 def test_bad_arguments_raise_input_error(pipe, library, content, kwargs, message):
     with UNetCalls(pipe.unet) as recorder, pytest.raises(InputError, match=message):
-        si.apply_styles(pipe, content, library.get(["jazz", "rock"]), **kwargs)
+        weights = kwargs.pop("weights", None)
+        si.apply_styles(pipe, content, library.get(["jazz", "rock"]), weights, si.StyleInterpolationSettings(**kwargs))
     assert recorder.calls == []  # refused before any model work
 
 

@@ -1,0 +1,64 @@
+"""Image to music tab: BLIP caption -> MusicGen, and songs whose lyrics match the caption
+(endpoints ``/image_to_music`` and ``/recommend_songs``)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines.settings import ImageToMusicSettings
+
+from .common import ASSETS, GPU, model_event, prompt_box, run_and_cancel_buttons, save, seed_control, slider
+from .common import start_run, user_errors
+
+
+def build(studio) -> None:
+    @user_errors
+    def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed,
+                       request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+        settings = ImageToMusicSettings(seconds=seconds, guidance=guidance, temperature=temperature, top_k=top_k,
+                                        top_p=top_p, seed=seed)
+        flag = start_run(studio, request)
+        result = studio.image_to_music(image_path, prompt, settings, should_stop=flag.is_set)
+        return result.prompt, save(result, "image-to-music").audio
+
+    @user_errors
+    def recommend_songs(image_path, caption):
+        found = studio.recommend_songs(image_path, caption)
+        rows = [[m.artist, m.title, round(m.score, 3), " / ".join(line for line, _ in m.lines)] for m in found.matches]
+        return found.caption, rows
+
+    def zero_gpu_seconds(image_path, prompt, seconds, *rest, **kwargs) -> int:
+        try:
+            return ImageToMusicSettings(seconds=float(seconds)).gpu_seconds()
+        except (TypeError, ValueError):
+            return ImageToMusicSettings(seconds=ImageToMusicSettings.RANGES["seconds"].high).gpu_seconds()
+
+    with gr.Tab("Image to music"):
+        gr.Markdown(
+            "A picture becomes a caption (BLIP), the caption becomes music (MusicGen), and songs whose lyrics "
+            "are closest in meaning to the caption are suggested. Write your own prompt to skip the caption."
+        )
+        with gr.Row():
+            with gr.Column():
+                image_in = gr.Image(label="Picture", type="filepath", sources=["upload", "webcam", "clipboard"])
+                prompt = prompt_box("Music prompt (empty: the picture's caption)")
+                seconds = slider(ImageToMusicSettings, "seconds", "Duration (s)", 1)
+                with gr.Accordion("Sampling", open=False):
+                    guidance = slider(ImageToMusicSettings, "guidance", "Guidance (classifier-free)", 0.5)
+                    temperature = slider(ImageToMusicSettings, "temperature", "Temperature", 0.05)
+                    top_k = slider(ImageToMusicSettings, "top_k", "Top-k (0: off)", 1)
+                    top_p = slider(ImageToMusicSettings, "top_p", "Top-p (0: off)", 0.01)
+                    seed = seed_control(ImageToMusicSettings)
+                run, stop = run_and_cancel_buttons("Make music")
+                suggest = gr.Button("Suggest songs")
+                gr.Examples([[str(ASSETS / "sunset.png")], [str(ASSETS / "forest.png")]], inputs=[image_in],
+                            cache_examples=False)
+            with gr.Column():
+                used = gr.Textbox(label="Prompt used (the caption, or yours)", interactive=False)
+                music = gr.Audio(label="Music", type="filepath")
+                songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False,
+                                     label="Songs with lyrics close to the caption (sample lyrics written for this app)")
+        model_event(studio, run, image_to_music, [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed],
+                    [used, music], api_name="image_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)
+        suggest.click(recommend_songs, [image_in, prompt], [used, songs], api_name="recommend_songs",
+                      concurrency_id=GPU, concurrency_limit=1)

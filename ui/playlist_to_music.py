@@ -1,0 +1,56 @@
+"""Playlist to music tab: a playlist's taste (AMUSE VAE) conditions a spectrogram UNet (endpoint ``/playlist_to_music``)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines import limits
+from pipelines.settings import PlaylistToMusicSettings
+
+from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
+from .common import start_run, user_errors
+
+
+def build(studio) -> None:
+    @user_errors
+    def playlist_to_music(files, steps, guidance, seed, request: gr.Request = None,
+                          progress=gr.Progress(track_tqdm=True)):
+        settings = PlaylistToMusicSettings(steps=steps, guidance=guidance, seed=seed)
+        paths = [getattr(f, "name", f) for f in (files or [])]
+        flag = start_run(studio, request)
+        result = studio.playlist_to_music(paths, settings, should_stop=flag.is_set,
+                                          on_progress=progress_callback(progress))
+        saved = save(result, "playlist-music")
+        tracks = [path for name, path in saved.images.items() if name.startswith("track-")]
+        return saved.audio, saved.images["generated-spectrogram"], tracks
+
+    def zero_gpu_seconds(files, steps, *rest, **kwargs) -> int:
+        try:
+            return PlaylistToMusicSettings(steps=int(steps)).gpu_seconds()
+        except (TypeError, ValueError):
+            return PlaylistToMusicSettings(steps=limits.MAX_PLAYLIST_STEPS).gpu_seconds()
+
+    with gr.Tab("Playlist to music"):
+        gr.Markdown(
+            "Upload a few songs you like. A VAE turns each into a *taste* vector (from a 5.9 s slice of its "
+            "spectrogram); their average conditions a spectrogram diffusion model that makes new music in that "
+            f"taste (AMUSE). 1 to {limits.MAX_PLAYLIST_TRACKS} tracks. The original ran 1000 DDPM steps; 50 is "
+            "the default here so a CPU can keep up. The AMUSE VAE's weights are not published: on the hub "
+            "profile, point STUDIO_MODEL_AMUSE_VAE at a folder holding them."
+        )
+        with gr.Row():
+            with gr.Column():
+                files = gr.File(label="Playlist (audio files)", file_count="multiple", file_types=["audio"],
+                                type="filepath")
+                steps = slider(PlaylistToMusicSettings, "steps", "Steps (DDPM)", 1)
+                guidance = slider(PlaylistToMusicSettings, "guidance", "Guidance (how strongly the taste steers)", 0.5)
+                seed = seed_control(PlaylistToMusicSettings)
+                run, stop = run_and_cancel_buttons("Make music")
+                gr.Examples([[[str(ASSETS / "groove.wav"), str(ASSETS / "rain.wav")]]], inputs=[files],
+                            cache_examples=False)
+            with gr.Column():
+                music = gr.Audio(label="Music", type="filepath")
+                generated = gr.Image(label="Generated spectrogram", type="filepath", format="png", interactive=False)
+                track_images = gr.Gallery(label="The slice of each track the VAE saw", columns=5, height=200)
+        model_event(studio, run, playlist_to_music, [files, steps, guidance, seed], [music, generated, track_images],
+                    api_name="playlist_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)

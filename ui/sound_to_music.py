@@ -1,0 +1,110 @@
+"""Sound to music tab: masked (differential) img2img on Riffusion spectrograms (endpoint ``/masked_img2img``)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines import limits
+from pipelines.settings import SCHEDULERS, MaskSettings, SoundToMusicSettings
+from pipelines.studio import SOUND_TO_MUSIC_MODELS
+
+from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control
+from .common import slider, start_run, user_errors
+
+MODEL_LABELS = {"mask_model": "Mask-based paper model (stable-diffusion-music-25)", "riffusion": "Riffusion v1"}
+
+
+def build(studio) -> None:
+    def mask_settings(invert, brightness, contrast, downshift) -> MaskSettings:
+        return MaskSettings(invert=invert, brightness=brightness, contrast=contrast, downshift=downshift)
+
+    def settings(prompt, negative_prompt, invert, brightness, contrast, downshift, steps, strength, guidance, seed,
+                 scheduler) -> SoundToMusicSettings:
+        return SoundToMusicSettings(prompt=prompt, negative_prompt=negative_prompt or "", steps=steps,
+                                    strength=strength, guidance=guidance, seed=seed, scheduler=scheduler,
+                                    mask=mask_settings(invert, brightness, contrast, downshift))
+
+    @user_errors
+    def preview_mask(audio_path, invert, brightness, contrast, downshift):
+        files = save(studio.preview_mask(audio_path, mask_settings(invert, brightness, contrast, downshift)), "mask")
+        return files.images["input-spectrogram"], files.images["mask"]
+
+    def live_preview(audio_path, *mask_values):
+        return (None, None) if not audio_path else preview_mask(audio_path, *mask_values)
+
+    @user_errors
+    def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
+                       steps, strength, guidance, seed, scheduler, request: gr.Request = None,
+                       progress=gr.Progress(track_tqdm=True)):
+        chosen = settings(prompt, negative_prompt, invert, brightness, contrast, downshift, steps, strength,
+                          guidance, seed, scheduler)
+        flag = start_run(studio, request)
+        result = studio.sound_to_music(audio_path, chosen, model=model, on_progress=progress_callback(progress),
+                                       should_stop=flag.is_set)
+        files = save(result, "music")
+        images = files.images
+        return (files.audio, images["input-spectrogram"], images["mask"], images["output-spectrogram"],
+                {k: round(v, 4) for k, v in result.metrics.items()})
+
+    def zero_gpu_seconds(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
+                         steps, strength, *rest, **kwargs) -> int:
+        try:
+            chosen = SoundToMusicSettings(steps=int(steps), strength=float(strength))
+        except (TypeError, ValueError):
+            chosen = SoundToMusicSettings()
+        return chosen.gpu_seconds(studio.audio_seconds(audio_path))
+
+    with gr.Tab("Sound to music"):
+        gr.Markdown(
+            "Turn an everyday sound into music. The sound's own spectrogram makes a mask: bright parts stay tied "
+            "to the original for more of the denoising steps, dark parts are repainted in the prompt's style "
+            "(Mask-Based Diffusion for Music Generation From Everyday Sounds, ECAI'25). "
+            f"Sounds up to {int(limits.MAX_INPUT_SECONDS)} s, processed in 5.12 s windows."
+        )
+        with gr.Row():
+            with gr.Column():
+                audio_in = gr.Audio(label="Everyday sound", sources=["upload", "microphone"], type="filepath")
+                model = gr.Dropdown([(label, key) for key, label in MODEL_LABELS.items()],
+                                    value=SOUND_TO_MUSIC_MODELS[0], label="Model")
+                prompt = prompt_box("Style prompt", SoundToMusicSettings.default("prompt"))
+                negative = prompt_box("Negative prompt")
+                with gr.Accordion("Mask (a negative value skips that step)", open=True):
+                    invert = slider(MaskSettings, "invert", "Invert blend", 0.05)
+                    brightness = slider(MaskSettings, "brightness", "Brightness", 0.01)
+                    contrast = slider(MaskSettings, "contrast", "Contrast", 1)
+                    downshift = slider(MaskSettings, "downshift", "Downshift (higher gives the model more freedom)", 1)
+                with gr.Accordion("Diffusion", open=False):
+                    steps = slider(SoundToMusicSettings, "steps", "Steps", 1)
+                    strength = slider(SoundToMusicSettings, "strength", "Strength", 0.01)
+                    guidance = slider(SoundToMusicSettings, "guidance", "Guidance", 0.5)
+                    seed = seed_control(SoundToMusicSettings)
+                    scheduler = gr.Dropdown(list(SCHEDULERS), value=SoundToMusicSettings.default("scheduler"),
+                                            label="Scheduler (repo: the model's own)")
+                preview = gr.Button("Preview mask")
+                run, stop = run_and_cancel_buttons("Make music")
+            with gr.Column():
+                music = gr.Audio(label="Music", type="filepath")
+                metrics_out = gr.JSON(label="Similarity to the input (SSIM of spectrograms, chroma CENS)")
+        with gr.Row(equal_height=True):
+            input_image = gr.Image(label="Input spectrogram", type="filepath", format="png", height=320)
+            mask_image = gr.Image(label="Mask (bright = kept longer)", type="filepath", format="png", height=320)
+            output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=320)
+        mask_inputs = [audio_in, invert, brightness, contrast, downshift]
+        all_inputs = [audio_in, model, prompt, negative, invert, brightness, contrast, downshift, steps, strength,
+                      guidance, seed, scheduler]
+        gr.Examples(
+            [
+                [str(ASSETS / "kettle.wav"), "mask_model", "instrumental , saxophone , flute", ""],
+                [str(ASSETS / "knocks.wav"), "mask_model", "funk drums , bass", ""],
+                [str(ASSETS / "rain.wav"), "riffusion", "ambient piano", "noise"],
+                [str(ASSETS / "birds.wav"), "mask_model", "jazz violin", ""],
+            ],
+            inputs=[audio_in, model, prompt, negative],
+            cache_examples=False,
+        )
+        preview.click(preview_mask, mask_inputs, [input_image, mask_image], api_name="preview_mask")
+        # live preview while the sliders move or a sound arrives (nothing to show without a sound)
+        for trigger in (invert.release, brightness.release, contrast.release, downshift.release, audio_in.change):
+            trigger(live_preview, mask_inputs, [input_image, mask_image], api_visibility="private")
+        model_event(studio, run, masked_img2img, all_inputs, [music, input_image, mask_image, output_image, metrics_out],
+                    api_name="masked_img2img", gpu_seconds=zero_gpu_seconds, stop=stop)

@@ -1,0 +1,58 @@
+"""Spectrogram tab: sound <-> spectrogram image in the riffusion and audio-diffusion presets
+(endpoints ``/audio_to_spectrogram`` and ``/spectrogram_to_audio``)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines import spectrogram
+from pipelines.spectrogram_plot import plot_spectrogram
+
+from .common import ASSETS, save, user_errors
+
+
+def build(studio) -> None:
+    presets = list(spectrogram.PRESETS)
+
+    @user_errors
+    def audio_to_spectrogram(audio_path, preset, stereo=False):
+        result = studio.audio_to_spectrogram(audio_path, preset, stereo=bool(stereo))
+        return save(result, f"spectrogram-{preset}").images["spectrogram"], plot_spectrogram(result.image, result.params)
+
+    @user_errors
+    def spectrogram_to_audio(image_path, preset):
+        image = spectrogram.load_image(image_path)
+        result = studio.spectrogram_to_audio(image, None if preset == "auto" else preset)
+        return save(result, "from-spectrogram").audio, plot_spectrogram(image, result.params)
+
+    with gr.Tab("Spectrogram"):
+        gr.Markdown(
+            "Sound as a picture and back. **riffusion**: 44.1 kHz, 512 mel bands up to 10 kHz, 5.12 s per 512 px "
+            "(the image every Riffusion model paints). **audio-diffusion**: 22.05 kHz, 256x256, dB scale."
+        )
+        with gr.Row():
+            with gr.Column():
+                audio_in = gr.Audio(label="Sound", sources=["upload", "microphone"], type="filepath")
+                preset_in = gr.Radio(presets, value="riffusion", label="Preset")
+                stereo_in = gr.Checkbox(False, label="Stereo (riffusion: left channel in green, right in blue)")
+                to_image = gr.Button("Sound → spectrogram", variant="primary")
+                gr.Examples([[str(ASSETS / "kettle.wav"), "riffusion"], [str(ASSETS / "birds.wav"), "audio-diffusion"]],
+                            inputs=[audio_in, preset_in], cache_examples=False)
+            with gr.Column():
+                image_out = gr.Image(label="Spectrogram image (PNG with its parameters)", type="filepath", format="png",
+                                     interactive=False, height=360)
+                # the plot carries its own title and axes
+                plot_out = gr.Image(type="pil", format="png", show_label=False, interactive=False)
+        with gr.Row():
+            with gr.Column():
+                # a File, not an Image: the PNG arrives untouched (metadata kept), and a broken file reaches our checks
+                image_in = gr.File(label="Spectrogram image (PNG)", file_types=["image"], type="filepath")
+                preset_back = gr.Radio(["auto", *presets], value="auto", label="Preset (auto reads the image's metadata)")
+                to_audio = gr.Button("Spectrogram → sound", variant="primary")
+            with gr.Column():
+                audio_out = gr.Audio(label="Sound", type="filepath")
+                plot_back = gr.Image(type="pil", format="png", show_label=False, interactive=False)
+        to_image.click(audio_to_spectrogram, [audio_in, preset_in, stereo_in], [image_out, plot_out],
+                       api_name="audio_to_spectrogram")
+        to_audio.click(spectrogram_to_audio, [image_in, preset_back], [audio_out, plot_back], api_name="spectrogram_to_audio")
+        image_out.change(lambda path: path, image_out, image_in, api_visibility="private")

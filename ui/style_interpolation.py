@@ -1,0 +1,84 @@
+"""Style interpolation tab: content audio in a weighted mix of MusicTI styles (endpoint ``/style_interpolation``)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from core.errors import InputError, StudioError
+from pipelines import limits
+from pipelines.settings import StyleInterpolationSettings
+
+from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
+from .common import start_run, user_errors
+
+
+def parse_weights(text: str | None, count: int) -> list[float] | None:
+    """'0.7, 0.3' (commas or semicolons) -> [0.7, 0.3]; empty -> None (equal weights). InputError otherwise."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        weights = [float(part) for part in str(text).replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"Weights must be numbers separated by commas, like 0.7, 0.3; got {text!r}.") from None
+    if len(weights) != count:
+        raise InputError(f"Give one weight per style: {count} styles, {len(weights)} weights.")
+    return weights
+
+
+def build(studio) -> None:
+    @user_errors
+    def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, request: gr.Request = None,
+                            progress=gr.Progress(track_tqdm=True)):
+        settings = StyleInterpolationSettings(strength=strength, steps=steps, guidance=guidance, seed=seed)
+        styles = list(styles or [])
+        mix = parse_weights(weights, len(styles))
+        flag = start_run(studio, request)
+        result = studio.style_interpolation(audio_path, styles, mix, settings, should_stop=flag.is_set,
+                                            on_progress=progress_callback(progress))
+        files = save(result, "styled")
+        return files.audio, files.images["content-spectrogram"], files.images["output-spectrogram"]
+
+    def zero_gpu_seconds(audio_path, styles, weights, strength, steps, *rest, **kwargs) -> int:
+        try:
+            settings = StyleInterpolationSettings(strength=float(strength), steps=int(steps))
+        except (TypeError, ValueError):
+            settings = StyleInterpolationSettings(strength=1.0, steps=int(limits.STEPS.high))
+        return settings.gpu_seconds(studio.audio_seconds(audio_path))
+
+    def available_styles():
+        try:
+            names = studio.style_names()
+        except StudioError as error:
+            gr.Warning(str(error))
+            names = []
+        return gr.Dropdown(choices=names, value=names[:2])
+
+    with gr.Tab("Style interpolation") as tab:
+        gr.Markdown(
+            "Play a piece of audio in a mix of learned music styles (MusicTI time-varying textual inversion on "
+            "Riffusion, with the interpolation of *Style Embedding Interpolation in Music Generation*). Each style "
+            "is a small network that gives the placeholder token a different embedding at every denoising step; "
+            "the weights mix the styles before the text encoder."
+        )
+        with gr.Row():
+            with gr.Column():
+                audio_in = gr.Audio(label="Content audio", sources=["upload", "microphone"], type="filepath")
+                # names are checked by the style library; the choices arrive when the tab opens
+                styles = gr.Dropdown([], multiselect=True, max_choices=limits.MAX_STYLES, allow_custom_value=True,
+                                     label=f"Styles (1 to {limits.MAX_STYLES})")
+                weights = gr.Textbox(label="Weights, one per style (empty: equal)", placeholder="0.5, 0.5")
+                strength = gr.Slider(0.05, limits.STRENGTH.high, value=StyleInterpolationSettings.default("strength"),
+                                     step=0.05, label="Strength (how far from the content)")
+                steps = slider(StyleInterpolationSettings, "steps", "Steps (DDIM)", 1)
+                guidance = slider(StyleInterpolationSettings, "guidance", "Guidance", 0.5)
+                seed = seed_control(StyleInterpolationSettings)
+                run, stop = run_and_cancel_buttons("Apply styles")
+                gr.Examples([[str(ASSETS / "groove.wav"), "0.5, 0.5"]], inputs=[audio_in, weights], cache_examples=False)
+            with gr.Column():
+                music = gr.Audio(label="Styled audio", type="filepath")
+                content_image = gr.Image(label="Content spectrogram", type="filepath", format="png", interactive=False)
+                output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", interactive=False)
+        tab.select(available_styles, None, styles, api_visibility="private")
+        model_event(studio, run, style_interpolation, [audio_in, styles, weights, strength, steps, guidance, seed],
+                    [music, content_image, output_image], api_name="style_interpolation",
+                    gpu_seconds=zero_gpu_seconds, stop=stop)
