@@ -15,7 +15,6 @@ GPU. The names below are the public surface; importers use ``spectrogram.<name>`
 from .codec import audio_to_image, audio_to_mel, image_to_mel, mel_to_image, stft_magnitude
 from .image_files import (
     as_mono_spectrogram,
-    attach_metadata,
     image_bytes,
     load_image,
     read_metadata,
@@ -44,7 +43,6 @@ __all__ = [
     "ExifTags",
     "SpectrogramParams",
     "as_mono_spectrogram",
-    "attach_metadata",
     "audio_to_image",
     "audio_to_mel",
     "get_params",

@@ -52,12 +52,12 @@ _MS_FIELDS = (
     (ExifTags.WINDOW_DURATION_MS, "win_length"),
     (ExifTags.PADDED_DURATION_MS, "n_fft"),
 )
-# EXIF tags that map one to one onto a field
+# EXIF tags that map one to one onto a field, and the type riffusion writes them as
 _PLAIN_FIELDS = (
-    (ExifTags.NUM_FREQUENCIES, "n_mels"),
-    (ExifTags.MIN_FREQUENCY, "f_min"),
-    (ExifTags.MAX_FREQUENCY, "f_max"),
-    (ExifTags.POWER_FOR_IMAGE, "power_for_image"),
+    (ExifTags.NUM_FREQUENCIES, "n_mels", int),
+    (ExifTags.MIN_FREQUENCY, "f_min", int),
+    (ExifTags.MAX_FREQUENCY, "f_max", int),
+    (ExifTags.POWER_FOR_IMAGE, "power_for_image", float),
 )
 
 
@@ -123,9 +123,8 @@ class SpectrogramParams:
         }
         for tag, field in _MS_FIELDS:
             tags[tag] = int(round(getattr(self, field) * 1000 / self.sample_rate))
-        for tag, field in _PLAIN_FIELDS:
-            convert = float if field == "power_for_image" else int
-            tags[tag] = convert(getattr(self, field))
+        for tag, field, exif_type in _PLAIN_FIELDS:
+            tags[tag] = exif_type(getattr(self, field))
         # plain ints as keys: PIL's EXIF writer needs nothing fancier
         return {int(tag): value for tag, value in tags.items()}
 
@@ -144,7 +143,7 @@ class SpectrogramParams:
             for tag, field in _MS_FIELDS:
                 if exif.get(tag):
                     changes[field] = int(float(exif[tag]) / 1000.0 * sr)
-        for tag, field in _PLAIN_FIELDS:
+        for tag, field, _ in _PLAIN_FIELDS:
             if exif.get(tag) is not None:
                 changes[field] = type(getattr(params, field))(exif[tag])
         return dataclasses.replace(params, **changes) if changes else params
