@@ -5,17 +5,14 @@
 Signal: a deterministic music-like clip (harmonic notes with attack/decay envelopes, noise bursts
 like hi-hats, a noise floor), one image wide. Quality is spectral convergence (SC) against the
 original at the preset's full STFT parameters after the best overall gain
-(pipelines.spectrogram.spectral_convergence; lower is better). Times are medians; "per 5.12 s"
+(pipelines.metrics.spectral_convergence; lower is better). Times are medians; "per 5.12 s"
 rescales audio-diffusion's 5.94 s images for comparison. torch runs on 2 threads.
 
-Peers:
-* naive torch, riffusion preset: what riffusion does with torchaudio, rebuilt in torch:
-  mel -> linear by the pseudo-inverse at n_fft 17640 (a stand-in for its 200-step InverseMelScale,
-  faster and at least as accurate), then 32 iterations of plain Griffin-Lim at n_fft 17640.
-  Its audio -> image builds the mel basis on every call, as a fresh converter does.
-* librosa, audio-diffusion preset: teticio's Mel.image_to_audio path,
-  librosa.feature.inverse.mel_to_audio (NNLS + 32 Griffin-Lim iterations, momentum 0.99), and
-  librosa.feature.melspectrogram for audio -> mel.
+Peers (benchmarks/peers.py):
+* naive torch, riffusion preset: the pseudo-inverse, then 32 iterations of plain Griffin-Lim, both
+  at n_fft 17640; its audio -> image builds the mel basis on every call.
+* librosa, audio-diffusion preset: teticio's Mel path, librosa.feature.melspectrogram forwards and
+  librosa.feature.inverse.mel_to_audio (NNLS + 32 Griffin-Lim iterations, momentum 0.99) back.
 """
 
 from __future__ import annotations
@@ -31,7 +28,14 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.peers import (  # noqa: E402
+    librosa_audio_to_image,
+    librosa_mel_to_audio,
+    naive_audio_to_mel,
+    naive_mel_to_audio,
+)
 from pipelines import spectrogram as S  # noqa: E402
+from pipelines.metrics import spectral_convergence  # noqa: E402
 
 
 def music_like(sample_rate: int, n_samples: int, seed: int = 0) -> np.ndarray:
@@ -64,17 +68,6 @@ def timed(fn, runs: int):
     return statistics.median(times), result
 
 
-def naive_audio_to_mel(audio: np.ndarray, params: S.SpectrogramParams) -> torch.Tensor:
-    S._mel_basis.cache_clear()  # a fresh converter builds its basis
-    S._sparse_mel_basis.cache_clear()
-    return S.audio_to_mel(audio, params)
-
-
-def naive_mel_to_audio(mel: torch.Tensor, params: S.SpectrogramParams, iterations: int = 32) -> np.ndarray:
-    linear = S.mel_to_linear(mel, params, coarse=False)
-    return S.griffin_lim(linear, params, n_fft=params.n_fft, iterations=iterations, momentum=0.0).numpy()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per timing of our method (median)")
@@ -94,11 +87,11 @@ def main() -> None:
     S.image_to_audio(S.audio_to_image(x, p))
     t_fwd, img = timed(lambda: S.audio_to_image(x, p), args.runs)
     t_inv, y = timed(lambda: S.image_to_audio(img), args.runs)
-    row("ours (pinv + mel-consistent fast GL, n_fft 4410)", p.name, t_fwd, t_inv, S.spectral_convergence(x, y, p), p)
+    row("ours (pinv + mel-consistent fast GL, n_fft 4410)", p.name, t_fwd, t_inv, spectral_convergence(x, y, p), p)
     mel = S.image_to_mel(img)
     t_fwd_n, _ = timed(lambda: S.mel_to_image(naive_audio_to_mel(x, p), p), args.peer_runs)
     t_inv_n, y_n = timed(lambda: naive_mel_to_audio(mel, p), args.peer_runs)
-    row("naive torch (pinv + 32 plain GL, n_fft 17640)", p.name, t_fwd_n, t_inv_n, S.spectral_convergence(x, y_n, p), p)
+    row("naive torch (pinv + 32 plain GL, n_fft 17640)", p.name, t_fwd_n, t_inv_n, spectral_convergence(x, y_n, p), p)
 
     # --- audio-diffusion preset ---------------------------------------------------------------
     import librosa
@@ -108,23 +101,12 @@ def main() -> None:
     S.image_to_audio(S.audio_to_image(xa, q))
     t_fwd_a, img_a = timed(lambda: S.audio_to_image(xa, q), args.runs)
     t_inv_a, ya = timed(lambda: S.image_to_audio(img_a), args.runs)
-    row("ours", q.name, t_fwd_a, t_inv_a, S.spectral_convergence(xa, ya, q), q)
+    row("ours", q.name, t_fwd_a, t_inv_a, spectral_convergence(xa, ya, q), q)
     mel_a = S.image_to_mel(img_a).numpy()[0].astype(np.float64)
 
-    def librosa_fwd():
-        m = librosa.feature.melspectrogram(y=xa, sr=q.sample_rate, n_fft=q.n_fft, hop_length=q.hop_length,
-                                           n_mels=q.n_mels)
-        db = librosa.power_to_db(m, ref=np.max, top_db=q.top_db)
-        return (((db + q.top_db) * 255 / q.top_db).clip(0, 255) + 0.5).astype(np.uint8)
-
-    def librosa_inv():
-        np.random.seed(0)  # its Griffin-Lim starts from np.random phases
-        return librosa.feature.inverse.mel_to_audio(mel_a, sr=q.sample_rate, n_fft=q.n_fft, hop_length=q.hop_length,
-                                                    n_iter=32)
-
-    t_fwd_l, _ = timed(librosa_fwd, args.peer_runs)
-    t_inv_l, yl = timed(librosa_inv, args.peer_runs)
-    row("librosa mel_to_audio (NNLS + 32 fast GL)", q.name, t_fwd_l, t_inv_l, S.spectral_convergence(xa, yl, q), q)
+    t_fwd_l, _ = timed(lambda: librosa_audio_to_image(xa, q), args.peer_runs)
+    t_inv_l, yl = timed(lambda: librosa_mel_to_audio(mel_a, q), args.peer_runs)
+    row("librosa mel_to_audio (NNLS + 32 fast GL)", q.name, t_fwd_l, t_inv_l, spectral_convergence(xa, yl, q), q)
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, librosa {librosa.__version__}; "
           f"median of {args.runs} runs (ours) / {args.peer_runs} (peers); times per 5.12 s of audio")
