@@ -43,10 +43,6 @@ GUIDANCE = Range(0.0, 20.0)
 STRENGTH = Range(0.0, 1.0)
 SEED = Range(0, 2**32 - 1, integer=True)
 MAX_PROMPT_CHARS = 1000
-MIN_STEPS, MAX_STEPS = STEPS.low, STEPS.high
-MIN_GUIDANCE, MAX_GUIDANCE = GUIDANCE.low, GUIDANCE.high
-MIN_STRENGTH, MAX_STRENGTH = STRENGTH.low, STRENGTH.high
-MAX_SEED = SEED.high
 
 # The mask (a negative factor skips its step)
 MASK_INVERT = Range(-1.0, 1.0)
@@ -72,7 +68,6 @@ MAX_SPECTROGRAM_WIDTH = 6500  # a little over MAX_INPUT_SECONDS of riffusion col
 
 # Text to music (MusicGen)
 MUSIC_SECONDS = Range(1.0, 30.0)  # musicgen-small was trained on 30 s clips
-MIN_MUSIC_SECONDS, MAX_MUSIC_SECONDS = MUSIC_SECONDS.low, MUSIC_SECONDS.high
 TEMPERATURE = Range(0.05, 5.0)
 TOP_K = Range(0, 2048, integer=True)  # musicgen's codebook size; 0 switches top-k off
 TOP_P = Range(0.0, 1.0)  # 0 switches top-p off
