@@ -42,7 +42,7 @@ class SpectrogramResult(Result):
     sample_rate: int | None = None
 
     def image_outputs(self) -> dict[str, Any]:
-        return {"spectrogram": self.image}
+        return {f"spectrogram-{self.params.name}": self.image}
 
 
 @dataclass

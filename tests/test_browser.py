@@ -31,7 +31,10 @@ def test_sound_to_music_example_runs_in_the_browser(page, artifacts):
     page.get_by_role("tab", name="Sound to music").click()
     page.get_by_text("knocks.wav", exact=True).locator("visible=true").click()  # an example fills the sound and the prompt
     prompt = page.get_by_label("Style prompt")
-    page.wait_for_function("document.body.innerText.includes('funk drums , bass')")
+    # wait for the state we need (the example's text in the prompt box), not for the text anywhere on the page:
+    # the examples table shows it before the click has filled the inputs
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('textarea, input')].some(t => t.value === 'funk drums , bass')")
     assert prompt.input_value() == "funk drums , bass"
     page.get_by_role("button", name="Make music").click()
     # the metrics arrive with the other outputs

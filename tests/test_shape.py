@@ -69,7 +69,7 @@ def test_a_result_saves_its_audio_and_pictures_with_their_parameters(tmp_path):
     saved = outputs.save_result(result, "sound", tmp_path)
     assert audio_io.read_wav_metadata(saved.audio) == {"pipeline": "test", "model": "riffusion", "seed": 3,
                                                        "metrics": {"ssim": 0.5}}
-    png = saved.images["spectrogram"]
+    png = saved.images["spectrogram-riffusion"]
     assert outputs.read_png_parameters(png)["model"] == "riffusion"
     with Image.open(png) as again:  # the spectrogram's own metadata survives next to the parameters
         assert spectrogram.read_metadata(again)["params"] == spectrogram.RIFFUSION

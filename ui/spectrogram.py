@@ -17,7 +17,8 @@ def build(studio) -> None:
     @user_errors
     def audio_to_spectrogram(audio_path, preset, stereo=False):
         result = studio.audio_to_spectrogram(audio_path, preset, stereo=bool(stereo))
-        return save(result, f"spectrogram-{preset}").images["spectrogram"], plot_spectrogram(result.image, result.params)
+        (png,) = save(result, "spectrogram").images.values()
+        return png, plot_spectrogram(result.image, result.params)
 
     @user_errors
     def spectrogram_to_audio(image_path, preset):
