@@ -168,14 +168,10 @@ class Studio:
 
     def preview_mask(self, audio_source: Any, mask_settings) -> tuple[Any, Any]:
         """The input's spectrogram and its change map, without any diffusion (fast, CPU side)."""
-        from . import masked_img2img, windows
+        from . import masked_img2img
 
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
-        mask_settings.validate()
-        chunks, _ = windows.split_windows(sound.samples, spectrogram.RIFFUSION)
-        images = [spectrogram.audio_to_image(chunk, spectrogram.RIFFUSION) for chunk in chunks]
-        masks = [masked_img2img.make_mask(image, mask_settings) for image in images]
-        return spectrogram.side_by_side(images), spectrogram.side_by_side(masks)
+        return masked_img2img.preview_mask(sound.samples, mask_settings)
 
     def sound_to_music(
         self,

@@ -604,33 +604,26 @@ def apply_styles(
     conditioner = StyleConditioner(pipe.tokenizer, pipe.text_encoder, styles, weights)
     scheduler = make_scheduler(pipe)
 
-    chunks, plan = windows.split_windows(samples, params, overlap_seconds)
-    contents, outputs, rendered, run = [], [], [], []
-    for index, chunk in enumerate(chunks):
-        if on_progress:
-            on_progress(index / len(chunks), f"window {index + 1} of {len(chunks)}")
-        content = spectrogram.audio_to_image(chunk, params, device=device)
-        generated, run = _style_window(pipe, scheduler, conditioner, content, strength, steps, guidance, seed,
-                                       should_stop)
-        output = spectrogram.as_mono_spectrogram(generated, content)
-        rendered.append(spectrogram.image_to_audio(output, params, device=device)[0, : chunk.shape[-1]])
-        contents.append(content)
-        outputs.append(output)
-    if on_progress:
-        on_progress(1.0, "stitching")
-    music = audio_io.peak_normalize(windows.stitch_windows(rendered, plan).reshape(1, -1), headroom_db=1.0)
+
+    def render(index: int, content: Image.Image) -> Image.Image:
+        return _style_window(pipe, scheduler, conditioner, content, strength, steps, guidance, seed, should_stop)[0]
+
+    done = windows.render_windows(samples, params, render, device=device, overlap_s=overlap_seconds,
+                                  on_progress=on_progress)
+    music = audio_io.peak_normalize(done.audio, headroom_db=1.0)
+    inversion, run = start_timesteps(scheduler, strength, steps)  # the same in every window
     parameters = {
         "pipeline": "style_interpolation",
         "styles": [s.name for s in styles],
         "weights": normalized_weights(weights, len(styles)),
         "strength": float(strength), "steps": int(steps), "guidance": float(guidance), "seed": int(seed),
         "scheduler": "DDIM (eta 0)",
-        "inversion_timestep": start_timesteps(scheduler, strength, steps)[0],
+        "inversion_timestep": inversion,
         "timesteps": run,
-        "windows": len(chunks),
+        "windows": len(done.inputs),
     }
-    return StyleInterpolationResult(music, params.sample_rate, spectrogram.side_by_side(contents),
-                                    spectrogram.side_by_side(outputs), parameters)
+    return StyleInterpolationResult(music, params.sample_rate, spectrogram.side_by_side(done.inputs),
+                                    spectrogram.side_by_side(done.outputs), parameters)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
