@@ -288,7 +288,7 @@ class Studio:
 
     def recommend_songs(self, image: Any = None, caption: str | None = None, k: int = 10):
         """(caption used, top-k songs whose lyric lines are closest in meaning to the caption)."""
-        from . import image_to_music
+        from . import song_recommendation
 
         limits.check_number("number of songs", k, 1, 20, integer=True)
         text = (caption or "").strip()
@@ -297,7 +297,8 @@ class Studio:
                 raise InputError("Give a picture to caption, or write a caption.")
             text = self.caption(image)
         matches = self.manager.run(
-            "sentence_embedder", lambda emb: image_to_music.recommend(emb.model, emb.processor, None, text, k=int(k))
+            "sentence_embedder",
+            lambda emb: song_recommendation.recommend(emb.model, emb.processor, None, text, k=int(k)),
         )
         return text, matches
 
