@@ -92,7 +92,7 @@ def test_drop_eviction_frees_the_model_and_reloads_later():
     assert loads["a"] == 2
 
 
-def test_gpu_work_is_serialised_but_other_work_is_not():
+def test_gpu_work_is_serialised():
     manager, _ = make_manager(a=1, b=1)
     inside = []
     overlap = []
@@ -107,10 +107,6 @@ def test_gpu_work_is_serialised_but_other_work_is_not():
     threads = [threading.Thread(target=manager.run, args=(name, gpu_work)) for name in "abab"]
     for t in threads:
         t.start()
-    # CPU-side work does not wait for the GPU lock
-    start = time.perf_counter()
-    sum(range(1000))
-    assert time.perf_counter() - start < 0.05
     for t in threads:
         t.join()
     assert len(overlap) == 4
