@@ -9,17 +9,13 @@ import torch
 from core.errors import InputError
 from pipelines import image_to_music as i2m
 from pipelines import song_recommendation as sr
-from pipelines.models import ModelRegistry, load_or_explain
 
 
 @pytest.fixture(scope="module")
-def registry():
-    return ModelRegistry("tiny")
-
-
-@pytest.fixture(scope="module")
-def embedder(registry):
-    return load_or_explain(registry.resolve("sentence_embedder"), i2m.load_sentence_embedder)
+def embedder(studio):
+    """(model, tokenizer) of the tiny sentence embedder, as the studio holds it."""
+    held = studio.manager.get_cpu("sentence_embedder")
+    return held.model, held.processor
 
 
 def test_sample_lyrics_are_the_projects_own():
@@ -66,18 +62,19 @@ def test_recommend_over_the_shipped_lyrics(embedder):
     for song in songs:
         assert song.score == pytest.approx(np.mean([s for _, s in song.lines]))
         assert [s for _, s in song.lines] == sorted((s for _, s in song.lines), reverse=True)
-    every = sr.recommend(model, tokenizer, index=None, caption=caption, k=len(index))  # 80 lines: all within the top 100
+    # 80 lines: all within the top 100
+    every = sr.recommend(model, tokenizer, index=None, caption=caption, k=len(index))
     lines = {line: score for song in every for line, score in song.lines}
     assert len(lines) == len(index.lines)
     assert lines[caption] == pytest.approx(1.0, abs=1e-5) and max(lines.values()) == lines[caption]
 
 
-def test_line_embeddings_are_cached_per_embedder(embedder, registry):
+def test_line_embeddings_are_cached_per_embedder(embedder, studio):
     model, tokenizer = embedder
     index = sr.SongIndex.from_file(sr.SAMPLE_LYRICS)
     first = index.embeddings(model, tokenizer)
     assert index.embeddings(model, tokenizer) is first
-    other, other_tokenizer = i2m.load_sentence_embedder(registry.resolve("sentence_embedder").location)
+    other, other_tokenizer = i2m.load_sentence_embedder(studio.registry.resolve("sentence_embedder").location)
     assert index.embeddings(other, other_tokenizer) is not first
 
 

@@ -121,7 +121,7 @@ def test_placeholder_is_one_token_at_one_position(pipe, library):
 def test_weights_one_zero_equal_the_single_style(pipe, library):
     jazz, rock = library.get(["jazz", "rock"])
     single = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz])
-    mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], [1.0, 0.0])
+    mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights=[1.0, 0.0])
     assert torch.allclose(mixed(500), single(500), atol=1e-6)
     other = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [rock])
     assert not torch.allclose(other(500), single(500), atol=1e-3)
@@ -132,9 +132,9 @@ def test_half_half_is_the_average_of_the_two_sequences(pipe, library):
     e_jazz = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz]).token_embeddings(681)
     e_rock = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [rock]).token_embeddings(681)
     for weights in ([0.5, 0.5], [3.0, 3.0], None):  # normalised; None means equal
-        mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights)
+        mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights=weights)
         assert torch.allclose(mixed.token_embeddings(681), (e_jazz + e_rock) / 2, atol=1e-6)
-    quarter = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], [1, 3]).token_embeddings(681)
+    quarter = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights=[1, 3]).token_embeddings(681)
     assert torch.allclose(quarter, 0.25 * e_jazz + 0.75 * e_rock, atol=1e-6)
     # only the placeholder position differs between the two styles' sequences
     differs = (e_jazz - e_rock).abs().sum(-1) > 0
@@ -143,7 +143,7 @@ def test_half_half_is_the_average_of_the_two_sequences(pipe, library):
 
 def test_mixing_happens_before_the_text_encoder(pipe, library):
     jazz, rock = library.get(["jazz", "rock"])
-    mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], [0.5, 0.5])
+    mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights=[0.5, 0.5])
     c_jazz = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz])(681)
     c_rock = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [rock])(681)
     # CLIP is not linear: mixing outputs would give a different c_t
@@ -212,7 +212,8 @@ class UNetCalls:
 
 def test_ddim_timesteps_and_conditioning_actually_run(pipe, library, content):
     with UNetCalls(pipe.unet) as recorder:
-        result = si.apply_styles(pipe, content, library.get(["jazz", "rock"]), [0.5, 0.5], strength=0.7, steps=50)
+        result = si.apply_styles(pipe, content, library.get(["jazz", "rock"]), weights=[0.5, 0.5], strength=0.7,
+                                 steps=50)
     timesteps = [t for t, _, _ in recorder.calls]
     assert timesteps[0] == 700  # the one-step inversion at int(0.7 * 1000)
     assert timesteps[1:] == list(range(681, 0, -20))  # the DDIM schedule 981, 961, ... entered at 681
@@ -229,11 +230,11 @@ def test_ddim_timesteps_and_conditioning_actually_run(pipe, library, content):
 
 def test_same_seed_same_audio_and_seed_and_weights_change_it(pipe, library, content):
     styles = library.get(["jazz", "rock"])
-    base = si.apply_styles(pipe, content, styles, [1, 0], strength=0.5, steps=4, seed=1)
-    again = si.apply_styles(pipe, content, styles, [1, 0], strength=0.5, steps=4, seed=1)
+    base = si.apply_styles(pipe, content, styles, weights=[1, 0], strength=0.5, steps=4, seed=1)
+    again = si.apply_styles(pipe, content, styles, weights=[1, 0], strength=0.5, steps=4, seed=1)
     np.testing.assert_array_equal(again.audio, base.audio)
-    other_seed = si.apply_styles(pipe, content, styles, [1, 0], strength=0.5, steps=4, seed=2)
-    other_mix = si.apply_styles(pipe, content, styles, [0, 1], strength=0.5, steps=4, seed=1)
+    other_seed = si.apply_styles(pipe, content, styles, weights=[1, 0], strength=0.5, steps=4, seed=2)
+    other_mix = si.apply_styles(pipe, content, styles, weights=[0, 1], strength=0.5, steps=4, seed=1)
     assert not np.array_equal(base.audio, other_seed.audio)
     assert not np.array_equal(np.asarray(base.output_spectrogram), np.asarray(other_mix.output_spectrogram))
 

@@ -153,7 +153,8 @@ def test_the_three_windowed_paths_share_render_windows(studio, monkeypatch):
             return types.SimpleNamespace(images=[image])
 
     monkeypatch.setattr(masked_img2img, "with_scheduler", lambda pipe, scheduler: Echo())
-    monkeypatch.setattr(style_interpolation, "_style_window", lambda pipe, scheduler, conditioner, image, *_: (image, []))
+    # _style_window(pipe, scheduler, conditioner, image, ...) -> (image, timesteps)
+    monkeypatch.setattr(style_interpolation, "_style_window", lambda *args: (args[3], []))
     sound = masked_img2img.sound_to_music(None, x, masked_img2img.GenerationSettings())
     np.testing.assert_array_equal(sound.audio, expected_audio)
     assert sound.input_spectrogram.tobytes() == side_by_side(identity.inputs).tobytes()
