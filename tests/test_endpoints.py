@@ -88,6 +88,7 @@ def test_preview_mask_shows_spectrogram_and_mask(client):
     assert values.min() == 0 and values.max() > 0  # downshift zeroes the quiet parts, loud ones stay
 
 
+@pytest.mark.slow
 def test_masked_img2img_end_to_end(client):
     wav, source, mask, output, metrics = client.predict(*masked_args(handle_file(str(ASSETS / "knocks.wav"))),
                                                         api_name="/masked_img2img")
@@ -101,6 +102,7 @@ def test_masked_img2img_end_to_end(client):
     assert 10 ** (-1.5 / 20) < np.max(np.abs(sound.samples)) <= 1.0, "output is normalised"
 
 
+@pytest.mark.slow
 def test_same_seed_same_audio_and_another_seed_differs(client, tone_wav):
     first = client.predict(*masked_args(handle_file(tone_wav), seed=5), api_name="/masked_img2img")[0]
     again = client.predict(*masked_args(handle_file(tone_wav), seed=5), api_name="/masked_img2img")[0]
@@ -110,6 +112,7 @@ def test_same_seed_same_audio_and_another_seed_differs(client, tone_wav):
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.slow
 def test_multi_window_input_keeps_its_length(client, long_wav):
     wav, source, _, output, _ = client.predict(*masked_args(handle_file(long_wav), steps=2, strength=0.5),
                                                api_name="/masked_img2img")

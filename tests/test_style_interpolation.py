@@ -210,6 +210,7 @@ class UNetCalls:
         self.handle.remove()
 
 
+@pytest.mark.slow
 def test_ddim_timesteps_and_conditioning_actually_run(pipe, library, content):
     with UNetCalls(pipe.unet) as recorder:
         result = si.apply_styles(pipe, content, library.get(["jazz", "rock"]), weights=[0.5, 0.5], strength=0.7,
@@ -228,6 +229,7 @@ def test_ddim_timesteps_and_conditioning_actually_run(pipe, library, content):
     assert result.content_spectrogram.size == result.output_spectrogram.size == (512, 512)
 
 
+@pytest.mark.slow
 def test_same_seed_same_audio_and_seed_and_weights_change_it(pipe, library, content):
     styles = library.get(["jazz", "rock"])
     base = si.apply_styles(pipe, content, styles, weights=[1, 0], strength=0.5, steps=4, seed=1)
@@ -239,6 +241,7 @@ def test_same_seed_same_audio_and_seed_and_weights_change_it(pipe, library, cont
     assert not np.array_equal(np.asarray(base.output_spectrogram), np.asarray(other_mix.output_spectrogram))
 
 
+@pytest.mark.slow
 def test_long_audio_goes_window_by_window_and_keeps_its_length(pipe, library):
     long = np.random.default_rng(1).standard_normal(int(7.3 * SR)).astype(np.float32) * 0.1
     result = si.apply_styles(pipe, long, library.get(["ambient"]), strength=0.5, steps=4)
@@ -246,6 +249,7 @@ def test_long_audio_goes_window_by_window_and_keeps_its_length(pipe, library):
     assert result.parameters["windows"] == 2 and result.output_spectrogram.size == (1024, 512)
 
 
+@pytest.mark.slow
 def test_guidance_one_skips_the_unconditional_pass_and_strength_one_starts_at_the_top(pipe, library, content):
     with UNetCalls(pipe.unet) as recorder:
         si.apply_styles(pipe, content[: SR // 2], library.get(["jazz"]), strength=1.0, steps=5, guidance=1.0)

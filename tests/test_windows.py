@@ -105,6 +105,7 @@ def two_windows_of_noise():
     return (0.3 * np.random.default_rng(3).standard_normal(6 * RIFFUSION.sample_rate)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_render_windows_calls_render_in_order_and_keeps_the_length():
     seen, progress = [], []
 
@@ -132,6 +133,7 @@ def test_render_windows_refuses_stereo():
         render_windows(np.zeros((2, 1000), np.float32), RIFFUSION, lambda i, image: image)
 
 
+@pytest.mark.slow
 def test_the_three_windowed_paths_share_render_windows(studio, monkeypatch):
     """Sound to music, style interpolation and the mask preview are render_windows plus their render."""
     import types
