@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv browser bench clean
+.PHONY: demo test test-fast venv browser bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,11 @@ demo: venv  ## start the app on the tiny profile (no network, no GPU)
 browser:  ## Debian's Chromium for the browser test (Playwright drives it; it downloads no browser of its own)
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-test: venv browser  ## run the test suite (tiny models, no network)
+test: venv browser  ## run the whole test suite (tiny models, no network): what CI runs
 	$(PY) -m pytest -q
+
+test-fast: venv  ## the quick set while editing (about a minute): no browser, nothing marked slow
+	$(PY) -m pytest -q -m "not browser and not slow"
 
 bench: venv  ## print the speed benchmarks
 	$(PY) benchmarks/spectrogram.py

@@ -10,10 +10,6 @@ as many models resident as the memory budget allows (evicting the least recently
 to the CPU, or dropped), serialises GPU work behind one lock while CPU-side work runs freely, and
 retries once after freeing every other model when the device runs out of memory.
 
-Sharing: a loader may call ``manager.get_cpu(other_name)`` to build on another entry's components
-(``StableDiffusionImg2ImgPipeline(**base.components)``); the dependency is recorded so the shared
-weights are counted once and move together.
-
 ZeroGPU (Hugging Face's shared GPUs) is detected with ``SPACES_ZERO_GPU``: there the platform wants
 models on "cuda" from the start and GPU work inside ``spaces.GPU``-decorated calls; ``gpu_task``
 wraps a function that way, and is the identity everywhere else.
@@ -123,7 +119,6 @@ class _Entry:
     nbytes: int = 0
     last_used: float = 0.0
     uses: int = 0
-    depends_on: set[str] = field(default_factory=set)
     load_lock: threading.Lock = field(default_factory=threading.Lock)
     load_seconds: float = 0.0
 
@@ -194,20 +189,15 @@ class DeviceManager:
                             f"The GPU ran out of memory running '{name}', even after unloading every "
                             "other model. Try fewer steps, shorter audio or a smaller image."
                         ) from error
-                    self.evict_all(keep={name, *self._closure(name)})
+                    self.evict_all(keep={name})
         raise AssertionError("unreachable")
 
     def get_cpu(self, name: str) -> Any:
-        """The model as loaded, wherever it is, without the GPU lock: for loaders that share
-        components, and for models that run on the CPU anyway."""
+        """The model as loaded, wherever it is, without the GPU lock: for models that run on the
+        CPU anyway, and for tests that call a pipeline directly."""
         entry = self._load(name)
         entry.uses += 1
         return entry.model
-
-    def share(self, user: str, base: str) -> None:
-        """Record that ``user`` holds ``base``'s components, so they move and are counted together."""
-        with self._state_lock:
-            self._entries[user].depends_on.add(base)
 
     def gpu_task(self, fn: Callable, duration: int | Callable = 60) -> Callable:
         """Wrap a function that does GPU work: ``spaces.GPU(duration=...)`` on ZeroGPU, else as is."""
@@ -236,13 +226,12 @@ class DeviceManager:
                         "mb": round(e.nbytes / 2**20, 1),
                         "uses": e.uses,
                         "load_s": round(e.load_seconds, 2),
-                        "shares": sorted(e.depends_on),
                     }
                 )
             return rows
 
     def resident_bytes(self) -> int:
-        """Bytes of weights on the device, each shared component counted once."""
+        """Bytes of weights on the device."""
         with self._state_lock:
             return sum(e.nbytes for e in self._entries.values() if e.on_device and e.model is not None)
 
@@ -255,16 +244,6 @@ class DeviceManager:
         self._free_cache()
 
     # -- internals ----------------------------------------------------------------------------------
-    def _closure(self, name: str) -> list[str]:
-        """``name``'s bases, transitively (what must be resident with it)."""
-        out, todo = [], list(self._entries[name].depends_on)
-        while todo:
-            base = todo.pop()
-            if base not in out:
-                out.append(base)
-                todo.extend(self._entries[base].depends_on)
-        return out
-
     def _load(self, name: str) -> _Entry:
         try:
             entry = self._entries[name]
@@ -278,35 +257,18 @@ class DeviceManager:
                 with self._state_lock:
                     entry.model = model
                     entry.on_device = False
-                    entry.nbytes = self._own_bytes(entry)
+                    entry.nbytes = model_nbytes(model)
                 self.events.append(("load", name))
                 log.info("loaded %s in %.2fs (%.1f MB)", name, entry.load_seconds, entry.nbytes / 2**20)
         return entry
 
-    def _own_bytes(self, entry: _Entry) -> int:
-        """Bytes this entry adds beyond its bases (shared components are not counted twice)."""
-        total = model_nbytes(entry.model)
-        for base in self._closure(entry.name):
-            base_entry = self._entries[base]
-            if base_entry.model is not None:
-                total -= model_nbytes(base_entry.model)
-        return max(total, 0)
-
     def _ready(self, name: str) -> Any:
-        """Load ``name`` (and its bases), make room, move to the device; returns the model."""
+        """Load ``name``, make room, move it to the device; returns the model."""
         entry = self._load(name)
-        group = [entry] + [self._load(b) for b in self._closure(name)]
-        for e in group:
-            if e.model is None:  # a base was dropped since: reload it
-                self._load(e.name)
-        need = sum(e.nbytes for e in group if not e.on_device)
-        self._make_room(need, keep={e.name for e in group})
-        for e in group:
-            if not e.on_device:
-                self._to_device(e)
-        now = self._tick()
-        for e in group:
-            e.last_used = now
+        if not entry.on_device:
+            self._make_room(entry.nbytes, keep={name})
+            self._to_device(entry)
+        entry.last_used = self._tick()
         entry.uses += 1
         return entry.model
 
@@ -327,12 +289,7 @@ class DeviceManager:
                 ]
                 if not candidates:
                     break  # the model alone is over budget: try anyway, OOM handling catches it
-                victim = min(candidates, key=lambda e: e.last_used)
-                # users of the victim go with it (they hold its weights)
-                for user in self._entries.values():
-                    if victim.name in self._closure(user.name) and user.on_device:
-                        self._evict(user)
-                self._evict(victim)
+                self._evict(min(candidates, key=lambda e: e.last_used))
         self._free_cache()
 
     def _to_device(self, entry: _Entry) -> None:

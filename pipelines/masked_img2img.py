@@ -26,7 +26,7 @@ from core.errors import Cancelled, InputError
 
 from . import audio as audio_io
 from . import metrics, spectrogram, windows
-from .results import Result
+from .results import MaskPreviewResult, Result
 from .settings import SCHEDULERS, MaskSettings, SoundToMusicSettings
 
 # -- the change map ----------------------------------------------------------------------------------
@@ -111,13 +111,11 @@ def sound_to_music(
     if samples.shape[1] == 0:
         raise InputError("The audio is empty.")
     masked = with_scheduler(pipe, settings.scheduler)
-    chunks, plan = windows.split_windows(samples, params, overlap_seconds)
-    inputs, masks, outputs, rendered = [], [], [], []
-    for index, chunk in enumerate(chunks):
-        if on_progress:
-            on_progress(index / len(chunks), f"window {index + 1} of {len(chunks)}")
-        source_image = spectrogram.audio_to_image(chunk, params, device=device)
+    masks = []
+
+    def render(index: int, source_image: Image.Image) -> Image.Image:
         change_map = make_mask(source_image, settings.mask)
+        masks.append(change_map)
         generator = torch.Generator(device="cpu").manual_seed(int(settings.seed))  # same schedule per window
         result = masked(
             prompt=settings.prompt,
@@ -132,20 +130,31 @@ def sound_to_music(
         )
         if masked.interrupt:
             raise Cancelled()
-        output_image = spectrogram.as_mono_spectrogram(result.images[0], source_image)
-        rendered.append(spectrogram.image_to_audio(output_image, params, device=device)[:1, : chunk.shape[1]])
-        inputs.append(source_image)
-        masks.append(change_map)
-        outputs.append(output_image)
-    if on_progress:
-        on_progress(1.0, "stitching")
-    music = windows.stitch_windows(rendered, plan)
-    music = audio_io.peak_normalize(music, headroom_db=1.0)
+        return result.images[0]
+
+    done = windows.render_windows(samples, params, render, device=device, overlap_s=overlap_seconds,
+                                  on_progress=on_progress)
+    inputs, outputs = done.inputs, done.outputs
+    music = audio_io.peak_normalize(done.audio, headroom_db=1.0)
     input_strip, mask_strip, output_strip = (spectrogram.side_by_side(images) for images in (inputs, masks, outputs))
     scores = {
         "ssim": float(np.mean([metrics.ssim(a, b) for a, b in zip(inputs, outputs)])),
         "chroma_cens_similarity": metrics.chroma_cens_similarity(samples[0], music[0], params.sample_rate),
     }
-    parameters = {"pipeline": "masked_img2img", **settings.as_dict(), "windows": len(chunks)}
+    parameters = {"pipeline": "masked_img2img", **settings.as_dict(), "windows": len(inputs)}
     return SoundToMusicResult(audio=music, sample_rate=params.sample_rate, input_spectrogram=input_strip,
                               mask=mask_strip, output_spectrogram=output_strip, metrics=scores, parameters=parameters)
+
+
+def preview_mask(samples: np.ndarray, settings: MaskSettings = MaskSettings()) -> MaskPreviewResult:
+    """The spectrogram and change map of a whole mono sound at 44.1 kHz (windows side by side).
+
+    No model and no inversion: what sound_to_music would feed the model, shown before it runs.
+    Raises InputError for mask settings out of range.
+    """
+    settings.validate()
+    done = windows.render_windows(samples, spectrogram.RIFFUSION, lambda _, image: make_mask(image, settings),
+                                  to_audio=False)
+    return MaskPreviewResult(input_spectrogram=spectrogram.side_by_side(done.inputs),
+                             mask=spectrogram.side_by_side(done.outputs),
+                             parameters={"pipeline": "preview_mask", **settings.as_dict()})

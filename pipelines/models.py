@@ -67,7 +67,7 @@ ROLES: dict[str, Role] = {
         Role("amuse_vae", None, "main", "amuse_vae", "AMUSE playlist VAE (weights not published)"),
         Role("music_styles", None, "main", "music_styles",
              "MusicTI styles: one folder per style (style.json + style.safetensors); convert an embeddings.pt "
-             "with `python -m pipelines.style_interpolation convert`"),
+             "with `python -m scripts.convert_musicti_checkpoint IN.pt OUT_DIR`"),
         Role("genre_classifier", None, "main", "keras_genre",
              "GTZAN genre CNN (TechJam, Keras .h5)", ("Genre_classifier_model.h5",)),
         Role("emotion_classifier", None, "main", "keras_emotion",

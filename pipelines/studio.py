@@ -18,7 +18,7 @@ from . import audio as audio_io
 from . import limits, spectrogram
 from .device import ZERO_GPU, DeviceManager, choose_device
 from .models import ModelRegistry, load_or_explain
-from .results import MaskPreviewResult, Result, SongRecommendationResult, SpectrogramResult
+from .results import Result, SongRecommendationResult, SpectrogramResult
 
 # Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.
 SOUND_TO_MUSIC_MODELS = ("mask_model", "riffusion")
@@ -31,7 +31,7 @@ def _preset(name: str):
     return spectrogram.PRESETS[name]
 
 
-def _made_by(result: Result, model: str) -> Result:
+def _made_by(result: Result, model: str | None) -> Result:
     """Record the registry role(s) that made ``result`` next to its parameters."""
     result.parameters["model"] = model
     return result
@@ -153,17 +153,12 @@ class Studio:
                                  sample_rate=params.sample_rate,
                                  parameters={"pipeline": "spectrogram_to_audio", "model": None, "preset": params.name})
 
-    def preview_mask(self, audio_source: Any, mask_settings) -> MaskPreviewResult:
+    def preview_mask(self, audio_source: Any, mask_settings) -> Result:
         """The input's spectrogram and its change map, without any diffusion (fast, CPU side)."""
-        from . import masked_img2img, windows
+        from . import masked_img2img
 
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
-        mask_settings.validate()
-        chunks, _ = windows.split_windows(sound.samples, spectrogram.RIFFUSION)
-        images = [spectrogram.audio_to_image(chunk, spectrogram.RIFFUSION) for chunk in chunks]
-        masks = [masked_img2img.make_mask(image, mask_settings) for image in images]
-        return MaskPreviewResult(input_spectrogram=spectrogram.side_by_side(images), mask=spectrogram.side_by_side(masks),
-                                 parameters={"pipeline": "preview_mask", "model": None, **mask_settings.as_dict()})
+        return _made_by(masked_img2img.preview_mask(sound.samples, mask_settings), None)
 
     def sound_to_music(
         self,
@@ -268,7 +263,7 @@ class Studio:
 
     def recommend_songs(self, image: Any = None, caption: str | None = None, k: int = 10) -> SongRecommendationResult:
         """The top-k songs whose lyric lines are closest in meaning to the caption (the picture's, or the caller's)."""
-        from . import image_to_music
+        from . import song_recommendation
 
         limits.SONG_COUNT.check("number of songs", k)
         text = limits.optional_text("caption", caption)
@@ -277,7 +272,8 @@ class Studio:
                 raise InputError("Give a picture to caption, or write a caption.")
             text = self._caption(image)
         matches = self.manager.run(
-            "sentence_embedder", lambda emb: image_to_music.recommend(emb.model, emb.processor, None, text, k=int(k))
+            "sentence_embedder",
+            lambda emb: song_recommendation.recommend(emb.model, emb.processor, None, text, k=int(k)),
         )
         return SongRecommendationResult(caption=text, matches=matches,
                                         parameters={"pipeline": "recommend_songs", "model": "sentence_embedder",

@@ -17,8 +17,8 @@ built on MusicTI (AAAI 2024):
 
 Style files: one folder per style with ``style.safetensors`` (the StyleEmbedding state dict) and
 ``style.json`` (name, placeholder, widths). The original ``embeddings.pt`` holds pickled nn.Module
-objects; ``convert_musicti_checkpoint`` reads it once with a restricted unpickler and writes a
-style folder. Nothing here unpickles anything else.
+objects; ``scripts/convert_musicti_checkpoint.py`` reads it once with a restricted unpickler and
+writes a style folder. Nothing here unpickles anything.
 
 Imports torch at module level: load it lazily (studio.py imports pipelines inside its methods).
 """
@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import re
-import zipfile
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,134 +241,6 @@ class StyleLibrary:
             if name not in self._loaded:
                 self._loaded[name] = load_style(self.root / name)
         return [self._loaded[n] for n in names]
-
-
-# -- converting MusicTI's embeddings.pt -----------------------------------------------------------------
-
-
-class UnsafeCheckpointError(InputError):
-    """A checkpoint asked the unpickler for something outside the allowed list."""
-
-
-class _LegacyModule(nn.Module):
-    """Stands in for MusicTI's own classes (``Attentions``, ``CrossAttention``): after unpickling it
-    only needs to hold submodules and parameters so that ``state_dict()`` works. Never called."""
-
-
-# Everything embeddings.pt needs: torch's tensor rebuilders, the nn containers and layers MusicTI's
-# modules are made of, OrderedDict/set for module state. Storage types are resolved by torch.load itself.
-_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): OrderedDict,
-    ("builtins", "set"): set,
-    ("__builtin__", "set"): set,  # protocol 2 writes Python 2 names; the default find_class maps them
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
-    ("torch.nn.parameter", "Parameter"): nn.Parameter,
-    ("torch.nn.modules.container", "Sequential"): nn.Sequential,
-    ("torch.nn.modules.container", "ParameterDict"): nn.ParameterDict,
-    ("torch.nn.modules.container", "ModuleList"): nn.ModuleList,
-    ("torch.nn.modules.linear", "Linear"): nn.Linear,
-    ("torch.nn.modules.activation", "SiLU"): nn.SiLU,
-    ("torch.nn.modules.dropout", "Dropout"): nn.Dropout,
-    ("ldm.modules.embedding_manager", "Attentions"): _LegacyModule,
-    ("ldm.modules.attention", "CrossAttention"): _LegacyModule,
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        # every global a pickle can call comes through here (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT)
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise UnsafeCheckpointError(
-                f"Refused to load the checkpoint: it asks for {module}.{name}, which a MusicTI embeddings.pt "
-                "does not need. It may be another kind of file, or unsafe."
-            ) from None
-
-
-class _RestrictedPickleModule:
-    """What ``torch.load(pickle_module=...)`` needs: torch reads the zip and storages, we decide globals."""
-
-    Unpickler = _RestrictedUnpickler
-    __name__ = "restricted_pickle"
-
-    @staticmethod
-    def load(file, **kwargs):
-        return _RestrictedUnpickler(file, **kwargs).load()
-
-
-def read_musicti_checkpoint(pt_path: str | Path) -> dict[str, Any]:
-    """The dict inside a MusicTI embeddings.pt, unpickled with only the allowed globals."""
-    path = Path(pt_path)
-    if not path.is_file():
-        raise InputError(f"No such checkpoint file: {path}.")
-    try:
-        # weights_only=False is needed to pass our own pickle module; _RestrictedUnpickler is the guard
-        data = torch.load(str(path), map_location="cpu", pickle_module=_RestrictedPickleModule, weights_only=False)
-    except UnsafeCheckpointError:
-        raise
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError, AttributeError,
-            TypeError) as error:
-        raise InputError(f"{path} is not a readable MusicTI embeddings.pt: {type(error).__name__}: {error}") from error
-    missing = {"string_to_token", "attention", "time_embed", "emb_layers", "initial_embeddings"} - set(
-        data if isinstance(data, dict) else ()
-    )
-    if missing:
-        raise InputError(f"{path} is not a MusicTI embeddings.pt: it lacks {', '.join(sorted(missing))}.")
-    return data
-
-
-def musicti_state_dict(data: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str, dict[str, Any]]:
-    """Map the unpickled modules onto StyleEmbedding's state dict: (state dict, placeholder, config).
-
-    Key mapping (original module -> StyleEmbedding key):
-        time_embed.{0,2}.{weight,bias}                 -> time_embed.{0,2}.{weight,bias}
-        emb_layers.1.{weight,bias}                     -> emb_layers.1.{weight,bias}
-        attention.attn{1,2}.to_{q,k,v}.weight          -> attention.attn{1,2}.to_{q,k,v}.weight
-        attention.attn{1,2}.to_out.0.{weight,bias}     -> attention.attn{1,2}.to_out.0.{weight,bias}
-        attention.net.1.{weight,bias}                  -> attention.net.1.{weight,bias}
-        initial_embeddings[placeholder] (1, width)     -> initial_embedding
-    The placeholder is the single key of ``string_to_token``.
-    """
-    tokens = data["string_to_token"]
-    if not isinstance(tokens, dict) or len(tokens) != 1:
-        raise InputError("Only single-placeholder MusicTI checkpoints are supported.")
-    placeholder = next(iter(tokens))
-    state: dict[str, torch.Tensor] = {}
-    for part in ("time_embed", "emb_layers", "attention"):
-        module = data[part]
-        if not isinstance(module, nn.Module):
-            raise InputError(f"The checkpoint's {part} is a {type(module).__name__}, not a module.")
-        state.update({f"{part}.{k}": v.detach().float() for k, v in module.state_dict().items()})
-    initial = data["initial_embeddings"]
-    initial = initial[placeholder] if isinstance(initial, (nn.ParameterDict, dict)) else None
-    if initial is None:
-        raise InputError(f"The checkpoint has no initial embedding for {placeholder!r}.")
-    state["initial_embedding"] = initial.detach().float().reshape(1, -1)
-    try:
-        width, inner = state["time_embed.0.weight"].shape[1], state["time_embed.0.weight"].shape[0]
-        heads = int(getattr(data["attention"].attn1, "heads", 8))  # LDM's CrossAttention keeps it
-        head_dim = state["attention.attn1.to_q.weight"].shape[0] // heads
-    except (KeyError, AttributeError) as error:
-        raise InputError(f"The checkpoint's modules are not MusicTI's: {error}") from error
-    return state, str(placeholder), {"width": width, "inner": inner, "heads": heads, "head_dim": head_dim}
-
-
-def convert_musicti_checkpoint(pt_path: str | Path, out_folder: str | Path, name: str | None = None) -> Style:
-    """MusicTI ``embeddings.pt`` -> a style folder (safetensors + json). Returns the loaded style."""
-    data = read_musicti_checkpoint(pt_path)
-    state, placeholder, config = musicti_state_dict(data)
-    module = StyleEmbedding(**config, dropout=0.05)
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise InputError(f"The checkpoint's weights do not fit MusicTI's style network: {error}") from error
-    token = data["string_to_token"][placeholder]
-    extra = {"source": Path(pt_path).name, "clip_token_id": int(token) if torch.is_tensor(token) else token}
-    out = save_style(module, out_folder, name or Path(out_folder).name, placeholder, extra)
-    return load_style(out)
 
 
 # -- mixing and conditioning ---------------------------------------------------------------------------
@@ -594,51 +463,23 @@ def apply_styles(
     conditioner = StyleConditioner(pipe.tokenizer, pipe.text_encoder, styles, weights)
     scheduler = make_scheduler(pipe)
 
-    chunks, plan = windows.split_windows(samples, params, overlap_seconds)
-    contents, outputs, rendered, run = [], [], [], []
-    for index, chunk in enumerate(chunks):
-        if on_progress:
-            on_progress(index / len(chunks), f"window {index + 1} of {len(chunks)}")
-        content = spectrogram.audio_to_image(chunk, params, device=device)
-        generated, run = _style_window(pipe, scheduler, conditioner, content, strength, steps, guidance, seed,
-                                       should_stop)
-        output = spectrogram.as_mono_spectrogram(generated, content)
-        rendered.append(spectrogram.image_to_audio(output, params, device=device)[0, : chunk.shape[-1]])
-        contents.append(content)
-        outputs.append(output)
-    if on_progress:
-        on_progress(1.0, "stitching")
-    music = audio_io.peak_normalize(windows.stitch_windows(rendered, plan).reshape(1, -1), headroom_db=1.0)
+    def render(index: int, content: Image.Image) -> Image.Image:
+        return _style_window(pipe, scheduler, conditioner, content, strength, steps, guidance, seed, should_stop)[0]
+
+    done = windows.render_windows(samples, params, render, device=device, overlap_s=overlap_seconds,
+                                  on_progress=on_progress)
+    music = audio_io.peak_normalize(done.audio, headroom_db=1.0)
+    inversion, run = start_timesteps(scheduler, strength, steps)  # the same in every window
     parameters = {
         "pipeline": "style_interpolation",
         "styles": [s.name for s in styles],
         "weights": normalized_weights(weights, len(styles)),
         **settings.as_dict(),
         "scheduler": "DDIM (eta 0)",
-        "inversion_timestep": start_timesteps(scheduler, strength, steps)[0],
+        "inversion_timestep": inversion,
         "timesteps": run,
-        "windows": len(chunks),
+        "windows": len(done.inputs),
     }
     return StyleInterpolationResult(audio=music, sample_rate=params.sample_rate,
-                                    content_spectrogram=spectrogram.side_by_side(contents),
-                                    output_spectrogram=spectrogram.side_by_side(outputs), parameters=parameters)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m pipelines.style_interpolation convert embeddings.pt styles/accordion [--name accordion]``"""
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Convert a MusicTI embeddings.pt into a style folder.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    convert = sub.add_parser("convert")
-    convert.add_argument("checkpoint")
-    convert.add_argument("out_folder")
-    convert.add_argument("--name")
-    args = parser.parse_args(argv)
-    style = convert_musicti_checkpoint(args.checkpoint, args.out_folder, args.name)
-    print(f"Wrote style {style.name!r} ({sum(p.numel() for p in style.module.parameters()):,} parameters) "
-          f"to {args.out_folder}")
-
-
-if __name__ == "__main__":
-    main()
+                                    content_spectrogram=spectrogram.side_by_side(done.inputs),
+                                    output_spectrogram=spectrogram.side_by_side(done.outputs), parameters=parameters)

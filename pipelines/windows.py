@@ -10,15 +10,21 @@ Griffin-Lim gives them) but it swells by up to 3 dB when both sides carry the sa
 default each join measures the correlation r of the two overlapping parts and divides the pair
 by sqrt(cos^2 + sin^2 + 2 r cos sin): plain equal power for r = 0, an exact, gain-free join for
 identical windows (r = 1). ``mode="power"`` keeps the plain cos/sin law.
+
+``render_windows`` is the whole loop every windowed pipeline runs (sound to music, style
+interpolation, the mask preview): cut, make each window's spectrogram image, let the pipeline
+render it, invert each rendered image to audio and stitch.
 """
 
 from __future__ import annotations
 
 import math
 import typing as T
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from core.errors import InputError
 
@@ -139,3 +145,66 @@ def stitch_windows(windows: T.Sequence[np.ndarray], plan: WindowPlan, mode: str 
             r = _correlation(prev_tail, fixed[i][..., :ov])
             out[..., start : start + ov] /= np.sqrt(1.0 + 2.0 * r * fade_out * fade_in)
     return out[..., : plan.n_samples].astype(np.float32)
+
+
+@dataclass
+class RenderedWindows:
+    """What ``render_windows`` gives back; ``inputs[i]`` and ``outputs[i]`` belong to window i."""
+
+    audio: T.Optional[np.ndarray]  # (1, n) float32, the input's length, not normalised; None if not inverted
+    inputs: T.List[Image.Image]  # each window's spectrogram image (params' size)
+    outputs: T.List[Image.Image]  # what ``render`` made of each (mono spectrograms when inverted)
+    plan: WindowPlan
+
+
+def render_windows(
+    samples: np.ndarray,
+    params,
+    render: Callable[[int, Image.Image], Image.Image],
+    *,
+    device: str = "cpu",
+    overlap_s: float = OVERLAP_SECONDS,
+    to_audio: bool = True,
+    on_progress: T.Optional[Callable[[float, str], None]] = None,
+) -> RenderedWindows:
+    """Cut mono audio into windows, render each window's spectrogram image, stitch the results.
+
+    Args:
+        samples: mono audio at ``params.sample_rate``, (n,) or (1, n), n >= 1.
+        params: the SpectrogramParams whose image width sets the window (riffusion: 5.12 s).
+        render: ``render(index, image) -> image``, called once per window in order with the
+            window's spectrogram image; may raise (Cancelled, InputError) to stop the loop.
+        device: where the spectrogram transforms run.
+        overlap_s: seconds shared by neighbouring windows (crossfaded, see the module doc).
+        to_audio: False skips inversion and stitching (previews): ``audio`` is then None and the
+            outputs are returned as ``render`` made them.
+        on_progress: called with (fraction done, message) before each window and before stitching.
+
+    When inverting, each output becomes the luminance of what ``render`` painted (a model paints
+    RGB) with the input's metadata, and is inverted with ``params``; the stitched audio has the
+    input's length. Raises InputError for audio that is not mono or is empty.
+    """
+    from . import spectrogram  # torch-heavy: only when a pipeline runs, not for plain cutting
+
+    mono = np.asarray(samples, dtype=np.float32)
+    if mono.ndim == 1:
+        mono = mono[None]
+    if mono.ndim != 2 or mono.shape[0] != 1:
+        raise InputError(f"Audio must be mono, (n,) or (1, n); got shape {np.shape(samples)}")
+    chunks, plan = split_windows(mono, params, overlap_s)
+    inputs, outputs, rendered = [], [], []
+    for index, chunk in enumerate(chunks):
+        if on_progress:
+            on_progress(index / len(chunks), f"window {index + 1} of {len(chunks)}")
+        image = spectrogram.audio_to_image(chunk, params, device=device)
+        output = render(index, image)
+        if to_audio:
+            output = spectrogram.as_mono_spectrogram(output, image)
+            rendered.append(spectrogram.image_to_audio(output, params, device=device)[:1])  # mono in, mono out
+        inputs.append(image)
+        outputs.append(output)
+    if not to_audio:
+        return RenderedWindows(None, inputs, outputs, plan)
+    if on_progress:
+        on_progress(1.0, "stitching")
+    return RenderedWindows(stitch_windows(rendered, plan), inputs, outputs, plan)

@@ -10,6 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_building_the_app_loads_no_model():
     import app
     from pipelines.studio import Studio
@@ -36,6 +37,7 @@ def test_flags_are_parsed():
         app.parse_args(["--profile", "huge"])
 
 
+@pytest.mark.slow
 def test_command_line_start_serves_quickly_with_no_model_loaded(tmp_path):
     """`python app.py --profile tiny` prints its start-up time and loads nothing."""
     from tests.conftest import free_port

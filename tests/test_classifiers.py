@@ -204,6 +204,7 @@ def synthetic_dataset(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_train_cli_prints_accuracy_and_saves_a_loadable_model(synthetic_dataset, tmp_path, capsys):
     from classifiers import train
 

@@ -1,6 +1,5 @@
 """Image to music: BLIP caption, MusicGen audio, and song recommendation by lyric similarity (tiny models)."""
 
-import json
 import math
 import time
 
@@ -172,84 +171,6 @@ def test_bad_music_arguments(musicgen, change):
     prompt = arguments.pop("prompt")
     with pytest.raises(InputError):
         i2m.generate_music(*musicgen, prompt, i2m.ImageToMusicSettings(**arguments))
-
-
-# -- recommendation -------------------------------------------------------------------------------------
-
-
-def test_sample_lyrics_are_the_projects_own():
-    data = json.loads(i2m.SAMPLE_LYRICS.read_text())
-    index = i2m.sample_index()
-    assert len(index) == len(data["songs"]) >= 20
-    assert len(set(index.lines)) == len(index.lines)  # no line in two songs: the ranking test relies on it
-    assert all(len(song.lines) >= 3 for song in index.songs)
-
-
-def test_mean_pooling_ignores_padding(embedder):
-    model, tokenizer = embedder
-    alone = i2m.embed_sentences(model, tokenizer, ["a cat"])
-    batched = i2m.embed_sentences(model, tokenizer, ["a cat", "a much longer sentence that needs padding"])
-    torch.testing.assert_close(batched[0], alone[0], atol=1e-5, rtol=0)
-    assert torch.linalg.vector_norm(batched, dim=1).sub(1).abs().max() < 1e-5
-
-
-def test_song_with_the_caption_as_a_line_ranks_first(embedder):
-    model, tokenizer = embedder
-    caption = "waves crash against the old lighthouse"
-    index = i2m.SongIndex([
-        i2m.Song("A", "Crowd", ("the city sleeps tonight", "we dance in the rain", "the lighthouse is old")),
-        i2m.Song("B", "Target", ("paper boats on a pond", caption, "a kite above the hill")),
-        i2m.Song("C", "Other", ("sun on the snow", "waves crash against the pier")),
-    ])
-    # only the best line kept: the song holding the caption wins with a perfect score
-    (best,) = i2m.recommend(model, tokenizer, index, caption, k=1, top_lines=1)
-    assert (best.title, best.lines[0][0]) == ("Target", caption)
-    assert best.score == pytest.approx(1.0, abs=1e-5)
-
-
-def test_recommend_over_the_shipped_lyrics(embedder):
-    model, tokenizer = embedder
-    index = i2m.sample_index()
-    target = index.songs[7]
-    caption = target.lines[2]
-    (top,) = i2m.recommend(model, tokenizer, None, caption, k=1, top_lines=1)
-    assert (top.artist, top.title) == (target.artist, target.title)
-    songs = i2m.recommend(model, tokenizer, None, caption)  # the original's 100 lines, 10 songs
-    assert len(songs) == 10
-    scores = [song.score for song in songs]
-    assert scores == sorted(scores, reverse=True)
-    for song in songs:
-        assert song.score == pytest.approx(np.mean([s for _, s in song.lines]))
-        assert [s for _, s in song.lines] == sorted((s for _, s in song.lines), reverse=True)
-    every = i2m.recommend(model, tokenizer, None, caption, k=len(index))  # 80 lines: all within the top 100
-    lines = {line: score for song in every for line, score in song.lines}
-    assert len(lines) == len(index.lines)
-    assert lines[caption] == pytest.approx(1.0, abs=1e-5) and max(lines.values()) == lines[caption]
-
-
-def test_line_embeddings_are_cached_per_embedder(embedder, registry):
-    model, tokenizer = embedder
-    index = i2m.SongIndex.from_file(i2m.SAMPLE_LYRICS)
-    first = index.embeddings(model, tokenizer)
-    assert index.embeddings(model, tokenizer) is first
-    other_bundle = loaders.load_sentence_embedder(registry.resolve("sentence_embedder").location)
-    other, other_tokenizer = other_bundle.model, other_bundle.processor
-    assert index.embeddings(other, other_tokenizer) is not first
-
-
-def test_index_from_csv_matches_json(tmp_path):
-    index = i2m.sample_index()
-    path = tmp_path / "songs.csv"
-    rows = ["artist,title,line"] + [f'"{s.artist}","{s.title}","{line}"' for s in index.songs for line in s.lines]
-    path.write_text("\n".join(rows) + "\n")
-    assert i2m.SongIndex.from_file(path).songs == index.songs
-
-
-@pytest.mark.parametrize("change", [{"caption": ""}, {"caption": 3}, {"k": 0}, {"k": 2.5}, {"top_lines": 0}])
-def test_bad_recommendation_arguments(embedder, change):
-    arguments = {"caption": "a calm sea", "k": 10, **change}
-    with pytest.raises(InputError):
-        i2m.recommend(*embedder, None, **arguments)
 
 
 def test_a_bundle_is_what_the_device_manager_can_hold(musicgen):

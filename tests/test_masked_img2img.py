@@ -108,60 +108,51 @@ def source_image(size=64):
     return Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
 
 
-def run(pipe, change_map, **kwargs):
-    recorded = []
-    masked = with_scheduler(pipe, "ddim")
-    original = masked._blend_with_source
-
-    def spy(next_step, latents):
-        out = original(next_step, latents)
-        recorded.append((next_step, out.clone()))
-        return out
-
-    masked._blend_with_source = spy
-    image = masked(prompt="a saxophone", image=source_image(), strength=0.8, num_inference_steps=5,
-                   guidance_scale=8.0, generator=torch.Generator().manual_seed(7), change_map=change_map,
-                   output_type="np", **kwargs).images[0]
-    return masked, image, recorded
+STEPS, STRENGTH = 5, 0.8  # 4 of the 5 DDIM steps run
 
 
-def test_all_ones_map_follows_the_noised_source(tiny_pipe):
-    masked, _, recorded = run(tiny_pipe, Image.new("L", (64, 64), 255))
-    timesteps = masked._run_timesteps
-    assert len(timesteps) == 4  # 5 steps at strength 0.8
-    checked = 0
-    for next_step, latents in recorded:
-        if next_step < len(timesteps):
-            expected = masked.scheduler.add_noise(masked._source_latents, masked._shared_noise,
-                                                  timesteps[next_step:next_step + 1])
-            assert torch.allclose(latents, expected, atol=1e-6)
-            checked += 1
-    assert checked == 3
+def generate(pipe, *, change_map=None, strength=STRENGTH, masked=True):
+    """Final latents of one run on the tiny model: the differential pipeline, or diffusers' own img2img."""
+    from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
+
+    if masked:
+        runner = with_scheduler(pipe, "ddim")
+    else:
+        components = {**pipe.components, "scheduler": DDIMScheduler.from_config(pipe.scheduler.config)}
+        runner = StableDiffusionImg2ImgPipeline(**components, requires_safety_checker=False)
+        runner.set_progress_bar_config(disable=True)
+    extra = {"change_map": change_map} if masked else {}
+    return runner(prompt="a saxophone", image=source_image(), strength=strength, num_inference_steps=STEPS,
+                  guidance_scale=8.0, generator=torch.Generator().manual_seed(7), output_type="latent",
+                  **extra).images
 
 
-def test_all_zeros_map_is_plain_img2img(tiny_pipe):
-    _, masked_image, _ = run(tiny_pipe, Image.new("L", (64, 64), 0))
-    plain = with_scheduler(tiny_pipe, "ddim")
-    plain_image = plain(prompt="a saxophone", image=source_image(), strength=0.8, num_inference_steps=5,
-                        guidance_scale=8.0, generator=torch.Generator().manual_seed(7), output_type="np").images[0]
-    assert np.allclose(masked_image, plain_image, atol=1e-6)
-    _, ones_image, _ = run(tiny_pipe, Image.new("L", (64, 64), 255))
-    assert not np.allclose(ones_image, plain_image, atol=1e-3), "the map must change the result"
+@pytest.mark.parametrize("value,kept", [(0, 0), (50, 0), (80, 1), (160, 2), (204, 3), (255, 3)])
+def test_a_uniform_map_is_img2img_started_later(tiny_pipe, value, kept):
+    """Before step i of N, pixels with v > i/N are reset to the source noised with the one shared noise.
+
+    So a uniform map v resets everything before the first ``kept`` steps (i = 1..kept) and nothing
+    after: the run is diffusers' img2img over the last N - kept steps, same seed, same noise.
+    """
+    n = round(STEPS * STRENGTH)
+    assert kept == sum(value / 255 > i / n for i in range(1, n))
+    uniform = generate(tiny_pipe, change_map=Image.new("L", (64, 64), value))
+    later = generate(tiny_pipe, strength=(n - kept) / STEPS, masked=False)
+    torch.testing.assert_close(uniform, later, atol=1e-6, rtol=0)
 
 
-def test_half_map_keeps_pixels_for_half_the_steps(tiny_pipe):
-    change_map = Image.new("L", (64, 64), 0)
-    change_map.paste(160, (0, 0, 32, 64))  # left half 0.63: tied to the source for steps 1..2 of 4
-    masked, _, recorded = run(tiny_pipe, change_map)
-    timesteps = masked._run_timesteps
-    for next_step, latents in recorded[:-1]:
-        expected = masked.scheduler.add_noise(masked._source_latents, masked._shared_noise,
-                                              timesteps[next_step:next_step + 1])
-        # latent columns 0-2 are all left half, 5-7 all right half (3 and 4 blend in the resize)
-        left_tied = torch.allclose(latents[..., :3], expected[..., :3], atol=1e-6)
-        right_tied = torch.allclose(latents[..., 5:], expected[..., 5:], atol=1e-6)
-        assert left_tied == (160 / 255 > next_step / 4)
-        assert not right_tied
+def test_the_map_acts_per_pixel(tiny_pipe):
+    """Left half tied to the source for 2 of 4 steps, right half free: each half ends nearer its uniform run."""
+    half = Image.new("L", (64, 64), 0)
+    half.paste(160, (0, 0, 32, 64))
+    mixed = generate(tiny_pipe, change_map=half)
+    kept = generate(tiny_pipe, change_map=Image.new("L", (64, 64), 160))
+    free = generate(tiny_pipe, change_map=Image.new("L", (64, 64), 0))
+    # latent columns 0-2 are all left half, 5-7 all right half (3 and 4 blend in the resize)
+    left, right = (..., slice(0, 3)), (..., slice(5, None))
+    assert (mixed[left] - kept[left]).norm() < (mixed[left] - free[left]).norm()
+    assert (mixed[right] - free[right]).norm() < (mixed[right] - kept[right]).norm()
+    assert not torch.allclose(kept, free, atol=1e-3), "the map must change the result"
 
 
 def test_should_stop_cancels_the_loop(tiny_pipe):

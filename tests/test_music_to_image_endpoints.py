@@ -72,6 +72,7 @@ def test_describe_refuses_silence(client, tmp_path):
         client.predict(handle_file(str(silent)), api_name="/describe_music")
 
 
+@pytest.mark.slow
 def test_two_tabs_in_turn_under_a_small_budget_evict_and_reload():
     """Budget for one tiny SD model: sound-to-music and music-to-image take turns on the device."""
     from pipelines.masked_img2img import SoundToMusicSettings

@@ -131,6 +131,7 @@ def test_same_seed_same_audio_other_seed_differs(models):
     assert not np.array_equal(np.asarray(one.image), np.asarray(other.image))
 
 
+@pytest.mark.slow
 def test_classifier_free_guidance_is_wired(models):
     seen = []
     hook = models.unet.register_forward_pre_hook(

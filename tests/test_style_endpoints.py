@@ -42,6 +42,7 @@ def test_style_names_on_the_tiny_profile(studio):
     assert {"jazz", "rock", "ambient"} <= set(studio.style_names())
 
 
+@pytest.mark.slow
 def test_riffusion_is_shared_with_sound_to_music(studio):
     """Both tabs run on the one 'riffusion' entry: loaded once."""
     from pipelines.masked_img2img import SoundToMusicSettings

@@ -1,18 +1,16 @@
-"""Style interpolation (MusicTI): the style network, style files, the converter, mixing, the pipeline."""
+"""Style interpolation (MusicTI): the style network, style files, mixing, the pipeline.
+
+The embeddings.pt converter is tested in test_convert_musicti.py."""
 
 import math
-import os
-import pickle
-import sys
-import types
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from pipelines import style_interpolation as si
 from pipelines import tiny
+from pipelines.settings import StyleInterpolationSettings as Settings
 from core.errors import Cancelled, InputError
 
 SR = 44100
@@ -112,125 +110,6 @@ def test_tiny_styles_fit_the_tiny_text_encoder_and_differ(pipe, library, tmp_pat
     assert torch.equal(si.load_style(tmp_path / "again" / "rock").module(500), vectors[1])
 
 
-# -- converting MusicTI's embeddings.pt --------------------------------------------------------------------
-
-
-def _fake_ldm_modules():
-    """Modules named and built like MusicTI's own (ldm.modules.attention.CrossAttention,
-    ldm.modules.embedding_manager.Attentions), with their forward passes written out."""
-    attention_mod = types.ModuleType("ldm.modules.attention")
-    manager_mod = types.ModuleType("ldm.modules.embedding_manager")
-
-    class CrossAttention(nn.Module):
-        def __init__(self, query_dim, heads=8, dim_head=64, dropout=0.0):
-            super().__init__()
-            inner = heads * dim_head
-            self.scale, self.heads = dim_head**-0.5, heads
-            self.to_q = nn.Linear(query_dim, inner, bias=False)
-            self.to_k = nn.Linear(query_dim, inner, bias=False)
-            self.to_v = nn.Linear(query_dim, inner, bias=False)
-            self.to_out = nn.Sequential(nn.Linear(inner, query_dim), nn.Dropout(dropout))
-
-        def forward(self, x, context=None):
-            context = x if context is None else context
-            h = self.heads
-            q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
-            b, n, d = q.shape
-            q, k, v = (z.reshape(b, -1, h, d // h).permute(0, 2, 1, 3).reshape(b * h, -1, d // h) for z in (q, k, v))
-            sim = torch.einsum("b i d, b j d -> b i j", q, k) * self.scale
-            out = torch.einsum("b i j, b j d -> b i d", sim.softmax(dim=-1), v)
-            out = out.reshape(b, h, n, d // h).permute(0, 2, 1, 3).reshape(b, n, d)
-            return self.to_out(out)
-
-    class Attentions(nn.Module):
-        def __init__(self, dim, n_heads, d_head, dropout=0.0):
-            super().__init__()
-            self.attn1 = CrossAttention(dim, n_heads, d_head, dropout)
-            self.attn2 = CrossAttention(dim, n_heads, d_head, dropout)
-            self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, dim))
-
-        def forward(self, x, context=None):
-            return self.net(self.attn2(self.attn1(x), x))
-
-    for cls, mod in ((CrossAttention, attention_mod), (Attentions, manager_mod)):
-        cls.__module__ = mod.__name__
-        cls.__qualname__ = cls.__name__
-        setattr(mod, cls.__name__, cls)
-    return attention_mod, manager_mod
-
-
-def _write_musticti_checkpoint(path, monkeypatch, width=32, inner=128):
-    """A dict of pickled modules as MusicTI's EmbeddingManager.save writes it; returns the modules."""
-    attention_mod, manager_mod = _fake_ldm_modules()
-    torch.manual_seed(7)
-    original = {
-        "string_to_token": {"*": torch.tensor(265)},
-        "attention": manager_mod.Attentions(dim=width, n_heads=2, d_head=16, dropout=0.05),
-        "time_embed": nn.Sequential(nn.Linear(width, inner), nn.SiLU(), nn.Linear(inner, inner)),
-        "emb_layers": nn.Sequential(nn.SiLU(), nn.Linear(inner, width)),
-        "initial_embeddings": nn.ParameterDict({"*": nn.Parameter(torch.randn(1, width), requires_grad=False)}),
-    }
-    with monkeypatch.context() as m:  # the fake ldm package exists only while saving
-        for name, mod in (("ldm", types.ModuleType("ldm")), ("ldm.modules", types.ModuleType("ldm.modules")),
-                          ("ldm.modules.attention", attention_mod), ("ldm.modules.embedding_manager", manager_mod)):
-            m.setitem(sys.modules, name, mod)
-        torch.save(original, path)
-    assert "ldm.modules.attention" not in sys.modules
-    return original
-
-
-def _original_vector(original, t, width=32):
-    """MusicTI's process_embeddings, step by step, on the original modules (eval mode)."""
-    for key in ("attention", "time_embed", "emb_layers"):
-        original[key].eval()
-    emb = original["time_embed"](ldm_timestep_embedding(t, width))
-    h = original["emb_layers"](emb).view(1, 1, width) + original["initial_embeddings"]["*"]
-    return original["attention"](h, h).view(1, width)
-
-
-def test_converter_maps_a_pickled_musicti_checkpoint(tmp_path, monkeypatch):
-    original = _write_musticti_checkpoint(tmp_path / "embeddings.pt", monkeypatch)
-    style = si.convert_musicti_checkpoint(tmp_path / "embeddings.pt", tmp_path / "accordion")
-    assert style.name == "accordion" and style.placeholder == "*"
-    assert style.info["clip_token_id"] == 265 and style.info["heads"] == 2 and style.info["head_dim"] == 16
-    for t in (1, 341, 681, 981):
-        with torch.no_grad():
-            assert torch.allclose(style.module(t), _original_vector(original, t), atol=1e-5)
-    assert torch.equal(style.module.initial_embedding, original["initial_embeddings"]["*"].detach())
-    # and the folder loads on its own
-    assert torch.equal(si.load_style(tmp_path / "accordion").module(500), style.module(500))
-
-
-class _Evil:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_restricted_unpickler_refuses_code_execution(tmp_path):
-    marker = tmp_path / "pwned"
-    torch.save({"string_to_token": _Evil(marker)}, tmp_path / "evil.pt")  # torch's zip format
-    with pytest.raises(si.UnsafeCheckpointError, match="system"):
-        si.convert_musicti_checkpoint(tmp_path / "evil.pt", tmp_path / "out")
-    with open(tmp_path / "evil.pkl", "wb") as f:  # a bare pickle goes through torch's legacy path
-        pickle.dump(_Evil(marker), f, protocol=2)
-    with pytest.raises(si.UnsafeCheckpointError, match="system"):
-        si.convert_musicti_checkpoint(tmp_path / "evil.pkl", tmp_path / "out")
-    assert not marker.exists()
-    assert not (tmp_path / "out").exists()
-
-
-def test_converter_refuses_files_that_are_not_musicti(tmp_path):
-    torch.save({"state_dict": {"w": torch.zeros(2)}}, tmp_path / "other.pt")
-    with pytest.raises(InputError, match="lacks"):
-        si.convert_musicti_checkpoint(tmp_path / "other.pt", tmp_path / "out")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(InputError):
-        si.convert_musicti_checkpoint(tmp_path / "junk.pt", tmp_path / "out")
-
-
 # -- mixing and conditioning ------------------------------------------------------------------------------
 
 
@@ -243,7 +122,7 @@ def test_placeholder_is_one_token_at_one_position(pipe, library):
 def test_weights_one_zero_equal_the_single_style(pipe, library):
     jazz, rock = library.get(["jazz", "rock"])
     single = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz])
-    mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], [1.0, 0.0])
+    mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights=[1.0, 0.0])
     assert torch.allclose(mixed(500), single(500), atol=1e-6)
     other = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [rock])
     assert not torch.allclose(other(500), single(500), atol=1e-3)
@@ -254,9 +133,9 @@ def test_half_half_is_the_average_of_the_two_sequences(pipe, library):
     e_jazz = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz]).token_embeddings(681)
     e_rock = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [rock]).token_embeddings(681)
     for weights in ([0.5, 0.5], [3.0, 3.0], None):  # normalised; None means equal
-        mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights)
+        mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights=weights)
         assert torch.allclose(mixed.token_embeddings(681), (e_jazz + e_rock) / 2, atol=1e-6)
-    quarter = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], [1, 3]).token_embeddings(681)
+    quarter = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights=[1, 3]).token_embeddings(681)
     assert torch.allclose(quarter, 0.25 * e_jazz + 0.75 * e_rock, atol=1e-6)
     # only the placeholder position differs between the two styles' sequences
     differs = (e_jazz - e_rock).abs().sum(-1) > 0
@@ -265,7 +144,7 @@ def test_half_half_is_the_average_of_the_two_sequences(pipe, library):
 
 def test_mixing_happens_before_the_text_encoder(pipe, library):
     jazz, rock = library.get(["jazz", "rock"])
-    mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], [0.5, 0.5])
+    mixed = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz, rock], weights=[0.5, 0.5])
     c_jazz = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [jazz])(681)
     c_rock = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [rock])(681)
     # CLIP is not linear: mixing outputs would give a different c_t
@@ -332,9 +211,11 @@ class UNetCalls:
         self.handle.remove()
 
 
+@pytest.mark.slow
 def test_ddim_timesteps_and_conditioning_actually_run(pipe, library, content):
     with UNetCalls(pipe.unet) as recorder:
-        result = si.apply_styles(pipe, content, library.get(["jazz", "rock"]), [0.5, 0.5], si.StyleInterpolationSettings(strength=0.7, steps=50))
+        result = si.apply_styles(pipe, content, library.get(["jazz", "rock"]), weights=[0.5, 0.5],
+                                 settings=Settings(strength=0.7, steps=50))
     timesteps = [t for t, _, _ in recorder.calls]
     assert timesteps[0] == 700  # the one-step inversion at int(0.7 * 1000)
     assert timesteps[1:] == list(range(681, 0, -20))  # the DDIM schedule 981, 961, ... entered at 681
@@ -349,27 +230,31 @@ def test_ddim_timesteps_and_conditioning_actually_run(pipe, library, content):
     assert result.content_spectrogram.size == result.output_spectrogram.size == (512, 512)
 
 
+@pytest.mark.slow
 def test_same_seed_same_audio_and_seed_and_weights_change_it(pipe, library, content):
     styles = library.get(["jazz", "rock"])
-    base = si.apply_styles(pipe, content, styles, [1, 0], si.StyleInterpolationSettings(strength=0.5, steps=4, seed=1))
-    again = si.apply_styles(pipe, content, styles, [1, 0], si.StyleInterpolationSettings(strength=0.5, steps=4, seed=1))
+    base = si.apply_styles(pipe, content, styles, weights=[1, 0], settings=Settings(strength=0.5, steps=4, seed=1))
+    again = si.apply_styles(pipe, content, styles, weights=[1, 0], settings=Settings(strength=0.5, steps=4, seed=1))
     np.testing.assert_array_equal(again.audio, base.audio)
-    other_seed = si.apply_styles(pipe, content, styles, [1, 0], si.StyleInterpolationSettings(strength=0.5, steps=4, seed=2))
-    other_mix = si.apply_styles(pipe, content, styles, [0, 1], si.StyleInterpolationSettings(strength=0.5, steps=4, seed=1))
+    other_seed = si.apply_styles(pipe, content, styles, weights=[1, 0], settings=Settings(strength=0.5, steps=4, seed=2))
+    other_mix = si.apply_styles(pipe, content, styles, weights=[0, 1], settings=Settings(strength=0.5, steps=4, seed=1))
     assert not np.array_equal(base.audio, other_seed.audio)
     assert not np.array_equal(np.asarray(base.output_spectrogram), np.asarray(other_mix.output_spectrogram))
 
 
+@pytest.mark.slow
 def test_long_audio_goes_window_by_window_and_keeps_its_length(pipe, library):
     long = np.random.default_rng(1).standard_normal(int(7.3 * SR)).astype(np.float32) * 0.1
-    result = si.apply_styles(pipe, long, library.get(["ambient"]), settings=si.StyleInterpolationSettings(strength=0.5, steps=4))
+    result = si.apply_styles(pipe, long, library.get(["ambient"]), settings=Settings(strength=0.5, steps=4))
     assert result.audio.shape == (1, long.size)
     assert result.parameters["windows"] == 2 and result.output_spectrogram.size == (1024, 512)
 
 
+@pytest.mark.slow
 def test_guidance_one_skips_the_unconditional_pass_and_strength_one_starts_at_the_top(pipe, library, content):
     with UNetCalls(pipe.unet) as recorder:
-        si.apply_styles(pipe, content[: SR // 2], library.get(["jazz"]), settings=si.StyleInterpolationSettings(strength=1.0, steps=5, guidance=1.0))
+        si.apply_styles(pipe, content[: SR // 2], library.get(["jazz"]),
+                        settings=Settings(strength=1.0, steps=5, guidance=1.0))
     assert [t for t, _, _ in recorder.calls] == [999, 801, 601, 401, 201, 1]
     assert all(b == 1 for _, b, _ in recorder.calls)
 
@@ -407,7 +292,7 @@ def test_should_stop_cancels(pipe, library, content):
 def test_bad_arguments_raise_input_error(pipe, library, content, kwargs, message):
     with UNetCalls(pipe.unet) as recorder, pytest.raises(InputError, match=message):
         weights = kwargs.pop("weights", None)
-        si.apply_styles(pipe, content, library.get(["jazz", "rock"]), weights, si.StyleInterpolationSettings(**kwargs))
+        si.apply_styles(pipe, content, library.get(["jazz", "rock"]), weights=weights, settings=Settings(**kwargs))
     assert recorder.calls == []  # refused before any model work
 
 

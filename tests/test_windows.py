@@ -5,7 +5,7 @@ import pytest
 
 from core.errors import InputError
 from pipelines.spectrogram import AUDIO_DIFFUSION, RIFFUSION
-from pipelines.windows import crossfade_curves, split_windows, stitch_windows
+from pipelines.windows import crossfade_curves, render_windows, split_windows, stitch_windows
 
 SMALL = (1000, 100)  # (window samples, sample rate): 10 s windows of a 100 Hz toy rate
 
@@ -95,3 +95,82 @@ def test_bad_arguments():
     windows, plan = split_windows(np.zeros(2500), SMALL)
     with pytest.raises(InputError):
         stitch_windows(list(windows)[:-1], plan)
+
+
+# -- the one window loop ---------------------------------------------------------------------------
+
+
+def two_windows_of_noise():
+    """6 s of noise at 44.1 kHz: two riffusion windows."""
+    return (0.3 * np.random.default_rng(3).standard_normal(6 * RIFFUSION.sample_rate)).astype(np.float32)
+
+
+@pytest.mark.slow
+def test_render_windows_calls_render_in_order_and_keeps_the_length():
+    seen, progress = [], []
+
+    def render(index, image):
+        seen.append((index, image.size))
+        return image
+
+    x = two_windows_of_noise()
+    done = render_windows(x, RIFFUSION, render, on_progress=lambda f, m: progress.append((f, m)))
+    assert seen == [(0, (512, 512)), (1, (512, 512))]
+    assert progress == [(0.0, "window 1 of 2"), (0.5, "window 2 of 2"), (1.0, "stitching")]
+    assert done.audio.shape == (1, x.size) and done.audio.dtype == np.float32
+    assert len(done.inputs) == len(done.outputs) == len(done.plan.starts) == 2
+    # the outputs are what gets inverted: mono spectrograms carrying the inputs' metadata
+    assert done.outputs[0].mode == "RGB" and done.outputs[0].info == done.inputs[0].info
+
+
+def test_render_windows_without_inversion_returns_the_renders_as_they_are():
+    done = render_windows(two_windows_of_noise(), RIFFUSION, lambda i, image: image.convert("L"), to_audio=False)
+    assert done.audio is None and [o.mode for o in done.outputs] == ["L", "L"]
+
+
+def test_render_windows_refuses_stereo():
+    with pytest.raises(InputError, match="mono"):
+        render_windows(np.zeros((2, 1000), np.float32), RIFFUSION, lambda i, image: image)
+
+
+@pytest.mark.slow
+def test_the_three_windowed_paths_share_render_windows(studio, monkeypatch):
+    """Sound to music, style interpolation and the mask preview are render_windows plus their render."""
+    import types
+
+    from pipelines import masked_img2img, style_interpolation
+    from pipelines.audio import peak_normalize
+    from pipelines.spectrogram import side_by_side
+
+    x = two_windows_of_noise()
+    identity = render_windows(x, RIFFUSION, lambda i, image: image)
+    expected_audio = peak_normalize(identity.audio, headroom_db=1.0)
+
+    class Echo:
+        """Diffusion that gives back its input image: both pipelines must reduce to the plain loop."""
+
+        interrupt = False
+
+        def __call__(self, *, image, **_):
+            return types.SimpleNamespace(images=[image])
+
+    monkeypatch.setattr(masked_img2img, "with_scheduler", lambda pipe, scheduler: Echo())
+    # _style_window(pipe, scheduler, conditioner, image, ...) -> (image, timesteps)
+    monkeypatch.setattr(style_interpolation, "_style_window", lambda *args: (args[3], []))
+    sound = masked_img2img.sound_to_music(None, x, masked_img2img.SoundToMusicSettings())
+    np.testing.assert_array_equal(sound.audio, expected_audio)
+    assert sound.input_spectrogram.tobytes() == side_by_side(identity.inputs).tobytes()
+    assert sound.output_spectrogram.tobytes() == side_by_side(identity.outputs).tobytes()
+
+    pipe = studio.manager.get_cpu("riffusion")
+    styles = style_interpolation.StyleLibrary(studio.registry.resolve("music_styles").location).get(["jazz"])
+    styled = style_interpolation.apply_styles(pipe, x, styles, device="cpu")
+    np.testing.assert_array_equal(styled.audio, expected_audio)
+    assert styled.output_spectrogram.tobytes() == side_by_side(identity.outputs).tobytes()
+
+    mask = masked_img2img.MaskSettings()
+    preview = masked_img2img.preview_mask(x, mask)
+    spectrogram_strip, mask_strip = preview.input_spectrogram, preview.mask
+    masks = render_windows(x, RIFFUSION, lambda i, image: masked_img2img.make_mask(image, mask), to_audio=False)
+    assert spectrogram_strip.tobytes() == side_by_side(identity.inputs).tobytes()
+    assert mask_strip.tobytes() == side_by_side(masks.outputs).tobytes()

@@ -1,0 +1,1 @@
+"""Command-line tools kept apart from the pipelines (``python -m scripts.NAME``)."""
