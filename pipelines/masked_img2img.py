@@ -68,7 +68,6 @@ def with_scheduler(pipe, scheduler: str = "repo"):
 # -- the whole sound-to-music path ---------------------------------------------------------------------
 
 
-
 @dataclass
 class SoundToMusicResult(Result):
     audio: np.ndarray  # (1, n) float32 at sample_rate, the input's length

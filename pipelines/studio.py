@@ -284,7 +284,7 @@ class Studio:
         return self._style_library().names()
 
     def _style_library(self):
-        from .style_interpolation import StyleLibrary
+        from .style_embedding import StyleLibrary
 
         with self._styles_lock:
             if self._styles is None:

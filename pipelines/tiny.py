@@ -459,7 +459,7 @@ def build_music_styles(folder: Path) -> None:
     ``style_interpolation.save_style`` writes them; width 32 = the tiny ``sd`` text encoder's hidden size."""
     import torch
 
-    from .style_interpolation import StyleEmbedding, save_style
+    from .style_embedding import StyleEmbedding, save_style
 
     for index, name in enumerate(("jazz", "rock", "ambient")):
         generator = torch.Generator().manual_seed(100 + index)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from core.errors import InputError
-from pipelines.style_interpolation import Style, StyleEmbedding, load_style, save_style
+from pipelines.style_embedding import Style, StyleEmbedding, load_style, save_style
 
 
 class UnsafeCheckpointError(InputError):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from core.errors import InputError
-from pipelines import style_interpolation as si
+from pipelines import style_embedding as se
 from scripts import convert_musicti_checkpoint as convert
 
 
@@ -83,7 +83,7 @@ def _original_vector(original, t, width=32):
     for key in ("attention", "time_embed", "emb_layers"):
         original[key].eval()
     # the timestep embedding itself is checked against LDM's formula in test_style_interpolation.py
-    emb = original["time_embed"](si.timestep_embedding(torch.tensor([t]), width))
+    emb = original["time_embed"](se.timestep_embedding(torch.tensor([t]), width))
     h = original["emb_layers"](emb).view(1, 1, width) + original["initial_embeddings"]["*"]
     return original["attention"](h, h).view(1, width)
 
@@ -98,7 +98,7 @@ def test_converter_maps_a_pickled_musicti_checkpoint(tmp_path, monkeypatch):
             assert torch.allclose(style.module(t), _original_vector(original, t), atol=1e-5)
     assert torch.equal(style.module.initial_embedding, original["initial_embeddings"]["*"].detach())
     # and the folder loads on its own
-    assert torch.equal(si.load_style(tmp_path / "accordion").module(500), style.module(500))
+    assert torch.equal(se.load_style(tmp_path / "accordion").module(500), style.module(500))
 
 
 class _Evil:
@@ -135,7 +135,7 @@ def test_command_line_writes_a_style_folder(tmp_path, monkeypatch, capsys):
     original = _write_musicti_checkpoint(tmp_path / "embeddings.pt", monkeypatch)
     convert.main([str(tmp_path / "embeddings.pt"), str(tmp_path / "styles" / "accordion"), "--name", "Accordion"])
     assert "Wrote style 'Accordion'" in capsys.readouterr().out
-    style = si.load_style(tmp_path / "styles" / "accordion")
+    style = se.load_style(tmp_path / "styles" / "accordion")
     assert style.name == "Accordion"
     with torch.no_grad():
         assert torch.allclose(style.module(341), _original_vector(original, 341), atol=1e-5)

@@ -46,7 +46,7 @@ def test_style_names_on_the_tiny_profile(studio):
 def test_riffusion_is_shared_with_sound_to_music(studio):
     """Both tabs run on the one 'riffusion' entry: loaded once."""
     from pipelines.masked_img2img import SoundToMusicSettings
-    from pipelines.style_interpolation import StyleInterpolationSettings
+    from pipelines.settings import StyleInterpolationSettings
 
     studio.style_interpolation(str(ASSETS / "knocks.wav"), ["jazz"], settings=StyleInterpolationSettings(steps=2, strength=0.5))
     studio.sound_to_music(str(ASSETS / "knocks.wav"), SoundToMusicSettings(steps=2, strength=0.5), model="riffusion")

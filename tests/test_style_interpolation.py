@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipelines import style_embedding as se
 from pipelines import style_interpolation as si
 from pipelines import tiny
 from pipelines.settings import StyleInterpolationSettings as Settings
@@ -26,7 +27,7 @@ def pipe(studio):
 
 @pytest.fixture(scope="module")
 def library():
-    return si.StyleLibrary(tiny.ensure("music_styles"))
+    return se.StyleLibrary(tiny.ensure("music_styles"))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def ldm_timestep_embedding(t, dim):
 
 
 def test_real_size_style_embedding_has_musicti_parameter_count():
-    module = si.StyleEmbedding()  # width 768, inner 3072, 8 heads of 64
+    module = se.StyleEmbedding()  # width 768, inner 3072, 8 heads of 64
     trainable = sum(p.numel() for p in module.parameters())
     expected = (768 * 3072 + 3072) + (3072 * 3072 + 3072) + (3072 * 768 + 768)  # time_embed + emb_layers
     expected += 2 * (3 * 768 * 512 + 512 * 768 + 768) + (768 * 768 + 768)  # attn1, attn2, net
@@ -60,7 +61,7 @@ def test_real_size_style_embedding_has_musicti_parameter_count():
 
 def test_timestep_embedding_is_ldms():
     for t in (0, 1, 681, 999):
-        assert torch.allclose(si.timestep_embedding(torch.tensor([t]), 32), ldm_timestep_embedding(t, 32), atol=1e-5)
+        assert torch.allclose(se.timestep_embedding(torch.tensor([t]), 32), ldm_timestep_embedding(t, 32), atol=1e-5)
 
 
 def test_style_embedding_is_deterministic_in_eval_and_varies_with_t(library):
@@ -75,23 +76,23 @@ def test_style_embedding_is_deterministic_in_eval_and_varies_with_t(library):
 
 def test_save_load_round_trip_gives_identical_vectors(tmp_path):
     torch.manual_seed(3)
-    module = si.StyleEmbedding(width=32, inner=128, heads=2, head_dim=16, initial_embedding=torch.randn(1, 32))
-    si.save_style(module, tmp_path / "violin", "violin")
-    style = si.load_style(tmp_path / "violin")
+    module = se.StyleEmbedding(width=32, inner=128, heads=2, head_dim=16, initial_embedding=torch.randn(1, 32))
+    se.save_style(module, tmp_path / "violin", "violin")
+    style = se.load_style(tmp_path / "violin")
     assert style.name == "violin" and style.placeholder == "*"
     assert style.info["width"] == 32 and style.info["inner"] == 128
     t = torch.tensor([1, 341, 681, 999])
     assert torch.equal(style.module(t), module(t))
-    assert si.list_styles(tmp_path) == ["violin"]
+    assert se.list_styles(tmp_path) == ["violin"]
 
 
 def test_load_style_refuses_a_folder_that_is_not_a_style(tmp_path):
     with pytest.raises(InputError, match="not a style folder"):
-        si.load_style(tmp_path)
-    si.save_style(si.StyleEmbedding(width=8, inner=16, heads=1, head_dim=8), tmp_path / "s", "s")
+        se.load_style(tmp_path)
+    se.save_style(se.StyleEmbedding(width=8, inner=16, heads=1, head_dim=8), tmp_path / "s", "s")
     (tmp_path / "s" / "style.json").write_text('{"format": "something else"}')
     with pytest.raises(InputError, match="could not be read"):
-        si.load_style(tmp_path / "s")
+        se.load_style(tmp_path / "s")
 
 
 def test_library_only_serves_listed_styles(library):
@@ -107,7 +108,7 @@ def test_tiny_styles_fit_the_tiny_text_encoder_and_differ(pipe, library, tmp_pat
     vectors = [s.module(500) for s in styles]
     assert not torch.allclose(vectors[0], vectors[1]) and not torch.allclose(vectors[1], vectors[2])
     tiny.BUILDERS["music_styles"](tmp_path / "again")  # seeded: a rebuild gives the same weights
-    assert torch.equal(si.load_style(tmp_path / "again" / "rock").module(500), vectors[1])
+    assert torch.equal(se.load_style(tmp_path / "again" / "rock").module(500), vectors[1])
 
 
 # -- mixing and conditioning ------------------------------------------------------------------------------
@@ -185,7 +186,7 @@ def test_conditioning_changes_with_t(pipe, library):
 
 
 def test_a_style_of_another_width_is_refused(pipe):
-    wide = si.Style("wide", si.StyleEmbedding(width=16, inner=32, heads=1, head_dim=16))
+    wide = se.Style("wide", se.StyleEmbedding(width=16, inner=32, heads=1, head_dim=16))
     with pytest.raises(InputError, match="width 16"):
         si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, [wide])
 
