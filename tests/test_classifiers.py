@@ -206,7 +206,7 @@ def synthetic_dataset(tmp_path_factory):
 
 @pytest.mark.slow
 def test_train_cli_prints_accuracy_and_saves_a_loadable_model(synthetic_dataset, tmp_path, capsys):
-    from classifiers import train
+    from training import classifiers as train
 
     code = train.main(["genre", str(synthetic_dataset), "--out", str(tmp_path), "--epochs", "15",
                        "--learning-rate", "0.001", "--validation", "0.4"])
@@ -220,7 +220,7 @@ def test_train_cli_prints_accuracy_and_saves_a_loadable_model(synthetic_dataset,
 
 
 def test_train_from_csv_and_label_errors(synthetic_dataset, tmp_path):
-    from classifiers import train
+    from training import classifiers as train
 
     files = sorted(synthetic_dataset.rglob("*.wav"))
     rows = ["path,label"] + [f"{p.relative_to(synthetic_dataset)},{p.parent.name}" for p in files]

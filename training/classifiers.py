@@ -1,7 +1,7 @@
 """Train the genre or the emotion CNN from labelled audio, with the same features as inference.
 
-    python -m classifiers.train genre  DATA_DIR --out models/genre    # GTZAN: DATA_DIR/<genre>/*.wav
-    python -m classifiers.train emotion --csv labels.csv --out models/emotion   # rows: path,label
+    python -m training.classifiers genre  DATA_DIR --out models/genre    # GTZAN: DATA_DIR/<genre>/*.wav
+    python -m training.classifiers emotion --csv labels.csv --out models/emotion   # rows: path,label
 
 A folder has one sub-folder per label (GTZAN's ``genres_original`` layout); a CSV has a header
 ``path,label`` (paths relative to the CSV's folder), e.g. Emotify's tracks with their majority
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import emotion, features, genre
+from classifiers import emotion, features, genre
 from pipelines import audio as audio_io
 from core.errors import InputError
 
@@ -163,7 +163,7 @@ def train(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m classifiers.train", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.classifiers", description=__doc__.split("\n\n")[0])
     parser.add_argument("task", choices=sorted(TASKS))
     parser.add_argument("data_dir", nargs="?", help="folder with one sub-folder of audio per label")
     parser.add_argument("--csv", dest="csv_path", help="CSV with a header path,label instead of a folder")
