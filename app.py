@@ -608,7 +608,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
 # -- entry point --------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--profile", choices=["hub", "tiny"], default=os.environ.get("STUDIO_PROFILE", "hub"),
+    parser.add_argument("--profile", choices=["hub", "tiny", "fullsize"], default=os.environ.get("STUDIO_PROFILE", "hub"),
                         help="hub: real models from the Hugging Face Hub; tiny: random tiny models, offline")
     parser.add_argument("--device", default=os.environ.get("STUDIO_DEVICE", "auto"),
                         help="auto, cpu, cuda, cuda:N or mps")

@@ -46,6 +46,7 @@ class Role:
     family: str  # which tiny model stands in for it (see tiny.py; fullsize.py may map it further)
     purpose: str
     files: tuple[str, ...] = ()  # for single-file roles (LoRA, Keras .h5)
+    variants: tuple[str, ...] = ()  # weight variants the repo publishes (SD 1.5: "fp16" files beside fp32)
 
 
 # Revisions: the full commit sha each repo's manifest in ../shared/reference/hub records (the newest
@@ -68,7 +69,7 @@ ROLES: dict[str, Role] = {
         Role("mask_model", "cappiepappie/stable-diffusion-music-25", "main", "sd",
              "Riffusion fine-tune used by the mask-based img2img paper's notebooks"),
         Role("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", SD15_SHA, "sd",
-             "Stable Diffusion 1.5 for music-to-image"),
+             "Stable Diffusion 1.5 for music-to-image", variants=("fp16",)),
         Role("m2i_lora", None, "main", "lora",
              "Music-to-image LoRA (UNet-only, rank 4; in the TechJam GitHub repo, not on the Hub)",
              ("pytorch_lora_weights.safetensors",)),
