@@ -22,8 +22,9 @@ browser:  ## Debian's Chromium for the browser test (Playwright drives it; it do
 test: venv browser  ## run the test suite (tiny models, no network)
 	$(PY) -m pytest -q
 
-bench: venv  ## print the speed benchmarks
+bench: venv  ## print the speed benchmarks (the fullsize one builds ~16 GB of random full-size models once)
 	$(PY) benchmarks/spectrogram.py
+	$(PY) benchmarks/fullsize.py $(FULLSIZE_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache tests/artifacts

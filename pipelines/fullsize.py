@@ -148,18 +148,18 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def save_bin(model: Any, target: Path, **kwargs: Any) -> None:
-    """``save_pretrained`` with the weights as a pickled ``.bin`` instead of ``.safetensors``, as the
-    repos made before safetensors have them (transformers 5 only writes safetensors itself)."""
+def save_bin(model: Any, target: Path) -> None:
+    """The model's config and its weights as a pickled ``.bin``, as repos made before safetensors
+    have them (transformers 5 only writes safetensors itself; one write, no conversion)."""
     import torch
-    from safetensors.torch import load_file
+    from diffusers import ModelMixin
 
-    model.save_pretrained(target, **kwargs)
-    is_diffusers = (target / "diffusion_pytorch_model.safetensors").exists()
-    weights = target / ("diffusion_pytorch_model.safetensors" if is_diffusers else "model.safetensors")
-    state = load_file(str(weights))
-    torch.save(state, target / ("diffusion_pytorch_model.bin" if is_diffusers else "pytorch_model.bin"))
-    weights.unlink()
+    if isinstance(model, ModelMixin):
+        model.save_pretrained(target, safe_serialization=False)  # diffusion_pytorch_model.bin
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(target)
+    torch.save(model.state_dict(), target / "pytorch_model.bin")
 
 
 def _init_device() -> str:
