@@ -6,7 +6,7 @@ the Hub repos, so the real layouts' surprises (``../shared/reference/hub/README.
 
 - riffusion (also the mask model's stand-in: same SD 1.x architecture): ``.bin`` weights only, the
   verbatim VAE config without ``scaling_factor``, the verbatim PNDM scheduler config;
-- SD 1.5: ``.safetensors`` and ``variant="fp16"`` files side by side, the verbatim scheduler (DDIM-era
+- SD 1.5: ``.safetensors`` and ``variant="fp16"`` files side by side, the verbatim PNDM scheduler config (with
   ``clip_sample: false``), text encoder and tokenizer configs;
 - AMUSE: the verbatim ``model_index.json`` naming a ``DDPMPipeline`` around a ``UNet2DConditionModel``,
   with ``unet/`` and ``scheduler/`` only;
@@ -17,12 +17,12 @@ the Hub repos, so the real layouts' surprises (``../shared/reference/hub/README.
 The configurations come from ``fullsize_configs.json`` (a copy of ``../shared/reference/hub``'s files,
 so the builder also works where ``../shared`` is absent, e.g. a lent GPU machine); roles whose config
 was never captured are reconstructed from the published architecture here, each saying from what
-(``SOURCES``; the README's fullsize table is made from it). Parts a loader never reads are not built
+(``SOURCES``, summarised in the README's fullsize table). Parts a loader never reads are not built
 (safety checker, ``unet_traced/``, single-file ``.ckpt``, duplicate ``.bin`` beside ``.safetensors``).
 
 ``ensure(family)`` builds into ``$STUDIO_CACHE/fullsize/<family>-v<N>`` with the tiny builder's
-lock-and-rename machinery. Building everything writes about 17 GB and takes minutes on a CPU; set
-``STUDIO_FULLSIZE_DEVICE=cuda`` to initialise the weights on a GPU (much faster random init).
+lock-and-rename machinery. Building everything writes about 16 GB and takes about 5 minutes on 2
+CPU cores; ``STUDIO_FULLSIZE_DEVICE=cuda`` initialises the weights on a GPU (much faster random init).
 """
 
 from __future__ import annotations

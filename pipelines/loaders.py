@@ -9,9 +9,9 @@ every profile: the tiny and fullsize models are saved in the real repositories' 
 calls are the ones a Space runs. The real layouts they must read (``../shared/reference/hub/README.md``):
 ``.bin``-only folders (riffusion, CLAP, the mask model's UNet: never ``use_safetensors=True``),
 riffusion's VAE config without ``scaling_factor`` (diffusers' 0.18215 default applies), each repo's
-own scheduler config (PNDM for riffusion, DDIM-style for SD 1.5; the pipelines swap schedulers from
-it), AMUSE's ``DDPMPipeline`` index around a conditional UNet, MusicGen's audiocraft files beside
-the transformers ones.
+own scheduler config (PNDM in both SD repos, SD 1.5's with ``clip_sample: false`` appended; the
+pipelines build DDIM/DPM++ from that config when asked), AMUSE's ``DDPMPipeline`` index around a
+conditional UNet, MusicGen's audiocraft files beside the transformers ones.
 
 ``ModelBundle`` is the one wrapper that makes several parts (a model and its processor; AMUSE's UNet,
 VAE and scheduler; a Keras classifier) a single unit the DeviceManager can move and measure.

@@ -99,7 +99,6 @@ class Studio:
                   for role in ("riffusion", "mask_model", "sd15")}
         simple.update({"blip": partial(loaders.load_blip, dtype=dtype),
                        "musicgen": partial(loaders.load_musicgen, dtype=dtype),
-                       "clap": partial(loaders.load_clap, dtype=dtype),
                        "sentence_embedder": partial(loaders.load_sentence_embedder, dtype=dtype)})
         simple.update({role: loaders.classifier_loader(role) for role in CLASSIFIER_ROLES})
         for role, load in simple.items():
