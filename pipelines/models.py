@@ -3,7 +3,8 @@
 A *role* is what a model is for ("riffusion", "mask_model", "sd15", ...). Each role maps to a hub
 repo and revision in the ``hub`` profile, and to a folder that a *builder* makes on this machine in the ``tiny``
 profile (``pipelines/tiny.py``: same classes, same file layout, random weights: the real
-``from_pretrained`` path runs, in seconds, without network). The registry never imports a builder:
+``from_pretrained`` path runs, in seconds, without network) and the ``fullsize`` profile
+(``pipelines/fullsize.py``: the real configurations at full size, random weights). The registry never imports a builder:
 whoever creates it (``Studio``) hands one in, so nothing here depends on the pipelines.
 
 Overrides, strongest first (never through the public API):
