@@ -244,3 +244,25 @@ def test_fullsize_models_load_through_the_studio_at_the_real_sizes():
     size = (Path(lora) / "pytorch_lora_weights.safetensors").stat().st_size
     assert abs(size - fullsize.REAL_SIZES["m2i_lora"]["lora"]) / fullsize.REAL_SIZES["m2i_lora"]["lora"] < 0.02
     assert len(checked) == 10
+
+
+def test_sd_loader_in_fp16_reads_only_the_variant_files(tmp_path):
+    """Where a folder has ``*.fp16.*`` files (SD 1.5's layout), fp16 loading reads them and needs no fp32 file."""
+    import shutil
+
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    from pipelines import loaders, tiny
+
+    folder = tmp_path / "sd"
+    shutil.copytree(tiny.ensure("sd"), folder)
+    for part, cls in (("unet", UNet2DConditionModel), ("vae", AutoencoderKL), ("text_encoder", CLIPTextModel)):
+        model = cls.from_pretrained(folder / part)
+        model.to(torch.float16).save_pretrained(folder / part, variant="fp16")
+        for fp32 in (folder / part).glob("*.safetensors"):
+            if ".fp16." not in fp32.name:
+                fp32.unlink()  # only the half-size files are left: a Space would download just these
+    pipe = loaders.load_sd_img2img(str(folder), dtype=torch.float16, variant="fp16")
+    assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.float16}
