@@ -21,8 +21,8 @@ was never captured are reconstructed from the published architecture here, each 
 (safety checker, ``unet_traced/``, single-file ``.ckpt``, duplicate ``.bin`` beside ``.safetensors``).
 
 ``ensure(family)`` builds into ``$STUDIO_CACHE/fullsize/<family>-v<N>`` with the tiny builder's
-lock-and-rename machinery. Building everything writes about 16 GB and takes about 5 minutes on 2
-CPU cores; ``STUDIO_FULLSIZE_DEVICE=cuda`` initialises the weights on a GPU (much faster random init).
+lock-and-rename machinery. Building everything writes 16 GB and took 94 s on 2 quiet CPU cores (peak
+RSS 4.7 GB); ``STUDIO_FULLSIZE_DEVICE=cuda`` initialises the weights on a GPU instead.
 """
 
 from __future__ import annotations
