@@ -219,10 +219,7 @@ class PeakMemory:
         self.device = device
 
     def __enter__(self):
-        import psutil
-
-        self._process = psutil.Process()
-        self.peak_rss = self._process.memory_info().rss
+        self.peak_rss = self._rss()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -232,9 +229,20 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
         return self
 
+    @staticmethod
+    def _rss() -> int:
+        """Resident bytes now, from /proc (Linux; no psutil needed), else the process's peak so far."""
+        try:
+            with open("/proc/self/statm") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except OSError:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
     def _sample(self):
         while not self._stop.wait(0.02):
-            self.peak_rss = max(self.peak_rss, self._process.memory_info().rss)
+            self.peak_rss = max(self.peak_rss, self._rss())
 
     def __exit__(self, *exc):
         self._stop.set()
