@@ -25,8 +25,9 @@ test: venv browser  ## run the whole test suite (tiny models, no network): what 
 test-fast: venv  ## the quick set while editing (about a minute): no browser, nothing marked slow
 	$(PY) -m pytest -q -m "not browser and not slow"
 
-bench: venv  ## print the speed benchmarks
+bench: venv  ## print the speed benchmarks (the fullsize one builds ~16 GB of random full-size models once)
 	$(PY) benchmarks/spectrogram.py
+	$(PY) benchmarks/fullsize.py $(FULLSIZE_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache tests/artifacts

@@ -59,7 +59,8 @@ def build_demo(studio: Studio) -> gr.Blocks:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--profile", choices=PROFILES, default=os.environ.get("STUDIO_PROFILE", "hub"),
-                        help="hub: real models from the Hugging Face Hub; tiny: random tiny models, offline")
+                        help="hub: real models from the Hugging Face Hub; tiny: random tiny models, offline; "
+                             "fullsize: random weights at the real sizes (builds ~16 GB once)")
     parser.add_argument("--device", default=os.environ.get("STUDIO_DEVICE", "auto"),
                         help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))

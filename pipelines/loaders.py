@@ -1,9 +1,17 @@
 """Loaders: one function per model family, from a registry location to a model on the CPU.
 
-Every loader takes ``(location, revision=None)`` where ``location`` is a Hub repo id or a local
-folder (what ``ModelRegistry.resolve`` gives), and is called through ``models.load_or_explain`` so a
-missing model becomes one clear message. The same loaders serve every profile: the tiny and
-fullsize models are saved in the real repositories' layouts, so these calls are the ones a Space runs.
+Every loader takes ``(location, revision=None, dtype=None)`` where ``location`` is a Hub repo id or
+a local folder (what ``ModelRegistry.resolve`` gives), and is called through ``models.load_or_explain``
+so a missing model becomes one clear message. ``dtype`` is the device's (the Studio passes
+``torch.float16`` on CUDA): weights load in it directly, so host memory holds half, and where a repo
+publishes fp16 files (SD 1.5's ``variant="fp16"``) only those are downloaded. The same loaders serve
+every profile: the tiny and fullsize models are saved in the real repositories' layouts, so these
+calls are the ones a Space runs. The real layouts they must read (``../shared/reference/hub/README.md``):
+``.bin``-only folders (riffusion, CLAP, the mask model's UNet: never ``use_safetensors=True``),
+riffusion's VAE config without ``scaling_factor`` (diffusers' 0.18215 default applies), each repo's
+own scheduler config (PNDM in both SD repos, SD 1.5's with ``clip_sample: false`` appended; the
+pipelines build DDIM/DPM++ from that config when asked), AMUSE's ``DDPMPipeline`` index around a
+conditional UNet, MusicGen's audiocraft files beside the transformers ones.
 
 ``ModelBundle`` is the one wrapper that makes several parts (a model and its processor; AMUSE's UNet,
 VAE and scheduler; a Keras classifier) a single unit the DeviceManager can move and measure.
@@ -51,41 +59,79 @@ class ModelBundle:
         return self
 
 
+def _dtype_kwargs(dtype: Any) -> dict[str, Any]:
+    """``from_pretrained`` arguments for a target dtype (None: the files' own, fp32 for every repo here).
+    diffusers >= 0.40 and transformers 5 both take ``dtype=`` (``torch_dtype=`` is deprecated)."""
+    return {} if dtype is None else {"dtype": dtype}
+
+
+def has_variant(location: str, variant: str) -> bool:
+    """Whether a local folder holds ``*.{variant}.*`` weight files; a Hub repo is trusted to (the
+    registry only asks for a variant where the manifest lists its files)."""
+    local = Path(location).expanduser()
+    if not local.is_dir():
+        return True
+    return any(local.glob(f"*/*.{variant}.safetensors")) or any(local.glob(f"*/*.{variant}.bin"))
+
+
 # -- Stable Diffusion (riffusion, the mask paper's fine-tune, SD 1.5) -----------------------------------
-def load_sd_img2img(location: str, revision: str | None = None) -> Any:
-    """A diffusers ``StableDiffusionImg2ImgPipeline`` on the CPU in fp32 (the manager moves it), no safety checker."""
+def load_sd_img2img(location: str, revision: str | None = None, dtype: Any = None, variant: str | None = None) -> Any:
+    """A diffusers ``StableDiffusionImg2ImgPipeline`` on the CPU (the manager moves it), no safety checker.
+
+    dtype: load the weights in this dtype (None: fp32). variant: e.g. "fp16" for SD 1.5's
+    ``*.fp16.safetensors``, used only with a 16-bit ``dtype`` and where the files exist (riffusion
+    and the mask model publish fp32 ``.bin`` only: those are cast while loading).
+    The safety checker is never loaded: riffusion's spectrograms would trip it and it weighs 1.2 GB.
+    """
     from diffusers import StableDiffusionImg2ImgPipeline
 
+    kwargs = _dtype_kwargs(dtype)
+    if variant and dtype is not None and getattr(dtype, "itemsize", 4) == 2 and has_variant(location, variant):
+        kwargs["variant"] = variant
     pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
-        location, revision=revision, safety_checker=None, requires_safety_checker=False
+        location, revision=revision, safety_checker=None, requires_safety_checker=False, **kwargs
     )
     pipe.set_progress_bar_config(leave=False)
     return pipe
 
 
 # -- transformers models with their processors ----------------------------------------------------------
-def load_blip(location: str, revision: str | None = None) -> ModelBundle:
+def load_blip(location: str, revision: str | None = None, dtype: Any = None) -> ModelBundle:
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
     processor = BlipProcessor.from_pretrained(location, revision=revision)
-    model = BlipForConditionalGeneration.from_pretrained(location, revision=revision).eval()
+    model = BlipForConditionalGeneration.from_pretrained(location, revision=revision, **_dtype_kwargs(dtype)).eval()
     return ModelBundle(model=model, processor=processor)
 
 
-def load_musicgen(location: str, revision: str | None = None) -> ModelBundle:
+def load_musicgen(location: str, revision: str | None = None, dtype: Any = None) -> ModelBundle:
+    """MusicGen from the transformers files (``model.safetensors``); audiocraft's ``state_dict.bin``
+    and ``compression_state_dict.bin`` in the same repo are a different format and never read."""
     from transformers import AutoProcessor, MusicgenForConditionalGeneration
 
     processor = AutoProcessor.from_pretrained(location, revision=revision)
-    model = MusicgenForConditionalGeneration.from_pretrained(location, revision=revision).eval()
+    model = MusicgenForConditionalGeneration.from_pretrained(location, revision=revision,
+                                                             **_dtype_kwargs(dtype)).eval()
     return ModelBundle(model=model, processor=processor)
 
 
-def load_sentence_embedder(location: str, revision: str | None = None) -> ModelBundle:
+def load_clap(location: str, revision: str | None = None, dtype: Any = None) -> ModelBundle:
+    """CLAP (laion/clap-htsat-unfused ships ``pytorch_model.bin`` only: transformers falls back to it;
+    forcing ``use_safetensors=True`` would fail). Needs torch >= 2.6 to read a ``.bin``."""
+    from transformers import ClapModel, ClapProcessor
+
+    processor = ClapProcessor.from_pretrained(location, revision=revision)
+    model = ClapModel.from_pretrained(location, revision=revision, **_dtype_kwargs(dtype)).eval()
+    return ModelBundle(model=model, processor=processor)
+
+
+def load_sentence_embedder(location: str, revision: str | None = None, dtype: Any = None) -> ModelBundle:
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)
     # sentence-transformers uses the token vectors only; the pooler would be dead weight
-    model = AutoModel.from_pretrained(location, revision=revision, add_pooling_layer=False).eval()
+    model = AutoModel.from_pretrained(location, revision=revision, add_pooling_layer=False,
+                                      **_dtype_kwargs(dtype)).eval()
     return ModelBundle(model=model, processor=tokenizer)
 
 
@@ -125,11 +171,12 @@ def _subfolder_first(load: Callable[..., Any], location: str, subfolder: str, re
         return load(location, revision=revision, **kwargs)
 
 
-def load_amuse_unet(location: str, revision: str | None = None):
+def load_amuse_unet(location: str, revision: str | None = None, dtype: Any = None):
     """AMUSE's ``UNet2DConditionModel`` (its model_index.json names a DDPMPipeline, which cannot call it)."""
     from diffusers import UNet2DConditionModel
 
-    return _subfolder_first(UNet2DConditionModel.from_pretrained, location, "unet", revision).eval()
+    return _subfolder_first(UNet2DConditionModel.from_pretrained, location, "unet", revision,
+                            **_dtype_kwargs(dtype)).eval()
 
 
 def load_amuse_scheduler(location: str, revision: str | None = None):

@@ -3,7 +3,8 @@
 A *role* is what a model is for ("riffusion", "mask_model", "sd15", ...). Each role maps to a hub
 repo and revision in the ``hub`` profile, and to a folder that a *builder* makes on this machine in the ``tiny``
 profile (``pipelines/tiny.py``: same classes, same file layout, random weights: the real
-``from_pretrained`` path runs, in seconds, without network). The registry never imports a builder:
+``from_pretrained`` path runs, in seconds, without network) and the ``fullsize`` profile
+(``pipelines/fullsize.py``: the real configurations at full size, random weights). The registry never imports a builder:
 whoever creates it (``Studio``) hands one in, so nothing here depends on the pipelines.
 
 Overrides, strongest first (never through the public API):
@@ -22,12 +23,16 @@ from typing import Any, Protocol, TypeVar
 
 from core.errors import ModelUnavailableError
 
-PROFILES = ("hub", "tiny")
-BUILT_PROFILES = ("tiny",)  # profiles whose models a builder makes on this machine
+PROFILES = ("hub", "tiny", "fullsize")
+BUILT_PROFILES = ("tiny", "fullsize")  # profiles whose models a builder makes on this machine
 
 
 class ModelBuilder(Protocol):
-    """What a built profile needs: a folder per model family, built on first use (see ``tiny.py``)."""
+    """What a built profile needs: a folder per model family, built on first use (see ``tiny.py``).
+
+    A builder may also map roles to its own families with ``ROLE_FAMILIES = {role: family}``
+    (``fullsize.py`` does: riffusion and SD 1.5 share the tiny "sd" family but not a real layout).
+    """
 
     def ensure(self, family: str) -> Path: ...
 
@@ -38,31 +43,43 @@ class ModelBuilder(Protocol):
 class Role:
     name: str
     repo_id: str | None  # None: not published on the Hub; an override is needed
-    revision: str  # a commit sha where one has been verified, else the branch name
-    family: str  # which tiny builder stands in for it (see tiny.py)
+    revision: str  # the full commit sha recorded in ../shared/reference/hub, else "main" (see UNPINNED_ROLES)
+    family: str  # which tiny model stands in for it (see tiny.py; fullsize.py may map it further)
     purpose: str
     files: tuple[str, ...] = ()  # for single-file roles (LoRA, Keras .h5)
+    variants: tuple[str, ...] = ()  # weight variants the repo publishes (SD 1.5: "fp16" files beside fp32)
 
 
-# Revisions: "main" until someone with Hub access verifies and pins a commit sha for each repo.
+# Revisions: the full commit sha each repo's manifest in ../shared/reference/hub records (the newest
+# commit seen with its full sha; later commits seen there only change READMEs). A repo with no full
+# sha known stays on "main" and is listed in UNPINNED_ROLES (and the README's fullsize section).
+RIFFUSION_SHA = "4a629d28923f3618cb773f4b6ab8a205a8a6b406"  # #27, 2023-05-16; a README-only commit may follow
+SD15_SHA = "451f4fe16113bff5a5d2269ed5ad43b0592e9a14"  # same snapshot under the old runwayml name
+BLIP_SHA = "353689b859fcf0523410b1806dace5fb46ecdf41"  # README-only change over 2227ac38 (#18 safetensors)
+MUSICGEN_SHA = "3e02990f9775c87efd8f8af10faa8bf78294b338"  # newest tree seen (28 commits)
+CLAP_SHA = "8fa0f1c6d0433df6e97c127f64b2a1d6c0dcda8a"  # main head, 2023-04-24
+SENTENCE_SHA = "842eaed40bee4d61673a81c92d5689a8fed7a09f"  # the Hub cache snapshot public code downloads
+AMUSE_UNET_SHA = "2745e7eb509b4c4055a8fbcd556577aac7bf51d1"  # 2024-05-27 (README) over the Epoch 89/99 weights
+UNPINNED_ROLES = frozenset({"mask_model"})  # cappiepappie: only the short sha 4f3317c is known
+
 ROLES: dict[str, Role] = {
     r.name: r
     for r in [
-        Role("riffusion", "riffusion/riffusion-model-v1", "main", "sd",
+        Role("riffusion", "riffusion/riffusion-model-v1", RIFFUSION_SHA, "sd",
              "Riffusion base (spectrogram Stable Diffusion), shared by sound-to-music and style interpolation"),
         Role("mask_model", "cappiepappie/stable-diffusion-music-25", "main", "sd",
              "Riffusion fine-tune used by the mask-based img2img paper's notebooks"),
-        Role("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "main", "sd",
-             "Stable Diffusion 1.5 for music-to-image"),
+        Role("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", SD15_SHA, "sd",
+             "Stable Diffusion 1.5 for music-to-image", variants=("fp16",)),
         Role("m2i_lora", None, "main", "lora",
              "Music-to-image LoRA (UNet-only, rank 4; in the TechJam GitHub repo, not on the Hub)",
              ("pytorch_lora_weights.safetensors",)),
-        Role("blip", "Salesforce/blip-image-captioning-large", "main", "blip", "Image captioning"),
-        Role("musicgen", "facebook/musicgen-small", "main", "musicgen", "Text-to-music"),
-        Role("clap", "laion/clap-htsat-unfused", "main", "clap", "Audio-text similarity for metrics"),
-        Role("sentence_embedder", "sentence-transformers/all-distilroberta-v1", "main", "sentence",
+        Role("blip", "Salesforce/blip-image-captioning-large", BLIP_SHA, "blip", "Image captioning"),
+        Role("musicgen", "facebook/musicgen-small", MUSICGEN_SHA, "musicgen", "Text-to-music"),
+        Role("clap", "laion/clap-htsat-unfused", CLAP_SHA, "clap", "Audio-text similarity for metrics"),
+        Role("sentence_embedder", "sentence-transformers/all-distilroberta-v1", SENTENCE_SHA, "sentence",
              "Caption-to-lyrics similarity for song recommendation"),
-        Role("amuse_unet", "alppo/vae-conditioned-diffusion-model_v2", "main", "amuse_unet",
+        Role("amuse_unet", "alppo/vae-conditioned-diffusion-model_v2", AMUSE_UNET_SHA, "amuse_unet",
              "AMUSE playlist-conditioned spectrogram UNet"),
         Role("amuse_vae", None, "main", "amuse_vae", "AMUSE playlist VAE (weights not published)"),
         Role("music_styles", None, "main", "music_styles",
@@ -132,7 +149,7 @@ class ModelRegistry:
             return _parse_override(role, self._file_overrides[role], "file")
         if self.builder is not None and self.profile in BUILT_PROFILES:
             # builds the folder on first use, once
-            return ModelSource(role, str(self.builder.ensure(spec.family)), None, True, self.profile)
+            return ModelSource(role, str(self.builder.ensure(self.family(role))), None, True, self.profile)
         if spec.repo_id is None:
             raise ModelUnavailableError(
                 f"The '{role}' model ({spec.purpose}) is not published on the Hugging Face Hub. "
@@ -140,6 +157,10 @@ class ModelRegistry:
                 "or run the app with --profile tiny to try the tab with random weights."
             )
         return ModelSource(role, spec.repo_id, spec.revision, False, "registry")
+
+    def family(self, role: str) -> str:
+        """The builder's family for ``role``: its own mapping first, else the role's tiny family."""
+        return getattr(self.builder, "ROLE_FAMILIES", {}).get(role, ROLES[role].family)
 
     def describe(self) -> list[dict[str, str]]:
         """Every role and where it would load from, without loading or building anything."""
@@ -149,8 +170,9 @@ class ModelRegistry:
             if env_value:
                 where = env_value
             elif self.builder is not None and self.profile in BUILT_PROFILES:
-                built = self.builder.has(spec.family)
-                where = f"{self.profile}:{spec.family}" if built else f"(no {self.profile} model yet)"
+                family = self.family(role)
+                built = self.builder.has(family)
+                where = f"{self.profile}:{family}" if built else f"(no {self.profile} model yet)"
             else:
                 where = f"{spec.repo_id}@{spec.revision}" if spec.repo_id else "(not on the Hub: override needed)"
             rows.append({"role": role, "source": where, "purpose": spec.purpose})

@@ -43,6 +43,10 @@ def _builder(profile: str):
         from . import tiny
 
         return tiny
+    if profile == "fullsize":
+        from . import fullsize
+
+        return fullsize
     return None
 
 
@@ -88,12 +92,22 @@ class Studio:
 
     # -- loaders -------------------------------------------------------------------------------------
     def _register_loaders(self) -> None:
-        """Name every model the pipelines ask the manager for, and how to load it (nothing loads yet)."""
-        from . import loaders
+        """Name every model the pipelines ask the manager for, and how to load it (nothing loads yet).
 
-        simple = {"riffusion": loaders.load_sd_img2img, "mask_model": loaders.load_sd_img2img,
-                  "sd15": loaders.load_sd_img2img, "blip": loaders.load_blip, "musicgen": loaders.load_musicgen,
-                  "sentence_embedder": loaders.load_sentence_embedder}
+        Torch models load in the device's dtype (fp16 on CUDA; None keeps fp32 on the CPU), and SD 1.5
+        from its fp16 variant files when the dtype is 16-bit: a Space downloads and holds half.
+        """
+        from functools import partial
+
+        from . import loaders
+        from .models import ROLES
+
+        dtype = self.manager.dtype
+        simple = {role: partial(loaders.load_sd_img2img, dtype=dtype, variant=(ROLES[role].variants or (None,))[0])
+                  for role in ("riffusion", "mask_model", "sd15")}
+        simple.update({"blip": partial(loaders.load_blip, dtype=dtype),
+                       "musicgen": partial(loaders.load_musicgen, dtype=dtype),
+                       "sentence_embedder": partial(loaders.load_sentence_embedder, dtype=dtype)})
         simple.update({role: loaders.classifier_loader(role) for role in CLASSIFIER_ROLES})
         for role, load in simple.items():
             self.manager.register(role, lambda role=role, load=load: load_or_explain(self.registry.resolve(role), load))
@@ -105,7 +119,8 @@ class Studio:
 
         vae = load_or_explain(self.registry.resolve("amuse_vae"), loaders.load_amuse_vae)  # explains first
         unet_source = self.registry.resolve("amuse_unet")
-        return loaders.ModelBundle(unet=load_or_explain(unet_source, loaders.load_amuse_unet), vae=vae,
+        return loaders.ModelBundle(unet=load_or_explain(unet_source, loaders.load_amuse_unet, dtype=self.manager.dtype),
+                                   vae=vae,
                                    scheduler=load_or_explain(unet_source, loaders.load_amuse_scheduler))
 
     def gpu_task(self, fn: Callable, duration: int | Callable = 60) -> Callable:

@@ -46,16 +46,25 @@ def ensure(family: str) -> Path:
     """The folder of the tiny ``family`` model, built now if it is not in the cache yet."""
     if family not in BUILDERS:
         raise KeyError(f"No tiny model is defined for the family {family!r} yet.")
-    target = cache_root() / f"{family}-v{VERSIONS[family]}"
+    return ensure_built(cache_root() / f"{family}-v{VERSIONS[family]}", BUILDERS[family])
+
+
+def ensure_built(target: Path, build: Callable[[Path], None], seed: int = 0) -> Path:
+    """``target``, built by ``build(folder)`` if it is not complete yet (shared with ``fullsize.py``).
+
+    Under a lock per target, into a temporary folder beside it that is renamed when ``build``
+    returns, with a ``.complete`` marker: parallel workers build once, and a crash halfway leaves
+    nothing that looks finished. ``build`` runs with torch's RNG seeded (same weights everywhere).
+    """
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.parent / f".{family}.lock"):
+    with _file_lock(target.parent / f".{target.name}.lock"):
         if (target / ".complete").exists():  # another process built it while we waited
             return target
-        tmp = Path(tempfile.mkdtemp(prefix=f".{family}-", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         try:
-            _seeded(lambda: BUILDERS[family](tmp))
+            _seeded(lambda: build(tmp), seed)
             (tmp / ".complete").write_text("ok\n")
             if target.exists():
                 shutil.rmtree(target)
@@ -83,11 +92,11 @@ class _file_lock:
         self.handle.close()
 
 
-def _seeded(fn: Callable[[], None]) -> None:
+def _seeded(fn: Callable[[], None], seed: int = 0) -> None:
     import torch
 
     state = torch.random.get_rng_state()
-    torch.manual_seed(0)  # same tiny weights on every machine
+    torch.manual_seed(seed)  # same weights on every machine
     try:
         fn()
     finally:

@@ -18,7 +18,7 @@ def test_every_role_of_the_design_is_registered():
 
 def test_hub_profile_resolves_to_repo_and_revision():
     source = ModelRegistry("hub", environ={}).resolve("riffusion")
-    assert (source.location, source.revision, source.is_local) == ("riffusion/riffusion-model-v1", "main", False)
+    assert (source.location, source.revision, source.is_local) == ("riffusion/riffusion-model-v1", ROLES["riffusion"].revision, False)
 
 
 def test_tiny_profile_builds_a_local_folder_in_hub_layout():

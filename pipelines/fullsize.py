@@ -1,0 +1,553 @@
+"""Full-size models of every role, built once on this machine from the real repositories' configurations.
+
+Random weights at the real sizes give the real shapes, memory and compute, offline: ``--profile
+fullsize`` loads them through exactly the loaders of ``pipelines/loaders.py`` that a Space runs on
+the Hub repos, so the real layouts' surprises (``../shared/reference/hub/README.md``) are exercised:
+
+- riffusion (also the mask model's stand-in: same SD 1.x architecture): ``.bin`` weights only, the
+  verbatim VAE config without ``scaling_factor``, the verbatim PNDM scheduler config;
+- SD 1.5: ``.safetensors`` and ``variant="fp16"`` files side by side, the verbatim PNDM scheduler config (with
+  ``clip_sample: false``), text encoder and tokenizer configs;
+- AMUSE: the verbatim ``model_index.json`` naming a ``DDPMPipeline`` around a ``UNet2DConditionModel``,
+  with ``unet/`` and ``scheduler/`` only;
+- MusicGen: the transformers weights with audiocraft's ``state_dict.bin`` / ``compression_state_dict.bin``
+  beside them (small stand-ins: only their presence matters to a loader);
+- CLAP: ``pytorch_model.bin`` only.
+
+The configurations come from ``fullsize_configs.json`` (a copy of ``../shared/reference/hub``'s files,
+so the builder also works where ``../shared`` is absent, e.g. a lent GPU machine); roles whose config
+was never captured are reconstructed from the published architecture here, each saying from what
+(``SOURCES``, summarised in the README's fullsize table). Parts a loader never reads are not built
+(safety checker, ``unet_traced/``, single-file ``.ckpt``, duplicate ``.bin`` beside ``.safetensors``).
+
+``ensure(family)`` builds into ``$STUDIO_CACHE/fullsize/<family>-v<N>`` with the tiny builder's
+lock-and-rename machinery. Building everything writes 16 GB and took 94 s on 2 quiet CPU cores (peak
+RSS 4.7 GB); ``STUDIO_FULLSIZE_DEVICE=cuda`` initialises the weights on a GPU instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from . import tiny
+
+CONFIG_FILE = Path(__file__).with_name("fullsize_configs.json")
+SD15 = "stable-diffusion-v1-5--stable-diffusion-v1-5"
+RIFFUSION = "riffusion--riffusion-model-v1"
+ALPPO = "alppo--vae-conditioned-diffusion-model_v2"
+TETICIO = "teticio--audio-diffusion-256"
+
+BUILDERS: dict[str, Callable[[Path], None]] = {}
+VERSIONS: dict[str, int] = {}
+
+# Roles whose fullsize folder is not their tiny family's: the three SD roles differ in layout.
+ROLE_FAMILIES = {"riffusion": "riffusion", "mask_model": "riffusion", "sd15": "sd15"}
+
+# What each family is built from (the README's verbatim/reconstructed table).
+SOURCES: dict[str, str] = {
+    "riffusion": "riffusion/riffusion-model-v1: scheduler + vae configs verbatim, unet + model_index reconstructed "
+                 "(manifest); text encoder = SD 1.5's verbatim CLIP ViT-L/14 config (riffusion's own not captured). "
+                 "Also stands in for cappiepappie/stable-diffusion-music-25 (no config captured; same SD 1.x UNet)",
+    "sd15": "stable-diffusion-v1-5: model_index, scheduler, text_encoder, tokenizer configs verbatim; unet, vae, "
+            "feature_extractor reconstructed (manifest, size-checked)",
+    "lora": "Derek327783/TechJam's LoRA layout: 128 rank-4 pairs, old `.lora.down/up` keys, on SD 1.5's UNet",
+    "blip": "Salesforce/blip-image-captioning-large: preprocessor + special tokens from the manifest; model config "
+            "reconstructed from the manifest's key values (ViT-L 24x1024 vision, BERT-base 12x768 text decoder)",
+    "musicgen": "facebook/musicgen-small: generation + preprocessor configs from the manifest (reconstructed); "
+                "model config reconstructed from the published architecture (T5-base text encoder, 24x1024 "
+                "decoder with 4 codebooks of 2048, EnCodec 32 kHz)",
+    "clap": "laion/clap-htsat-unfused: preprocessor config from the manifest (reconstructed); model config = "
+            "transformers' ClapConfig defaults (HTSAT-tiny audio, RoBERTa-base text, 512 projection, unfused)",
+    "sentence": "sentence-transformers/all-distilroberta-v1: modules.json verbatim, config.json + "
+                "config_sentence_transformers.json reconstructed (manifest); 1_Pooling = mean pooling over 768",
+    "amuse_unet": "alppo/vae-conditioned-diffusion-model_v2: model_index verbatim, scheduler reconstructed "
+                  "(manifest); unet config NOT captured: reconstructed as teticio/audio-diffusion-256's verbatim "
+                  "UNet2DModel config (its base model) with a cross-attention mid block over AMUSE's 64-d "
+                  "condition, the one variant whose size matches the real 472 MB file",
+    "amuse_vae": "AMUSE playlist VAE (not published): the AMUSE code's encoder widths 32..512, latent 32",
+    "music_styles": "MusicTI styles (kariander1/interp-music-style): three random 768-wide TVTI styles (17.9 M each)",
+    "keras_genre": "TechJam genre CNN: the original's layer types and widths (classifiers.genre)",
+    "keras_emotion": "TechJam emotion CNN: the original's nine conv widths (classifiers.emotion)",
+}
+
+
+# The real repositories' weight files, in bytes, from the manifests (decimal GB/MB as the Hub lists
+# them): {role: {part: bytes}}. Only sizes a manifest gives; a part missing here is unknown.
+REAL_SIZES: dict[str, dict[str, int]] = {
+    # riffusion: the unmerged safetensors PR's per-component files (main's .bin are the same tensors)
+    "riffusion": {"unet": 3_438_167_534, "text_encoder": 492_265_879, "vae": 334_643_276},
+    "mask_model": {"unet": 3_440_000_000},  # unet/diffusion_pytorch_model.bin 3.44 GB; other parts not listed
+    # SD 1.5: v1-5-pruned-emaonly.safetensors holds exactly the unet, vae and text encoder the pipeline loads
+    "sd15": {"pipeline": 4_270_000_000},
+    "m2i_lora": {"lora": 3_226_184},
+    "blip": {"model": 1_880_000_000},
+    "musicgen": {"model": 2_360_000_000},  # model.safetensors (audiocraft's own files are another 1.08 GB)
+    "clap": {"model": 615_000_000},
+    "sentence_embedder": {"model": 328_000_000},
+    "amuse_unet": {"unet": 472_000_000},
+    # Keras .h5 saved after fit: the weights plus Adam's two slots per weight, so 3x the weights
+    "genre_classifier": {"h5": 6_874_520},
+    "emotion_classifier": {"h5": 246_095_376},
+}
+
+
+def cache_root() -> Path:
+    return tiny.cache_root().parent / "fullsize"
+
+
+def builder(family: str, version: int):
+    def register(fn: Callable[[Path], None]):
+        BUILDERS[family] = fn
+        VERSIONS[family] = version
+        return fn
+
+    return register
+
+
+def has(family: str) -> bool:
+    """Whether a full-size model is defined for ``family``."""
+    return family in BUILDERS
+
+
+def folder(family: str) -> Path:
+    return cache_root() / f"{family}-v{VERSIONS[family]}"
+
+
+def is_built(family: str) -> bool:
+    return (folder(family) / ".complete").exists()
+
+
+def ensure(family: str) -> Path:
+    """The folder of the full-size ``family`` model, built now if it is not in the cache yet."""
+    if family not in BUILDERS:
+        raise KeyError(f"No full-size model is defined for the family {family!r}.")
+    return tiny.ensure_built(folder(family), BUILDERS[family])
+
+
+# -- configurations ----------------------------------------------------------------------------------
+@cache
+def _configs() -> dict[str, Any]:
+    return json.loads(CONFIG_FILE.read_text())
+
+
+def config(repo: str, path: str) -> dict[str, Any]:
+    """The captured ``path`` of ``repo`` (``OWNER--REPO`` as in ``../shared/reference/hub``), a fresh copy."""
+    return json.loads(json.dumps(_configs()[repo][path]["content"]))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Overwrite a config as the repo has it (``save_pretrained`` adds every default key, which would
+    hide the surprises: riffusion's VAE config must stay without ``scaling_factor``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def save_bin(model: Any, target: Path) -> None:
+    """The model's config and its weights as a pickled ``.bin``, as repos made before safetensors
+    have them (transformers 5 only writes safetensors itself; one write, no conversion)."""
+    import torch
+    from diffusers import ModelMixin
+
+    if isinstance(model, ModelMixin):
+        model.save_pretrained(target, safe_serialization=False)  # diffusion_pytorch_model.bin
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(target)
+    torch.save(model.state_dict(), target / "pytorch_model.bin")
+
+
+def _init_device() -> str:
+    """Where random weights are initialised: ``STUDIO_FULLSIZE_DEVICE`` (e.g. cuda), else the CPU."""
+    return os.environ.get("STUDIO_FULLSIZE_DEVICE", "cpu")
+
+
+def _make(factory: Callable[[], Any]) -> Any:
+    """``factory()`` with its weights initialised on ``_init_device()``, returned on the CPU."""
+    import torch
+
+    device = _init_device()
+    if device == "cpu":
+        return factory()
+    with torch.device(device):
+        model = factory()
+    return model.to("cpu")
+
+
+# -- model definitions (shared by the builders and the meta-device parameter counts) ------------------
+def sd_unet(repo: str = SD15):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel.from_config(config(repo, "unet/config.json"))
+
+
+def sd_vae(repo: str = SD15):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL.from_config(config(repo, "vae/config.json"))
+
+
+def clip_text_encoder():
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(CLIPTextConfig(**config(SD15, "text_encoder/config.json")))
+
+
+def blip_config():
+    """BLIP large from the manifest's key values (the full 4,596-byte config.json was not captured)."""
+    from transformers import BlipConfig
+
+    # untied LM head: the real files (1.88 GB = 469.8 M fp32 parameters) store it apart from the word
+    # embeddings; tied, the model would be 446.3 M (1.79 GB)
+    text = dict(vocab_size=30524, hidden_size=768, encoder_hidden_size=1024, intermediate_size=3072,
+                num_hidden_layers=12, num_attention_heads=12, max_position_embeddings=512, is_decoder=True,
+                bos_token_id=30522, eos_token_id=2, pad_token_id=0, sep_token_id=102, tie_word_embeddings=False)
+    vision = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                  image_size=384, patch_size=16, layer_norm_eps=1e-5)
+    return BlipConfig(text_config=text, vision_config=vision, projection_dim=512, image_text_hidden_size=256,
+                      tie_word_embeddings=False)
+
+
+def blip_model():
+    from transformers import BlipForConditionalGeneration
+
+    return BlipForConditionalGeneration(blip_config())
+
+
+def musicgen_config():
+    """musicgen-small's published architecture (its 7,866-byte config.json was only partly captured)."""
+    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
+
+    text = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12,
+                    feed_forward_proj="relu", relative_attention_num_buckets=32)  # t5-base
+    codec = EncodecConfig(  # facebook/encodec_32khz
+        sampling_rate=32000, audio_channels=1, num_filters=64, hidden_size=128, upsampling_ratios=[8, 5, 4, 4],
+        codebook_size=2048, target_bandwidths=[2.2], num_residual_layers=1, num_lstm_layers=2, compress=2,
+        norm_type="weight_norm", use_causal_conv=False, normalize=False, chunk_length_s=None, overlap=None,
+    )
+    decoder = MusicgenDecoderConfig(
+        vocab_size=2048, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096,
+        num_codebooks=4, max_position_embeddings=2048, pad_token_id=2048, bos_token_id=2048,
+        activation_function="gelu", tie_word_embeddings=False,
+    )
+    return MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict())
+
+
+def musicgen_model():
+    from transformers import MusicgenForConditionalGeneration
+
+    return MusicgenForConditionalGeneration(musicgen_config())
+
+
+def clap_model():
+    from transformers import ClapConfig, ClapModel
+
+    return ClapModel(ClapConfig())  # the defaults are laion/clap-htsat-unfused's architecture
+
+
+def sentence_model():
+    from transformers import RobertaConfig, RobertaModel
+
+    # the repo's weights include the pooler (the loader leaves it out when it loads)
+    return RobertaModel(RobertaConfig(**config("sentence-transformers--all-distilroberta-v1", "config.json")))
+
+
+def amuse_unet_config() -> dict[str, Any]:
+    """teticio/audio-diffusion-256's verbatim UNet2DModel config (AMUSE's base model), made conditional:
+    its attention blocks become cross-attention blocks (also in the middle) over AMUSE's 64-d condition."""
+    from .playlist_to_music import CONDITION_DIM
+
+    base = config(TETICIO, "unet/config.json")
+    for key in ("_class_name", "_diffusers_version", "_name_or_path", "time_embedding_type"):
+        base.pop(key, None)
+    # Only the middle block attends to the condition: that is what the real file's size says. The
+    # 472 MB safetensors hold 117.9 M fp32 parameters = teticio's 113.7 M plus one 512-wide transformer
+    # block (+4.3 M) in place of the mid block's self-attention; cross-attention in the down/up
+    # attention blocks too would give 139 M (557 MB).
+    base.update(mid_block_type="UNetMidBlock2DCrossAttn", cross_attention_dim=CONDITION_DIM)
+    return base
+
+
+def amuse_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(**amuse_unet_config())
+
+
+def amuse_vae():
+    from .playlist_to_music import PlaylistVAE
+
+    return PlaylistVAE()  # the AMUSE code's widths are its defaults
+
+
+def style_module():
+    from .style_interpolation import StyleEmbedding
+
+    return StyleEmbedding(width=768)
+
+
+# torch models per family, for parameter counts without weights (``parameter_counts``)
+TORCH_PARTS: dict[str, dict[str, Callable[[], Any]]] = {
+    "riffusion": {"unet": lambda: sd_unet(RIFFUSION), "vae": lambda: sd_vae(RIFFUSION), "text_encoder": clip_text_encoder},
+    "sd15": {"unet": sd_unet, "vae": sd_vae, "text_encoder": clip_text_encoder},
+    "blip": {"model": blip_model},
+    "musicgen": {"model": musicgen_model},
+    "clap": {"model": clap_model},
+    "sentence": {"model": sentence_model},
+    "amuse_unet": {"unet": amuse_unet},
+    "amuse_vae": {"model": amuse_vae},
+    "music_styles": {"style": style_module},
+}
+
+
+def parameter_counts(family: str) -> dict[str, int]:
+    """Parameters and buffers of each part of ``family``'s torch models, counted on the meta device
+    (no memory, no init: seconds even for 860 M parameters)."""
+    import torch
+
+    counts = {}
+    for part, factory in TORCH_PARTS[family].items():
+        with torch.device("meta"):
+            model = factory()
+        counts[part] = sum(t.numel() for t in [*model.parameters(), *model.buffers()])
+    return counts
+
+
+# -- tokenizers at the real vocabulary sizes, without downloads ---------------------------------------
+def clip_tokenizer(target: Path, vocab_size: int = 49408) -> None:
+    """CLIP's byte-level BPE with no merges (every byte a token, as ``tiny.write_clip_tokenizer``),
+    padded with unreachable tokens to CLIP's 49408 so the specials sit at their real ids 49406/49407;
+    the tokenizer_config is SD 1.5's verbatim one."""
+    from transformers import CLIPTokenizer
+
+    chars = tiny._byte_level_alphabet()
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    while len(vocab) < vocab_size - 2:
+        vocab[f"<|unused{len(vocab)}|>"] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "vocab.json").write_text(json.dumps(vocab))
+    (target / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(str(target / "vocab.json"), str(target / "merges.txt"), model_max_length=77).save_pretrained(target)
+    _write_json(target / "tokenizer_config.json", config(SD15, "tokenizer/tokenizer_config.json"))
+
+
+def roberta_tokenizer(target: Path, vocab_size: int = 50265, max_length: int = 512) -> None:
+    """RoBERTa's byte-level BPE (specials at 0-3, ``<mask>`` last), no merges, padded to 50265."""
+    from transformers import RobertaTokenizer
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for c in tiny._byte_level_alphabet():
+        vocab[c] = len(vocab)
+    while len(vocab) < vocab_size - 1:
+        vocab[f"<unused{len(vocab)}>"] = len(vocab)
+    vocab["<mask>"] = len(vocab)
+    RobertaTokenizer(vocab=vocab, merges=[], model_max_length=max_length).save_pretrained(target)
+
+
+# -- builders -----------------------------------------------------------------------------------------
+def _build_sd(target: Path, repo: str, *, safetensors: bool, fp16_variant: bool) -> None:
+    """A StableDiffusionPipeline folder in ``repo``'s layout: the components' weights, then the repo's
+    own config files written over diffusers' re-saves. No safety checker (the loader passes None)."""
+    import torch
+
+    parts = {"unet": _make(lambda: sd_unet(repo)), "vae": _make(lambda: sd_vae(repo)),
+             "text_encoder": _make(clip_text_encoder)}
+    for name, model in parts.items():
+        if safetensors:
+            model.save_pretrained(target / name)
+        else:
+            save_bin(model, target / name)
+        if fp16_variant:
+            model.to(torch.float16).save_pretrained(target / name, variant="fp16")
+        del model
+    parts.clear()
+    clip_tokenizer(target / "tokenizer")
+    for path in ("model_index.json", "scheduler/scheduler_config.json", "unet/config.json", "vae/config.json"):
+        _write_json(target / path, config(repo, path))
+    _write_json(target / "text_encoder/config.json", config(SD15, "text_encoder/config.json"))
+    _write_json(target / "feature_extractor/preprocessor_config.json",
+                config(SD15, "feature_extractor/preprocessor_config.json"))  # riffusion's is the same size
+
+
+@builder("riffusion", version=1)
+def build_riffusion(target: Path) -> None:
+    """riffusion/riffusion-model-v1: ``.bin`` only, VAE without ``scaling_factor``, PNDM scheduler."""
+    _build_sd(target, RIFFUSION, safetensors=False, fp16_variant=False)
+
+
+@builder("sd15", version=1)
+def build_sd15(target: Path) -> None:
+    """stable-diffusion-v1-5: fp32 ``.safetensors`` and ``*.fp16.safetensors`` variants side by side."""
+    _build_sd(target, SD15, safetensors=True, fp16_variant=True)
+
+
+@builder("lora", version=1)
+def build_lora(target: Path) -> None:
+    """A random rank-4 LoRA with the TechJam file's exact key set (``unet.<layer>.lora.down.weight``,
+    128 pairs over SD 1.5's attention projections); up weights nonzero so it changes the output."""
+    import torch
+    from diffusers.models.attention_processor import Attention
+    from safetensors.torch import save_file
+
+    with torch.device("meta"):
+        unet = sd_unet()
+    state = {}
+    for name, module in unet.named_modules():
+        if isinstance(module, Attention):
+            for proj, linear in (("to_q", module.to_q), ("to_k", module.to_k), ("to_v", module.to_v),
+                                 ("to_out.0", module.to_out[0])):
+                state[f"unet.{name}.{proj}.lora.down.weight"] = torch.randn(4, linear.in_features) / 4
+                state[f"unet.{name}.{proj}.lora.up.weight"] = torch.randn(linear.out_features, 4) * 0.01
+    target.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(target / "pytorch_lora_weights.safetensors"), metadata={"format": "pt"})
+
+
+def _bert_vocab(size: int = 30522) -> list[str]:
+    """BERT-base-uncased's special ids ([PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103) around
+    the tiny builder's spellable words and characters, padded with [unused] tokens to 30522."""
+    vocab = ["[PAD]", *[f"[unused{i}]" for i in range(99)], "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += [t for t in tiny._bert_wordpiece_vocab() if t not in vocab]
+    vocab += [f"[unused{i}]" for i in range(99, 99 + size - len(vocab))]
+    return vocab
+
+
+@builder("blip", version=1)
+def build_blip(target: Path) -> None:
+    """BlipForConditionalGeneration large + BlipProcessor (BERT tokenizer with [DEC] bos and [ENC])."""
+    from transformers import BertTokenizer, BlipImageProcessor, BlipProcessor
+
+    _make(blip_model).save_pretrained(target, safe_serialization=True)
+    tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(_bert_vocab())}, do_lower_case=True,
+                              model_max_length=512)
+    tokenizer.add_special_tokens({"bos_token": "[DEC]", "additional_special_tokens": ["[ENC]"]})
+    processor = BlipImageProcessor(**config("Salesforce--blip-image-captioning-large", "preprocessor_config.json"))
+    BlipProcessor(image_processor=processor, tokenizer=tokenizer).save_pretrained(target)
+    _write_json(target / "preprocessor_config.json",
+                config("Salesforce--blip-image-captioning-large", "preprocessor_config.json"))
+
+
+@builder("musicgen", version=1)
+def build_musicgen(target: Path) -> None:
+    """musicgen-small: transformers files + audiocraft's two files beside them (small stand-ins)."""
+    import torch
+    from transformers import EncodecFeatureExtractor, GenerationConfig, MusicgenProcessor, T5Tokenizer
+
+    model = _make(musicgen_model)
+    with torch.no_grad():  # EnCodec codebooks start at zero (see tiny.build_musicgen)
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.cluster_size.fill_(1.0)
+    model.generation_config = GenerationConfig(**config("facebook--musicgen-small", "generation_config.json"))
+    model.save_pretrained(target, safe_serialization=True)
+    del model
+    pieces = tiny._t5_unigram_vocab()
+    words, extras = pieces[:-100], pieces[-100:]
+    words += [(f"▁unused{i}", -20.0) for i in range(32000 - len(words))]  # T5's 32000 pieces + 100 sentinels
+    tokenizer = T5Tokenizer(vocab=words + extras, extra_ids=100, model_max_length=512)
+    extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=32000, padding_value=0.0)
+    MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(target)
+    _write_json(target / "generation_config.json", config("facebook--musicgen-small", "generation_config.json"))
+    _write_json(target / "preprocessor_config.json", config("facebook--musicgen-small", "preprocessor_config.json"))
+    for name in ("state_dict.bin", "compression_state_dict.bin"):  # audiocraft's format; a loader must ignore them
+        torch.save({"xp.cfg": {}, "best_state": {}, "note": "fullsize stand-in for audiocraft's file"}, target / name)
+
+
+@builder("clap", version=1)
+def build_clap(target: Path) -> None:
+    """laion/clap-htsat-unfused: ``pytorch_model.bin`` only, RoBERTa tokenizer, ClapProcessor."""
+    from transformers import ClapFeatureExtractor, ClapProcessor, RobertaTokenizer
+
+    save_bin(_make(clap_model), target)
+    roberta_tokenizer(target / "_tokenizer")
+    tokenizer = RobertaTokenizer.from_pretrained(target / "_tokenizer")
+    shutil.rmtree(target / "_tokenizer")
+    extractor = ClapFeatureExtractor(**config("laion--clap-htsat-unfused", "preprocessor_config.json"))
+    ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(target)
+    _write_json(target / "preprocessor_config.json", config("laion--clap-htsat-unfused", "preprocessor_config.json"))
+
+
+@builder("sentence", version=1)
+def build_sentence(target: Path) -> None:
+    """all-distilroberta-v1: the Transformer at the root, 1_Pooling/, modules.json (Normalize has no folder)."""
+    repo = "sentence-transformers--all-distilroberta-v1"
+    _make(sentence_model).save_pretrained(target, safe_serialization=True)
+    roberta_tokenizer(target)
+    for path in ("config.json", "modules.json", "config_sentence_transformers.json"):
+        _write_json(target / path, config(repo, path))
+    _write_json(target / "sentence_bert_config.json", {"max_seq_length": 512, "do_lower_case": False})
+    _write_json(target / "1_Pooling" / "config.json", {
+        "word_embedding_dimension": 768, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
+        "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False})
+
+
+@builder("amuse_unet", version=1)
+def build_amuse_unet(target: Path) -> None:
+    """alppo's layout: model_index.json (DDPMPipeline!), unet/ (UNet2DConditionModel, safetensors), scheduler/."""
+    _make(amuse_unet).save_pretrained(target / "unet", safe_serialization=True)
+    _write_json(target / "model_index.json", config(ALPPO, "model_index.json"))
+    _write_json(target / "scheduler" / "scheduler_config.json", config(ALPPO, "scheduler/scheduler_config.json"))
+
+
+@builder("amuse_vae", version=1)
+def build_amuse_vae(target: Path) -> None:
+    _make(amuse_vae).save_pretrained(target, safe_serialization=True)
+
+
+@builder("music_styles", version=1)
+def build_music_styles(target: Path) -> None:
+    """Three random full-width MusicTI styles, as ``style_interpolation.save_style`` writes them."""
+    from .style_interpolation import save_style
+
+    for name in ("jazz", "rock", "ambient"):
+        save_style(_make(style_module), target / name, name, extra={"source": "fullsize random weights"})
+
+
+@builder("keras_genre", version=1)
+def build_keras_genre(target: Path) -> None:
+    from classifiers import genre
+
+    model = genre.build_model()
+    tiny._randomize_keras(model, seed=1)
+    target.mkdir(parents=True, exist_ok=True)
+    tiny._save_keras_like_original(model, target / genre.WEIGHTS_FILE)
+
+
+@builder("keras_emotion", version=1)
+def build_keras_emotion(target: Path) -> None:
+    from classifiers import emotion
+
+    model = emotion.build_model()
+    tiny._randomize_keras(model, seed=2)
+    target.mkdir(parents=True, exist_ok=True)
+    tiny._save_keras_like_original(model, target / emotion.WEIGHTS_FILE)
+
+
+def build_all(families: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, float]:
+    """Build every family not built yet (or ``families``); returns seconds per family built."""
+    import time
+
+    seconds = {}
+    for family in families or list(BUILDERS):
+        if is_built(family):
+            continue
+        start = time.perf_counter()
+        log(f"building fullsize {family} ...")
+        ensure(family)
+        seconds[family] = time.perf_counter() - start
+        log(f"built fullsize {family} in {seconds[family]:.1f} s")
+    return seconds
+
+
+if __name__ == "__main__":  # python -m pipelines.fullsize [family ...]: build the cache ahead of time
+    import sys
+
+    build_all(sys.argv[1:] or None)
