@@ -31,7 +31,6 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -138,7 +138,7 @@ def test_the_three_windowed_paths_share_render_windows(studio, monkeypatch):
     """Sound to music, style interpolation and the mask preview are render_windows plus their render."""
     import types
 
-    from pipelines import masked_img2img, style_interpolation
+    from pipelines import masked_img2img, style_embedding, style_interpolation
     from pipelines.audio import peak_normalize
     from pipelines.spectrogram import side_by_side
 
@@ -163,7 +163,7 @@ def test_the_three_windowed_paths_share_render_windows(studio, monkeypatch):
     assert sound.output_spectrogram.tobytes() == side_by_side(identity.outputs).tobytes()
 
     pipe = studio.manager.get_cpu("riffusion")
-    styles = style_interpolation.StyleLibrary(studio.registry.resolve("music_styles").location).get(["jazz"])
+    styles = style_embedding.StyleLibrary(studio.registry.resolve("music_styles").location).get(["jazz"])
     styled = style_interpolation.apply_styles(pipe, x, styles, device="cpu")
     np.testing.assert_array_equal(styled.audio, expected_audio)
     assert styled.output_spectrogram.tobytes() == side_by_side(identity.outputs).tobytes()
