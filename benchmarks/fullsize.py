@@ -306,6 +306,8 @@ def run_tab(studio, tab: str, steps: int, folder: Path) -> dict:
     import torch
 
     from pipelines import spectrogram
+    from pipelines.settings import (ImageToMusicSettings, MusicToImageSettings, PlaylistToMusicSettings,
+                                    StyleInterpolationSettings)
 
     device = studio.device
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
@@ -328,18 +330,19 @@ def run_tab(studio, tab: str, steps: int, folder: Path) -> dict:
     prompt, stock_args = "instrumental , saxophone , flute", None
 
     if tab == "sound_to_music":
-        from pipelines.masked_img2img import GenerationSettings
+        from pipelines.settings import SoundToMusicSettings
 
         pipe = manager.get_cpu("mask_model")
         wrap_sd(stages, pipe)
-        settings = GenerationSettings(prompt=prompt, steps=steps, strength=1.0)
+        settings = SoundToMusicSettings(prompt=prompt, steps=steps, strength=1.0)
         call = lambda: studio.sound_to_music(sound, settings)  # noqa: E731
         stock_args = (pipe, "spectrogram", prompt, steps, 1.0, settings.guidance, (512, 512))
     elif tab == "style":
         pipe = manager.get_cpu("riffusion")
         wrap_sd(stages, pipe)
         names = studio.style_names()[:2]
-        call = lambda: studio.style_interpolation(sound, names, steps=steps, strength=1.0)  # noqa: E731
+        chosen = StyleInterpolationSettings(steps=steps, strength=1.0)
+        call = lambda: studio.style_interpolation(sound, names, settings=chosen)  # noqa: E731
         stock_args = (pipe, "spectrogram", "*", steps, 1.0, 5.0, (512, 512))
     elif tab == "music_to_image":
         pipe = manager.get_cpu("sd15")
@@ -347,7 +350,8 @@ def run_tab(studio, tab: str, steps: int, folder: Path) -> dict:
         for role in ("genre_classifier", "emotion_classifier"):
             stages.wrap(manager.get_cpu(role).model, "classify", "classifiers")
         music = write_wav(synthetic_sound(10.0, 22050, seed=1), 22050, folder, "music.wav")
-        call = lambda: studio.music_to_image(music, steps=steps, width=512, height=512, lora_scale=1.0)  # noqa: E731
+        chosen = MusicToImageSettings(steps=steps, width=512, height=512, lora_scale=1.0)
+        call = lambda: studio.music_to_image(music, settings=chosen)  # noqa: E731
         stock_args = (pipe, None, "a calm painting", steps, 1.0, 7.5, (512, 512))
     elif tab == "image_to_music":
         from PIL import Image
@@ -358,13 +362,13 @@ def run_tab(studio, tab: str, steps: int, folder: Path) -> dict:
         picture = Image.fromarray((np.random.default_rng(0).random((384, 384, 3)) * 255).astype(np.uint8))
         seconds = 2.0
         result["music_seconds"] = seconds
-        call = lambda: studio.image_to_music(picture, seconds=seconds)  # noqa: E731
+        call = lambda: studio.image_to_music(picture, settings=ImageToMusicSettings(seconds=seconds))  # noqa: E731
     elif tab == "playlist":
         amuse = manager.get_cpu("amuse")
         stages.wrap(amuse.unet, "forward", "UNet")
         stages.wrap(amuse.vae, "encode", "playlist VAE")
         tracks = [write_wav(synthetic_sound(8.0, 22050, seed=s), 22050, folder, f"track{s}.wav") for s in (2, 3)]
-        call = lambda: studio.playlist_to_music(tracks, steps=steps)  # noqa: E731
+        call = lambda: studio.playlist_to_music(tracks, PlaylistToMusicSettings(steps=steps))  # noqa: E731
     else:
         raise ValueError(f"unknown tab {tab}")
 

@@ -286,7 +286,7 @@ def amuse_vae():
 
 
 def style_module():
-    from .style_interpolation import StyleEmbedding
+    from .style_embedding import StyleEmbedding
 
     return StyleEmbedding(width=768)
 
@@ -504,8 +504,8 @@ def build_amuse_vae(target: Path) -> None:
 
 @builder("music_styles", version=1)
 def build_music_styles(target: Path) -> None:
-    """Three random full-width MusicTI styles, as ``style_interpolation.save_style`` writes them."""
-    from .style_interpolation import save_style
+    """Three random full-width MusicTI styles, as ``style_embedding.save_style`` writes them."""
+    from .style_embedding import save_style
 
     for name in ("jazz", "rock", "ambient"):
         save_style(_make(style_module), target / name, name, extra={"source": "fullsize random weights"})

@@ -465,7 +465,7 @@ def build_amuse_vae(folder: Path) -> None:
 @builder("music_styles", version=1)
 def build_music_styles(folder: Path) -> None:
     """Three random MusicTI styles ("jazz", "rock", "ambient"), one folder each, as
-    ``style_interpolation.save_style`` writes them; width 32 = the tiny ``sd`` text encoder's hidden size."""
+    ``style_embedding.save_style`` writes them; width 32 = the tiny ``sd`` text encoder's hidden size."""
     import torch
 
     from .style_embedding import StyleEmbedding, save_style
