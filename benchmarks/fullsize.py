@@ -8,7 +8,7 @@
 Three tables:
 1. roles: parameters of every role's full-size model (counted on the meta device from the real
    configs, ``pipelines/fullsize.py``), bytes in fp32 and fp16, and the real repository's weight
-   files (``fullsize.REAL_SIZES``, from ``../shared/reference/hub``'s manifests).
+   files (``fullsize_specs.REAL_SIZES``, from ``../shared/reference/hub``'s manifests).
 2. manager: the DeviceManager fed fake models of the real fp16 (GPU) or fp32 (CPU/MPS) sizes, with
    the Studio's budget of 75% of the card, through the tab sequence sound-to-music, music-to-image,
    style, image-to-music, playlist, sound-to-music, music-to-image: offloads and reloads per card.
@@ -65,10 +65,10 @@ def lora_parameters() -> int:
     import torch
     from diffusers.models.attention_processor import Attention
 
-    from pipelines import fullsize
+    from pipelines import fullsize_specs
 
     with torch.device("meta"):
-        unet = fullsize.sd_unet()
+        unet = fullsize_specs.sd_unet()
     total = 0
     for module in unet.modules():
         if isinstance(module, Attention):
@@ -79,14 +79,14 @@ def lora_parameters() -> int:
 
 def role_parameters() -> dict[str, int]:
     """Parameters (and buffers) of each role's model, as the loaders hold them."""
-    from pipelines import fullsize
+    from pipelines import fullsize_specs
 
     counts = {}
     for role, family in (("riffusion", "riffusion"), ("mask_model", "riffusion"), ("sd15", "sd15"),
                          ("blip", "blip"), ("musicgen", "musicgen"), ("clap", "clap"),
                          ("sentence_embedder", "sentence"), ("amuse_unet", "amuse_unet"),
                          ("amuse_vae", "amuse_vae"), ("music_styles", "music_styles")):
-        counts[role] = sum(fullsize.parameter_counts(family).values())
+        counts[role] = sum(fullsize_specs.parameter_counts(family).values())
     counts["music_styles"] *= 3  # the fullsize library holds three styles
     counts["m2i_lora"] = lora_parameters()
     counts["genre_classifier"] = keras_parameters("genre")
@@ -95,11 +95,11 @@ def role_parameters() -> dict[str, int]:
 
 
 def roles_table(counts: dict[str, int]) -> str:
-    from pipelines import fullsize
+    from pipelines import fullsize_specs
 
     rows = []
     for role, params in counts.items():
-        real = sum(fullsize.REAL_SIZES.get(role, {}).values())
+        real = sum(fullsize_specs.REAL_SIZES.get(role, {}).values())
         ours = 4 * params * (3 if role.endswith("_classifier") else 1)  # .h5 files hold Adam's 2 slots too
         if role == "mask_model":
             real_text, ratio = f"{real / GB:.3f} (unet only)", "-"

@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from pipelines import fullsize  # noqa: E402
+from pipelines import fullsize, fullsize_specs  # noqa: E402
 
 HUB_REFERENCE = Path(os.environ.get("STUDIO_HUB_REFERENCE",
                                     Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "hub"))
@@ -37,7 +37,7 @@ def test_the_builders_configs_are_the_shared_reference_files():
     """fullsize_configs.json is a copy of ../shared/reference/hub (so the builder runs without it)."""
     if not HUB_REFERENCE.is_dir():
         pytest.skip(f"{HUB_REFERENCE} is not here to compare with")
-    data = json.loads(fullsize.CONFIG_FILE.read_text())
+    data = json.loads(fullsize_specs.CONFIG_FILE.read_text())
     compared = 0
     for repo, files in data.items():
         if repo.startswith("_"):
@@ -54,7 +54,7 @@ def test_every_role_is_built_by_a_fullsize_family_and_documented():
 
     registry = ModelRegistry("fullsize", environ={}, builder=fullsize)
     families = {registry.family(role) for role in ROLES}
-    assert families == set(fullsize.BUILDERS) == set(fullsize.SOURCES)
+    assert families == set(fullsize.BUILDERS) == set(fullsize_specs.SOURCES)
     assert registry.family("mask_model") == registry.family("riffusion") != registry.family("sd15")
 
 
@@ -70,26 +70,26 @@ def test_readme_documents_the_fullsize_sources_and_the_unpinned_roles():
     assert {role for role in ROLES if f"`{role}`" in unpinned} == set(UNPINNED_ROLES)
 
 
-@pytest.mark.parametrize("role", sorted(set(fullsize.REAL_SIZES) - {"genre_classifier", "emotion_classifier", "m2i_lora"}))
+@pytest.mark.parametrize("role", sorted(set(fullsize_specs.REAL_SIZES) - {"genre_classifier", "emotion_classifier", "m2i_lora"}))
 def test_parameter_counts_times_4_bytes_match_the_real_weight_files(role):
     """fp32 parameters (meta device: no memory, no init) x 4 bytes within 2% of the manifest's file size."""
     from pipelines.models import ROLES
 
     family = fullsize.ROLE_FAMILIES.get(role, ROLES[role].family)
-    counts = fullsize.parameter_counts(family)
-    for part, real in fullsize.REAL_SIZES[role].items():
+    counts = fullsize_specs.parameter_counts(family)
+    for part, real in fullsize_specs.REAL_SIZES[role].items():
         ours = 4 * (sum(counts.values()) if part in ("pipeline", "model") else counts[part])
         assert abs(ours - real) / real < 0.02, f"{role}.{part}: {ours:,} B built vs {real:,} B on the Hub"
 
 
 def test_sd_configs_keep_the_real_repos_surprises():
-    riffusion_vae = fullsize.config(fullsize.RIFFUSION, "vae/config.json")
+    riffusion_vae = fullsize_specs.config(fullsize_specs.RIFFUSION, "vae/config.json")
     assert "scaling_factor" not in riffusion_vae and riffusion_vae["sample_size"] == 256
-    scheduler = fullsize.config(fullsize.RIFFUSION, "scheduler/scheduler_config.json")
+    scheduler = fullsize_specs.config(fullsize_specs.RIFFUSION, "scheduler/scheduler_config.json")
     assert scheduler["_class_name"] == "PNDMScheduler" and "clip_sample" not in scheduler
-    sd15 = fullsize.config(fullsize.SD15, "scheduler/scheduler_config.json")
+    sd15 = fullsize_specs.config(fullsize_specs.SD15, "scheduler/scheduler_config.json")
     assert sd15["_class_name"] == "PNDMScheduler" and sd15["clip_sample"] is False
-    amuse = fullsize.config(fullsize.ALPPO, "model_index.json")
+    amuse = fullsize_specs.config(fullsize_specs.ALPPO, "model_index.json")
     assert amuse["_class_name"] == "DDPMPipeline" and amuse["unet"] == ["diffusers", "UNet2DConditionModel"]
 
 
@@ -136,7 +136,7 @@ def test_riffusion_layout_is_bin_only_with_its_own_vae_and_scheduler_configs(sma
     assert _weights(tmp_path / "text_encoder") == {"pytorch_model.bin"}
     assert not list(tmp_path.rglob("*.safetensors"))
     vae = json.loads((tmp_path / "vae/config.json").read_text())
-    assert vae == fullsize.config(fullsize.RIFFUSION, "vae/config.json") and "scaling_factor" not in vae
+    assert vae == fullsize_specs.config(fullsize_specs.RIFFUSION, "vae/config.json") and "scaling_factor" not in vae
     scheduler = json.loads((tmp_path / "scheduler/scheduler_config.json").read_text())
     assert scheduler["_class_name"] == "PNDMScheduler"
     assert json.loads((tmp_path / "model_index.json").read_text())["scheduler"] == ["diffusers", "PNDMScheduler"]
@@ -220,7 +220,7 @@ def test_fullsize_models_load_through_the_studio_at_the_real_sizes():
         row = next(r for r in studio.manager.status() if r["name"] == entry)
         reported = row["mb"] * 2**20
         role = {"amuse": "amuse_unet"}.get(entry, entry)
-        parts = fullsize.REAL_SIZES[role]
+        parts = fullsize_specs.REAL_SIZES[role]
         if "h5" in parts:  # the .h5 holds the weights and Adam's two slots
             ours, real = 3 * reported, parts["h5"]
         elif role == "mask_model":  # only the UNet's size is known
@@ -237,12 +237,12 @@ def test_fullsize_models_load_through_the_studio_at_the_real_sizes():
     from pipelines.models import load_or_explain
 
     clap = load_or_explain(studio.registry.resolve("clap"), loaders.load_clap)
-    assert abs(clap.nbytes - fullsize.REAL_SIZES["clap"]["model"]) / fullsize.REAL_SIZES["clap"]["model"] < 0.02
+    assert abs(clap.nbytes - fullsize_specs.REAL_SIZES["clap"]["model"]) / fullsize_specs.REAL_SIZES["clap"]["model"] < 0.02
     checked.append("clap")
     del clap
     lora = studio.registry.resolve("m2i_lora").location
     size = (Path(lora) / "pytorch_lora_weights.safetensors").stat().st_size
-    assert abs(size - fullsize.REAL_SIZES["m2i_lora"]["lora"]) / fullsize.REAL_SIZES["m2i_lora"]["lora"] < 0.02
+    assert abs(size - fullsize_specs.REAL_SIZES["m2i_lora"]["lora"]) / fullsize_specs.REAL_SIZES["m2i_lora"]["lora"] < 0.02
     assert len(checked) == 10
 
 
