@@ -33,18 +33,21 @@ from pipelines import limits  # noqa: E402
 from pipelines.models import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
+from ui import common  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 
 TITLE = "Sound ↔ Picture Studio"
 # Handlers turn every error into gr.Error themselves; show_error lets gradio's own input checks
-# (an upload that is not an image, say) reach API callers with their message too.
-LAUNCH_OPTIONS = {"show_error": True}
+# (an upload that is not an image, say) reach API callers with their message too. Uploads over our
+# limit are refused while they stream in, before they reach the disk.
+LAUNCH_OPTIONS = {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES}
 TABS = (sound_to_music, music_to_image, style_interpolation, image_to_music, playlist_to_music, spectrogram_tab, about)
 
 
-def build_demo(studio: Studio) -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEEP) -> gr.Blocks:
+    """The app; ``delete_cache`` (every, older than; seconds) bounds gradio's temporary files."""
+    with gr.Blocks(title=TITLE, delete_cache=delete_cache) as demo:
         gr.Markdown(
             f"# {TITLE}\nTurn sound into pictures and pictures into sound. "
             f"Audio inputs up to {int(limits.MAX_INPUT_SECONDS)} s."
@@ -52,6 +55,7 @@ def build_demo(studio: Studio) -> gr.Blocks:
         )
         for tab in TABS:
             tab.build(studio)
+        demo.unload(common.stop_session)  # a closed page stops its runs
     return demo
 
 
@@ -66,11 +70,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link (Colab)")
-    parser.add_argument("--max-queue", type=int, default=32, help="requests waiting at most")
+    parser.add_argument("--max-queue", type=int, default=int(os.environ.get("STUDIO_MAX_QUEUE", limits.MAX_QUEUE)),
+                        help="requests waiting at most, all events together")
+    parser.add_argument("--max-run-seconds", type=float,
+                        default=float(os.environ.get("STUDIO_MAX_RUN_SECONDS", limits.MAX_RUN_SECONDS)),
+                        help="a request running longer is stopped and its caller told")
+    parser.add_argument("--max-runs-per-user", type=int,
+                        default=int(os.environ.get("STUDIO_MAX_RUNS_PER_USER", limits.MAX_RUNS_PER_USER)),
+                        help="runs of one session at a time; more are refused as busy")
     return parser.parse_args(argv)
 
 
-def queue(demo: gr.Blocks, max_size: int = 32) -> gr.Blocks:
+def queue(demo: gr.Blocks, max_size: int = limits.MAX_QUEUE) -> gr.Blocks:
     # GPU events share one concurrency id with limit 1; CPU-side events (previews, codecs) run two at a time
     return demo.queue(default_concurrency_limit=2, max_size=max_size)
 
@@ -80,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if os.environ.get("SYSTEM") == "spaces" or os.environ.get("SPACE_ID"):
         args.host = "0.0.0.0"
+    common.RUN_LIMITS = common.RunLimits(max_seconds=args.max_run_seconds, per_user=args.max_runs_per_user)
     studio = Studio(profile=args.profile, device=args.device)
     studio.preload()  # only does something on ZeroGPU
     demo = queue(build_demo(studio), args.max_queue)

@@ -28,6 +28,13 @@ class Range:
         check_number(name, value, self.low, self.high, integer=self.integer)
 
 
+# Requests (app.py's flags override the first two)
+MAX_RUN_SECONDS = 600.0  # a request running longer is stopped at its next step and the caller told
+MAX_RUNS_PER_USER = 2  # events of one session in progress at a time; more are refused as busy
+MAX_QUEUE = 32  # requests waiting at most, all events together
+CACHE_SWEEP = (60, 900)  # gradio's temporary files: every 60 s, those older than 900 s are removed
+OUTPUT_MAX_FOLDERS = 64  # result folders kept (each request writes one); older ones are removed
+
 # Audio input
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # larger files are refused before decoding
 MAX_INPUT_SECONDS = 60.0  # longer inputs are refused; sound-to-music works window by window

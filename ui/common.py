@@ -1,4 +1,4 @@
-"""What every tab shares: error boundary, cancel flags, controls built from settings, model events.
+"""What every tab shares: error boundary, per-event stop flags and limits, controls built from settings, model events.
 
 The UI layer converts widgets to arguments and results to widgets; it never touches a torch device.
 Pipelines raise the project's errors (``core.errors``); ``user_errors`` turns them into ``gr.Error``
@@ -7,11 +7,15 @@ with the same message (API callers read it too), and a ``Cancelled`` run into an
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import random
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar, copy_context
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,27 +62,91 @@ def save(result: Any, name: str) -> SavedResult:
     return save_result(result, name)
 
 
-# -- cancelling -------------------------------------------------------------------------------------------
-_stop_flags: dict[str, threading.Event] = {}
+# -- runs: one stop flag per event, set whenever the request ends ------------------------------------------
+@dataclass
+class RunLimits:
+    """Limits on every event: ``max_seconds`` of run time per request (then it is stopped and the caller
+    told), ``per_user`` runs of one session at a time (more are refused with a "busy" message)."""
+
+    max_seconds: float = limits.MAX_RUN_SECONDS
+    per_user: int = limits.MAX_RUNS_PER_USER
 
 
-def stop_flag(request: gr.Request | None) -> threading.Event:
-    key = getattr(request, "session_hash", None) or "default"
-    return _stop_flags.setdefault(key, threading.Event())
+RUN_LIMITS = RunLimits()  # app.py sets these from its flags
+_current_stop: ContextVar[threading.Event | None] = ContextVar("studio_stop", default=None)
+_running: dict[str, set[threading.Event]] = {}  # session -> stop flags of its events in progress
+_running_lock = threading.Lock()
+_threads = ThreadPoolExecutor(max_workers=40, thread_name_prefix="studio-event")  # gradio's own thread limit
 
 
-def start_run(studio: Any, request: gr.Request | None) -> threading.Event:
-    """Begin a model run: clear this session's cancel flag, and say so when real models run on a CPU."""
+def running_events() -> int:
+    """Events in progress, all sessions together (their flags are dropped when they end)."""
+    with _running_lock:
+        return sum(len(flags) for flags in _running.values())
+
+
+def start_run(studio: Any, request: gr.Request | None = None) -> threading.Event:
+    """Begin a model run: this event's stop flag (set when the request ends for any reason: Cancel,
+    API cancel, closed tab, time limit), and a note when real models run on a CPU."""
     if studio.info.device == "cpu" and studio.info.profile != "tiny":
         gr.Info("Running on the CPU: with the real models this takes minutes. Fewer steps make it faster.")
-    flag = stop_flag(request)
-    flag.clear()
-    return flag
+    flag = _current_stop.get()
+    return flag if flag is not None else threading.Event()  # called outside an event (scripts, tests)
 
 
-def cancel(request: gr.Request = None) -> None:
-    """The Cancel buttons: the running pipeline polls this session's flag after every step."""
-    stop_flag(request).set()
+def _session(request: Any) -> str:
+    return getattr(request, "session_hash", None) or "default"
+
+
+def stop_session(request: gr.Request = None) -> None:
+    """The page closed (``demo.unload``): stop every event of that session."""
+    with _running_lock:
+        flags = list(_running.get(_session(request), ()))
+    for flag in flags:
+        flag.set()
+
+
+def guarded(fn: Callable) -> Callable:
+    """Run a (sync) handler as one event: its own stop flag, the per-user limit and the time limit.
+
+    Gradio cancels the event's asyncio task (Cancel button, API ``job.cancel()``), but a thread it runs
+    keeps going; here the handler runs in a thread we await, and whatever ends the wait (cancel,
+    time limit, error) sets the flag, which the pipeline polls after every step. Raises gr.Error when
+    the session already has ``RUN_LIMITS.per_user`` events running or the run passes ``max_seconds``.
+    """
+
+    @functools.wraps(fn)
+    async def event(*args, **kwargs):
+        from gradio.context import LocalContext  # the request of the event being run (set by gradio)
+
+        session = _session(LocalContext.request.get(None))
+        flag = threading.Event()
+        with _running_lock:
+            mine = _running.setdefault(session, set())
+            if len(mine) >= RUN_LIMITS.per_user:
+                busy = len(mine)
+            else:
+                busy = 0
+                mine.add(flag)
+        if busy:
+            raise gr.Error(f"Busy: you already have {busy} run(s) in progress (at most {RUN_LIMITS.per_user} "
+                           "at a time). Try again when one finishes.")
+        context = copy_context()  # gradio's request, progress and toasts follow the handler into its thread
+        context.run(_current_stop.set, flag)
+        work = asyncio.get_running_loop().run_in_executor(_threads, functools.partial(context.run, fn, *args, **kwargs))
+        try:
+            return await asyncio.wait_for(work, RUN_LIMITS.max_seconds)
+        except TimeoutError:
+            raise gr.Error(f"This run passed the time limit of {RUN_LIMITS.max_seconds:g} s per request and was "
+                           "stopped. Try fewer steps or a shorter input.") from None
+        finally:
+            flag.set()  # ended for whatever reason: the pipeline stops at its next step
+            with _running_lock:
+                mine.discard(flag)
+                if not mine and _running.get(session) is mine:
+                    del _running[session]
+
+    return event
 
 
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
@@ -119,9 +187,10 @@ def model_event(studio: Any, button: gr.Button, fn: Callable, inputs: list, outp
     """Wire ``button`` to ``fn`` as a model run: the shared GPU concurrency id (one at a time), the
     ZeroGPU wrapper with its duration estimate, the named API endpoint, and the Cancel button."""
     event = button.click(
-        studio.gpu_task(fn, duration=gpu_seconds), inputs, outputs,
+        guarded(studio.gpu_task(fn, duration=gpu_seconds)), inputs, outputs,
         api_name=api_name, concurrency_id=GPU, concurrency_limit=1,
     )
     if stop is not None:
-        stop.click(cancel, None, None, cancels=[event], api_visibility="private")
+        # gradio cancels the event's task; ``guarded`` then sets its stop flag (this event's only)
+        stop.click(None, None, None, cancels=[event], api_visibility="private")
     return event

@@ -8,7 +8,7 @@ import gradio as gr
 from pipelines.settings import ImageToMusicSettings
 
 from .common import ASSETS, GPU, model_event, prompt_box, run_and_cancel_buttons, save, seed_control, slider
-from .common import start_run, user_errors
+from .common import guarded, start_run, user_errors
 
 
 def build(studio) -> None:
@@ -60,5 +60,5 @@ def build(studio) -> None:
                                      label="Songs with lyrics close to the caption (sample lyrics written for this app)")
         model_event(studio, run, image_to_music, [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed],
                     [used, music], api_name="image_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)
-        suggest.click(recommend_songs, [image_in, prompt], [used, songs], api_name="recommend_songs",
+        suggest.click(guarded(recommend_songs), [image_in, prompt], [used, songs], api_name="recommend_songs",
                       concurrency_id=GPU, concurrency_limit=1)

@@ -8,7 +8,7 @@ import gradio as gr
 from pipelines.settings import MusicToImageSettings
 
 from .common import ASSETS, model_event, prompt_box, run_and_cancel_buttons, save, seed_control, slider, start_run
-from .common import user_errors
+from .common import guarded, user_errors
 
 
 def _labels(pairs) -> dict[str, float]:
@@ -65,7 +65,7 @@ def build(studio) -> None:
                 image = gr.Image(label="Image", type="filepath", format="png")
                 used = gr.Textbox(label="Description used", interactive=False)
         gr.Examples([[str(ASSETS / "groove.wav")]], inputs=[audio_in], cache_examples=False)
-        describe.click(describe_music, audio_in, [genres, emotions, tempo, description], api_name="describe_music")
+        describe.click(guarded(describe_music), audio_in, [genres, emotions, tempo, description], api_name="describe_music")
         model_event(studio, generate, music_to_image,
                     [audio_in, description, steps, guidance, width, height, seed, lora_scale], [image, used],
                     api_name="music_to_image", gpu_seconds=zero_gpu_seconds, stop=stop)

@@ -9,7 +9,7 @@ from pipelines.settings import SCHEDULERS, MaskSettings, SoundToMusicSettings
 from pipelines.studio import SOUND_TO_MUSIC_MODELS
 
 from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control
-from .common import slider, start_run, user_errors
+from .common import guarded, slider, start_run, user_errors
 
 MODEL_LABELS = {"mask_model": "Mask-based paper model (stable-diffusion-music-25)", "riffusion": "Riffusion v1"}
 
@@ -102,7 +102,7 @@ def build(studio) -> None:
             inputs=[audio_in, model, prompt, negative],
             cache_examples=False,
         )
-        preview.click(preview_mask, mask_inputs, [input_image, mask_image], api_name="preview_mask")
+        preview.click(guarded(preview_mask), mask_inputs, [input_image, mask_image], api_name="preview_mask")
         # live preview while the sliders move or a sound arrives (nothing to show without a sound)
         for trigger in (invert.release, brightness.release, contrast.release, downshift.release, audio_in.change):
             trigger(live_preview, mask_inputs, [input_image, mask_image], api_visibility="private")

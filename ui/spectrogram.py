@@ -8,7 +8,7 @@ import gradio as gr
 from pipelines import spectrogram
 from pipelines.spectrogram_plot import plot_spectrogram
 
-from .common import ASSETS, save, user_errors
+from .common import ASSETS, guarded, save, user_errors
 
 
 def build(studio) -> None:
@@ -53,7 +53,7 @@ def build(studio) -> None:
             with gr.Column():
                 audio_out = gr.Audio(label="Sound", type="filepath")
                 plot_back = gr.Image(type="pil", format="png", show_label=False, interactive=False)
-        to_image.click(audio_to_spectrogram, [audio_in, preset_in, stereo_in], [image_out, plot_out],
+        to_image.click(guarded(audio_to_spectrogram), [audio_in, preset_in, stereo_in], [image_out, plot_out],
                        api_name="audio_to_spectrogram")
-        to_audio.click(spectrogram_to_audio, [image_in, preset_back], [audio_out, plot_back], api_name="spectrogram_to_audio")
+        to_audio.click(guarded(spectrogram_to_audio), [image_in, preset_back], [audio_out, plot_back], api_name="spectrogram_to_audio")
         image_out.change(lambda path: path, image_out, image_in, api_visibility="private")

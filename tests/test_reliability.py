@@ -1,0 +1,156 @@
+"""Requests under real use: cancel that stops the work, one stop flag per event, time and per-user limits."""
+
+import asyncio
+import threading
+import time
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+
+from ui import common
+
+M2I = dict(guidance=7.5, width=64, height=64, seed=3, lora_scale=0.0)
+
+
+def m2i_args(steps):
+    return [None, "a red violin in the rain", steps, M2I["guidance"], M2I["width"], M2I["height"], M2I["seed"],
+            M2I["lora_scale"]]
+
+
+@pytest.fixture
+def counted_steps(studio, monkeypatch):
+    """Counts the denoising steps of music_to_image (its stop-flag polls, one per step), each made 50 ms
+    slower so that a long run lasts seconds on any machine."""
+    polls = []
+    real = studio.music_to_image
+
+    def counting(*args, should_stop=None, **kwargs):
+        def poll():
+            polls.append(time.perf_counter())
+            time.sleep(0.05)
+            return should_stop()
+
+        return real(*args, should_stop=poll, **kwargs)
+
+    monkeypatch.setattr(studio, "music_to_image", counting)
+    return polls
+
+
+@pytest.mark.slow
+def test_an_api_cancel_stops_the_denoising_loop_and_frees_the_gpu(client, counted_steps):
+    start = time.perf_counter()
+    client.predict(*m2i_args(steps=2), api_name="/music_to_image")
+    alone = time.perf_counter() - start
+    counted_steps.clear()
+    job = client.submit(*m2i_args(steps=40), api_name="/music_to_image")
+    deadline = time.monotonic() + 60
+    while len(counted_steps) < 3:  # the run is denoising
+        assert time.monotonic() < deadline and not job.done()
+        time.sleep(0.01)
+    job.cancel()
+    at_cancel = len(counted_steps)
+    while True:  # wait until no step came for a while (at most 15 s)
+        seen = len(counted_steps)
+        time.sleep(2.0)
+        if len(counted_steps) == seen or time.monotonic() > deadline + 15:
+            break
+    assert len(counted_steps) - at_cancel <= 1  # the step in progress polls the flag and the loop ends
+    start = time.perf_counter()
+    client.predict(*m2i_args(steps=2), api_name="/music_to_image")
+    # as fast as alone: not queued behind the cancelled run's remaining ~35 steps
+    assert time.perf_counter() - start < 2 * alone + 1.0
+
+
+# -- the event wrapper, with gradio's request context set by hand ------------------------------------------
+def run_event(fn, session="s1", *args):
+    """Call ``common.guarded(fn)`` the way gradio does: in a task, with the request in LocalContext."""
+    from gradio.context import LocalContext
+
+    LocalContext.request.set(SimpleNamespace(session_hash=session))
+    return common.guarded(fn)(*args)
+
+
+def looping(started: threading.Event, seen: list):
+    """A handler that polls its stop flag like a pipeline, and records whether it was stopped."""
+
+    def handler():
+        flag = common.start_run(SimpleNamespace(info=SimpleNamespace(device="cpu", profile="tiny")))
+        started.set()
+        for _ in range(400):
+            if flag.is_set():
+                seen.append("stopped")
+                return "stopped"
+            time.sleep(0.01)
+        seen.append("finished")
+        return "finished"
+
+    return handler
+
+
+def test_cancelling_one_event_leaves_the_other_event_of_the_session_running():
+    async def scenario():
+        a_started, b_started, seen_a, seen_b = threading.Event(), threading.Event(), [], []
+        a = asyncio.create_task(run_event(looping(a_started, seen_a)))
+        b = asyncio.create_task(run_event(looping(b_started, seen_b)))
+        while not (a_started.is_set() and b_started.is_set()):
+            await asyncio.sleep(0.01)
+        assert common.running_events() == 2
+        a.cancel()  # what gradio does for the Cancel button and job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await a
+        await asyncio.sleep(0.2)
+        assert seen_a == ["stopped"] and seen_b == [] and not b.done()
+        b.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await b
+        await asyncio.sleep(0.1)
+        assert seen_b == ["stopped"]
+
+    asyncio.run(scenario())
+    assert common.running_events() == 0 and common._running == {}  # nothing left behind
+
+
+def test_a_run_past_the_time_limit_is_stopped_and_the_caller_told(monkeypatch):
+    monkeypatch.setattr(common, "RUN_LIMITS", common.RunLimits(max_seconds=0.2, per_user=2))
+    started, seen = threading.Event(), []
+
+    async def scenario():
+        with pytest.raises(gr.Error, match="time limit of 0.2 s"):
+            await run_event(looping(started, seen))
+        await asyncio.sleep(0.1)
+
+    asyncio.run(scenario())
+    assert seen == ["stopped"] and common.running_events() == 0
+
+
+def test_a_session_over_its_run_limit_is_told_it_is_busy(monkeypatch):
+    monkeypatch.setattr(common, "RUN_LIMITS", common.RunLimits(max_seconds=60, per_user=1))
+
+    async def scenario():
+        started, seen = threading.Event(), []
+        first = asyncio.create_task(run_event(looping(started, seen)))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        with pytest.raises(gr.Error, match="Busy: you already have 1 run"):
+            await run_event(looping(threading.Event(), []))
+        other_session = await run_event(lambda: "ok", "s2")  # another user is not held up
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        return other_session
+
+    assert asyncio.run(scenario()) == "ok"
+
+
+def test_closing_the_page_stops_the_sessions_runs():
+    async def scenario():
+        started, seen = threading.Event(), []
+        task = asyncio.create_task(run_event(looping(started, seen), "closing"))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        common.stop_session(SimpleNamespace(session_hash="closing"))  # demo.unload's handler
+        assert await task == "stopped"
+
+    asyncio.run(scenario())
+    assert common.running_events() == 0
