@@ -3,7 +3,9 @@
 Audio becomes a 16-bit WAV whose INFO comment holds the parameters and metrics as JSON
 (``audio.read_wav_metadata`` reads them back); pictures become PNGs that keep a spectrogram's own
 metadata (EXIF and text chunk) and add a ``parameters`` text chunk. Each request writes into a fresh
-folder under ``OUTPUT_ROOT``; folders older than ``OUTPUT_MAX_AGE_S`` are removed when a new one is made.
+folder under ``OUTPUT_ROOT``; when a new one is made, folders older than ``OUTPUT_MAX_AGE_S`` are removed
+and so are the oldest beyond ``limits.OUTPUT_MAX_FOLDERS`` (gradio copies a result's files into its own
+cache as it answers, so only the latest few are still needed).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audio as audio_io
+from . import limits
 from . import spectrogram
 from .results import Result
 
@@ -33,17 +36,23 @@ class SavedResult:
     images: dict[str, str] = field(default_factory=dict)
 
 
-def new_output_dir(root: Path | None = None, max_age_s: float = OUTPUT_MAX_AGE_S) -> Path:
-    """A fresh folder for one request's files; sibling folders older than ``max_age_s`` are removed."""
+def new_output_dir(root: Path | None = None, max_age_s: float = OUTPUT_MAX_AGE_S,
+                   max_folders: int = limits.OUTPUT_MAX_FOLDERS) -> Path:
+    """A fresh folder for one request's files. Sibling folders older than ``max_age_s`` are removed,
+    and the oldest beyond ``max_folders - 1``, so ``root`` holds at most ``max_folders`` folders."""
     root = Path(root or OUTPUT_ROOT)
     root.mkdir(parents=True, exist_ok=True)
     now = time.time()
+    folders = []
     for old in root.iterdir():
         try:
-            if now - old.stat().st_mtime > max_age_s:
-                shutil.rmtree(old, ignore_errors=True)
+            folders.append((old.stat().st_mtime, old))
         except OSError:  # another request removed it first
             pass
+    folders.sort(reverse=True)  # newest first
+    for rank, (mtime, old) in enumerate(folders):
+        if rank >= max_folders - 1 or now - mtime > max_age_s:
+            shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(dir=root))
 
 
