@@ -6,10 +6,13 @@ MusicTI (AAAI 2024) saves its learned style as a pickle of nn.Module objects (``
 Unpickling can run any code, so the file is read once, here, through an unpickler that resolves only
 the globals such a file needs, and is written out as ``style.safetensors`` + ``style.json``
 (pipelines/style_interpolation.py's format). Kept apart from the pipeline, as diffusers keeps its
-``scripts/convert_*.py``: the app never unpickles anything.
+``scripts/convert_*.py``: the app never unpickles anything. Two ways around the unpickler are closed
+too: a TorchScript archive (``torch.load`` would hand it to ``torch.jit.load``, which runs the archive's
+code) is refused before loading, and so are modules that arrive with hooks set (``state_dict()``
+would call them).
 
-Errors: ``UnsafeCheckpointError`` for a file asking for any other global, ``InputError`` for a
-file that is not a MusicTI checkpoint.
+Errors: ``UnsafeCheckpointError`` for a file asking for any other global, a TorchScript archive or a
+module with hooks; ``InputError`` for a file that is not a MusicTI checkpoint.
 """
 
 from __future__ import annotations
@@ -81,11 +84,43 @@ class _RestrictedPickleModule:
         return _RestrictedUnpickler(file, **kwargs).load()
 
 
+def _refuse_torchscript(path: Path) -> None:
+    """torch.load passes a zip holding ``constants.pkl`` to torch.jit.load, past our unpickler."""
+    if not zipfile.is_zipfile(path):
+        return  # torch's legacy formats go through pickle_module
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise InputError(f"{path} is not a readable MusicTI embeddings.pt: it is a damaged zip file.") from error
+    if any(name == "constants.pkl" or name.endswith("/constants.pkl") for name in names):
+        raise UnsafeCheckpointError(
+            f"Refused to load {path}: it is a TorchScript archive (torch.jit.save), whose loading runs the "
+            "archive's own code. A MusicTI embeddings.pt is a plain torch.save file."
+        )
+
+
+def _refuse_hooks(data: dict[str, Any]) -> None:
+    """Hooks set on an unpickled module are called by ``state_dict()``: MusicTI's modules have none."""
+    for part, value in data.items():
+        if not isinstance(value, nn.Module):
+            continue
+        for name, module in value.named_modules(prefix=str(part)):
+            hooked = sorted(attr for attr, hooks in vars(module).items() if attr.endswith("hooks") and hooks)
+            if hooked:
+                raise UnsafeCheckpointError(
+                    f"Refused to convert the checkpoint: its module {name} has hooks set ({', '.join(hooked)}), "
+                    "code that would run on use. A MusicTI embeddings.pt has none."
+                )
+
+
 def read_musicti_checkpoint(pt_path: str | Path) -> dict[str, Any]:
-    """The dict inside a MusicTI embeddings.pt, unpickled with only the allowed globals."""
+    """The dict inside a MusicTI embeddings.pt, unpickled with only the allowed globals, its modules
+    without hooks. Raises UnsafeCheckpointError (TorchScript archive, other globals, hooks) or InputError."""
     path = Path(pt_path)
     if not path.is_file():
         raise InputError(f"No such checkpoint file: {path}.")
+    _refuse_torchscript(path)
     try:
         # weights_only=False is needed to pass our own pickle module; _RestrictedUnpickler is the guard
         data = torch.load(str(path), map_location="cpu", pickle_module=_RestrictedPickleModule, weights_only=False)
@@ -99,6 +134,7 @@ def read_musicti_checkpoint(pt_path: str | Path) -> dict[str, Any]:
     )
     if missing:
         raise InputError(f"{path} is not a MusicTI embeddings.pt: it lacks {', '.join(sorted(missing))}.")
+    _refuse_hooks(data)
     return data
 
 

@@ -4,6 +4,7 @@ import os
 import pickle
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,8 +59,9 @@ def _fake_ldm_modules():
     return attention_mod, manager_mod
 
 
-def _write_musicti_checkpoint(path, monkeypatch, width=32, inner=128):
-    """A dict of pickled modules as MusicTI's EmbeddingManager.save writes it; returns the modules."""
+def _write_musicti_checkpoint(path, monkeypatch, width=32, inner=128, change=None):
+    """A dict of pickled modules as MusicTI's EmbeddingManager.save writes it (``change(modules)`` first,
+    if given); returns the modules."""
     attention_mod, manager_mod = _fake_ldm_modules()
     torch.manual_seed(7)
     original = {
@@ -69,6 +71,8 @@ def _write_musicti_checkpoint(path, monkeypatch, width=32, inner=128):
         "emb_layers": nn.Sequential(nn.SiLU(), nn.Linear(inner, width)),
         "initial_embeddings": nn.ParameterDict({"*": nn.Parameter(torch.randn(1, width), requires_grad=False)}),
     }
+    if change is not None:
+        change(original)
     with monkeypatch.context() as m:  # the fake ldm package exists only while saving
         for name, mod in (("ldm", types.ModuleType("ldm")), ("ldm.modules", types.ModuleType("ldm.modules")),
                           ("ldm.modules.attention", attention_mod), ("ldm.modules.embedding_manager", manager_mod)):
@@ -120,6 +124,55 @@ def test_restricted_unpickler_refuses_code_execution(tmp_path):
         convert.convert_musicti_checkpoint(tmp_path / "evil.pkl", tmp_path / "out")
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
+
+
+def _scripted_module_that_touches(marker):
+    """A TorchScript module whose __setstate__ (run by torch.jit.load) writes ``marker`` through a custom op."""
+    if not hasattr(torch.ops.studio_test, "touch"):
+        @torch.library.custom_op("studio_test::touch", mutates_args=())
+        def touch(x: torch.Tensor) -> torch.Tensor:
+            Path(os.environ["STUDIO_TEST_MARKER"]).write_text("the archive's code ran")
+            return x.clone()
+
+    class Hooked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.zeros(1)
+
+        @torch.jit.export
+        def __getstate__(self):
+            return (self.w, self.training)
+
+        @torch.jit.export
+        def __setstate__(self, state: tuple[torch.Tensor, bool]):
+            self.w = torch.ops.studio_test.touch(state[0])
+            self.training = state[1]
+
+        def forward(self, x):
+            return x + self.w
+
+    return torch.jit.script(Hooked())
+
+
+def test_a_torchscript_archive_is_refused_before_its_code_runs(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    monkeypatch.setenv("STUDIO_TEST_MARKER", str(marker))
+    torch.jit.save(_scripted_module_that_touches(marker), tmp_path / "embeddings.pt")
+    torch.jit.load(tmp_path / "embeddings.pt")  # the test can fail: loading it does run its code
+    assert marker.exists()
+    marker.unlink()
+    with pytest.raises(convert.UnsafeCheckpointError, match="TorchScript archive"):
+        convert.convert_musicti_checkpoint(tmp_path / "embeddings.pt", tmp_path / "out")
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_a_module_pickled_with_hooks_is_refused_clearly(tmp_path, monkeypatch):
+    def add_hook(modules):  # an allowed global as a hook: state_dict() would call nn.Linear(module, state, ...)
+        modules["time_embed"]._state_dict_hooks[0] = nn.Linear
+
+    _write_musicti_checkpoint(tmp_path / "hooked.pt", monkeypatch, change=add_hook)
+    with pytest.raises(convert.UnsafeCheckpointError, match="time_embed has hooks set"):
+        convert.convert_musicti_checkpoint(tmp_path / "hooked.pt", tmp_path / "out")
 
 
 def test_converter_refuses_files_that_are_not_musicti(tmp_path):
