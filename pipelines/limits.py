@@ -43,6 +43,10 @@ SILENCE_DBFS = -60.0  # a clip whose peak is below this is treated as silent
 MAX_CHANNELS = 8  # 7.1 surround; more is almost certainly not music
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000  # Hz; outside this a header is broken or hostile
 MAX_TRACK_SECONDS = 600.0  # playlist tracks: whole songs are fine (only one slice is used)
+# Samples (frames x channels kept) one file may decode to, float32: 128 MiB, and twice that at the peak
+# while its blocks are joined. 60 s of 7.1 at 48 kHz or a 10-minute song at 48 kHz (decoded to mono,
+# as every down-mix is) fit; 8 channels at 384 kHz for 60 s (184 M) is refused from its header.
+MAX_DECODED_VALUES = 32 * 2**20
 
 # Diffusion
 STEPS = Range(1, 100, integer=True)

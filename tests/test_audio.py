@@ -376,3 +376,60 @@ def test_read_metadata_of_foreign_files(tmp_path):
     (tmp_path / "x.wav").write_bytes(b"not a wav")
     assert read_wav_metadata(tmp_path / "x.wav") == {}
     assert read_wav_metadata(tmp_path / "missing.wav") == {}
+
+
+# -- memory bounded by what is decoded ------------------------------------------------------------------
+def _flac(path, seconds, sr, channels, total_samples=None):
+    """A FLAC of a quiet tone; ``total_samples`` rewrites the length its STREAMINFO header claims
+    (0: unknown, as a streaming encoder leaves it)."""
+    sf.write(path, np.tile(tone(seconds=seconds, sr=sr, dbfs=-20)[:, None], (1, channels)), sr, format="FLAC")
+    if total_samples is not None:
+        data = bytearray(path.read_bytes())
+        assert data[:4] == b"fLaC"
+        fields = int.from_bytes(data[18:26], "big")  # rate 20 bits, channels 3, bits 5, total samples 36
+        data[18:26] = ((fields & ~(2**36 - 1)) | total_samples).to_bytes(8, "big")
+        path.write_bytes(bytes(data))
+    return path
+
+
+def _peak_bytes(fn):
+    import tracemalloc  # numpy reports its arrays to tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_flac_header_without_its_length_is_read_as_unknown(tmp_path):
+    path = _flac(tmp_path / "stream.flac", 2.0, SR, 1, total_samples=0)
+    assert sf.info(str(path)).frames >= 2**62  # libsndfile's "unknown"
+    sound = load_audio(path, SR)
+    assert abs(sound.duration - 2.0) < 0.01
+    long = _flac(tmp_path / "long.flac", 8.0, 8000, 1, total_samples=0)
+    # the limit is enforced while decoding: the decoded part stays near the limit's 2.5 s of samples
+    peak = _peak_bytes(lambda: expect_error(long, "too long", "2 s", sample_rate=8000, max_seconds=2.0))
+    assert peak < 2.5 * 8000 * 4 + 65536 * 4 * 2 + 2**20
+
+
+def test_a_file_over_the_decoding_cap_is_refused_from_its_header(tmp_path):
+    # 0.1 s of 8 channels at 384 kHz whose header claims 60 s: 184 M samples, 737 MB as float32
+    path = _flac(tmp_path / "wide.flac", 0.1, 384000, 8, total_samples=60 * 384000)
+    peak = _peak_bytes(lambda: expect_error(path, "million samples", "8 channel", "384000 Hz", mono=False))
+    assert peak < 2**20  # nothing decoded (documented bound: limits.MAX_DECODED_VALUES x 4 bytes, x2 at the join)
+
+
+def test_many_channels_are_mixed_down_while_decoding(tmp_path):
+    path = _flac(tmp_path / "surround.flac", 10.0, 48000, 8)  # 3.84 M samples, 15 MB as float32
+    sound = None
+
+    def load():
+        nonlocal sound
+        sound = load_audio(path, 48000, channels=1)
+
+    peak = _peak_bytes(load)
+    assert sound.channels == 1 and abs(sound.duration - 10.0) < 0.01
+    assert abs(dominant_freq(sound.samples[0], 48000) - 440) < 5
+    assert peak < 8 * 2**20  # mono: 1.9 MB, twice at the join, plus one 8-channel block

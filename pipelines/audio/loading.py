@@ -19,13 +19,16 @@ import soundfile as sf
 from core.errors import InputError
 
 from .. import limits
-from .clip import Audio, as_int
+from .clip import Audio, as_int, convert_channels
 from .signal import peak_dbfs, resample
 
 _SUPPORTED_HINT = "Please upload WAV, FLAC, OGG or MP3 instead"
 # Encoders pad (mp3 adds up to ~50 ms); a clip this little over the limit is cut, not refused.
 _LENGTH_SLACK_SECONDS = 0.5
 _MAX_PATH_CHARS = 4096
+# libsndfile reports a FLAC whose header leaves the length out as SF_COUNT_MAX (2**63 - 1) frames
+_UNKNOWN_FRAMES = 2**62
+_BLOCK_FRAMES = 65536
 
 
 def load_audio(
@@ -59,7 +62,7 @@ def load_audio(
     if target_rate is None or not limits.MIN_SAMPLE_RATE <= target_rate <= limits.MAX_SAMPLE_RATE:
         raise ValueError(f"sample_rate must be an integer in Hz, got {sample_rate!r}")
 
-    audio, name = _decode_source(source, source_rate, max_seconds)
+    audio, name = _decode_source(source, source_rate, max_seconds, target_channels)
 
     if not np.isfinite(audio.samples).all():
         raise InputError(
@@ -103,8 +106,10 @@ def _resolve_channels(channels: int | None, mono: bool | None) -> int | None:
     return None if mono is False else 1
 
 
-def _decode_source(source: Any, source_rate: int | None, max_seconds: float | None) -> tuple[Audio, str]:
-    """Return the source as Audio at its own rate, and a name for it in messages."""
+def _decode_source(source: Any, source_rate: int | None, max_seconds: float | None,
+                   wanted: int | None = None) -> tuple[Audio, str]:
+    """Return the source as Audio at its own rate, and a name for it in messages. A file is decoded
+    to mono when fewer than its channels are ``wanted`` (every down-mix goes through mono)."""
     if source is None:
         raise InputError("No audio was given. Upload or record a clip first.")
     if isinstance(source, Audio):
@@ -117,7 +122,7 @@ def _decode_source(source: Any, source_rate: int | None, max_seconds: float | No
             raise InputError("An audio array was given without its sample rate; pass source_rate.")
         return _from_array(source, source_rate, layout="auto", name="The audio"), "The audio"
     if isinstance(source, str | os.PathLike):
-        return _from_path(source, max_seconds)
+        return _from_path(source, max_seconds, wanted)
     if isinstance(source, dict):
         raise InputError(
             "Audio was given as a dictionary; expected a file path or (sample_rate, samples). "
@@ -190,7 +195,7 @@ def _to_float(data: np.ndarray, name: str) -> np.ndarray:
     raise InputError(f"{name}'s samples have type {data.dtype}; expected integer or float samples.")
 
 
-def _from_path(source: str | os.PathLike, max_seconds: float | None) -> tuple[Audio, str]:
+def _from_path(source: str | os.PathLike, max_seconds: float | None, wanted: int | None = None) -> tuple[Audio, str]:
     text = os.fspath(source)
     if isinstance(text, bytes):
         raise InputError("Audio file paths must be text.")
@@ -225,17 +230,64 @@ def _from_path(source: str | os.PathLike, max_seconds: float | None) -> tuple[Au
         # libsndfile does not know the container (m4a, aac, webm...): try audioread's backends.
         return _decode_with_audioread(path, name, max_seconds), name
     with handle:
-        _check_header(handle.samplerate, handle.channels, handle.frames / max(handle.samplerate, 1),
-                      name, max_seconds)
+        rate, count = handle.samplerate, handle.channels
+        frames = None if handle.frames >= _UNKNOWN_FRAMES else handle.frames
+        _check_header(rate, count, 0.0 if frames is None else frames / max(rate, 1), name, max_seconds)
+        kept = 1 if wanted is not None and wanted < count else count
+        limit = _frame_limit(rate, kept, max_seconds)
+        if frames is not None and frames > limit:  # the length is known: refuse before decoding
+            _refuse_size(name, frames / rate, rate, kept, max_seconds)
+        if frames is None:
+            # soundfile seeks back to its own position after every read of a seekable file, and
+            # libsndfile's FLAC seek fails without a length: read such a file as the stream it is
+            handle._info.seekable = False
+        data = _read_blocks(handle, name, kept, limit, max_seconds)
+    return Audio(np.ascontiguousarray(data.T), rate), name
+
+
+def _frame_limit(rate: int, channels: int, max_seconds: float | None) -> int:
+    """Frames of ``channels`` channels that may be decoded: the length limit and the memory cap."""
+    by_memory = limits.MAX_DECODED_VALUES // channels
+    return by_memory if max_seconds is None else min(by_memory, int((max_seconds + _LENGTH_SLACK_SECONDS) * rate))
+
+
+def _refuse_size(name: str, seconds: float | None, rate: int, channels: int, max_seconds: float | None) -> None:
+    """Raise the right InputError for a file past ``_frame_limit``: too long, or too much to decode."""
+    longest = _frame_limit(rate, channels, None) / rate
+    if max_seconds is not None and max_seconds < longest:
+        if seconds is None:
+            raise InputError(f"{name} is too long: longer than the limit of {max_seconds:g} s. "
+                             f"Trim it to {max_seconds:g} seconds or less and try again.")
+        _check_duration(seconds, name, max_seconds, None)
+    raise InputError(
+        f"{name} holds more audio than this app decodes at once: {channels} channel(s) at {rate} Hz "
+        f"for {'an unknown length' if seconds is None else f'{seconds:.1f} s'}, and the limit is "
+        f"{limits.MAX_DECODED_VALUES / 1e6:.0f} million samples ({longest:.0f} s at this rate). "
+        "Mix it down to stereo or export it at 44100 or 48000 Hz."
+    )
+
+
+def _read_blocks(handle: sf.SoundFile, name: str, channels: int, limit: int, max_seconds: float | None) -> np.ndarray:
+    """Decode block by block, down-mixed to mono as it is read when ``channels`` is 1, and stop once
+    past ``limit`` frames (a header may not know the length). Returns float32 (frames, channels)."""
+    blocks, total = [], 0
+    while True:
         try:
-            data = handle.read(dtype="float32", always_2d=True)
+            block = handle.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError):
             raise InputError(
                 f"{name} looks like {handle.format} audio but is damaged and cannot be decoded. "
                 f"Export it again, or upload another file (WAV, FLAC, OGG or MP3)."
             ) from None
-        rate = handle.samplerate
-    return Audio(np.ascontiguousarray(data.T), rate), name
+        if not len(block):
+            break
+        if channels < block.shape[1]:
+            block = convert_channels(block.T, 1).T
+        total += len(block)
+        if total > limit:
+            _refuse_size(name, None, handle.samplerate, channels, max_seconds)
+        blocks.append(block)
+    return np.concatenate(blocks) if blocks else np.zeros((0, channels), dtype=np.float32)
 
 
 def _decode_with_audioread(path: Path, name: str, max_seconds: float | None) -> Audio:
@@ -253,14 +305,14 @@ def _decode_with_audioread(path: Path, name: str, max_seconds: float | None) -> 
             rate, count = int(reader.samplerate), int(reader.channels)
             _check_header(rate, count, float(reader.duration or 0.0), name, max_seconds)
             # The header's duration may be missing: stop decoding once past the limit.
-            max_values = None if max_seconds is None else int((max_seconds + _LENGTH_SLACK_SECONDS + 1) * rate * count)
+            max_values = _frame_limit(rate, count, max_seconds) * count
             total = 0
             for block in reader:
                 chunk = np.frombuffer(block, dtype="<i2")
                 chunks.append(chunk)
                 total += chunk.size
-                if max_values is not None and total > max_values:
-                    _check_duration(total / count / rate, name, max_seconds, None)
+                if total > max_values:
+                    _refuse_size(name, None, rate, count, max_seconds)
     except InputError:
         raise
     except Exception:  # audioread backends raise many unrelated types; none should reach the user
