@@ -1,0 +1,206 @@
+"""Soak test (not in CI): N clients for M minutes over every endpoint of the real app (tiny profile).
+
+    python benchmarks/soak.py --clients 4 --minutes 3
+
+Starts ``app.py --profile tiny`` as its own process with fresh temporary folders, then each client
+(one ``gradio_client.Client``, one session) loops: a random endpoint with valid inputs or, one time in
+three, invalid ones (wrong numbers, empty text, a text file named .wav, no file); one call in six is
+cancelled after a random delay. It reports:
+
+- calls by outcome per endpoint: ``ok``, ``refused`` (a clear user error), ``cancelled``, ``busy``
+  (our per-user limit or gradio's full queue), ``internal`` (an unexpected error, a server path or
+  gradio's "Could not preprocess" in a message: these must stay at zero), ``transport``;
+- p50 / p95 latency per endpoint (calls that ran to an answer);
+- server RSS and the temporary-file counts (gradio's cache, the studio's output folder) over time.
+
+The exit status is 1 when any internal error was seen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets"
+sys.path.insert(0, str(ROOT))
+
+
+def _calls(bad_text: str):
+    """endpoint -> (valid args, invalid args) factories; files go through handle_file."""
+    from gradio_client import handle_file
+
+    wav = lambda name="groove.wav": handle_file(str(ASSETS / name))  # noqa: E731
+    png = lambda name="sunset.png": handle_file(str(ASSETS / name))  # noqa: E731
+    junk = lambda: handle_file(bad_text)  # noqa: E731
+    masked = lambda audio, steps=4: [audio, "mask_model", "funk drums", "", 1.0, 0.05, 200, 150, steps, 0.75,  # noqa: E731
+                                     8.0, 1, "repo"]
+    return {
+        "/status": (lambda: [], lambda: []),  # nothing to get wrong
+        "/audio_to_spectrogram": (lambda: [wav("kettle.wav"), "riffusion", False], lambda: [junk(), "riffusion", False]),
+        "/spectrogram_to_audio": (lambda: [png(), "auto"], lambda: [junk(), "auto"]),
+        "/preview_mask": (lambda: [wav("kettle.wav"), 1.0, 0.05, 200, 150], lambda: [None, 1.0, 0.05, 200, 150]),
+        "/describe_music": (lambda: [wav()], lambda: [junk()]),
+        "/masked_img2img": (lambda: masked(wav("knocks.wav")), lambda: masked(wav("knocks.wav"), steps=0)),
+        "/music_to_image": (lambda: [None, "a red violin in the rain", 2, 7.5, 64, 64, 3, 0.0],
+                            lambda: [None, "   ", 2, 7.5, 64, 64, 3, 0.0]),
+        "/image_to_music": (lambda: [None, "calm piano by the sea", 2, 3.0, 1.0, 250, 0.0, 0],
+                            lambda: [None, "x", 99, 3.0, 1.0, 250, 0.0, 0]),
+        "/recommend_songs": (lambda: [png("forest.png"), ""], lambda: [junk(), ""]),
+        "/style_interpolation": (lambda: [wav("knocks.wav"), ["jazz", "rock"], "0.5, 0.5", 0.5, 4, 5.0, 23],
+                                 lambda: [wav("knocks.wav"), ["jazz"], "1, 2, 3", 0.5, 4, 5.0, 23]),
+        "/playlist_to_music": (lambda: [[wav(), wav("knocks.wav")], 3, 7.5, 1], lambda: [[], 3, 7.5, 1]),
+    }
+
+
+_LEAKS = re.compile(r"Could not preprocess|Something unexpected|Traceback|/tmp/|/work/|\w+Error:")
+
+
+def classify(error: BaseException) -> str:
+    text = str(error)
+    if "Busy" in text or "Queue is full" in text:
+        return "busy"
+    if type(error).__name__ == "AppError":
+        return "internal" if _LEAKS.search(text) else "refused"
+    if "cancel" in type(error).__name__.lower():
+        return "cancelled"
+    return "transport"
+
+
+class Soak:
+    def __init__(self, url: str, minutes: float, seed: int, bad_text: str):
+        self.url, self.end, self.rng = url, time.monotonic() + 60 * minutes, random.Random(seed)
+        self.calls = _calls(bad_text)
+        self.outcomes: dict[str, Counter] = defaultdict(Counter)
+        self.latency: dict[str, list[float]] = defaultdict(list)
+        self.internal: list[str] = []
+        self.refusals: dict[tuple[str, bool], str] = {}  # (endpoint, valid input) -> one message
+        self.lock = threading.Lock()
+
+    def client(self, index: int) -> None:
+        from gradio_client import Client
+
+        client = Client(self.url, verbose=False)
+        rng = random.Random(self.rng.random() + index)
+        while time.monotonic() < self.end:
+            endpoint = rng.choice(sorted(self.calls))
+            valid = endpoint == "/status" or rng.random() > 1 / 3
+            args = self.calls[endpoint][0 if valid else 1]()
+            cancel = rng.random() < 1 / 6
+            start = time.perf_counter()
+            try:
+                job = client.submit(*args, api_name=endpoint)
+                if cancel:
+                    time.sleep(rng.uniform(0.0, 1.5))
+                    job.cancel()
+                    outcome = "cancelled"
+                    try:
+                        job.result(timeout=60)
+                    except Exception:  # noqa: BLE001  (a cancelled job may end either way)
+                        pass
+                else:
+                    job.result(timeout=600)
+                    outcome = "ok" if valid else "accepted-invalid"
+            except BaseException as error:  # noqa: BLE001
+                outcome = classify(error)
+                with self.lock:
+                    if outcome == "internal":
+                        self.internal.append(f"{endpoint}: {str(error)[:300]}")
+                    elif outcome == "refused":
+                        self.refusals.setdefault((endpoint, valid), str(error)[:200])
+            seconds = time.perf_counter() - start
+            with self.lock:
+                self.outcomes[endpoint][outcome] += 1
+                if outcome in ("ok", "refused", "accepted-invalid"):
+                    self.latency[endpoint].append(seconds)
+
+
+def count_files(folder: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(folder)) if folder.exists() else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="studio-soak-"))
+    gradio_cache = work / "gradio"
+    bad_text = work / "not-audio.wav"
+    bad_text.write_text("this is text, not sound")
+    port = 7860 + random.Random().randrange(1000)
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(gradio_cache), "TMPDIR": str(work), "HF_HUB_OFFLINE": "1",
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--profile", "tiny", "--port", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_lines: list[str] = []
+    ready = threading.Event()
+
+    def read_log():
+        for line in server.stdout:
+            log_lines.append(line)
+            if line.startswith("Serving"):
+                ready.set()
+
+    threading.Thread(target=read_log, daemon=True).start()
+    if not ready.wait(180):
+        server.kill()
+        sys.exit("the app did not start:\n" + "".join(log_lines[-30:]))
+    outputs = Path(work) / "studio-outputs"  # pipelines.outputs.OUTPUT_ROOT under the server's TMPDIR
+    proc = psutil.Process(server.pid)
+    soak = Soak(f"http://127.0.0.1:{port}/", args.minutes, args.seed, str(bad_text))
+    samples = []
+    threads = [threading.Thread(target=soak.client, args=(i,), daemon=True) for i in range(args.clients)]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        samples.append((time.monotonic() - start, proc.memory_info().rss / 2**20, count_files(gradio_cache),
+                        count_files(outputs)))
+        time.sleep(args.sample_seconds)
+    samples.append((time.monotonic() - start, proc.memory_info().rss / 2**20, count_files(gradio_cache),
+                    count_files(outputs)))
+    server.terminate()
+    server.wait(30)
+
+    print(f"\nSoak: {args.clients} clients x {args.minutes:g} min on the tiny profile "
+          f"({sum(sum(c.values()) for c in soak.outcomes.values())} calls)\n")
+    print(f"{'endpoint':24} {'calls':>5} {'p50 s':>7} {'p95 s':>7}  outcomes")
+    for endpoint in sorted(soak.outcomes):
+        times = sorted(soak.latency[endpoint])
+        p50 = f"{statistics.median(times):7.2f}" if times else "      -"
+        p95 = f"{times[min(len(times) - 1, int(0.95 * len(times)))]:7.2f}" if times else "      -"
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(soak.outcomes[endpoint].items()))
+        print(f"{endpoint:24} {sum(soak.outcomes[endpoint].values()):5d} {p50} {p95}  {outcomes}")
+    totals = Counter()
+    for counter in soak.outcomes.values():
+        totals.update(counter)
+    print("\nerrors by kind:", ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
+    print(f"\n{'t s':>6} {'RSS MB':>8} {'gradio files':>13} {'output files':>13}")
+    for t, rss, cache, out in samples:
+        print(f"{t:6.0f} {rss:8.0f} {cache:13d} {out:13d}")
+    print("\none refusal per endpoint and input kind (a valid input refused would be a bug):")
+    for (endpoint, valid), message in sorted(soak.refusals.items()):
+        print(f"  {endpoint} {'VALID' if valid else 'invalid'}: {message}")
+    for line in soak.internal[:10]:
+        print("internal:", line)
+    sys.exit(1 if soak.internal else 0)
+
+
+if __name__ == "__main__":
+    main()
