@@ -38,7 +38,7 @@ ASSETS = ROOT / "assets"
 sys.path.insert(0, str(ROOT))
 
 
-def _calls(bad_text: str):
+def _calls(bad_text: str, spectrogram_png: str):
     """endpoint -> (valid args, invalid args) factories; files go through handle_file."""
     from gradio_client import handle_file
 
@@ -50,7 +50,7 @@ def _calls(bad_text: str):
     return {
         "/status": (lambda: [], lambda: []),  # nothing to get wrong
         "/audio_to_spectrogram": (lambda: [wav("kettle.wav"), "riffusion", False], lambda: [junk(), "riffusion", False]),
-        "/spectrogram_to_audio": (lambda: [png(), "auto"], lambda: [junk(), "auto"]),
+        "/spectrogram_to_audio": (lambda: [handle_file(spectrogram_png), "auto"], lambda: [junk(), "auto"]),
         "/preview_mask": (lambda: [wav("kettle.wav"), 1.0, 0.05, 200, 150], lambda: [None, 1.0, 0.05, 200, 150]),
         "/describe_music": (lambda: [wav()], lambda: [junk()]),
         "/masked_img2img": (lambda: masked(wav("knocks.wav")), lambda: masked(wav("knocks.wav"), steps=0)),
@@ -81,8 +81,13 @@ def classify(error: BaseException) -> str:
 
 class Soak:
     def __init__(self, url: str, minutes: float, seed: int, bad_text: str):
+        from gradio_client import Client, handle_file
+
+        # a spectrogram the app made itself: the valid input of /spectrogram_to_audio
+        png, _ = Client(url, verbose=False).predict(handle_file(str(ASSETS / "kettle.wav")), "riffusion", False,
+                                                    api_name="/audio_to_spectrogram")
         self.url, self.end, self.rng = url, time.monotonic() + 60 * minutes, random.Random(seed)
-        self.calls = _calls(bad_text)
+        self.calls = _calls(bad_text, png)
         self.outcomes: dict[str, Counter] = defaultdict(Counter)
         self.latency: dict[str, list[float]] = defaultdict(list)
         self.internal: list[str] = []
