@@ -2,6 +2,7 @@
 
 import os
 import socket
+import time
 from pathlib import Path
 
 # Before anything imports huggingface_hub or gradio: tests never touch the network.
@@ -54,3 +55,22 @@ def client(served_app):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def counted_steps(studio, monkeypatch):
+    """Counts the denoising steps of music_to_image (its stop-flag polls, one per step), each made 50 ms
+    slower so that a long run lasts seconds on any machine."""
+    polls = []
+    real = studio.music_to_image
+
+    def counting(*args, should_stop=None, **kwargs):
+        def poll():
+            polls.append(time.perf_counter())
+            time.sleep(0.05)
+            return should_stop()
+
+        return real(*args, should_stop=poll, **kwargs)
+
+    monkeypatch.setattr(studio, "music_to_image", counting)
+    return polls

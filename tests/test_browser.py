@@ -90,3 +90,37 @@ def test_image_to_music_example_runs_in_the_browser(page, artifacts):
                            timeout=120_000)
     assert page.get_by_label("Prompt used (the caption, or yours)").input_value().strip()
     page.screenshot(path=str(artifacts / "image_to_music.png"), full_page=True)
+
+
+def _stops_within_one_step(steps: list, stop) -> None:
+    """Wait until the run is denoising, call ``stop()``, and check that at most one more step ran."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while len(steps) < 2:
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.05)
+    stop()
+    at_stop = len(steps)
+    while True:  # until no step came for a while
+        seen = len(steps)
+        time.sleep(3.0)
+        if len(steps) == seen or time.monotonic() > deadline:
+            break
+    assert len(steps) - at_stop <= 1 and len(steps) < 50
+
+
+def test_the_cancel_button_stops_the_run(page, counted_steps):
+    page.get_by_role("tab", name="Music to image").click()
+    page.get_by_label("Description (editable; empty: made from the music)").fill("a slow cancelled sunrise")
+    page.get_by_role("button", name="Generate image").click()
+    _stops_within_one_step(counted_steps, lambda: page.get_by_role("button", name="Cancel").locator("visible=true").click())
+
+
+def test_closing_the_page_stops_its_run(page, counted_steps):
+    other = page.context.browser.new_page()  # its own session
+    other.goto(page.url)
+    other.get_by_role("tab", name="Music to image").click()
+    other.get_by_label("Description (editable; empty: made from the music)").fill("a run nobody waits for")
+    other.get_by_role("button", name="Generate image").click()
+    _stops_within_one_step(counted_steps, other.close)

@@ -20,25 +20,6 @@ def m2i_args(steps):
             M2I["lora_scale"]]
 
 
-@pytest.fixture
-def counted_steps(studio, monkeypatch):
-    """Counts the denoising steps of music_to_image (its stop-flag polls, one per step), each made 50 ms
-    slower so that a long run lasts seconds on any machine."""
-    polls = []
-    real = studio.music_to_image
-
-    def counting(*args, should_stop=None, **kwargs):
-        def poll():
-            polls.append(time.perf_counter())
-            time.sleep(0.05)
-            return should_stop()
-
-        return real(*args, should_stop=poll, **kwargs)
-
-    monkeypatch.setattr(studio, "music_to_image", counting)
-    return polls
-
-
 @pytest.mark.slow
 def test_an_api_cancel_stops_the_denoising_loop_and_frees_the_gpu(client, counted_steps):
     start = time.perf_counter()
