@@ -31,6 +31,38 @@ def _preset(name: str):
     return spectrogram.PRESETS[name]
 
 
+_IMPORT_LOCK = threading.Lock()
+_imported = False
+
+
+def import_model_libraries() -> None:
+    """Import the diffusers and transformers classes the pipelines use, once, under a lock.
+
+    Both libraries resolve their names lazily, and that is not thread-safe on first use: two threads
+    importing different names from diffusers at once get ImportError ("cannot import name ...").
+    Runs overlap (a cancelled run's thread can still be importing when the next starts), so every
+    Studio method that runs a model calls this first. Takes a few seconds, once per process.
+    """
+    global _imported
+    if _imported:
+        return
+    with _IMPORT_LOCK:
+        if _imported:
+            return
+        import diffusers
+        import transformers
+
+        for name in ("AutoencoderKL", "ConfigMixin", "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
+                     "ModelMixin", "StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline", "UNet2DConditionModel"):
+            getattr(diffusers, name)
+        for name in ("AutoModel", "AutoProcessor", "AutoTokenizer", "BlipForConditionalGeneration", "BlipProcessor",
+                     "MusicgenForConditionalGeneration", "StoppingCriteria", "StoppingCriteriaList"):
+            getattr(transformers, name)
+        from . import differential_img2img, playlist_to_music, style_interpolation  # noqa: F401
+
+        _imported = True
+
+
 def _made_by(result: Result, model: str | None) -> Result:
     """Record the registry role(s) that made ``result`` next to its parameters."""
     result.parameters["model"] = model
@@ -188,6 +220,7 @@ class Studio:
 
         ``settings``: ``masked_img2img.SoundToMusicSettings``; ``model``: one of SOUND_TO_MUSIC_MODELS.
         """
+        import_model_libraries()
         from . import masked_img2img
 
         if model not in SOUND_TO_MUSIC_MODELS:
@@ -204,6 +237,7 @@ class Studio:
 
     def describe_music(self, audio_source: Any):
         """Genre, emotion and tempo of a whole track, and the sentence that prompts the image (CPU side)."""
+        import_model_libraries()
         from . import music_to_image
 
         sound = self.load_input_audio(audio_source, music_to_image.SAMPLE_RATE)
@@ -224,6 +258,7 @@ class Studio:
         ``settings``: ``music_to_image.MusicToImageSettings`` (None: its defaults). The result's
         ``description`` is the ``Description`` made from the audio, or None when the caller's text was used.
         """
+        import_model_libraries()
         from . import music_to_image
 
         settings = (settings or music_to_image.MusicToImageSettings()).validate()  # before the slow description
@@ -244,6 +279,7 @@ class Studio:
         return _made_by(self.manager.run("sd15", generate), "sd15")
 
     def _caption(self, image: Any) -> str:
+        import_model_libraries()
         from . import image_to_music
 
         picture = image_to_music.load_image(image)
@@ -262,6 +298,7 @@ class Studio:
         ``settings``: ``image_to_music.ImageToMusicSettings`` (None: its defaults). The result's
         ``prompt`` is the caption or the caller's prompt.
         """
+        import_model_libraries()
         from . import image_to_music
 
         settings = (settings or image_to_music.ImageToMusicSettings()).validate()  # before the caption
@@ -278,6 +315,7 @@ class Studio:
 
     def recommend_songs(self, image: Any = None, caption: str | None = None, k: int = 10) -> SongRecommendationResult:
         """The top-k songs whose lyric lines are closest in meaning to the caption (the picture's, or the caller's)."""
+        import_model_libraries()
         from . import song_recommendation
 
         limits.SONG_COUNT.check("number of songs", k)
@@ -320,6 +358,7 @@ class Studio:
 
         ``settings``: ``style_interpolation.StyleInterpolationSettings`` (None: MusicTI's defaults).
         """
+        import_model_libraries()
         from . import style_interpolation
 
         if not isinstance(style_names, (list, tuple)) or not all(isinstance(n, str) for n in style_names):
@@ -348,6 +387,7 @@ class Studio:
 
         ``settings``: ``playlist_to_music.PlaylistToMusicSettings`` (None: its defaults).
         """
+        import_model_libraries()
         from . import playlist_to_music
 
         settings = (settings or playlist_to_music.PlaylistToMusicSettings()).validate()

@@ -193,3 +193,31 @@ def test_an_upload_over_the_limit_is_refused_while_it_streams(served_app, tmp_pa
     left = [p for p in Path(DEFAULT_TEMP_DIR).rglob("*")
             if p.is_file() and p.stat().st_mtime >= started and p.stat().st_size > limits.MAX_UPLOAD_BYTES // 2]
     assert left == []  # the part received was removed
+
+
+@pytest.mark.slow
+def test_runs_that_overlap_import_the_model_libraries_safely():
+    """diffusers resolves names lazily and not thread-safely: in a fresh process, threads that each
+    start a run (import_model_libraries, then their own diffusers names) must all succeed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import threading\n"
+        "from pipelines.studio import import_model_libraries\n"
+        "errors = []\n"
+        "def run(name):\n"
+        "    try:\n"
+        "        import_model_libraries()\n"
+        "        exec(f'from diffusers import {name}', {})\n"
+        "    except Exception as error:\n"
+        "        errors.append(repr(error))\n"
+        "names = ['DDIMScheduler', 'StableDiffusionPipeline', 'ConfigMixin', 'UNet2DConditionModel', 'DDPMScheduler']\n"
+        "threads = [threading.Thread(target=run, args=(n,)) for n in names]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print('ERRORS', errors)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert "ERRORS []" in done.stdout, done.stdout + done.stderr
