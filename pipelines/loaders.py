@@ -19,11 +19,44 @@ VAE and scheduler; a Keras classifier) a single unit the DeviceManager can move 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .device import model_nbytes
+
+_IMPORT_LOCK = threading.Lock()
+_imported = False
+
+
+def import_model_libraries() -> None:
+    """Import the diffusers and transformers classes the pipelines use, once, under a lock.
+
+    Both libraries resolve their names lazily, and that is not thread-safe on first use: two threads
+    importing different names from diffusers at once get ImportError ("cannot import name ...").
+    Runs overlap (a cancelled run's thread can still be importing when the next starts), so every
+    Studio method that runs a model calls this first. Takes a few seconds, once per process.
+    """
+    global _imported
+    if _imported:
+        return
+    with _IMPORT_LOCK:
+        if _imported:
+            return
+        import diffusers
+        import transformers
+
+        for name in ("AutoencoderKL", "ConfigMixin", "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
+                     "ModelMixin", "StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline", "UNet2DConditionModel"):
+            getattr(diffusers, name)
+        for name in ("AutoModel", "AutoProcessor", "AutoTokenizer", "BlipForConditionalGeneration", "BlipProcessor",
+                     "MusicgenForConditionalGeneration", "StoppingCriteria", "StoppingCriteriaList"):
+            getattr(transformers, name)
+        from . import differential_img2img, playlist_to_music, style_interpolation  # noqa: F401
+
+        _imported = True
+
 
 class ModelBundle:
     """Named parts that move and count together; ``bundle.unet`` is the part named ``unet``.

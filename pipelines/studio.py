@@ -17,6 +17,7 @@ from core.errors import InputError, ModelUnavailableError
 from . import audio as audio_io
 from . import limits, spectrogram
 from .device import ZERO_GPU, DeviceManager, choose_device
+from .loaders import import_model_libraries
 from .models import ModelRegistry, load_or_explain
 from .results import Result, SongRecommendationResult, SpectrogramResult
 
@@ -29,38 +30,6 @@ def _preset(name: str):
     if name not in spectrogram.PRESETS:
         raise InputError(f"Unknown spectrogram preset {name!r}: use one of {', '.join(spectrogram.PRESETS)}.")
     return spectrogram.PRESETS[name]
-
-
-_IMPORT_LOCK = threading.Lock()
-_imported = False
-
-
-def import_model_libraries() -> None:
-    """Import the diffusers and transformers classes the pipelines use, once, under a lock.
-
-    Both libraries resolve their names lazily, and that is not thread-safe on first use: two threads
-    importing different names from diffusers at once get ImportError ("cannot import name ...").
-    Runs overlap (a cancelled run's thread can still be importing when the next starts), so every
-    Studio method that runs a model calls this first. Takes a few seconds, once per process.
-    """
-    global _imported
-    if _imported:
-        return
-    with _IMPORT_LOCK:
-        if _imported:
-            return
-        import diffusers
-        import transformers
-
-        for name in ("AutoencoderKL", "ConfigMixin", "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
-                     "ModelMixin", "StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline", "UNet2DConditionModel"):
-            getattr(diffusers, name)
-        for name in ("AutoModel", "AutoProcessor", "AutoTokenizer", "BlipForConditionalGeneration", "BlipProcessor",
-                     "MusicgenForConditionalGeneration", "StoppingCriteria", "StoppingCriteriaList"):
-            getattr(transformers, name)
-        from . import differential_img2img, playlist_to_music, style_interpolation  # noqa: F401
-
-        _imported = True
 
 
 def _made_by(result: Result, model: str | None) -> Result:

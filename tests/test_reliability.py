@@ -205,7 +205,7 @@ def test_runs_that_overlap_import_the_model_libraries_safely():
 
     script = (
         "import threading\n"
-        "from pipelines.studio import import_model_libraries\n"
+        "from pipelines.loaders import import_model_libraries\n"
         "errors = []\n"
         "def run(name):\n"
         "    try:\n"
