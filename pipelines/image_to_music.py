@@ -16,7 +16,6 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ import numpy as np
 from core.errors import Cancelled, InputError
 
 from . import audio as audio_io
-from . import limits
+from . import images, limits
 from .results import Result
 from .settings import ImageToMusicSettings
 
@@ -33,37 +32,22 @@ CAPTION_MAX_NEW_TOKENS = 20  # BLIP's default max_length, which the original's p
 
 # -- captioning ---------------------------------------------------------------------------------------
 def load_image(image: Any):
-    """A PIL RGB image from a PIL image, a path or an (h, w[, c]) uint8/float array; InputError otherwise."""
-    from PIL import Image, UnidentifiedImageError
+    """A PIL RGB image from a path (an upload: see ``pipelines.images.open_image``), a PIL image or an
+    (h, w[, c]) uint8/float array; any mode and bit depth scaled, alpha composited on white.
+    InputError otherwise, or when a side is outside ``MIN_INPUT_IMAGE_SIDE`` .. ``MAX_INPUT_IMAGE_SIDE``."""
+    from PIL import Image
 
+    low, high = limits.MIN_INPUT_IMAGE_SIDE, limits.MAX_INPUT_IMAGE_SIDE
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image).expanduser()
-        if not path.is_file():
-            raise InputError(f"The image file {path.name or image!s} does not exist.")
-        if path.stat().st_size > limits.MAX_UPLOAD_BYTES:
-            raise InputError(f"The image file is larger than {limits.MAX_UPLOAD_BYTES // 2**20} MB.")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                image = opened.copy()
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
-            raise InputError(f"{path.name} is not an image that can be read (PNG, JPEG, WebP...): {error}") from error
+        image = images.open_image(image, what="picture", min_side=low, max_width=high, max_height=high)
     elif isinstance(image, np.ndarray):
         image = _array_to_image(image)
     elif not isinstance(image, Image.Image):
         raise InputError(f"Give a picture (an image file or a PIL image); got {type(image).__name__}.")
     width, height = image.size
-    low, high = limits.MIN_INPUT_IMAGE_SIDE, limits.MAX_INPUT_IMAGE_SIDE
     if not (low <= width <= high and low <= height <= high):
         raise InputError(f"The picture must be {low} to {high} pixels on each side; it is {width}x{height}.")
-    if image.mode != "RGB":
-        # transparent pixels over white, not black: what a viewer shows
-        if image.mode in ("RGBA", "LA", "P", "PA"):
-            rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, rgba)
-        image = image.convert("RGB")
-    return image
+    return images.to_8bit(image).convert("RGB")
 
 
 def _array_to_image(array: np.ndarray):

@@ -76,6 +76,9 @@ IMAGE_SIDE = Range(64, MAX_IMAGE_SIDE, integer=True)  # and a multiple of 8 (the
 MIN_INPUT_IMAGE_SIDE, MAX_INPUT_IMAGE_SIDE = 16, 8192  # uploaded pictures (captioning); the processor resizes
 LORA_SCALE = Range(0.0, 2.0)
 MAX_SPECTROGRAM_WIDTH = 6500  # a little over MAX_INPUT_SECONDS of riffusion columns (100 px per second)
+# any uploaded image: refused from its header before decoding (PIL's own bomb limit is set to this too);
+# 50 MP covers phone cameras, and decoding it as RGBA takes 200 MB
+MAX_IMAGE_PIXELS = 50_000_000
 
 # Text to music (MusicGen)
 MUSIC_SECONDS = Range(1.0, 30.0)  # musicgen-small was trained on 30 s clips

@@ -7,8 +7,8 @@ import gradio as gr
 
 from pipelines.settings import ImageToMusicSettings
 
-from .common import ASSETS, GPU, model_event, prompt_box, run_and_cancel_buttons, save, seed_control, slider
-from .common import guarded, start_run, user_errors
+from .common import ASSETS, GPU, ImageUpload, guarded, model_event, prompt_box, run_and_cancel_buttons, save
+from .common import seed_control, slider, start_run, user_errors
 
 
 def build(studio) -> None:
@@ -40,7 +40,7 @@ def build(studio) -> None:
         )
         with gr.Row():
             with gr.Column():
-                image_in = gr.Image(label="Picture", type="filepath", sources=["upload", "webcam", "clipboard"])
+                image_in = ImageUpload(label="Picture", sources=["upload", "webcam", "clipboard"])
                 prompt = prompt_box("Music prompt (empty: the picture's caption)")
                 seconds = slider(ImageToMusicSettings, "seconds", "Duration (s)", 1)
                 with gr.Accordion("Sampling", open=False):

@@ -79,31 +79,16 @@ def image_bytes(image: Image.Image) -> bytes:
 
 
 def load_image(path: T.Union[str, os.PathLike]) -> Image.Image:
-    """Open a spectrogram image from a file, with clear errors for missing, corrupt or huge files.
+    """Open a spectrogram image from an uploaded file: 8-bit L or RGB, its metadata kept.
 
-    Raises InputError for no path, a missing file, a file over ``limits.MAX_UPLOAD_BYTES``, an
-    unreadable image, or one larger than ``MAX_SPECTROGRAM_WIDTH`` x ``MAX_IMAGE_SIDE`` px.
+    Goes through :func:`pipelines.images.open_image` (any mode and bit depth scaled, alpha on
+    white, EXIF orientation, size checked before decoding). InputError for no path, a missing,
+    huge or unreadable file, or an image over ``MAX_SPECTROGRAM_WIDTH`` x ``MAX_IMAGE_SIDE`` px.
     """
-    from .. import limits
+    from .. import images, limits
 
-    if not path or not isinstance(path, (str, os.PathLike)):
-        raise InputError("Please upload a spectrogram image (PNG).")
-    name = os.path.basename(str(path))  # never the server's full path
-    if not os.path.isfile(path):
-        raise InputError(f"The image file {name} does not exist.")
-    if os.path.getsize(path) > limits.MAX_UPLOAD_BYTES:
-        raise InputError(f"The image is larger than {limits.MAX_UPLOAD_BYTES // 2**20} MB.")
-    try:
-        image = Image.open(path)
-        image.load()
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"The file {name} is not a readable image ({type(exc).__name__}).") from None
-    if image.height > limits.MAX_IMAGE_SIDE or image.width > limits.MAX_SPECTROGRAM_WIDTH:
-        raise InputError(
-            f"The image is {image.width}x{image.height}; spectrograms up to {limits.MAX_SPECTROGRAM_WIDTH} px wide "
-            f"and {limits.MAX_IMAGE_SIDE} px high are accepted."
-        )
-    return image
+    return images.open_image(path, what="spectrogram image (PNG)", max_width=limits.MAX_SPECTROGRAM_WIDTH,
+                             max_height=limits.MAX_IMAGE_SIDE)
 
 
 def as_mono_spectrogram(generated: Image.Image, source: Image.Image) -> Image.Image:
