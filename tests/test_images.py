@@ -150,3 +150,44 @@ def test_over_the_pixel_limit_but_under_pils_bomb_error_is_refused_from_the_head
     big = write_bomb(tmp_path / "big.png", side=8000)  # 64 MP: over our limit, under twice it
     with pytest.raises(InputError, match=r"big.png \(8000x8000 px\) is too large"):
         images.open_image(big, max_width=10000, max_height=10000)
+
+
+# -- spectrograms that are not exactly what we write (item 8) and deep ones (item 7) ------------------------
+def _riffusion_png(tmp_path):
+    t = np.arange(44100) / 44100
+    image = spectrogram.audio_to_image(np.sin(2 * np.pi * 330 * t).astype(np.float32))
+    bare = Image.fromarray(np.asarray(image.convert("L")))  # pixels only: no metadata
+    bare.save(tmp_path / "plain.png")
+    return bare
+
+
+def test_a_16_bit_spectrogram_sounds_like_its_8_bit_original_through_the_api(client, tmp_path):
+    import soundfile as sf
+
+    bare = _riffusion_png(tmp_path)
+    Image.fromarray(np.asarray(bare).astype(np.uint16) * 257).save(tmp_path / "deep.png")  # same levels, 16 bits
+    (plain, _), (deep, _) = (client.predict(handle_file(str(tmp_path / n)), "auto", api_name="/spectrogram_to_audio")
+                             for n in ("plain.png", "deep.png"))
+    np.testing.assert_allclose(sf.read(deep)[0], sf.read(plain)[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P"])
+def test_an_audio_diffusion_image_in_any_mode_is_read_as_audio_diffusion(client, tmp_path, mode):
+    import soundfile as sf
+
+    t = np.arange(22050 * 3) / 22050
+    image = spectrogram.audio_to_image(np.sin(2 * np.pi * 440 * t).astype(np.float32), "audio-diffusion")
+    Image.fromarray(np.asarray(image)).convert(mode).save(tmp_path / f"ad_{mode}.png")  # no metadata
+    wav, _ = client.predict(handle_file(str(tmp_path / f"ad_{mode}.png")), "auto", api_name="/spectrogram_to_audio")
+    samples, rate = sf.read(wav)
+    assert rate == 22050 and len(samples) == image.width * 512 - 1
+
+
+@pytest.mark.parametrize("width", [1, 2, 4])
+def test_a_spectrogram_only_a_few_px_wide_inverts(client, tmp_path, width):
+    import soundfile as sf
+
+    Image.new("L", (width, 512), 60).save(tmp_path / "narrow.png")
+    wav, _ = client.predict(handle_file(str(tmp_path / "narrow.png")), "auto", api_name="/spectrogram_to_audio")
+    samples, rate = sf.read(wav)
+    assert rate == 44100 and len(samples) == width * 441 - 1
