@@ -30,7 +30,8 @@ def write_bomb(path, side=30000):
 
 
 def write_svg(path):
-    path.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64"/></svg>')
+    path.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+                    '<rect width="64" height="64"/></svg>')
     return path
 
 
