@@ -151,7 +151,9 @@ def generate_music(
                 **inputs,
                 max_new_tokens=max_new_tokens,
                 do_sample=True,
-                guidance_scale=float(settings.guidance),
+                # at or below 1 there is no classifier-free guidance: None tells the library so (a value
+                # between 0 and 1 would build its guidance processor, which refuses it)
+                guidance_scale=float(settings.guidance) if settings.guidance > 1 else None,
                 temperature=float(settings.temperature),
                 top_k=int(settings.top_k),
                 top_p=top_p if top_p else 1.0,  # 0 means "off" in MusicGen's demo

@@ -180,3 +180,11 @@ def test_a_bundle_is_what_the_device_manager_can_hold(musicgen):
     held = loaders.ModelBundle(model=model, processor=processor)
     assert held.to("cpu") is held and held.processor is processor
     assert model_nbytes(held) == model_nbytes(model) > 0
+
+
+def test_guidance_at_or_below_1_means_no_classifier_free_guidance(musicgen):
+    model, processor = musicgen
+    runs = {g: i2m.generate_music(model, processor, "a calm lake", i2m.ImageToMusicSettings(seconds=1.0, guidance=g))
+            for g in (0.5, 1.0, 3.0)}  # 0.5 crashed inside the library before
+    np.testing.assert_array_equal(runs[0.5].audio, runs[1.0].audio)
+    assert not np.array_equal(runs[1.0].audio, runs[3.0].audio)  # the model config's default 3 is not used
