@@ -27,7 +27,7 @@ from . import images, limits
 from .results import Result
 from .settings import ImageToMusicSettings
 
-CAPTION_MAX_NEW_TOKENS = 20  # BLIP's default max_length, which the original's plain generate() used
+CAPTION_MAX_LENGTH = 20  # BLIP's default max_length, start token included, which the original's generate() used
 
 
 # -- captioning ---------------------------------------------------------------------------------------
@@ -65,16 +65,20 @@ def _array_to_image(array: np.ndarray):
     return Image.fromarray(array)
 
 
-def caption_image(blip_model, blip_processor, image: Any, max_new_tokens: int = CAPTION_MAX_NEW_TOKENS) -> str:
-    """BLIP's unconditional caption of ``image`` (greedy: deterministic). ``image``: see ``load_image``."""
+def caption_image(blip_model, blip_processor, image: Any, max_length: int = CAPTION_MAX_LENGTH) -> str:
+    """BLIP's unconditional caption of ``image`` (greedy: deterministic). ``image``: see ``load_image``.
+
+    ``max_length`` counts the start token, as BLIP's own default of 20 does (so at most 19 word
+    pieces follow it), what the original's plain ``generate()`` gave. InputError outside 2..MAX_CAPTION_TOKENS.
+    """
     import torch
 
-    limits.check_number("caption length (max_new_tokens)", max_new_tokens, 1, limits.MAX_CAPTION_TOKENS, integer=True)
+    limits.check_number("caption length (max_length)", max_length, 2, limits.MAX_CAPTION_TOKENS, integer=True)
     picture = load_image(image)
     inputs = blip_processor(images=picture, return_tensors="pt")
     pixel_values = inputs["pixel_values"].to(blip_model.device, blip_model.dtype)
     with torch.inference_mode():
-        tokens = blip_model.generate(pixel_values=pixel_values, max_new_tokens=int(max_new_tokens),
+        tokens = blip_model.generate(pixel_values=pixel_values, max_length=int(max_length),
                                      do_sample=False, num_beams=1)
     return blip_processor.decode(tokens[0], skip_special_tokens=True).strip()
 

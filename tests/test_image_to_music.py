@@ -107,7 +107,22 @@ def test_caption_rejects_what_is_not_a_usable_picture(blip, tmp_path, bad):
 
 def test_caption_length_is_checked(blip):
     with pytest.raises(InputError):
-        i2m.caption_image(*blip, noise_image(0), max_new_tokens=0)
+        i2m.caption_image(*blip, noise_image(0), max_length=1)
+
+
+def test_caption_length_counts_the_start_token_as_blips_default(blip, monkeypatch):
+    model, processor = blip
+    produced = []
+    generate = model.generate
+
+    def spy(*args, **kwargs):
+        tokens = generate(*args, **kwargs)
+        produced.append(tokens.shape[1])
+        return tokens
+
+    monkeypatch.setattr(model, "generate", spy)
+    i2m.caption_image(model, processor, noise_image(0))  # the tiny BLIP's end token is biased away: it runs to the limit
+    assert produced == [20]  # the start token and 19 more, as the original's generate() with BLIP's max_length 20
 
 
 # -- music ----------------------------------------------------------------------------------------------
