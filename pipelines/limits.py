@@ -81,7 +81,7 @@ MAX_SPECTROGRAM_WIDTH = 6500  # a little over MAX_INPUT_SECONDS of riffusion col
 MAX_IMAGE_PIXELS = 50_000_000
 
 # Text to music (MusicGen)
-MUSIC_SECONDS = Range(1.0, 30.0)  # musicgen-small was trained on 30 s clips
+MUSIC_SECONDS = Range(1.0, 120.0)  # past 30 s (musicgen-small's training clips) it continues in windows
 TEMPERATURE = Range(0.05, 5.0)
 TOP_K = Range(0, 2048, integer=True)  # musicgen's codebook size; 0 switches top-k off
 TOP_P = Range(0.0, 1.0)  # 0 switches top-p off

@@ -203,3 +203,23 @@ def test_guidance_at_or_below_1_means_no_classifier_free_guidance(musicgen):
             for g in (0.5, 1.0, 3.0)}  # 0.5 crashed inside the library before
     np.testing.assert_array_equal(runs[0.5].audio, runs[1.0].audio)
     assert not np.array_equal(runs[1.0].audio, runs[3.0].audio)  # the model config's default 3 is not used
+
+
+def test_past_the_window_the_music_continues_from_its_own_end(musicgen, monkeypatch):
+    """Windows of 2 s prompted by their last 1 s (the real ones: 30 s and 12 s): 4.5 s takes 4 windows."""
+    monkeypatch.setattr(i2m, "WINDOW_SECONDS", 2.0)
+    monkeypatch.setattr(i2m, "OVERLAP_SECONDS", 1.0)
+    progress = []
+    result = i2m.generate_music(*musicgen, "a long walk", i2m.ImageToMusicSettings(seconds=4.5, seed=5),
+                                on_progress=lambda fraction, message: progress.append((fraction, message)))
+    assert result.audio.shape == (1, int(4.5 * RATE)) and result.parameters["windows"] == 4
+    assert [message for _, message in progress] == [f"{s} of 5 s" for s in range(1, 5)]  # one per generated second
+    assert all(a <= b for (a, _), (b, _) in zip(progress, progress[1:]))
+    again = i2m.generate_music(*musicgen, "a long walk", i2m.ImageToMusicSettings(seconds=4.5, seed=5))
+    np.testing.assert_array_equal(result.audio, again.audio)  # the seed covers every window
+
+
+def test_up_to_120_seconds_are_accepted():
+    i2m.ImageToMusicSettings(seconds=120).validate()
+    with pytest.raises(InputError, match="maximum|120"):
+        i2m.ImageToMusicSettings(seconds=121).validate()

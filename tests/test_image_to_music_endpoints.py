@@ -41,7 +41,7 @@ def test_song_suggestions_for_a_picture(client):
 
 
 @pytest.mark.parametrize("changes,words", [
-    ({"seconds": 0}, "minimum"), ({"seconds": 120}, "maximum"), ({"top_p": 2}, "maximum"),
+    ({"seconds": 0}, "minimum"), ({"seconds": 121}, "maximum"), ({"top_p": 2}, "maximum"),
 ])
 def test_bad_settings(client, changes, words):
     with pytest.raises(AppError, match=words):
