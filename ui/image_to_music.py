@@ -7,7 +7,7 @@ import gradio as gr
 
 from pipelines.settings import ImageToMusicSettings
 
-from .common import ASSETS, GPU, ImageUpload, guarded, model_event, prompt_box, run_and_cancel_buttons, save
+from .common import ASSETS, GPU, guarded, image_upload, model_event, prompt_box, run_and_cancel_buttons, save
 from .common import progress_callback, seed_control, slider, start_run, user_errors
 
 
@@ -41,7 +41,7 @@ def build(studio) -> None:
         )
         with gr.Row():
             with gr.Column():
-                image_in = ImageUpload(label="Picture", sources=["upload", "webcam", "clipboard"])
+                image_in = image_upload(label="Picture", sources=["upload", "webcam", "clipboard"])
                 prompt = prompt_box("Music prompt (empty: the picture's caption)")
                 seconds = slider(ImageToMusicSettings, "seconds", "Duration (s)", 1)
                 with gr.Accordion("Sampling", open=False):
