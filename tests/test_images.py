@@ -192,3 +192,11 @@ def test_a_spectrogram_only_a_few_px_wide_inverts(client, tmp_path, width):
     wav, _ = client.predict(handle_file(str(tmp_path / "narrow.png")), "auto", api_name="/spectrogram_to_audio")
     samples, rate = sf.read(wav)
     assert rate == 44100 and len(samples) == width * 441 - 1
+
+
+def test_a_float_image_with_nan_is_refused_in_words(tmp_path):
+    values = np.zeros((16, 16), np.float32)
+    values[3, 3] = np.nan
+    Image.fromarray(values, mode="F").save(tmp_path / "nan.tiff")
+    with pytest.raises(InputError, match="not finite numbers"):
+        images.open_image(tmp_path / "nan.tiff")
