@@ -18,6 +18,7 @@ from .features import SAMPLE_RATE, as_mono
 
 REFINE_TOLERANCE = 0.08  # relative
 MIN_BEATS_TO_REFINE = 4
+MIN_STEADY_BEATS = 3  # fewer tracked beats (a steady tone, a 0.2 s clip): no steady beat, not "tempo 0"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,16 @@ class Tempo:
     @property
     def bpm_int(self) -> int:
         return int(round(self.bpm))
+
+    @property
+    def steady(self) -> bool:
+        """Whether there is a beat to state: librosa found a tempo and at least MIN_STEADY_BEATS beats."""
+        return self.librosa_bpm > 0 and len(self.beat_times) >= MIN_STEADY_BEATS
+
+    @property
+    def stated_bpm(self) -> int | None:
+        """The tempo as the original states it, ``int(librosa's estimate)``; None without a steady beat."""
+        return int(self.librosa_bpm) if self.steady else None
 
 
 def estimate_tempo(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Tempo:

@@ -56,6 +56,7 @@ class DifferentialImg2ImgPipeline(StableDiffusionImg2ImgPipeline):
         self,
         *args,
         change_map: Image.Image | torch.Tensor | None = None,
+        change_map_resize: str = "antialias",
         should_stop: Callable[[], bool] | None = None,
         callback_on_step_end=None,
         **kwargs,
@@ -64,11 +65,17 @@ class DifferentialImg2ImgPipeline(StableDiffusionImg2ImgPipeline):
 
         change_map: grayscale image (or a 0-1 tensor) the size of ``image``; a pixel with value v
             follows the noised source for the first v*N of the N steps that run. None: plain img2img.
+        change_map_resize: how an image map reaches latent size: "antialias" (PIL bilinear, which
+            averages every source pixel on the way down) or "paper" (bilinear interpolation without
+            antialiasing, torchvision ``Resize(antialias=None)`` on a tensor, as the mask paper;
+            each latent pixel then reads only the 2x2 source pixels nearest its centre).
         should_stop: polled after every step; returning True ends the loop early (cancel).
         """
         if callback_on_step_end is not None:
             raise ValueError("DifferentialImg2ImgPipeline uses callback_on_step_end itself.")
-        self._change_map = change_map
+        if change_map_resize not in ("antialias", "paper"):
+            raise InputError(f"Unknown change map resize {change_map_resize!r}: use 'antialias' or 'paper'.")
+        self._change_map, self._change_map_resize = change_map, change_map_resize
 
         def on_step_end(pipe, i, t, callback_kwargs):
             if should_stop is not None and should_stop():
@@ -95,8 +102,14 @@ class DifferentialImg2ImgPipeline(StableDiffusionImg2ImgPipeline):
         size = latents.shape[-2:]
         change_map = self._change_map
         if isinstance(change_map, Image.Image):
-            small = change_map.convert("L").resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            change_map = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
+            gray = change_map.convert("L")
+            if self._change_map_resize == "paper":
+                full = torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)[None, None]
+                change_map = torch.nn.functional.interpolate(full, size=tuple(size), mode="bilinear",
+                                                             align_corners=False, antialias=False)[0, 0]
+            else:
+                small = gray.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                change_map = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
         change_map = change_map.to(latents.device, torch.float32)
         if change_map.shape[-2:] != size:
             raise InputError(f"The change map is {tuple(change_map.shape[-2:])}, the latent is {tuple(size)}.")

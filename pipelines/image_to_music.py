@@ -4,7 +4,8 @@
    greedy, so the same picture always gives the same sentence.
 2. ``generate_music``: MusicGen (facebook/musicgen-small) turns the caption, used verbatim, into
    audio. The duration becomes a number of codec frames (50 per second for musicgen-small); the
-   original asked for 2000 tokens (about 40 s), here the default is 10 s and the limit 30 s.
+   original asked for 2000 tokens (about 40 s), here the default is 10 s and the limit 120 s: past
+   30 s the music continues in windows prompted by its own last 12 s, as the MusicGen Space does.
 
 Song suggestions for the same caption live in ``song_recommendation``. Models come in as
 (model, processor) pairs; ``loaders.load_blip`` and ``loaders.load_musicgen`` make them.
@@ -16,7 +17,6 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,46 +24,34 @@ import numpy as np
 from core.errors import Cancelled, InputError
 
 from . import audio as audio_io
-from . import limits
+from . import images, limits
 from .results import Result
 from .settings import ImageToMusicSettings
 
-CAPTION_MAX_NEW_TOKENS = 20  # BLIP's default max_length, which the original's plain generate() used
+WINDOW_SECONDS = 30.0  # musicgen-small was trained on 30 s clips: longer music continues window by window
+OVERLAP_SECONDS = 12.0  # each continuation is prompted with the last 12 s and adds 18 (the MusicGen Space's stride)
+SEAM_SECONDS = 0.05  # crossfade where a continuation's new audio starts
+CAPTION_MAX_LENGTH = 20  # BLIP's default max_length, start token included, which the original's generate() used
 
 
 # -- captioning ---------------------------------------------------------------------------------------
 def load_image(image: Any):
-    """A PIL RGB image from a PIL image, a path or an (h, w[, c]) uint8/float array; InputError otherwise."""
-    from PIL import Image, UnidentifiedImageError
+    """A PIL RGB image from a path (an upload: see ``pipelines.images.open_image``), a PIL image or an
+    (h, w[, c]) uint8/float array; any mode and bit depth scaled, alpha composited on white.
+    InputError otherwise, or when a side is outside ``MIN_INPUT_IMAGE_SIDE`` .. ``MAX_INPUT_IMAGE_SIDE``."""
+    from PIL import Image
 
+    low, high = limits.MIN_INPUT_IMAGE_SIDE, limits.MAX_INPUT_IMAGE_SIDE
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image).expanduser()
-        if not path.is_file():
-            raise InputError(f"The image file {path.name or image!s} does not exist.")
-        if path.stat().st_size > limits.MAX_UPLOAD_BYTES:
-            raise InputError(f"The image file is larger than {limits.MAX_UPLOAD_BYTES // 2**20} MB.")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                image = opened.copy()
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
-            raise InputError(f"{path.name} is not an image that can be read (PNG, JPEG, WebP...): {error}") from error
+        image = images.open_image(image, what="picture", min_side=low, max_width=high, max_height=high)
     elif isinstance(image, np.ndarray):
         image = _array_to_image(image)
     elif not isinstance(image, Image.Image):
         raise InputError(f"Give a picture (an image file or a PIL image); got {type(image).__name__}.")
     width, height = image.size
-    low, high = limits.MIN_INPUT_IMAGE_SIDE, limits.MAX_INPUT_IMAGE_SIDE
     if not (low <= width <= high and low <= height <= high):
         raise InputError(f"The picture must be {low} to {high} pixels on each side; it is {width}x{height}.")
-    if image.mode != "RGB":
-        # transparent pixels over white, not black: what a viewer shows
-        if image.mode in ("RGBA", "LA", "P", "PA"):
-            rgba = image.convert("RGBA")
-            background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(background, rgba)
-        image = image.convert("RGB")
-    return image
+    return images.to_8bit(image).convert("RGB")
 
 
 def _array_to_image(array: np.ndarray):
@@ -81,16 +69,20 @@ def _array_to_image(array: np.ndarray):
     return Image.fromarray(array)
 
 
-def caption_image(blip_model, blip_processor, image: Any, max_new_tokens: int = CAPTION_MAX_NEW_TOKENS) -> str:
-    """BLIP's unconditional caption of ``image`` (greedy: deterministic). ``image``: see ``load_image``."""
+def caption_image(blip_model, blip_processor, image: Any, max_length: int = CAPTION_MAX_LENGTH) -> str:
+    """BLIP's unconditional caption of ``image`` (greedy: deterministic). ``image``: see ``load_image``.
+
+    ``max_length`` counts the start token, as BLIP's own default of 20 does (so at most 19 word
+    pieces follow it), what the original's plain ``generate()`` gave. InputError outside 2..MAX_CAPTION_TOKENS.
+    """
     import torch
 
-    limits.check_number("caption length (max_new_tokens)", max_new_tokens, 1, limits.MAX_CAPTION_TOKENS, integer=True)
+    limits.check_number("caption length (max_length)", max_length, 2, limits.MAX_CAPTION_TOKENS, integer=True)
     picture = load_image(image)
     inputs = blip_processor(images=picture, return_tensors="pt")
     pixel_values = inputs["pixel_values"].to(blip_model.device, blip_model.dtype)
     with torch.inference_mode():
-        tokens = blip_model.generate(pixel_values=pixel_values, max_new_tokens=int(max_new_tokens),
+        tokens = blip_model.generate(pixel_values=pixel_values, max_length=int(max_length),
                                      do_sample=False, num_beams=1)
     return blip_processor.decode(tokens[0], skip_special_tokens=True).strip()
 
@@ -114,21 +106,40 @@ def check_prompt(prompt: Any) -> str:
     return limits.check_text("music prompt", prompt, hint="caption a picture first, or write a prompt")
 
 
-def _stopper(should_stop: Callable[[], bool]):
-    import torch
-    from transformers import StoppingCriteria
+class _FrameWatch:
+    """A transformers StoppingCriteria called after every generated step: polls ``should_stop`` (True
+    ends every sequence) and reports progress once per whole generated second of the run."""
 
-    class PollStop(StoppingCriteria):
-        """Asks ``should_stop`` after every generated frame; True ends every sequence of the batch."""
+    def __init__(self, should_stop, on_progress, total_frames: int, frame_rate: int, delay: int):
+        self.should_stop, self.on_progress = should_stop, on_progress
+        self.total, self.rate, self.delay = total_frames, frame_rate, delay
+        self.base = self.step = self.reported = 0
+        self.stopped = False
 
-        def __init__(self):
-            self.stopped = False
+    def window(self, frames_before: int) -> None:
+        self.base, self.step = frames_before, 0
 
-        def __call__(self, input_ids, scores, **kwargs):
-            self.stopped = self.stopped or bool(should_stop())
-            return torch.full((input_ids.shape[0],), self.stopped, dtype=torch.bool, device=input_ids.device)
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
 
-    return PollStop()
+        self.step += 1
+        done = self.base + max(0, self.step - self.delay)  # the first ``delay`` steps only start frames
+        if self.on_progress is not None and done // self.rate > self.reported:
+            self.reported = done // self.rate
+            self.on_progress(min(done / self.total, 1.0), f"{self.reported} of {math.ceil(self.total / self.rate)} s")
+        self.stopped = self.stopped or bool(self.should_stop is not None and self.should_stop())
+        return torch.full((input_ids.shape[0],), self.stopped, dtype=torch.bool, device=input_ids.device)
+
+
+def _join(audio: np.ndarray, continued: np.ndarray, prompt_samples: int, fade_samples: int) -> np.ndarray:
+    """``audio`` followed by what ``continued`` (the re-decoded prompt, then new audio) adds after its
+    prompt; the last ``fade_samples`` of the prompt are crossfaded (amplitude-complementary: the two
+    sides are the same music decoded twice) so the seam does not click."""
+    from .windows import crossfade_curves
+
+    fade_out, fade_in = (curve**2 for curve in crossfade_curves(fade_samples))
+    seam = audio[-fade_samples:] * fade_out + continued[prompt_samples - fade_samples : prompt_samples] * fade_in
+    return np.concatenate([audio[:-fade_samples], seam, continued[prompt_samples:]])
 
 
 def generate_music(
@@ -138,12 +149,19 @@ def generate_music(
     settings: ImageToMusicSettings = ImageToMusicSettings(),
     *,
     should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[float, str], None] | None = None,
 ) -> MusicResult:
     """MusicGen text-to-music: ``settings.seconds`` of audio at the audio encoder's rate (32 kHz for
     musicgen-small), shaped (1, n) float32, peak-normalised.
 
+    Up to ``WINDOW_SECONDS`` (30, what MusicGen was trained on) it is one generation. Longer runs
+    continue in windows as the MusicGen Space does: each next window is prompted with the last
+    ``OVERLAP_SECONDS`` of the music so far (audio prompt plus the text) and adds
+    ``WINDOW_SECONDS - OVERLAP_SECONDS``; the seam is crossfaded over ``SEAM_SECONDS``.
+
     The seed makes it repeatable without touching the global RNG. ``should_stop`` is polled after
-    every frame; a cancelled run raises Cancelled.
+    every frame (a cancelled run raises Cancelled); ``on_progress(fraction, "12 of 60 s")`` is
+    called once per generated second.
     """
     import torch
     from transformers import StoppingCriteriaList
@@ -153,38 +171,58 @@ def generate_music(
     seconds, top_p = float(settings.seconds), float(settings.top_p)
     codec = musicgen_model.config.audio_encoder
     sample_rate, frame_rate = int(codec.sampling_rate), int(codec.frame_rate)
-    frames = math.ceil(float(seconds) * frame_rate)
+    hop = sample_rate // frame_rate  # samples per codec frame
+    total_frames = math.ceil(seconds * frame_rate)
+    window_frames = round(WINDOW_SECONDS * frame_rate)
+    overlap_frames = round(OVERLAP_SECONDS * frame_rate)
     # the delay pattern staggers codebook k by k steps: the last (num_codebooks - 1) steps only finish frames
-    max_new_tokens = frames + musicgen_model.decoder.num_codebooks - 1
-    inputs = musicgen_processor(text=[prompt], padding=True, return_tensors="pt").to(musicgen_model.device)
-    stopper = _stopper(should_stop) if should_stop is not None else None
+    delay = musicgen_model.decoder.num_codebooks - 1
+    watch = _FrameWatch(should_stop, on_progress, total_frames, frame_rate, delay)
+    sampling = dict(
+        do_sample=True,
+        # at or below 1 there is no classifier-free guidance: None tells the library so (a value
+        # between 0 and 1 would build its guidance processor, which refuses it)
+        guidance_scale=float(settings.guidance) if settings.guidance > 1 else None,
+        temperature=float(settings.temperature),
+        top_k=int(settings.top_k),
+        top_p=top_p if top_p else 1.0,  # 0 means "off" in MusicGen's demo
+        stopping_criteria=StoppingCriteriaList([watch]),
+    )
+
+    def window(frames: int, audio_prompt: np.ndarray | None) -> np.ndarray:
+        extra = {} if audio_prompt is None else {"audio": [audio_prompt], "sampling_rate": sample_rate}
+        inputs = musicgen_processor(text=[prompt], padding=True, return_tensors="pt", **extra)
+        try:
+            values = musicgen_model.generate(**inputs.to(musicgen_model.device), max_new_tokens=frames + delay,
+                                             **sampling)
+        except Exception:
+            if watch.stopped:  # a cut-short delay pattern may not decode
+                raise Cancelled() from None
+            raise
+        if watch.stopped:
+            raise Cancelled()
+        return values[0, 0].float().cpu().numpy()
+
     device = musicgen_model.device
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices), torch.inference_mode():
         torch.manual_seed(int(settings.seed))
-        try:
-            values = musicgen_model.generate(
-                **inputs,
-                max_new_tokens=max_new_tokens,
-                do_sample=True,
-                guidance_scale=float(settings.guidance),
-                temperature=float(settings.temperature),
-                top_k=int(settings.top_k),
-                top_p=top_p if top_p else 1.0,  # 0 means "off" in MusicGen's demo
-                stopping_criteria=StoppingCriteriaList([stopper]) if stopper else None,
-            )
-        except Exception:
-            if stopper is not None and stopper.stopped:  # a cut-short delay pattern may not decode
-                raise Cancelled() from None
-            raise
-    if stopper is not None and stopper.stopped:
-        raise Cancelled()
-    samples = values[0, :1].float().cpu().numpy()[:, : round(float(seconds) * sample_rate)]
+        made = min(total_frames, window_frames)
+        audio = window(made, None)
+        windows = 1
+        while made < total_frames:
+            watch.window(made)
+            new = min(total_frames - made, window_frames - overlap_frames)
+            prompt_samples = overlap_frames * hop
+            continued = window(new, audio[-prompt_samples:])
+            audio = _join(audio, continued, prompt_samples, round(SEAM_SECONDS * sample_rate))
+            made, windows = made + new, windows + 1
+    samples = audio[None, : round(seconds * sample_rate)]
     parameters = {
         "pipeline": "image_to_music",
         "prompt": prompt,
         **settings.as_dict(),
-        "max_new_tokens": max_new_tokens,
+        "windows": windows,
         "sample_rate": sample_rate,
     }
     return MusicResult(audio=audio_io.peak_normalize(samples, headroom_db=1.0), sample_rate=sample_rate, prompt=prompt,

@@ -76,9 +76,12 @@ IMAGE_SIDE = Range(64, MAX_IMAGE_SIDE, integer=True)  # and a multiple of 8 (the
 MIN_INPUT_IMAGE_SIDE, MAX_INPUT_IMAGE_SIDE = 16, 8192  # uploaded pictures (captioning); the processor resizes
 LORA_SCALE = Range(0.0, 2.0)
 MAX_SPECTROGRAM_WIDTH = 6500  # a little over MAX_INPUT_SECONDS of riffusion columns (100 px per second)
+# any uploaded image: refused from its header before decoding (PIL's own bomb limit is set to this too);
+# 50 MP covers phone cameras, and decoding it as RGBA takes 200 MB
+MAX_IMAGE_PIXELS = 50_000_000
 
 # Text to music (MusicGen)
-MUSIC_SECONDS = Range(1.0, 30.0)  # musicgen-small was trained on 30 s clips
+MUSIC_SECONDS = Range(1.0, 120.0)  # past 30 s (musicgen-small's training clips) it continues in windows
 TEMPERATURE = Range(0.05, 5.0)
 TOP_K = Range(0, 2048, integer=True)  # musicgen's codebook size; 0 switches top-k off
 TOP_P = Range(0.0, 1.0)  # 0 switches top-p off

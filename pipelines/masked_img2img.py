@@ -3,7 +3,10 @@
 The system of "Mask-Based Diffusion for Music Generation From Everyday Sounds" (ECAI'25):
 
 1. the input sound becomes a Riffusion spectrogram image (5.12 s per 512 px window);
-2. a *change map* is made from that same image: invert blend, brightness, contrast, downshift;
+2. a *change map* is made from that same image: invert blend, brightness, contrast, downshift
+   (``MaskSettings.preprocessing``: "paper" scales the image by ``paper_max_value`` and resizes the
+   map to latent size without antialiasing, as the paper's notebooks; "exact" uses the window's
+   exact peak and an antialiased resize);
 3. differential img2img: the source latent is noised to every timestep with one shared noise, and
    before step i every latent pixel whose map value exceeds i/N is reset to the noised source, so
    a pixel with value v stays tied to the source for about the first v*N steps (bright = kept);
@@ -16,6 +19,7 @@ settings and ``sound_to_music``, the whole audio-to-audio path with its images a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,6 +51,17 @@ def make_mask(spectrogram_image: Image.Image, settings: MaskSettings = MaskSetti
         values = np.asarray(gray, dtype=np.int16)
         gray = Image.fromarray(np.where(values > d, values - d, 0).astype(np.uint8), mode="L")
     return gray
+
+
+def paper_max_value(peak: float) -> float:
+    """The mask paper's image scale: ``max_volume = ceil(peak ** 0.25)`` (SSIM_CENS_Ablation.ipynb),
+    as a riffusion max value (the level-255 mel value): ``max_volume ** 4``, at least ``peak``."""
+    return float(math.ceil(max(peak, 0.0) ** 0.25) ** 4)
+
+
+def _max_value(settings: MaskSettings):
+    """What ``windows.render_windows`` scales each window's image by: the paper's, or None (exact)."""
+    return paper_max_value if settings.preprocessing == "paper" else None
 
 
 def with_scheduler(pipe, scheduler: str = "repo"):
@@ -125,6 +140,7 @@ def sound_to_music(
             guidance_scale=float(settings.guidance),
             generator=generator,
             change_map=change_map,
+            change_map_resize="paper" if settings.mask.preprocessing == "paper" else "antialias",
             should_stop=should_stop,
         )
         if masked.interrupt:
@@ -132,7 +148,7 @@ def sound_to_music(
         return result.images[0]
 
     done = windows.render_windows(samples, params, render, device=device, overlap_s=overlap_seconds,
-                                  on_progress=on_progress)
+                                  on_progress=on_progress, max_value=_max_value(settings.mask))
     inputs, outputs = done.inputs, done.outputs
     music = audio_io.peak_normalize(done.audio, headroom_db=1.0)
     input_strip, mask_strip, output_strip = (spectrogram.side_by_side(images) for images in (inputs, masks, outputs))
@@ -153,7 +169,7 @@ def preview_mask(samples: np.ndarray, settings: MaskSettings = MaskSettings()) -
     """
     settings.validate()
     done = windows.render_windows(samples, spectrogram.RIFFUSION, lambda _, image: make_mask(image, settings),
-                                  to_audio=False)
+                                  to_audio=False, max_value=_max_value(settings))
     return MaskPreviewResult(input_spectrogram=spectrogram.side_by_side(done.inputs),
                              mask=spectrogram.side_by_side(done.outputs),
                              parameters={"pipeline": "preview_mask", **settings.as_dict()})

@@ -29,6 +29,8 @@ from .results import Result
 from .settings import MusicToImageSettings
 
 TEMPLATE = "This piece of music falls under the {genre} genre. It is of tempo {bpm} and evokes a sense of {emotion}."
+NO_BEAT_TEMPLATE = "This piece of music falls under the {genre} genre. It has no steady beat and evokes a sense of {emotion}."
+NO_BEAT = "no steady beat"
 SAMPLE_RATE = 22050  # both classifiers and the beat tracker work at 22.05 kHz, as the original
 LORA_FILE = "pytorch_lora_weights.safetensors"
 DEFAULT_ADAPTER = "m2i"
@@ -41,7 +43,8 @@ class Description(Result):
 
     genres: list[tuple[str, float]]  # top genres, most likely first
     emotions: list[tuple[str, float]]
-    bpm: int
+    bpm: int | None  # int(librosa's estimate), as TechJam states it; None: no steady beat
+    refined_bpm: float | None  # our beat-time fit (classifiers.tempo), shown beside it, never in the sentence
     beat_times: list[float]  # seconds
     sentence: str
     duration: float  # seconds of audio described
@@ -55,8 +58,18 @@ class Description(Result):
     def emotion(self) -> str:
         return self.emotions[0][0]
 
+    @property
+    def tempo_text(self) -> str:
+        """The tempo for people: "117 BPM (refined 120.0)", or "no steady beat"."""
+        if self.bpm is None:
+            return NO_BEAT
+        return f"{self.bpm} BPM (refined {self.refined_bpm:.1f})"
 
-def make_sentence(genre: str, bpm: int, emotion: str) -> str:
+
+def make_sentence(genre: str, bpm: int | None, emotion: str) -> str:
+    """TechJam's sentence; ``bpm`` None (no steady beat) says so instead of "tempo 0"."""
+    if bpm is None:
+        return NO_BEAT_TEMPLATE.format(genre=genre, emotion=emotion)
     return TEMPLATE.format(genre=genre, bpm=int(bpm), emotion=emotion)
 
 
@@ -88,9 +101,10 @@ def describe_music(
     return Description(
         genres=genres,
         emotions=emotions,
-        bpm=tempo.bpm_int,
+        bpm=tempo.stated_bpm,
+        refined_bpm=round(tempo.bpm, 2) if tempo.steady else None,
         beat_times=[float(t) for t in tempo.beat_times],
-        sentence=make_sentence(genres[0][0], tempo.bpm_int, emotions[0][0]),
+        sentence=make_sentence(genres[0][0], tempo.stated_bpm, emotions[0][0]),
         duration=sound.duration,
         segments={"genre": genre.segments, "emotion": emotion.segments},
         parameters={"pipeline": "describe_music", "top_k": top_k, "sample_rate": SAMPLE_RATE},

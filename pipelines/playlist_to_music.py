@@ -11,7 +11,7 @@
    original pooled a playlist is not published; averaging is our reading.
 4. A UNet2DConditionModel (1 channel, 256x256, cross_attention_dim 64) denoises seeded noise with
    the taste vector as ``encoder_hidden_states`` and classifier-free guidance against the
-   encoding of an all-zero image (the original's unconditional vector), guidance 7.5.
+   encoding of an all-zero image, unscaled (the original's unconditional vector), guidance 7.5.
    The original sampled with DDPM over all 1000 training steps; we default to 50 steps of the
    same DDPM schedule (diffusers' ``set_timesteps`` skips timesteps correctly), so a CPU or a
    shared GPU finishes in reasonable time; ``steps=1000`` reproduces the original, and
@@ -145,18 +145,23 @@ def _normalise(vectors: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def track_vectors(vae: PlaylistVAE, track_images: Sequence[Any] | torch.Tensor) -> torch.Tensor:
-    """(n, 64): each track's cat(mu, logvar), min-max normalised to [-1, 1]."""
-    pixels = track_images if isinstance(track_images, torch.Tensor) else image_tensor(track_images)
-    if pixels.shape[0] == 0:
-        raise InputError("Give at least one track.")
+def _encodings(vae: PlaylistVAE, pixels: torch.Tensor) -> torch.Tensor:
+    """(n, 64) float32: each image's raw cat(mu, logvar), BatchNorm in eval mode."""
     was_training = vae.training
     vae.eval()  # BatchNorm's running statistics, never the batch's: a track's vector must not depend on the others
     try:
         mu, logvar = vae.encode(pixels.to(vae.device, vae.dtype))
     finally:
         vae.train(was_training)
-    return _normalise(torch.cat([mu, logvar], dim=1).float())
+    return torch.cat([mu, logvar], dim=1).float()
+
+
+def track_vectors(vae: PlaylistVAE, track_images: Sequence[Any] | torch.Tensor) -> torch.Tensor:
+    """(n, 64): each track's cat(mu, logvar), min-max normalised to [-1, 1]."""
+    pixels = track_images if isinstance(track_images, torch.Tensor) else image_tensor(track_images)
+    if pixels.shape[0] == 0:
+        raise InputError("Give at least one track.")
+    return _normalise(_encodings(vae, pixels))
 
 
 def taste_vector(vae: PlaylistVAE, track_images: Sequence[Any] | torch.Tensor) -> torch.Tensor:
@@ -165,10 +170,14 @@ def taste_vector(vae: PlaylistVAE, track_images: Sequence[Any] | torch.Tensor) -
 
 
 def unconditional_vector(vae: PlaylistVAE) -> torch.Tensor:
-    """(1, 1, 64): the encoding of an all-zero image, normalised the same way (the original's choice)."""
+    """(1, 1, 64): the raw cat(mu, logvar) of an all-zero image, NOT min-max scaled.
+
+    The original (VCDM notebook, sampling cells) scales only the conditional vectors; the
+    unconditional one is the VAE's encoding of zeros as it comes out, so ours is too.
+    """
     side = vae.config.image_size
     zeros = torch.zeros(1, vae.config.in_channels, side, side)
-    return track_vectors(vae, zeros).reshape(1, 1, -1)
+    return _encodings(vae, zeros).reshape(1, 1, -1)
 
 
 # -- tracks -> mel images --------------------------------------------------------------------------

@@ -37,9 +37,14 @@ class MaskSettings(limits.Settings):
     brightness: float = 0.05  # PIL ImageEnhance.Brightness factor
     contrast: float = 200.0  # PIL ImageEnhance.Contrast factor
     downshift: float = 150.0  # intensity subtracted, 0-255: larger gives the model more freedom
+    # "paper": the input image scaled by ceil(max(mel) ** 0.25) ** 4 and the map resized to latent size
+    # bilinearly without antialiasing, as the paper's notebooks; "exact": the exact max and an
+    # antialiased resize. The default and why: README, "Sound to music".
+    preprocessing: str = "paper"
 
     RANGES = {"invert": limits.MASK_INVERT, "brightness": limits.MASK_BRIGHTNESS,
               "contrast": limits.MASK_CONTRAST, "downshift": limits.MASK_DOWNSHIFT}
+    CHOICES = {"preprocessing": ("paper", "exact")}
     LABEL_PREFIX = "mask "
 
 

@@ -29,7 +29,6 @@ from . import limits
 
 TOP_LINES = 100  # lyric lines kept by the semantic search, as the original
 MAX_SONGS = 50
-MAX_EMBED_TOKENS = 128  # all-distilroberta-v1's max_seq_length in sentence-transformers
 SAMPLE_LYRICS = Path(__file__).resolve().parents[1] / "assets" / "lyrics_sample.json"
 
 
@@ -108,12 +107,21 @@ def sample_index() -> SongIndex:
     return SongIndex.from_file(SAMPLE_LYRICS)
 
 
+def max_tokens(model, tokenizer) -> int:
+    """The embedder's own sequence limit, what sentence-transformers calls ``max_seq_length``: the
+    position table less RoBERTa's padding offset (positions start after ``pad_token_id``), capped by
+    the tokenizer's limit. all-distilroberta-v1: 514 - 2 = 512, as its sentence_bert_config.json."""
+    config = model.config
+    offset = config.pad_token_id + 1 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta") else 0
+    return int(min(config.max_position_embeddings - offset, tokenizer.model_max_length))
+
+
 def embed_sentences(model, tokenizer, sentences: list[str]):
     """sentence-transformers' recipe for all-distilroberta-v1: mean of the token vectors under the
     attention mask (padding excluded), then L2 normalisation. Returns float32 (len, dim) on the model's device."""
     import torch
 
-    batch = tokenizer(list(sentences), padding=True, truncation=True, max_length=MAX_EMBED_TOKENS,
+    batch = tokenizer(list(sentences), padding=True, truncation=True, max_length=max_tokens(model, tokenizer),
                       return_tensors="pt").to(model.device)
     with torch.inference_mode():
         tokens = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state

@@ -261,6 +261,7 @@ class Studio:
         settings=None,
         *,
         should_stop: Callable[[], bool] | None = None,
+        on_progress: Callable[[float, str], None] | None = None,
     ):
         """Picture -> caption (BLIP) -> music (MusicGen). ``prompt`` replaces the caption when given.
 
@@ -278,7 +279,8 @@ class Studio:
             text = self._caption(image)
         result = self.manager.run(
             "musicgen",
-            lambda gen: image_to_music.generate_music(gen.model, gen.processor, text, settings, should_stop=should_stop),
+            lambda gen: image_to_music.generate_music(gen.model, gen.processor, text, settings, should_stop=should_stop,
+                                                      on_progress=on_progress),
         )
         return _made_by(result, "musicgen")
 

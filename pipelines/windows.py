@@ -166,6 +166,7 @@ def render_windows(
     overlap_s: float = OVERLAP_SECONDS,
     to_audio: bool = True,
     on_progress: T.Optional[Callable[[float, str], None]] = None,
+    max_value: T.Optional[Callable[[float], float]] = None,
 ) -> RenderedWindows:
     """Cut mono audio into windows, render each window's spectrogram image, stitch the results.
 
@@ -179,6 +180,8 @@ def render_windows(
         to_audio: False skips inversion and stitching (previews): ``audio`` is then None and the
             outputs are returned as ``render`` made them.
         on_progress: called with (fraction done, message) before each window and before stitching.
+        max_value: the mel value that maps to full level, as a function of the window's own peak
+            (None: the peak itself).
 
     When inverting, each output becomes the luminance of what ``render`` painted (a model paints
     RGB) with the input's metadata, and is inverted with ``params``; the stitched audio has the
@@ -196,7 +199,11 @@ def render_windows(
     for index, chunk in enumerate(chunks):
         if on_progress:
             on_progress(index / len(chunks), f"window {index + 1} of {len(chunks)}")
-        image = spectrogram.audio_to_image(chunk, params, device=device)
+        if max_value is None:
+            image = spectrogram.audio_to_image(chunk, params, device=device)
+        else:
+            mel = spectrogram.audio_to_mel(chunk, params, device=device)
+            image = spectrogram.mel_to_image(mel, params, max_value=max_value(float(mel.max())))
         output = render(index, image)
         if to_audio:
             output = spectrogram.as_mono_spectrogram(output, image)

@@ -74,7 +74,7 @@ def test_audio_to_spectrogram_bad_arguments(client, tone_wav, args, words):
 def test_spectrogram_to_audio_refuses_a_non_image(client, tmp_path):
     fake = tmp_path / "fake.png"
     fake.write_bytes(b"this is not a png at all")
-    with pytest.raises(AppError, match="not a readable image"):
+    with pytest.raises(AppError, match="fake.png is not an image that can be read"):
         client.predict(handle_file(str(fake)), "auto", api_name="/spectrogram_to_audio")
 
 

@@ -107,7 +107,22 @@ def test_caption_rejects_what_is_not_a_usable_picture(blip, tmp_path, bad):
 
 def test_caption_length_is_checked(blip):
     with pytest.raises(InputError):
-        i2m.caption_image(*blip, noise_image(0), max_new_tokens=0)
+        i2m.caption_image(*blip, noise_image(0), max_length=1)
+
+
+def test_caption_length_counts_the_start_token_as_blips_default(blip, monkeypatch):
+    model, processor = blip
+    produced = []
+    generate = model.generate
+
+    def spy(*args, **kwargs):
+        tokens = generate(*args, **kwargs)
+        produced.append(tokens.shape[1])
+        return tokens
+
+    monkeypatch.setattr(model, "generate", spy)
+    i2m.caption_image(model, processor, noise_image(0))  # the tiny BLIP's end token is biased away: it runs to the limit
+    assert produced == [20]  # the start token and 19 more, as the original's generate() with BLIP's max_length 20
 
 
 # -- music ----------------------------------------------------------------------------------------------
@@ -180,3 +195,31 @@ def test_a_bundle_is_what_the_device_manager_can_hold(musicgen):
     held = loaders.ModelBundle(model=model, processor=processor)
     assert held.to("cpu") is held and held.processor is processor
     assert model_nbytes(held) == model_nbytes(model) > 0
+
+
+def test_guidance_at_or_below_1_means_no_classifier_free_guidance(musicgen):
+    model, processor = musicgen
+    runs = {g: i2m.generate_music(model, processor, "a calm lake", i2m.ImageToMusicSettings(seconds=1.0, guidance=g))
+            for g in (0.5, 1.0, 3.0)}  # 0.5 crashed inside the library before
+    np.testing.assert_array_equal(runs[0.5].audio, runs[1.0].audio)
+    assert not np.array_equal(runs[1.0].audio, runs[3.0].audio)  # the model config's default 3 is not used
+
+
+def test_past_the_window_the_music_continues_from_its_own_end(musicgen, monkeypatch):
+    """Windows of 2 s prompted by their last 1 s (the real ones: 30 s and 12 s): 4.5 s takes 4 windows."""
+    monkeypatch.setattr(i2m, "WINDOW_SECONDS", 2.0)
+    monkeypatch.setattr(i2m, "OVERLAP_SECONDS", 1.0)
+    progress = []
+    result = i2m.generate_music(*musicgen, "a long walk", i2m.ImageToMusicSettings(seconds=4.5, seed=5),
+                                on_progress=lambda fraction, message: progress.append((fraction, message)))
+    assert result.audio.shape == (1, int(4.5 * RATE)) and result.parameters["windows"] == 4
+    assert [message for _, message in progress] == [f"{s} of 5 s" for s in range(1, 5)]  # one per generated second
+    assert all(a <= b for (a, _), (b, _) in zip(progress, progress[1:]))
+    again = i2m.generate_music(*musicgen, "a long walk", i2m.ImageToMusicSettings(seconds=4.5, seed=5))
+    np.testing.assert_array_equal(result.audio, again.audio)  # the seed covers every window
+
+
+def test_up_to_120_seconds_are_accepted():
+    i2m.ImageToMusicSettings(seconds=120).validate()
+    with pytest.raises(InputError, match="maximum|120"):
+        i2m.ImageToMusicSettings(seconds=121).validate()

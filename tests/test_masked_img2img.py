@@ -174,3 +174,73 @@ def test_pipeline_is_built_from_shared_components(tiny_pipe):
     assert masked.unet is tiny_pipe.unet and masked.vae is tiny_pipe.vae
     assert masked.scheduler is not tiny_pipe.scheduler
     assert type(masked.scheduler).__name__ == "DPMSolverMultistepScheduler"
+
+
+# -- the paper's preprocessing (mode "paper") beside ours ("exact") ---------------------------------------
+REAL_EVERYDAY = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared/data/real/mask-paper/everyday"
+
+
+def _latent_map(change_map, resize, side=64):
+    import types
+
+    holder = types.SimpleNamespace(_change_map=change_map, _change_map_resize=resize)
+    return DifferentialImg2ImgPipeline._latent_map(holder, torch.zeros(1, 4, side, side))[0, 0]
+
+
+def test_paper_resize_is_bilinear_without_antialiasing():
+    # white in columns 3 and 4 of every 8: the two pixels an unantialiased 8x bilinear reads
+    stripes = np.zeros((512, 512), np.uint8)
+    stripes[:, 3::8] = stripes[:, 4::8] = 255
+    paper = _latent_map(Image.fromarray(stripes), "paper")
+    smooth = _latent_map(Image.fromarray(stripes), "antialias")
+    expected = torch.nn.functional.interpolate(torch.from_numpy(stripes / 255.0).float()[None, None], size=(64, 64),
+                                               mode="bilinear", align_corners=False, antialias=False)[0, 0]
+    torch.testing.assert_close(paper, expected)
+    assert float(paper.min()) == 1.0 and float(smooth.max()) < 0.5
+
+
+def test_paper_scale_is_the_ceiling_of_the_fourth_root():
+    from pipelines import masked_img2img, spectrogram
+
+    assert masked_img2img.paper_max_value(5.5e6) == 49.0**4  # 5.5e6 ** 0.25 = 48.4
+    audio, _ = __import__("soundfile").read(REAL_EVERYDAY / "cuckoo.wav", dtype="float32")
+    audio = np.pad(audio, (0, 512 * 441 - 1 - len(audio)))  # exactly one window, as render_windows pads it
+    preview = masked_img2img.preview_mask(audio, MaskSettings(preprocessing="paper"))
+    mel = spectrogram.audio_to_mel(audio)[0].numpy()
+    max_volume = np.ceil(mel.max() ** 0.25)
+    notebook = 255 - np.power(mel, 0.25) * 255 / max_volume  # the notebook's image, before uint8 and flip
+    ours = np.asarray(preview.input_spectrogram.convert("L"), dtype=np.float64)[::-1]
+    assert np.abs(ours - notebook).max() <= 0.5 + 1e-6
+    exact = masked_img2img.preview_mask(audio, MaskSettings(preprocessing="exact"))
+    assert np.asarray(exact.input_spectrogram.convert("L")).min() == 0  # the exact peak is level 255
+    assert np.asarray(preview.input_spectrogram.convert("L")).min() > 0
+
+
+def test_the_two_modes_differ_in_kept_steps_on_a_real_sound():
+    from pipelines import masked_img2img
+
+    audio, _ = __import__("soundfile").read(REAL_EVERYDAY / "train_passing.wav", dtype="float32")
+    steps = 40
+    kept = {}
+    for mode, resize in (("paper", "paper"), ("exact", "antialias")):
+        mask = masked_img2img.preview_mask(audio, MaskSettings(preprocessing=mode)).mask
+        kept[mode] = np.floor(_latent_map(mask, resize).numpy() * steps)  # steps tied to the source
+    changed = float(np.mean(kept["paper"] != kept["exact"]))
+    assert changed > 0.1, changed
+
+
+def test_unknown_preprocessing_is_refused():
+    with pytest.raises(InputError, match="preprocessing"):
+        MaskSettings(preprocessing="fancy").validate()
+
+
+def test_preview_mask_takes_the_preprocessing_through_the_api(client):
+    from gradio_client import handle_file
+
+    sound = handle_file(str(REAL_EVERYDAY / "clock_tick.wav"))
+    (paper, _), (exact, _) = (client.predict(sound, 1.0, 0.05, 200, 150, mode, api_name="/preview_mask")
+                              for mode in ("paper", "exact"))
+    assert np.asarray(Image.open(exact).convert("L")).min() == 0
+    assert np.asarray(Image.open(paper).convert("L")).min() > 0
+    default, _ = client.predict(sound, 1.0, 0.05, 200, 150, api_name="/preview_mask")  # old callers: the default
+    assert np.array_equal(np.asarray(Image.open(default)), np.asarray(Image.open(paper)))

@@ -68,7 +68,7 @@ def test_describe_a_30_second_clip(classifiers_, capsys):
     with capsys.disabled():
         print(f"\n[timing] describe_music, 30 s clip, tiny classifiers, CPU: {elapsed:.2f} s")
     assert description.segments == {"genre": 5, "emotion": 3}
-    assert abs(description.bpm - 120) <= 2
+    assert abs(description.refined_bpm - 120) <= 2
     assert len(description.genres) == 3 and len(description.emotions) == 3
     for ranked, labels in ((description.genres, genre.GENRES), (description.emotions, emotion.EMOTIONS)):
         assert all(label in labels for label, _ in ranked)
@@ -217,3 +217,24 @@ def test_bad_generation_arguments_raise_clear_input_errors(pipe, changes, messag
     description = arguments.pop("description")
     with pytest.raises(InputError, match="(?i)" + message):
         m2i.generate_image(pipe, description, m2i.MusicToImageSettings(**arguments))
+
+
+def test_the_sentence_states_int_of_librosas_tempo_and_the_refined_one_is_shown_beside_it(classifiers_):
+    from classifiers.tempo import estimate_tempo
+
+    g, e = classifiers_
+    clip = music(12.0, 120)
+    librosa_bpm = estimate_tempo(clip, SR).librosa_bpm  # 117.45 at 22050 Hz / hop 512: TechJam said 117
+    description = m2i.describe_music(clip, SR, g, e)
+    assert description.bpm == int(librosa_bpm) != round(description.refined_bpm)
+    assert f"It is of tempo {int(librosa_bpm)} and" in description.sentence
+    assert description.tempo_text == f"{int(librosa_bpm)} BPM (refined {description.refined_bpm:.1f})"
+
+
+@pytest.mark.parametrize("seconds", [10.0, 0.2])
+def test_a_sound_without_a_beat_says_so_instead_of_tempo_0(classifiers_, seconds):
+    g, e = classifiers_
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(int(seconds * SR)) / SR).astype(np.float32)
+    description = m2i.describe_music(tone, SR, g, e)
+    assert description.bpm is None and description.tempo_text == "no steady beat"
+    assert "It has no steady beat and evokes" in description.sentence and "tempo 0" not in description.sentence

@@ -1,5 +1,6 @@
 """Music to image through the API, and two base models sharing one device under a small budget."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +24,22 @@ def m2i_args(audio, description="", **changes):
 
 
 def test_describe_music_returns_labels_tempo_and_sentence(client):
-    genres, emotions, bpm, sentence = client.predict(handle_file(str(ASSETS / "groove.wav")), api_name="/describe_music")
+    genres, emotions, tempo, sentence = client.predict(handle_file(str(ASSETS / "groove.wav")),
+                                                       api_name="/describe_music")
     assert {c["label"] for c in genres["confidences"]} <= set(GENRES)
     assert {c["label"] for c in emotions["confidences"]} <= set(EMOTIONS)
-    assert abs(bpm - 120) <= 2  # the groove is made at 120 BPM
+    stated, refined = re.fullmatch(r"(\d+) BPM \(refined ([\d.]+)\)", tempo).groups()
+    assert abs(float(refined) - 120) <= 2 and abs(int(stated) - 120) <= 4  # the groove is made at 120 BPM
     top_genre, top_emotion = genres["label"], emotions["label"]
     assert sentence == (f"This piece of music falls under the {top_genre} genre. "
-                        f"It is of tempo {int(bpm)} and evokes a sense of {top_emotion}.")
+                        f"It is of tempo {stated} and evokes a sense of {top_emotion}.")
+
+
+def test_a_steady_tone_has_no_beat_in_the_sentence_or_the_tempo(client, tmp_path):
+    sf.write(tmp_path / "tone.wav", 0.5 * np.sin(2 * np.pi * 440 * np.arange(22050 * 4) / 22050), 22050)
+    _, _, tempo, sentence = client.predict(handle_file(str(tmp_path / "tone.wav")), api_name="/describe_music")
+    assert tempo == "no steady beat"
+    assert "It has no steady beat and evokes" in sentence and "tempo 0" not in sentence
 
 
 def test_one_call_from_sound_to_picture(client):

@@ -93,8 +93,13 @@ def test_unconditional_vector_differs_from_a_real_one(models, images):
     uncond = ptm.unconditional_vector(models.vae)
     assert uncond.shape == (1, 1, 64)
     assert (uncond - ptm.taste_vector(models.vae, images[:1])).abs().max() > 1e-3
-    zeros = ptm.taste_vector(models.vae, torch.zeros(1, 1, 256, 256))
-    assert torch.allclose(uncond, zeros)
+    # the original's unconditional vector: the encoding of zeros WITHOUT the conditional min-max scaling
+    models.vae.eval()
+    with torch.no_grad():
+        mu, logvar = models.vae.encode(torch.zeros(1, 1, 256, 256))
+    assert torch.allclose(uncond, torch.cat([mu, logvar], dim=1).reshape(1, 1, 64), atol=1e-6)
+    scaled = ptm.taste_vector(models.vae, torch.zeros(1, 1, 256, 256))
+    assert (uncond - scaled).abs().max() > 1e-3
 
 
 def test_track_slices_middle_first_and_padding():

@@ -92,3 +92,22 @@ def test_bad_recommendation_arguments(embedder, change):
     arguments = {"caption": "a calm sea", "k": 10, **change}
     with pytest.raises(InputError):
         sr.recommend(*embedder, index=None, **arguments)
+
+
+def test_the_embedders_own_sequence_limit_is_used(embedder):
+    """all-distilroberta-v1's max_seq_length is 512 (514 positions less RoBERTa's offset of 2), not 128."""
+    from transformers import RobertaConfig, RobertaModel
+
+    _, tokenizer = embedder
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size + 1, hidden_size=8, num_hidden_layers=1,
+                           num_attention_heads=2, intermediate_size=16, max_position_embeddings=514, pad_token_id=1)
+    model = RobertaModel(config, add_pooling_layer=False).eval()
+    tokenizer = type(tokenizer).from_pretrained(tokenizer.name_or_path, model_max_length=512)
+    assert sr.max_tokens(model, tokenizer) == 512
+    words = "a long caption " * 40  # 600 byte-level tokens
+    full = tokenizer([words], truncation=True, max_length=512, return_tensors="pt")
+    assert full["input_ids"].shape[1] == 512
+    with torch.no_grad():
+        hidden = model(**full).last_hidden_state.mean(1)
+    expected = torch.nn.functional.normalize(hidden, dim=1)
+    torch.testing.assert_close(sr.embed_sentences(model, tokenizer, [words]), expected, atol=1e-5, rtol=0)

@@ -157,7 +157,8 @@ def test_the_three_windowed_paths_share_render_windows(studio, monkeypatch):
     monkeypatch.setattr(masked_img2img, "with_scheduler", lambda pipe, scheduler: Echo())
     # _style_window(pipe, scheduler, conditioner, image, ...) -> (image, timesteps)
     monkeypatch.setattr(style_interpolation, "_style_window", lambda *args: (args[3], []))
-    sound = masked_img2img.sound_to_music(None, x, masked_img2img.SoundToMusicSettings())
+    exact = masked_img2img.MaskSettings(preprocessing="exact")  # the window's own peak, as render_windows does
+    sound = masked_img2img.sound_to_music(None, x, masked_img2img.SoundToMusicSettings(mask=exact))
     np.testing.assert_array_equal(sound.audio, expected_audio)
     assert sound.input_spectrogram.tobytes() == side_by_side(identity.inputs).tobytes()
     assert sound.output_spectrogram.tobytes() == side_by_side(identity.outputs).tobytes()
@@ -168,7 +169,7 @@ def test_the_three_windowed_paths_share_render_windows(studio, monkeypatch):
     np.testing.assert_array_equal(styled.audio, expected_audio)
     assert styled.output_spectrogram.tobytes() == side_by_side(identity.outputs).tobytes()
 
-    mask = masked_img2img.MaskSettings()
+    mask = exact
     preview = masked_img2img.preview_mask(x, mask)
     spectrogram_strip, mask_strip = preview.input_spectrogram, preview.mask
     masks = render_windows(x, RIFFUSION, lambda i, image: masked_img2img.make_mask(image, mask), to_audio=False)

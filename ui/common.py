@@ -57,6 +57,30 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def image_upload(**kwargs: Any) -> gr.Image:
+    """A ``gr.Image`` (same widget: upload, webcam, clipboard) whose upload reaches our loader untouched.
+
+    gradio's own preprocessing opens the file with PIL first (a text file named .png or a
+    30000x30000 PNG then fails as "Could not preprocess input component ...") and converts the mode
+    (alpha lost, 16 bits clipped). Here the handler gets the uploaded file's path and
+    ``pipelines.images.open_image`` does all of that with our checks and messages. Webcam snapshots
+    sent as data URLs still go through gradio's decoder. (An instance override, not a subclass:
+    gradio writes a .pyi stub beside the source of every component subclass.)
+    """
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    image.preprocess = functools.partial(_uploaded_path, image.preprocess)
+    return image
+
+
+def _uploaded_path(gradio_preprocess: Callable, payload: Any) -> str | None:
+    if payload is None or payload.path is not None:
+        return None if payload is None else str(payload.path)
+    try:
+        return gradio_preprocess(payload)
+    except Exception as error:  # noqa: BLE001  (a data URL gradio cannot decode)
+        raise gr.Error("The picture could not be read; please upload a PNG, JPEG or WebP file.") from error
+
+
 def save(result: Any, name: str) -> SavedResult:
     """Write a result's files (WAV and PNGs with their parameters) into a fresh output folder."""
     return save_result(result, name)

@@ -7,8 +7,8 @@ import gradio as gr
 
 from pipelines.settings import ImageToMusicSettings
 
-from .common import ASSETS, GPU, model_event, prompt_box, run_and_cancel_buttons, save, seed_control, slider
-from .common import guarded, start_run, user_errors
+from .common import ASSETS, GPU, guarded, image_upload, model_event, prompt_box, run_and_cancel_buttons, save
+from .common import progress_callback, seed_control, slider, start_run, user_errors
 
 
 def build(studio) -> None:
@@ -18,7 +18,8 @@ def build(studio) -> None:
         settings = ImageToMusicSettings(seconds=seconds, guidance=guidance, temperature=temperature, top_k=top_k,
                                         top_p=top_p, seed=seed)
         flag = start_run(studio, request)
-        result = studio.image_to_music(image_path, prompt, settings, should_stop=flag.is_set)
+        result = studio.image_to_music(image_path, prompt, settings, should_stop=flag.is_set,
+                                       on_progress=progress_callback(progress))
         return result.prompt, save(result, "image-to-music").audio
 
     @user_errors
@@ -40,7 +41,7 @@ def build(studio) -> None:
         )
         with gr.Row():
             with gr.Column():
-                image_in = gr.Image(label="Picture", type="filepath", sources=["upload", "webcam", "clipboard"])
+                image_in = image_upload(label="Picture", sources=["upload", "webcam", "clipboard"])
                 prompt = prompt_box("Music prompt (empty: the picture's caption)")
                 seconds = slider(ImageToMusicSettings, "seconds", "Duration (s)", 1)
                 with gr.Accordion("Sampling", open=False):

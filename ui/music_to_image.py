@@ -19,7 +19,7 @@ def build(studio) -> None:
     @user_errors
     def describe_music(audio_path):
         described = studio.describe_music(audio_path)
-        return _labels(described.genres), _labels(described.emotions), described.bpm, described.sentence
+        return _labels(described.genres), _labels(described.emotions), described.tempo_text, described.sentence
 
     @user_errors
     def music_to_image(audio_path, description, steps, guidance, width, height, seed, lora_scale,
@@ -49,7 +49,8 @@ def build(studio) -> None:
                 with gr.Row():
                     genres = gr.Label(label="Genre", num_top_classes=3)
                     emotions = gr.Label(label="Emotion", num_top_classes=3)
-                tempo = gr.Number(label="Tempo (BPM)", interactive=False)
+                tempo = gr.Textbox(label="Tempo (as the sentence states it; refined by a fit through the beats)",
+                                   interactive=False)
                 description = prompt_box("Description (editable; empty: made from the music)", lines=3)
                 with gr.Accordion("Image settings", open=False):
                     steps = slider(MusicToImageSettings, "steps", "Steps", 1)

@@ -15,18 +15,20 @@ MODEL_LABELS = {"mask_model": "Mask-based paper model (stable-diffusion-music-25
 
 
 def build(studio) -> None:
-    def mask_settings(invert, brightness, contrast, downshift) -> MaskSettings:
-        return MaskSettings(invert=invert, brightness=brightness, contrast=contrast, downshift=downshift)
+    def mask_settings(invert, brightness, contrast, downshift, preprocessing="paper") -> MaskSettings:
+        return MaskSettings(invert=invert, brightness=brightness, contrast=contrast, downshift=downshift,
+                            preprocessing=preprocessing)
 
     def settings(prompt, negative_prompt, invert, brightness, contrast, downshift, steps, strength, guidance, seed,
-                 scheduler) -> SoundToMusicSettings:
+                 scheduler, preprocessing) -> SoundToMusicSettings:
         return SoundToMusicSettings(prompt=prompt, negative_prompt=negative_prompt or "", steps=steps,
                                     strength=strength, guidance=guidance, seed=seed, scheduler=scheduler,
-                                    mask=mask_settings(invert, brightness, contrast, downshift))
+                                    mask=mask_settings(invert, brightness, contrast, downshift, preprocessing))
 
     @user_errors
-    def preview_mask(audio_path, invert, brightness, contrast, downshift):
-        files = save(studio.preview_mask(audio_path, mask_settings(invert, brightness, contrast, downshift)), "mask")
+    def preview_mask(audio_path, invert, brightness, contrast, downshift, preprocessing="paper"):
+        chosen = mask_settings(invert, brightness, contrast, downshift, preprocessing)
+        files = save(studio.preview_mask(audio_path, chosen), "mask")
         return files.images["input-spectrogram"], files.images["mask"]
 
     def live_preview(audio_path, *mask_values):
@@ -34,10 +36,10 @@ def build(studio) -> None:
 
     @user_errors
     def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
-                       steps, strength, guidance, seed, scheduler, request: gr.Request = None,
+                       steps, strength, guidance, seed, scheduler, preprocessing="paper", request: gr.Request = None,
                        progress=gr.Progress(track_tqdm=True)):
         chosen = settings(prompt, negative_prompt, invert, brightness, contrast, downshift, steps, strength,
-                          guidance, seed, scheduler)
+                          guidance, seed, scheduler, preprocessing)
         flag = start_run(studio, request)
         result = studio.sound_to_music(audio_path, chosen, model=model, on_progress=progress_callback(progress),
                                        should_stop=flag.is_set)
@@ -73,6 +75,10 @@ def build(studio) -> None:
                     brightness = slider(MaskSettings, "brightness", "Brightness", 0.01)
                     contrast = slider(MaskSettings, "contrast", "Contrast", 1)
                     downshift = slider(MaskSettings, "downshift", "Downshift (higher gives the model more freedom)", 1)
+                    preprocessing = gr.Radio(list(MaskSettings.CHOICES["preprocessing"]),
+                                             value=MaskSettings.default("preprocessing"),
+                                             label="Preprocessing (paper: its image scale and mask resize; "
+                                                   "exact: exact peak, antialiased resize)")
                 with gr.Accordion("Diffusion", open=False):
                     steps = slider(SoundToMusicSettings, "steps", "Steps", 1)
                     strength = slider(SoundToMusicSettings, "strength", "Strength", 0.01)
@@ -89,9 +95,9 @@ def build(studio) -> None:
             input_image = gr.Image(label="Input spectrogram", type="filepath", format="png", height=320)
             mask_image = gr.Image(label="Mask (bright = kept longer)", type="filepath", format="png", height=320)
             output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=320)
-        mask_inputs = [audio_in, invert, brightness, contrast, downshift]
+        mask_inputs = [audio_in, invert, brightness, contrast, downshift, preprocessing]
         all_inputs = [audio_in, model, prompt, negative, invert, brightness, contrast, downshift, steps, strength,
-                      guidance, seed, scheduler]
+                      guidance, seed, scheduler, preprocessing]
         gr.Examples(
             [
                 [str(ASSETS / "kettle.wav"), "mask_model", "instrumental , saxophone , flute", ""],
@@ -104,7 +110,8 @@ def build(studio) -> None:
         )
         preview.click(guarded(preview_mask), mask_inputs, [input_image, mask_image], api_name="preview_mask")
         # live preview while the sliders move or a sound arrives (nothing to show without a sound)
-        for trigger in (invert.release, brightness.release, contrast.release, downshift.release, audio_in.change):
+        for trigger in (invert.release, brightness.release, contrast.release, downshift.release, preprocessing.change,
+                        audio_in.change):
             trigger(live_preview, mask_inputs, [input_image, mask_image], api_visibility="private")
         model_event(studio, run, masked_img2img, all_inputs, [music, input_image, mask_image, output_image, metrics_out],
                     api_name="masked_img2img", gpu_seconds=zero_gpu_seconds, stop=stop)

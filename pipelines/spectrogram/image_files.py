@@ -34,8 +34,8 @@ def attach_metadata(img: Image.Image, params: SpectrogramParams, max_value: floa
 def read_metadata(image: Image.Image) -> dict:
     """{"params": SpectrogramParams, "max_value": float | None, "stereo": bool | None, "source": str}.
 
-    Our PNG text chunk wins; else riffusion's EXIF (tag 11080 = max value); else the image size
-    picks the preset (256 px high L: audio-diffusion, otherwise riffusion). InputError when our
+    Our PNG text chunk wins; else riffusion's EXIF (tag 11080 = max value); else the image's height
+    picks the preset in any mode (256 px: audio-diffusion, otherwise riffusion). InputError when our
     text chunk is present but unreadable.
     """
     text = image.info.get(PNG_TEXT_KEY)
@@ -53,20 +53,27 @@ def read_metadata(image: Image.Image) -> dict:
         return {"params": SpectrogramParams.from_exif(exif, RIFFUSION),
                 "max_value": None if max_value is None else float(max_value),
                 "stereo": None if stereo is None else bool(stereo), "source": "exif"}
-    params = AUDIO_DIFFUSION if image.height == AUDIO_DIFFUSION.n_mels and image.mode == "L" else RIFFUSION
+    # the height is the mel count, whatever the mode (L, RGB, palette): mono or stereo is read from the
+    # pixels later (codec._image_channels)
+    params = AUDIO_DIFFUSION if image.height == AUDIO_DIFFUSION.n_mels else RIFFUSION
     return {"params": params, "max_value": None, "stereo": None, "source": "size"}
 
 
 def save_image(image: Image.Image, path: T.Union[str, os.PathLike, T.BinaryIO],
                text: T.Optional[T.Dict[str, str]] = None) -> None:
     """Save as PNG keeping the EXIF tags and the JSON text chunk (PIL drops both by default);
-    ``text`` adds more PNG text chunks (key -> text)."""
+    ``text`` adds more PNG text chunks (key -> text). A spectrogram keeps only riffusion's tags
+    (:class:`ExifTags`), so riffusion's reader opens it; everything else is in the text chunk."""
     png = PngImagePlugin.PngInfo()
     if image.info.get(PNG_TEXT_KEY):
         png.add_text(PNG_TEXT_KEY, image.info[PNG_TEXT_KEY])
     for key, value in (text or {}).items():
         png.add_text(key, value)
     exif = image.getexif()
+    known = {int(tag) for tag in ExifTags}
+    if known & set(exif):  # a spectrogram: only the tags riffusion's reader knows
+        for tag in set(exif) - known:
+            del exif[tag]
     kwargs = {"exif": exif} if len(exif) else {}
     image.save(path, format="PNG", pnginfo=png, **kwargs)
 
@@ -79,31 +86,16 @@ def image_bytes(image: Image.Image) -> bytes:
 
 
 def load_image(path: T.Union[str, os.PathLike]) -> Image.Image:
-    """Open a spectrogram image from a file, with clear errors for missing, corrupt or huge files.
+    """Open a spectrogram image from an uploaded file: 8-bit L or RGB, its metadata kept.
 
-    Raises InputError for no path, a missing file, a file over ``limits.MAX_UPLOAD_BYTES``, an
-    unreadable image, or one larger than ``MAX_SPECTROGRAM_WIDTH`` x ``MAX_IMAGE_SIDE`` px.
+    Goes through :func:`pipelines.images.open_image` (any mode and bit depth scaled, alpha on
+    white, EXIF orientation, size checked before decoding). InputError for no path, a missing,
+    huge or unreadable file, or an image over ``MAX_SPECTROGRAM_WIDTH`` x ``MAX_IMAGE_SIDE`` px.
     """
-    from .. import limits
+    from .. import images, limits
 
-    if not path or not isinstance(path, (str, os.PathLike)):
-        raise InputError("Please upload a spectrogram image (PNG).")
-    name = os.path.basename(str(path))  # never the server's full path
-    if not os.path.isfile(path):
-        raise InputError(f"The image file {name} does not exist.")
-    if os.path.getsize(path) > limits.MAX_UPLOAD_BYTES:
-        raise InputError(f"The image is larger than {limits.MAX_UPLOAD_BYTES // 2**20} MB.")
-    try:
-        image = Image.open(path)
-        image.load()
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"The file {name} is not a readable image ({type(exc).__name__}).") from None
-    if image.height > limits.MAX_IMAGE_SIDE or image.width > limits.MAX_SPECTROGRAM_WIDTH:
-        raise InputError(
-            f"The image is {image.width}x{image.height}; spectrograms up to {limits.MAX_SPECTROGRAM_WIDTH} px wide "
-            f"and {limits.MAX_IMAGE_SIDE} px high are accepted."
-        )
-    return image
+    return images.open_image(path, what="spectrogram image (PNG)", max_width=limits.MAX_SPECTROGRAM_WIDTH,
+                             max_height=limits.MAX_IMAGE_SIDE)
 
 
 def as_mono_spectrogram(generated: Image.Image, source: Image.Image) -> Image.Image:

@@ -155,7 +155,8 @@ def mel_to_audio(
 
     Pseudo-inverse start, then ``iterations`` (default ``FAST_ITERATIONS``) of mel-consistent fast
     Griffin-Lim at n_fft = win_length; channels run as one batch. ``length`` defaults to
-    frames * hop - 1 (5.12 s for 512 riffusion columns). ``normalize`` scales the peak to 0.9 like
+    frames * hop - 1 (5.12 s for 512 riffusion columns); any width inverts, even one frame.
+    ``normalize`` scales the peak to 0.9 like
     riffusion; otherwise samples are in the input's units (mel / audio_scale). InputError for a
     mel of the wrong height, NaN/inf values or negative ``iterations``.
     """
@@ -172,8 +173,14 @@ def mel_to_audio(
         raise InputError("iterations must be >= 0")
     if length is None:
         length = m.shape[-1] * params.hop_length - 1
+    # the STFT's centre padding needs more samples than half a window: a narrower image (riffusion:
+    # under 6 px) is inverted with silent frames added on the right, which are cut off again
+    min_frames = (params.n_fft // _coarse_factor(params)) // 2 // params.hop_length + 2
+    if m.shape[-1] < min_frames:
+        m = torch.nn.functional.pad(m, (0, min_frames - m.shape[-1]))
+    run_length = max(int(length), m.shape[-1] * params.hop_length - 1)
     with torch.no_grad():
-        audio = _mel_griffin_lim(m, params, iters, momentum, int(length), seed) / params.audio_scale
+        audio = _mel_griffin_lim(m, params, iters, momentum, run_length, seed)[..., : int(length)] / params.audio_scale
     if normalize:
         peak = float(audio.abs().max())
         if peak > 0:

@@ -30,12 +30,13 @@ class ExifTags(enum.IntEnum):
     """riffusion's EXIF tags (riffusion.spectrogram_params.SpectrogramParams.ExifTags).
 
     Only these may be written: riffusion's exif_from_image() maps every tag through its enum and
-    fails on any other. Durations are in milliseconds, frequencies in Hz.
+    fails on any other. Durations are in milliseconds, frequencies in Hz. riffusion-hobby later
+    added TRIPLE_RES_MONO (11007); riffusion's reader (the one MusicTI's images were made with) fails
+    on it, so it is left out: we never write it, and reading ignores it.
     """
 
     SAMPLE_RATE = 11000
     STEREO = 11005
-    TRIPLE_RES_MONO = 11007
     STEP_SIZE_MS = 11010
     WINDOW_DURATION_MS = 11020
     PADDED_DURATION_MS = 11030
@@ -119,7 +120,6 @@ class SpectrogramParams:
         tags: T.Dict[int, T.Any] = {
             ExifTags.SAMPLE_RATE: int(self.sample_rate),
             ExifTags.STEREO: False,
-            ExifTags.TRIPLE_RES_MONO: False,
         }
         for tag, field in _MS_FIELDS:
             tags[tag] = int(round(getattr(self, field) * 1000 / self.sample_rate))
