@@ -147,7 +147,9 @@ def tiny_clip_text_encoder(vocab_size: int, eos_token_id: int, hidden: int = 32)
 
 
 def tiny_vae():
-    """Four down blocks, like SD's VAE: the latent is 1/8 of the image side."""
+    """Four down blocks, like SD's VAE: the latent is 1/8 of the image side. Four channels at 512 px
+    and no attention in the mid block (it would attend over all 64x64 latent positions): the tiny
+    demo's VAE passes stay a fraction of a second on a CPU."""
     from diffusers import AutoencoderKL
 
     return AutoencoderKL(
@@ -155,32 +157,36 @@ def tiny_vae():
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 16, 16),
+        block_out_channels=(4, 4, 8, 8),
         layers_per_block=1,
         latent_channels=4,
-        norm_num_groups=4,
+        norm_num_groups=2,
         sample_size=64,
+        mid_block_add_attention=False,
     )
 
 
 def tiny_unet(cross_attention_dim: int = 32):
+    """Three levels (64, 32, 16 for a 512 px image) with attention only at the lowest, 16x16, as
+    diffusers' own test models keep attention off the full latent resolution: 64x64 self-attention
+    was most of a tiny click's minute."""
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
         out_channels=4,
-        block_out_channels=(32, 64),
+        block_out_channels=(4, 8, 16),
         layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
         cross_attention_dim=cross_attention_dim,
         attention_head_dim=8,
-        norm_num_groups=8,
+        norm_num_groups=4,
     )
 
 
-@builder("sd", version=1)
+@builder("sd", version=2)
 def build_stable_diffusion(folder: Path) -> None:
     """Stable Diffusion layout (riffusion, the mask model and SD 1.5 all share it)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
@@ -256,7 +262,7 @@ def build_keras_emotion(folder: Path) -> None:
     _save_keras_like_original(model, folder / emotion.WEIGHTS_FILE)
 
 
-@builder("lora", version=1)
+@builder("lora", version=2)
 def build_lora(folder: Path) -> None:
     """A rank-4 LoRA for the tiny ``sd`` UNet in the OLD attention-processor key format that the
     TechJam file uses: ``unet.<path>.processor.to_q_lora.down.weight`` (rank x in) and ``...up``

@@ -117,7 +117,7 @@ def test_the_tiny_lora_uses_the_old_key_format(lora_folder):
     from safetensors.torch import load_file
 
     state = load_file(f"{lora_folder}/{m2i.LORA_FILE}")
-    key = "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.processor.to_q_lora.down.weight"
+    key = "unet.down_blocks.2.attentions.0.transformer_blocks.0.attn1.processor.to_q_lora.down.weight"
     assert key in state and state[key].shape[0] == 4  # rank 4
     assert all(".processor." in k and k.endswith(("lora.down.weight", "lora.up.weight")) for k in state)
     assert all(state[k].abs().sum() > 0 for k in state if k.endswith("up.weight"))
