@@ -14,6 +14,7 @@ Overrides, strongest first (never through the public API):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -204,13 +205,17 @@ def load_or_explain(source: ModelSource, load: Callable[..., T], **kwargs: Any) 
     call_kwargs = dict(kwargs)
     if not source.is_local:
         call_kwargs["revision"] = source.revision
-    try:
-        return load(source.location, **call_kwargs)
-    except Exception as error:  # noqa: BLE001  (every loader failure gets the same explanation)
-        raise ModelUnavailableError(explain_missing(source, error)) from error
+    from .hub_reach import offline_if_unreachable
+
+    # without network the Hub client would retry each file for half a minute: take cached files only
+    with offline_if_unreachable() if not source.is_local else contextlib.nullcontext(False) as offline:
+        try:
+            return load(source.location, **call_kwargs)
+        except Exception as error:  # noqa: BLE001  (every loader failure gets the same explanation)
+            raise ModelUnavailableError(explain_missing(source, error, unreachable=offline)) from error
 
 
-def explain_missing(source: ModelSource, error: BaseException) -> str:
+def explain_missing(source: ModelSource, error: BaseException, unreachable: bool = False) -> str:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     if source.is_local:
         return (
@@ -218,7 +223,8 @@ def explain_missing(source: ModelSource, error: BaseException) -> str:
             f"{str(error)[:300]}. Check that the folder holds the model in Hugging Face layout."
         )
     reason = "the Hub is switched off (HF_HUB_OFFLINE=1) and it is not in the local cache" if offline else (
-        "it is not in the local cache and could not be downloaded"
+        "the Hugging Face Hub cannot be reached (no network?) and it is not in the local cache" if unreachable
+        else "it is not in the local cache and could not be downloaded"
     )
     return (
         f"The '{source.role}' model ({source.location}@{source.revision}) is not available: {reason}. "
