@@ -86,8 +86,24 @@ def queue(demo: gr.Blocks, max_size: int = limits.MAX_QUEUE) -> gr.Blocks:
     return demo.queue(default_concurrency_limit=2, max_size=max_size)
 
 
-def main(argv: list[str] | None = None) -> None:
+class _NothingToAct(logging.Filter):
+    """Drops log lines no user can act on (Keras's legacy-HDF5 note: the original classifiers are .h5)."""
+
+    NOTES = ("considered legacy",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(note in record.getMessage() for note in self.NOTES)
+
+
+def quiet_console() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NothingToAct())
+
+
+def main(argv: list[str] | None = None) -> None:
+    quiet_console()
     args = parse_args(argv)
     if os.environ.get("SYSTEM") == "spaces" or os.environ.get("SPACE_ID"):
         args.host = "0.0.0.0"
@@ -95,11 +111,13 @@ def main(argv: list[str] | None = None) -> None:
     studio = Studio(profile=args.profile, device=args.device)
     studio.preload()  # only does something on ZeroGPU
     demo = queue(build_demo(studio), args.max_queue)
+    # quiet: gradio's own lines would suggest `share=True`, where our flag is --share; we print the URLs
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
-                **LAUNCH_OPTIONS)
+                quiet=True, **LAUNCH_OPTIONS)
     print(
         f"Serving {TITLE} (profile {args.profile}, device {studio.device}) after "
-        f"{time.perf_counter() - _T0:.2f} s from start ({_GRADIO_IMPORT_S:.2f} s of it importing gradio)",
+        f"{time.perf_counter() - _T0:.2f} s from start ({_GRADIO_IMPORT_S:.2f} s of it importing gradio) "
+        f"at {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else " (--share for a public link)"),
         flush=True,
     )
     try:

@@ -46,12 +46,15 @@ def user_errors(fn: Callable) -> Callable:
             gr.Info(str(stopped))
             return gr.skip()
         except StudioError as error:
-            raise gr.Error(str(error)) from error
+            # the user's input or a missing model: one log line, no traceback (the message says it all)
+            log.warning("%s: %s", fn.__name__, error)
+            raise gr.Error(str(error), print_exception=False) from None
         except Exception as error:  # noqa: BLE001  (the app must keep running)
-            log.exception("unexpected error in %s", fn.__name__)
+            log.exception("unexpected error in %s", fn.__name__)  # a real error keeps its traceback, once
             raise gr.Error(
                 f"Something unexpected went wrong ({type(error).__name__}: {str(error)[:200]}). "
-                "The app is still running; please try again or report this."
+                "The app is still running; please try again or report this.",
+                print_exception=False,
             ) from error
 
     return wrapper
