@@ -17,7 +17,9 @@ demo: venv  ## start the app on the tiny profile (no network, no GPU)
 	$(PY) app.py --profile tiny
 
 browser:  ## Debian's Chromium for the browser test (Playwright drives it; it downloads no browser of its own)
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+		{ echo "The browser tests need Chromium: install it as root (apt-get install chromium), or run make test-fast."; exit 1; }
 
 test: venv browser  ## run the whole test suite (tiny models, no network): what CI runs
 	$(PY) -m pytest -q
