@@ -76,7 +76,9 @@ def test_music_to_image_describe_then_generate(page, artifacts):
 
 def test_spectrogram_tab_draws_axes(page, artifacts):
     page.get_by_role("tab", name="Spectrogram").click()
-    page.get_by_text("kettle.wav", exact=True).locator("visible=true").click()  # the other tab has one too
+    # the state we need is the sound in the player: the player fetches the file once the example has set it
+    with page.expect_response(lambda response: "kettle.wav" in response.url and response.ok, timeout=60_000):
+        page.get_by_text("kettle.wav", exact=True).locator("visible=true").click()  # the other tab has one too
     page.get_by_role("button", name="Sound → spectrogram").click()
     page.wait_for_selector("img[src*='spectrogram-riffusion.png']", timeout=60_000)
     assert page.locator("img").count() >= 2  # the PNG and the plot with axes
