@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import tiny
+from . import model_building, tiny
 from .fullsize_specs import (ALPPO, RIFFUSION, SD15, amuse_unet, amuse_vae, blip_model, clip_text_encoder,
                              clap_model, config, musicgen_model, sd_unet, sd_vae, sentence_model, style_module)
 
@@ -75,7 +75,7 @@ def ensure(family: str) -> Path:
     """The folder of the full-size ``family`` model, built now if it is not in the cache yet."""
     if family not in BUILDERS:
         raise KeyError(f"No full-size model is defined for the family {family!r}.")
-    return tiny.ensure_built(folder(family), BUILDERS[family])
+    return model_building.ensure_built(folder(family), BUILDERS[family])
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -123,7 +123,7 @@ def clip_tokenizer(target: Path, vocab_size: int = 49408) -> None:
     the tokenizer_config is SD 1.5's verbatim one."""
     from transformers import CLIPTokenizer
 
-    chars = tiny._byte_level_alphabet()
+    chars = model_building.byte_level_alphabet()
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
     while len(vocab) < vocab_size - 2:
@@ -142,7 +142,7 @@ def roberta_tokenizer(target: Path, vocab_size: int = 50265, max_length: int = 5
     from transformers import RobertaTokenizer
 
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for c in tiny._byte_level_alphabet():
+    for c in model_building.byte_level_alphabet():
         vocab[c] = len(vocab)
     while len(vocab) < vocab_size - 1:
         vocab[f"<unused{len(vocab)}>"] = len(vocab)
@@ -212,7 +212,7 @@ def _bert_vocab(size: int = 30522) -> list[str]:
     """BERT-base-uncased's special ids ([PAD] 0, [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103) around
     the tiny builder's spellable words and characters, padded with [unused] tokens to 30522."""
     vocab = ["[PAD]", *[f"[unused{i}]" for i in range(99)], "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab += [t for t in tiny._bert_wordpiece_vocab() if t not in vocab]
+    vocab += [t for t in model_building.bert_wordpiece_vocab() if t not in vocab]
     vocab += [f"[unused{i}]" for i in range(99, 99 + size - len(vocab))]
     return vocab
 
@@ -247,7 +247,7 @@ def build_musicgen(target: Path) -> None:
     model.generation_config = GenerationConfig(**config("facebook--musicgen-small", "generation_config.json"))
     model.save_pretrained(target, safe_serialization=True)
     del model
-    pieces = tiny._t5_unigram_vocab()
+    pieces = model_building.t5_unigram_vocab()
     words, extras = pieces[:-100], pieces[-100:]
     words += [(f"▁unused{i}", -20.0) for i in range(32000 - len(words))]  # T5's 32000 pieces + 100 sentinels
     tokenizer = T5Tokenizer(vocab=words + extras, extra_ids=100, model_max_length=512)
@@ -314,9 +314,9 @@ def build_keras_genre(target: Path) -> None:
     from classifiers import genre
 
     model = genre.build_model()
-    tiny._randomize_keras(model, seed=1)
+    model_building.randomize_keras(model, seed=1)
     target.mkdir(parents=True, exist_ok=True)
-    tiny._save_keras_like_original(model, target / genre.WEIGHTS_FILE)
+    model_building.save_keras_like_original(model, target / genre.WEIGHTS_FILE)
 
 
 @builder("keras_emotion", version=1)
@@ -324,9 +324,9 @@ def build_keras_emotion(target: Path) -> None:
     from classifiers import emotion
 
     model = emotion.build_model()
-    tiny._randomize_keras(model, seed=2)
+    model_building.randomize_keras(model, seed=2)
     target.mkdir(parents=True, exist_ok=True)
-    tiny._save_keras_like_original(model, target / emotion.WEIGHTS_FILE)
+    model_building.save_keras_like_original(model, target / emotion.WEIGHTS_FILE)
 
 
 def build_all(families: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, float]:

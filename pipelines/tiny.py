@@ -15,9 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from .model_building import (bert_wordpiece_vocab, byte_level_alphabet, ensure_built,
+                             randomize_keras, save_keras_like_original, t5_unigram_vocab)
 
 BUILDERS: dict[str, Callable[[Path], None]] = {}
 VERSIONS: dict[str, int] = {}
@@ -49,71 +51,10 @@ def ensure(family: str) -> Path:
     return ensure_built(cache_root() / f"{family}-v{VERSIONS[family]}", BUILDERS[family])
 
 
-def ensure_built(target: Path, build: Callable[[Path], None], seed: int = 0) -> Path:
-    """``target``, built by ``build(folder)`` if it is not complete yet (shared with ``fullsize.py``).
-
-    Under a lock per target, into a temporary folder beside it that is renamed when ``build``
-    returns, with a ``.complete`` marker: parallel workers build once, and a crash halfway leaves
-    nothing that looks finished. ``build`` runs with torch's RNG seeded (same weights everywhere).
-    """
-    if (target / ".complete").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(target.parent / f".{target.name}.lock"):
-        if (target / ".complete").exists():  # another process built it while we waited
-            return target
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
-            _seeded(lambda: build(tmp), seed)
-            (tmp / ".complete").write_text("ok\n")
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-class _file_lock:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self):
-        import fcntl
-
-        self.handle = open(self.path, "w")
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        import fcntl
-
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
-
-
-def _seeded(fn: Callable[[], None], seed: int = 0) -> None:
-    import torch
-
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)  # same weights on every machine
-    try:
-        fn()
-    finally:
-        torch.random.set_rng_state(state)
-
-
 # -- a CLIP tokenizer without merges -----------------------------------------------------------------
-def _byte_level_alphabet() -> list[str]:
-    """The 256 printable characters that byte-level BPE (GPT-2, CLIP) uses for the 256 byte values."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    extra = iter(range(256, 512))
-    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
-
-
 def write_clip_tokenizer(folder: Path) -> int:
     """A working byte-level CLIP tokenizer: every byte is a token, no merges. Returns the vocab size."""
-    chars = _byte_level_alphabet()
+    chars = byte_level_alphabet()
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
     vocab["<|startoftext|>"] = len(vocab)
@@ -215,40 +156,15 @@ def build_stable_diffusion(folder: Path) -> None:
 
 
 # -- music to image: the two Keras classifiers and the TechJam LoRA ------------------------------------
-def _randomize_keras(model, seed: int) -> None:
-    """Deterministic weights without touching any global RNG; batch-norm variances stay positive."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    values = []
-    for variable in model.weights:
-        shape = tuple(variable.shape)
-        if "variance" in variable.path:
-            values.append(rng.uniform(0.5, 2.0, shape).astype("float32"))
-        else:
-            fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
-            values.append((rng.standard_normal(shape) / np.sqrt(fan_in)).astype("float32"))
-    model.set_weights(values)
-
-
-def _save_keras_like_original(model, path: Path) -> None:
-    """A full-model HDF5 with Adam's slots, like the originals' ``model.save(...h5)`` after fit."""
-    import keras
-
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=5e-4), loss="sparse_categorical_crossentropy")
-    model.optimizer.build(model.trainable_variables)
-    model.save(str(path))
-
-
 @builder("keras_genre", version=1)
 def build_keras_genre(folder: Path) -> None:
     """The GTZAN genre CNN's layer types and (259, 13, 1) input, 4-channel convs and 8 dense units."""
     from classifiers import genre
 
     model = genre.build_model(filters=(4, 4, 4), dense_units=8)
-    _randomize_keras(model, seed=1)
+    randomize_keras(model, seed=1)
     folder.mkdir(parents=True, exist_ok=True)
-    _save_keras_like_original(model, folder / genre.WEIGHTS_FILE)
+    save_keras_like_original(model, folder / genre.WEIGHTS_FILE)
 
 
 @builder("keras_emotion", version=1)
@@ -257,9 +173,9 @@ def build_keras_emotion(folder: Path) -> None:
     from classifiers import emotion
 
     model = emotion.build_model(filters=(2,) * 9)
-    _randomize_keras(model, seed=2)
+    randomize_keras(model, seed=2)
     folder.mkdir(parents=True, exist_ok=True)
-    _save_keras_like_original(model, folder / emotion.WEIGHTS_FILE)
+    save_keras_like_original(model, folder / emotion.WEIGHTS_FILE)
 
 
 @builder("lora", version=2)
@@ -290,25 +206,6 @@ def build_lora(folder: Path) -> None:
 
 
 # -- image to music: BLIP captioner, MusicGen, the sentence embedder ------------------------------------
-_WORDS = (  # common caption words, so tiny captions and prompts are not all single letters
-    "a", "the", "of", "and", "with", "in", "on", "at", "to", "is", "are", "an", "two", "one", "man", "woman",
-    "dog", "cat", "bird", "tree", "sky", "sea", "sun", "moon", "night", "day", "city", "street", "car",
-    "house", "room", "table", "chair", "people", "girl", "boy", "child", "flower", "field", "mountain",
-    "river", "water", "snow", "rain", "cloud", "light", "dark", "red", "blue", "green", "white", "black",
-    "yellow", "sitting", "standing", "walking", "playing", "music", "song", "guitar", "piano", "drum",
-    "calm", "happy", "sad", "slow", "fast", "loud", "soft", "warm", "cold", "old", "new", "big", "small",
-    "beautiful", "painting", "photo", "picture",
-)
-
-
-def _bert_wordpiece_vocab() -> list[str]:
-    """A lowercase BERT WordPiece vocab: specials, whole words, single characters and ``##`` suffix
-    characters, so every lowercase ASCII word can be spelled (BLIP's tokenizer is a BERT one)."""
-    chars = [chr(c) for c in range(ord("!"), ord("~") + 1) if not chr(c).isupper()]
-    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_WORDS,
-            *[c for c in chars if c not in _WORDS], *[f"##{c}" for c in chars]]
-
-
 @builder("blip", version=1)
 def build_blip(folder: Path) -> None:
     """Salesforce/blip-image-captioning-large's classes and 384 px input: BlipForConditionalGeneration
@@ -324,7 +221,7 @@ def build_blip(folder: Path) -> None:
         BlipVisionConfig,
     )
 
-    vocab = _bert_wordpiece_vocab()
+    vocab = bert_wordpiece_vocab()
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, model_max_length=512)
     tokenizer.add_special_tokens({"bos_token": "[DEC]"})
@@ -356,17 +253,6 @@ def build_blip(folder: Path) -> None:
     BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
 
 
-def _t5_unigram_vocab() -> list[tuple[str, float]]:
-    """T5's layout (<pad>, </s>, <unk>, pieces, then 100 sentinels in reverse) with whole-word pieces and
-    every printable character as a fallback piece, scored like a SentencePiece unigram model."""
-    chars = [chr(c) for c in range(ord("!"), ord("~") + 1)]
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    pieces += [(f"▁{w}", -5.0) for w in _WORDS]
-    pieces += [(c, -10.0) for c in chars] + [(f"▁{c}", -9.0) for c in chars]
-    pieces += [(f"<extra_id_{i}>", 0.0) for i in range(99, -1, -1)]
-    return pieces
-
-
 @builder("musicgen", version=1)
 def build_musicgen(folder: Path) -> None:
     """facebook/musicgen-small's classes and rates: a T5 text encoder, a 4-codebook decoder (2048 codes,
@@ -384,7 +270,7 @@ def build_musicgen(folder: Path) -> None:
         T5Tokenizer,
     )
 
-    tokenizer = T5Tokenizer(vocab=_t5_unigram_vocab(), extra_ids=100, model_max_length=512)
+    tokenizer = T5Tokenizer(vocab=t5_unigram_vocab(), extra_ids=100, model_max_length=512)
     text = T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
                     feed_forward_proj="relu")
     codec = EncodecConfig(
@@ -421,7 +307,7 @@ def build_sentence(folder: Path) -> None:
     from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
 
     vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
-    for c in _byte_level_alphabet():
+    for c in byte_level_alphabet():
         vocab[c] = len(vocab)
     vocab["<mask>"] = len(vocab)
     tokenizer = RobertaTokenizer(vocab=vocab, merges=[], model_max_length=128)

@@ -1,0 +1,130 @@
+"""What the tiny and the full-size builders share: a cache that builds each model once, safely, and
+the offline pieces a model folder needs (tokenizer vocabularies made without downloads, Keras
+weights saved the way the originals were).
+
+``ensure_built(target, build)`` runs ``build(folder)`` once per ``target`` under a file lock, into a
+temporary folder renamed on success with a ``.complete`` marker, with torch's RNG seeded: parallel
+test workers build once, and a crash halfway leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+def ensure_built(target: Path, build: Callable[[Path], None], seed: int = 0) -> Path:
+    """``target``, built by ``build(folder)`` if it is not complete yet (shared with ``fullsize.py``).
+
+    Under a lock per target, into a temporary folder beside it that is renamed when ``build``
+    returns, with a ``.complete`` marker: parallel workers build once, and a crash halfway leaves
+    nothing that looks finished. ``build`` runs with torch's RNG seeded (same weights everywhere).
+    """
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):
+        if (target / ".complete").exists():  # another process built it while we waited
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        try:
+            seeded(lambda: build(tmp), seed)
+            (tmp / ".complete").write_text("ok\n")
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class FileLock:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        import fcntl
+
+        self.handle = open(self.path, "w")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def seeded(fn: Callable[[], None], seed: int = 0) -> None:
+    import torch
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)  # same weights on every machine
+    try:
+        fn()
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def byte_level_alphabet() -> list[str]:
+    """The 256 printable characters that byte-level BPE (GPT-2, CLIP) uses for the 256 byte values."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    extra = iter(range(256, 512))
+    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
+
+
+def randomize_keras(model, seed: int) -> None:
+    """Deterministic weights without touching any global RNG; batch-norm variances stay positive."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    values = []
+    for variable in model.weights:
+        shape = tuple(variable.shape)
+        if "variance" in variable.path:
+            values.append(rng.uniform(0.5, 2.0, shape).astype("float32"))
+        else:
+            fan_in = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+            values.append((rng.standard_normal(shape) / np.sqrt(fan_in)).astype("float32"))
+    model.set_weights(values)
+
+
+def save_keras_like_original(model, path: Path) -> None:
+    """A full-model HDF5 with Adam's slots, like the originals' ``model.save(...h5)`` after fit."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=5e-4), loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    model.save(str(path))
+
+
+CAPTION_WORDS = (  # common caption words, so tiny captions and prompts are not all single letters
+    "a", "the", "of", "and", "with", "in", "on", "at", "to", "is", "are", "an", "two", "one", "man", "woman",
+    "dog", "cat", "bird", "tree", "sky", "sea", "sun", "moon", "night", "day", "city", "street", "car",
+    "house", "room", "table", "chair", "people", "girl", "boy", "child", "flower", "field", "mountain",
+    "river", "water", "snow", "rain", "cloud", "light", "dark", "red", "blue", "green", "white", "black",
+    "yellow", "sitting", "standing", "walking", "playing", "music", "song", "guitar", "piano", "drum",
+    "calm", "happy", "sad", "slow", "fast", "loud", "soft", "warm", "cold", "old", "new", "big", "small",
+    "beautiful", "painting", "photo", "picture",
+)
+
+
+def bert_wordpiece_vocab() -> list[str]:
+    """A lowercase BERT WordPiece vocab: specials, whole words, single characters and ``##`` suffix
+    characters, so every lowercase ASCII word can be spelled (BLIP's tokenizer is a BERT one)."""
+    chars = [chr(c) for c in range(ord("!"), ord("~") + 1) if not chr(c).isupper()]
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *CAPTION_WORDS,
+            *[c for c in chars if c not in CAPTION_WORDS], *[f"##{c}" for c in chars]]
+
+
+def t5_unigram_vocab() -> list[tuple[str, float]]:
+    """T5's layout (<pad>, </s>, <unk>, pieces, then 100 sentinels in reverse) with whole-word pieces and
+    every printable character as a fallback piece, scored like a SentencePiece unigram model."""
+    chars = [chr(c) for c in range(ord("!"), ord("~") + 1)]
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [(f"▁{w}", -5.0) for w in CAPTION_WORDS]
+    pieces += [(c, -10.0) for c in chars] + [(f"▁{c}", -9.0) for c in chars]
+    pieces += [(f"<extra_id_{i}>", 0.0) for i in range(99, -1, -1)]
+    return pieces
