@@ -20,8 +20,8 @@ was never captured are reconstructed from the published architecture here, each 
 (``SOURCES``, summarised in the README's fullsize table). Parts a loader never reads are not built
 (safety checker, ``unet_traced/``, single-file ``.ckpt``, duplicate ``.bin`` beside ``.safetensors``).
 
-``ensure(family)`` builds into ``$STUDIO_CACHE/fullsize/<family>-v<N>`` with the tiny builder's
-lock-and-rename machinery. Building everything writes 16 GB and took 94 s on 2 quiet CPU cores (peak
+``ensure(family)`` builds into ``$STUDIO_CACHE/fullsize/<family>-v<N>`` with ``model_building``'s
+build-once cache (lock, temporary folder, rename). Building everything writes 16 GB and took 94 s on 2 quiet CPU cores (peak
 RSS 4.7 GB); ``STUDIO_FULLSIZE_DEVICE=cuda`` initialises the weights on a GPU instead.
 """
 
@@ -34,48 +34,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import model_building, tiny
+from . import model_building
 from .fullsize_specs import (ALPPO, RIFFUSION, SD15, amuse_unet, amuse_vae, blip_model, clip_text_encoder,
                              clap_model, config, musicgen_model, sd_unet, sd_vae, sentence_model, style_module)
 
 
-BUILDERS: dict[str, Callable[[Path], None]] = {}
-VERSIONS: dict[str, int] = {}
+FAMILIES = model_building.ModelFamilies("fullsize")
+BUILDERS = FAMILIES.builders
+builder, has, ensure, is_built = FAMILIES.builder, FAMILIES.has, FAMILIES.ensure, FAMILIES.is_built
 
 # Roles whose fullsize folder is not their tiny family's: the three SD roles differ in layout.
 ROLE_FAMILIES = {"riffusion": "riffusion", "mask_model": "riffusion", "sd15": "sd15"}
-
-def cache_root() -> Path:
-    return tiny.cache_root().parent / "fullsize"
-
-
-def builder(family: str, version: int):
-    def register(fn: Callable[[Path], None]):
-        BUILDERS[family] = fn
-        VERSIONS[family] = version
-        return fn
-
-    return register
-
-
-def has(family: str) -> bool:
-    """Whether a full-size model is defined for ``family``."""
-    return family in BUILDERS
-
-
-def folder(family: str) -> Path:
-    return cache_root() / f"{family}-v{VERSIONS[family]}"
-
-
-def is_built(family: str) -> bool:
-    return (folder(family) / ".complete").exists()
-
-
-def ensure(family: str) -> Path:
-    """The folder of the full-size ``family`` model, built now if it is not in the cache yet."""
-    if family not in BUILDERS:
-        raise KeyError(f"No full-size model is defined for the family {family!r}.")
-    return model_building.ensure_built(folder(family), BUILDERS[family])
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -309,24 +278,26 @@ def build_music_styles(target: Path) -> None:
         save_style(_make(style_module), target / name, name, extra={"source": "fullsize random weights"})
 
 
+def _keras_classifier(module, target: Path, seed: int) -> None:
+    """A TechJam CNN at the original's widths (``module.build_model()``), saved as the original .h5."""
+    model = module.build_model()
+    model_building.randomize_keras(model, seed=seed)
+    target.mkdir(parents=True, exist_ok=True)
+    model_building.save_keras_like_original(model, target / module.WEIGHTS_FILE)
+
+
 @builder("keras_genre", version=1)
 def build_keras_genre(target: Path) -> None:
     from classifiers import genre
 
-    model = genre.build_model()
-    model_building.randomize_keras(model, seed=1)
-    target.mkdir(parents=True, exist_ok=True)
-    model_building.save_keras_like_original(model, target / genre.WEIGHTS_FILE)
+    _keras_classifier(genre, target, seed=1)
 
 
 @builder("keras_emotion", version=1)
 def build_keras_emotion(target: Path) -> None:
     from classifiers import emotion
 
-    model = emotion.build_model()
-    model_building.randomize_keras(model, seed=2)
-    target.mkdir(parents=True, exist_ok=True)
-    model_building.save_keras_like_original(model, target / emotion.WEIGHTS_FILE)
+    _keras_classifier(emotion, target, seed=2)
 
 
 def build_all(families: list[str] | None = None, log: Callable[[str], None] = print) -> dict[str, float]:

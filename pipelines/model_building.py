@@ -9,10 +9,53 @@ test workers build once, and a crash halfway leaves nothing that looks finished.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+def studio_cache_root() -> Path:
+    """``$STUDIO_CACHE``, else ``~/.cache/music-studio``: where every built profile keeps its models."""
+    return Path(os.environ.get("STUDIO_CACHE") or Path.home() / ".cache" / "music-studio")
+
+
+class ModelFamilies:
+    """The model families one built profile can make, each cached as ``<cache>/<profile>/<family>-v<N>``.
+
+    Register a builder with ``@families.builder("sd", version=2)``; ``ensure(family)`` builds it once
+    (bump the version to rebuild everywhere after a change). ``has`` and ``ensure`` are what the
+    registry asks of a builder (``models.ModelBuilder``).
+    """
+
+    def __init__(self, profile: str):
+        self.profile = profile
+        self.builders: dict[str, Callable[[Path], None]] = {}
+        self.versions: dict[str, int] = {}
+
+    def builder(self, family: str, version: int):
+        def register(fn: Callable[[Path], None]):
+            self.builders[family] = fn
+            self.versions[family] = version
+            return fn
+
+        return register
+
+    def has(self, family: str) -> bool:
+        return family in self.builders
+
+    def folder(self, family: str) -> Path:
+        return studio_cache_root() / self.profile / f"{family}-v{self.versions[family]}"
+
+    def is_built(self, family: str) -> bool:
+        return (self.folder(family) / ".complete").exists()
+
+    def ensure(self, family: str) -> Path:
+        """The folder of ``family``'s model, built now if it is not in the cache yet. KeyError if unknown."""
+        if family not in self.builders:
+            raise KeyError(f"No {self.profile} model is defined for the family {family!r}.")
+        return ensure_built(self.folder(family), self.builders[family])
+
 
 def ensure_built(target: Path, build: Callable[[Path], None], seed: int = 0) -> Path:
     """``target``, built by ``build(folder)`` if it is not complete yet (shared with ``fullsize.py``).

@@ -13,42 +13,14 @@ test workers and a crash halfway never leave a broken model behind.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
-from .model_building import (bert_wordpiece_vocab, byte_level_alphabet, ensure_built,
-                             randomize_keras, save_keras_like_original, t5_unigram_vocab)
+from .model_building import (bert_wordpiece_vocab, byte_level_alphabet, randomize_keras, save_keras_like_original, t5_unigram_vocab, ModelFamilies)
 
-BUILDERS: dict[str, Callable[[Path], None]] = {}
-VERSIONS: dict[str, int] = {}
-
-
-def cache_root() -> Path:
-    root = os.environ.get("STUDIO_CACHE") or os.path.join(Path.home(), ".cache", "music-studio")
-    return Path(root) / "tiny"
-
-
-def builder(family: str, version: int):
-    def register(fn: Callable[[Path], None]):
-        BUILDERS[family] = fn
-        VERSIONS[family] = version
-        return fn
-
-    return register
-
-
-def has(family: str) -> bool:
-    """Whether a tiny model is defined for ``family``."""
-    return family in BUILDERS
-
-
-def ensure(family: str) -> Path:
-    """The folder of the tiny ``family`` model, built now if it is not in the cache yet."""
-    if family not in BUILDERS:
-        raise KeyError(f"No tiny model is defined for the family {family!r} yet.")
-    return ensure_built(cache_root() / f"{family}-v{VERSIONS[family]}", BUILDERS[family])
+FAMILIES = ModelFamilies("tiny")
+BUILDERS = FAMILIES.builders
+builder, has, ensure = FAMILIES.builder, FAMILIES.has, FAMILIES.ensure
 
 
 # -- a CLIP tokenizer without merges -----------------------------------------------------------------
