@@ -114,3 +114,19 @@ def test_studio_results_name_the_model_that_made_them(studio, tmp_path):
     assert result.parameters["model"] == "riffusion" and result.parameters["pipeline"] == "masked_img2img"
     assert set(result.image_outputs()) == {"input-spectrogram", "mask", "output-spectrogram"}
     assert result.audio_output()[1] == 44100
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: s.music_to_image(None, 5),
+    lambda s: s.image_to_music(None, ["a", "list"]),
+    lambda s: s.recommend_songs(None, 3.5),
+    lambda s: s.recommend_songs(None, "a calm sea", k=0),
+    lambda s: s.style_interpolation(None, "jazz"),
+])
+def test_studio_refuses_inputs_of_the_wrong_kind_before_any_model_loads(call):
+    from pipelines.studio import Studio
+
+    fresh = Studio(profile="tiny", device="cpu")
+    with pytest.raises(InputError):
+        call(fresh)
+    assert fresh.manager.events == []
