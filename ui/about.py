@@ -30,9 +30,9 @@ def build(studio) -> None:
 
     info = studio.describe()
     with gr.Tab("About"):
-        info_md = gr.Markdown(summary(info))
+        info_md = gr.Markdown(summary(info), label="Summary")
         gr.Markdown("### Models in memory\nModels load on first use and move off the GPU when others need room.")
-        models_df = gr.Dataframe(value=loaded_models(info), headers=["model", "where", "MB", "uses", "load (s)"],
+        models_df = gr.Dataframe(value=loaded_models(info), label="Models in memory", headers=["model", "where", "MB", "uses", "load (s)"],
                                  interactive=False)
         button = gr.Button("Refresh", size="sm")
         button.click(refresh, outputs=[info_md, models_df], api_name="status")

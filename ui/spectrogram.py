@@ -43,7 +43,7 @@ def build(studio) -> None:
                 image_out = gr.Image(label="Spectrogram image (PNG with its parameters)", type="filepath", format="png",
                                      interactive=False, height=360)
                 # the plot carries its own title and axes
-                plot_out = gr.Image(type="pil", format="png", show_label=False, interactive=False)
+                plot_out = gr.Image(type="pil", format="png", label="Plot with axes", show_label=False, interactive=False)
         with gr.Row():
             with gr.Column():
                 # a File, not an Image: the PNG arrives untouched (metadata kept), and a broken file reaches our checks
@@ -52,7 +52,7 @@ def build(studio) -> None:
                 to_audio = gr.Button("Spectrogram → sound", variant="primary")
             with gr.Column():
                 audio_out = gr.Audio(label="Sound", type="filepath")
-                plot_back = gr.Image(type="pil", format="png", show_label=False, interactive=False)
+                plot_back = gr.Image(type="pil", format="png", label="Plot with axes", show_label=False, interactive=False)
         to_image.click(guarded(audio_to_spectrogram), [audio_in, preset_in, stereo_in], [image_out, plot_out],
                        api_name="audio_to_spectrogram")
         to_audio.click(guarded(spectrogram_to_audio), [image_in, preset_back], [audio_out, plot_back], api_name="spectrogram_to_audio")
