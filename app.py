@@ -78,12 +78,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-runs-per-user", type=int,
                         default=int(os.environ.get("STUDIO_MAX_RUNS_PER_USER", limits.MAX_RUNS_PER_USER)),
                         help="runs of one session at a time; more are refused as busy")
+    parser.add_argument("--max-queued-per-user", type=int,
+                        default=int(os.environ.get("STUDIO_MAX_QUEUED_PER_USER", limits.MAX_QUEUED_PER_USER)),
+                        help="requests of one session waiting in the queue; more are refused as busy")
     return parser.parse_args(argv)
 
 
-def queue(demo: gr.Blocks, max_size: int = limits.MAX_QUEUE) -> gr.Blocks:
+def queue(demo: gr.Blocks, max_size: int = limits.MAX_QUEUE,
+          per_user: int = limits.MAX_QUEUED_PER_USER) -> gr.Blocks:
     # GPU events share one concurrency id with limit 1; CPU-side events (previews, codecs) run two at a time
-    return demo.queue(default_concurrency_limit=2, max_size=max_size)
+    return common.admit_requests(demo.queue(default_concurrency_limit=2, max_size=max_size), per_user)
 
 
 class _NothingToAct(logging.Filter):
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     common.RUN_LIMITS = common.RunLimits(max_seconds=args.max_run_seconds, per_user=args.max_runs_per_user)
     studio = Studio(profile=args.profile, device=args.device)
     studio.preload()  # only does something on ZeroGPU
-    demo = queue(build_demo(studio), args.max_queue)
+    demo = queue(build_demo(studio), args.max_queue, args.max_queued_per_user)
     # quiet: gradio's own lines would suggest `share=True`, where our flag is --share; we print the URLs
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
                 quiet=True, **LAUNCH_OPTIONS)

@@ -32,6 +32,7 @@ class Range:
 MAX_RUN_SECONDS = 600.0  # a request running longer is stopped at its next step and the caller told
 MAX_RUNS_PER_USER = 2  # events of one session in progress at a time; more are refused as busy
 MAX_QUEUE = 32  # requests waiting at most, all events together
+MAX_QUEUED_PER_USER = 4  # requests of one session waiting at a time; more are refused as busy
 CACHE_SWEEP = (60, 900)  # gradio's temporary files: every 60 s, those older than 900 s are removed
 OUTPUT_MAX_FOLDERS = 64  # result folders kept (each request writes one); older ones are removed
 

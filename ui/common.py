@@ -176,6 +176,43 @@ def guarded(fn: Callable) -> Callable:
     return event
 
 
+def admit_requests(demo: gr.Blocks, per_user: int = limits.MAX_QUEUED_PER_USER) -> gr.Blocks:
+    """Refuse a request before it joins the queue when the queue is full or its session already has
+    ``per_user`` requests waiting, with a message naming the queue and the limit.
+
+    Gradio has no per-session limit on waiting requests, and its clients print their own words for a
+    full queue (HTTP 503): the page "This application is currently busy", gradio_client "Queue is
+    full!". So the page gets our message (any other error status shows the server's text), while
+    gradio_client callers (header ``x-gradio-user: api``) keep the 503 and its ``QueueError``, which
+    they can catch and retry, with our message in the response body for plain HTTP callers.
+    This wraps ``demo._queue.push``, gradio 6's admission point (tests/test_reliability.py checks it
+    still is). Call after ``demo.queue()``; running events are limited in ``guarded``.
+    """
+    queue = demo._queue
+    push = queue.push
+
+    def refuse(request: Any, message: str) -> tuple:
+        from_api = getattr(request, "headers", {}).get("x-gradio-user") == "api"
+        return False, message, "queue_full" if from_api else "error"
+
+    async def admit(body: Any, request: Any, username: str | None) -> tuple:
+        if queue.max_size is not None and len(queue) >= queue.max_size:
+            return refuse(request, f"Busy: the studio's queue is full ({len(queue)} requests waiting, at most "
+                          f"{queue.max_size}). Please try again in a minute.")
+        session = getattr(body, "session_hash", None)
+        if session and per_user:
+            waiting = sum(event.session_hash == session
+                          for events in list(queue.event_queue_per_concurrency_id.values())
+                          for event in list(events.queue))
+            if waiting >= per_user:
+                return refuse(request, f"Busy: you already have {waiting} request(s) waiting in the studio's "
+                              f"queue (at most {per_user} per user). Try again when one has started.")
+        return await push(body, request, username)
+
+    queue.push = admit
+    return demo
+
+
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
     return lambda fraction, message: progress(fraction, desc=message)
 
