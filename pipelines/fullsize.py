@@ -36,7 +36,7 @@ from typing import Any
 
 from . import model_building
 from .fullsize_specs import (ALPPO, RIFFUSION, SD15, amuse_unet, amuse_vae, blip_model, clip_text_encoder,
-                             clap_model, config, musicgen_model, sd_unet, sd_vae, sentence_model, style_module)
+                             clap_model, config, musicgen_melody_model, musicgen_model, sd_unet, sd_vae, sentence_model, style_module)
 
 
 FAMILIES = model_building.ModelFamilies("fullsize")
@@ -201,11 +201,21 @@ def build_blip(target: Path) -> None:
                 config("Salesforce--blip-image-captioning-large", "preprocessor_config.json"))
 
 
+def _t5_tokenizer() -> Any:
+    """t5-base's tokenizer shape: 32000 pieces + 100 sentinels (offline vocabulary, unused pieces padded)."""
+    from transformers import T5Tokenizer
+
+    pieces = model_building.t5_unigram_vocab()
+    words, extras = pieces[:-100], pieces[-100:]
+    words += [(f"▁unused{i}", -20.0) for i in range(32000 - len(words))]
+    return T5Tokenizer(vocab=words + extras, extra_ids=100, model_max_length=512)
+
+
 @builder("musicgen", version=1)
 def build_musicgen(target: Path) -> None:
     """musicgen-small: transformers files + audiocraft's two files beside them (small stand-ins)."""
     import torch
-    from transformers import EncodecFeatureExtractor, GenerationConfig, MusicgenProcessor, T5Tokenizer
+    from transformers import EncodecFeatureExtractor, GenerationConfig, MusicgenProcessor
 
     model = _make(musicgen_model)
     with torch.no_grad():  # EnCodec codebooks start at zero (see tiny.build_musicgen)
@@ -216,16 +226,31 @@ def build_musicgen(target: Path) -> None:
     model.generation_config = GenerationConfig(**config("facebook--musicgen-small", "generation_config.json"))
     model.save_pretrained(target, safe_serialization=True)
     del model
-    pieces = model_building.t5_unigram_vocab()
-    words, extras = pieces[:-100], pieces[-100:]
-    words += [(f"▁unused{i}", -20.0) for i in range(32000 - len(words))]  # T5's 32000 pieces + 100 sentinels
-    tokenizer = T5Tokenizer(vocab=words + extras, extra_ids=100, model_max_length=512)
+    tokenizer = _t5_tokenizer()
     extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=32000, padding_value=0.0)
     MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(target)
     _write_json(target / "generation_config.json", config("facebook--musicgen-small", "generation_config.json"))
     _write_json(target / "preprocessor_config.json", config("facebook--musicgen-small", "preprocessor_config.json"))
     for name in ("state_dict.bin", "compression_state_dict.bin"):  # audiocraft's format; a loader must ignore them
         torch.save({"xp.cfg": {}, "best_state": {}, "note": "fullsize stand-in for audiocraft's file"}, target / name)
+
+
+@builder("musicgen_melody", version=1)
+def build_musicgen_melody(target: Path) -> None:
+    """musicgen-melody: two safetensors shards and their index, T5 tokenizer, the chroma settings."""
+    import torch
+
+    model = _make(musicgen_melody_model)
+    with torch.no_grad():  # EnCodec codebooks start at zero (see tiny.build_musicgen)
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.cluster_size.fill_(1.0)
+    model.generation_config.update(**config("facebook--musicgen-small", "generation_config.json"))
+    model.save_pretrained(target, safe_serialization=True, max_shard_size="5GB")
+    del model
+    _t5_tokenizer().save_pretrained(target)
+    model_building.write_melody_preprocessor_config(target)
 
 
 @builder("clap", version=1)

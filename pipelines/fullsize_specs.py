@@ -34,6 +34,9 @@ SOURCES: dict[str, str] = {
     "musicgen": "facebook/musicgen-small: generation + preprocessor configs from the manifest (reconstructed); "
                 "model config reconstructed from the published architecture (T5-base text encoder, 24x1024 "
                 "decoder with 4 codebooks of 2048, EnCodec 32 kHz)",
+    "musicgen_melody": "facebook/musicgen-melody (not in the manifests): the published decoder config (48x1536, "
+                       "24 heads, ffn 6144) with musicgen-small's T5-base and EnCodec; preprocessor values as "
+                       "published; 1.56 B parameters, the real 6.23 GB",
     "clap": "laion/clap-htsat-unfused: preprocessor config from the manifest (reconstructed); model config = "
             "transformers' ClapConfig defaults (HTSAT-tiny audio, RoBERTa-base text, 512 projection, unfused)",
     "sentence": "sentence-transformers/all-distilroberta-v1: modules.json verbatim, config.json + "
@@ -59,7 +62,8 @@ REAL_SIZES: dict[str, dict[str, int]] = {
     "sd15": {"pipeline": 4_270_000_000},
     "m2i_lora": {"lora": 3_226_184},
     "blip": {"model": 1_880_000_000},
-    "musicgen": {"model": 2_360_000_000},  # model.safetensors (audiocraft's own files are another 1.08 GB)
+    "musicgen": {"model": 2_360_000_000},
+    "musicgen_melody": {"model": 6_230_000_000},  # two shards, 4.97 + 1.26 GB (newest tree)  # model.safetensors (audiocraft's own files are another 1.08 GB)
     "clap": {"model": 615_000_000},
     "sentence_embedder": {"model": 328_000_000},
     "amuse_unet": {"unet": 472_000_000},
@@ -145,6 +149,22 @@ def musicgen_model():
     return MusicgenForConditionalGeneration(musicgen_config())
 
 
+def musicgen_melody_model():
+    """facebook/musicgen-melody (1.5B): musicgen-small's T5 and EnCodec, a 48-layer 1536-wide decoder
+    (the published decoder config), 12 chroma classes over 235 frames (30 s)."""
+    from transformers import MusicgenMelodyConfig, MusicgenMelodyDecoderConfig, MusicgenMelodyForConditionalGeneration
+
+    small = musicgen_config()
+    decoder = MusicgenMelodyDecoderConfig(
+        vocab_size=2048, hidden_size=1536, num_hidden_layers=48, num_attention_heads=24, ffn_dim=6144,
+        num_codebooks=4, max_position_embeddings=2048, pad_token_id=2048, bos_token_id=2048,
+        activation_function="gelu", tie_word_embeddings=False,
+    )
+    config = MusicgenMelodyConfig(text_encoder=small.text_encoder.to_dict(), audio_encoder=small.audio_encoder.to_dict(),
+                                  decoder=decoder.to_dict(), num_chroma=12, chroma_length=235)
+    return MusicgenMelodyForConditionalGeneration(config)
+
+
 def clap_model():
     from transformers import ClapConfig, ClapModel
 
@@ -198,6 +218,7 @@ TORCH_PARTS: dict[str, dict[str, Callable[[], Any]]] = {
     "sd15": {"unet": sd_unet, "vae": sd_vae, "text_encoder": clip_text_encoder},
     "blip": {"model": blip_model},
     "musicgen": {"model": musicgen_model},
+    "musicgen_melody": {"model": musicgen_melody_model},
     "clap": {"model": clap_model},
     "sentence": {"model": sentence_model},
     "amuse_unet": {"unet": amuse_unet},

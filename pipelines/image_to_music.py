@@ -6,6 +6,8 @@
    audio. The duration becomes a number of codec frames (50 per second for musicgen-small); the
    original asked for 2000 tokens (about 40 s), here the default is 10 s and the limit 120 s: past
    30 s the music continues in windows prompted by its own last 12 s, as the MusicGen Space does.
+   With a melody (``melody.melody_chroma`` of an uploaded tune), facebook/musicgen-melody makes it
+   instead, following the tune's pitch classes, in one window of at most 30 s.
 
 Song suggestions for the same caption live in ``song_recommendation``. Models come in as
 (model, processor) pairs; ``loaders.load_blip`` and ``loaders.load_musicgen`` make them.
@@ -142,17 +144,30 @@ def _join(audio: np.ndarray, continued: np.ndarray, prompt_samples: int, fade_sa
     return np.concatenate([audio[:-fade_samples], seam, continued[prompt_samples:]])
 
 
+def check_melody_length(settings: ImageToMusicSettings) -> None:
+    """InputError when music longer than one window is asked to follow a melody."""
+    if float(settings.seconds) > WINDOW_SECONDS:
+        raise InputError(f"With a melody, music is at most {WINDOW_SECONDS:g} s long (MusicGen-melody follows up to "
+                         f"30 s of a tune); {float(settings.seconds):g} s was asked. Shorten it, or remove the melody.")
+
+
 def generate_music(
     musicgen_model,
     musicgen_processor,
     prompt: str,
     settings: ImageToMusicSettings = ImageToMusicSettings(),
     *,
+    melody: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[float, str], None] | None = None,
 ) -> MusicResult:
     """MusicGen text-to-music: ``settings.seconds`` of audio at the audio encoder's rate (32 kHz for
     musicgen-small), shaped (1, n) float32, peak-normalised.
+
+    ``melody``: a one-hot chroma ``(frames, 12)`` from ``melody.melody_chroma``, for
+    MusicgenMelodyForConditionalGeneration (``musicgen_processor`` is then its tokenizer): the music
+    follows the tune's pitch classes. MusicGen-melody reads at most 30 s of melody, so with one the
+    music is one window of at most ``WINDOW_SECONDS`` (InputError beyond).
 
     Up to ``WINDOW_SECONDS`` (30, what MusicGen was trained on) it is one generation. Longer runs
     continue in windows as the MusicGen Space does: each next window is prompted with the last
@@ -169,6 +184,8 @@ def generate_music(
     prompt = check_prompt(prompt)
     settings.validate()
     seconds, top_p = float(settings.seconds), float(settings.top_p)
+    if melody is not None:
+        check_melody_length(settings)
     codec = musicgen_model.config.audio_encoder
     sample_rate, frame_rate = int(codec.sampling_rate), int(codec.frame_rate)
     hop = sample_rate // frame_rate  # samples per codec frame
@@ -191,10 +208,12 @@ def generate_music(
 
     def window(frames: int, audio_prompt: np.ndarray | None) -> np.ndarray:
         extra = {} if audio_prompt is None else {"audio": [audio_prompt], "sampling_rate": sample_rate}
-        inputs = musicgen_processor(text=[prompt], padding=True, return_tensors="pt", **extra)
+        inputs = musicgen_processor(text=[prompt], padding=True, return_tensors="pt", **extra).to(musicgen_model.device)
+        if melody is not None:
+            inputs["input_features"] = torch.as_tensor(melody[None], device=musicgen_model.device,
+                                                       dtype=musicgen_model.dtype)
         try:
-            values = musicgen_model.generate(**inputs.to(musicgen_model.device), max_new_tokens=frames + delay,
-                                             **sampling)
+            values = musicgen_model.generate(**inputs, max_new_tokens=frames + delay, **sampling)
         except Exception:
             if watch.stopped:  # a cut-short delay pattern may not decode
                 raise Cancelled() from None
@@ -224,6 +243,7 @@ def generate_music(
         **settings.as_dict(),
         "windows": windows,
         "sample_rate": sample_rate,
+        "melody_frames": None if melody is None else int(melody.shape[0]),
     }
     return MusicResult(audio=audio_io.peak_normalize(samples, headroom_db=1.0), sample_rate=sample_rate, prompt=prompt,
                        parameters=parameters)

@@ -148,6 +148,23 @@ def load_musicgen(location: str, revision: str | None = None, dtype: Any = None)
     return ModelBundle(model=model, processor=processor)
 
 
+def load_musicgen_melody(location: str, revision: str | None = None, dtype: Any = None) -> ModelBundle:
+    """MusicGen-melody: the model, its T5 tokenizer (as ``processor``), and the chroma extractor's settings from
+    ``preprocessor_config.json`` as ``melody.MelodyParams`` (transformers' extractor class needs
+    torchaudio; ``pipelines.melody`` computes the same chroma without it)."""
+    from transformers import AutoTokenizer, MusicgenMelodyForConditionalGeneration
+    from transformers.feature_extraction_utils import FeatureExtractionMixin
+
+    from .melody import MelodyParams
+
+    tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)
+    extractor_config, _ = FeatureExtractionMixin.get_feature_extractor_dict(location, revision=revision)
+    model = MusicgenMelodyForConditionalGeneration.from_pretrained(location, revision=revision,
+                                                                   **_dtype_kwargs(dtype)).eval()
+    # the tokenizer is the whole processor for text (the melody goes in as chroma, see melody.py)
+    return ModelBundle(model=model, processor=tokenizer, melody=MelodyParams.from_config(extractor_config))
+
+
 def load_clap(location: str, revision: str | None = None, dtype: Any = None) -> ModelBundle:
     """CLAP (laion/clap-htsat-unfused ships ``pytorch_model.bin`` only: transformers falls back to it;
     forcing ``use_safetensors=True`` would fail). Needs torch >= 2.6 to read a ``.bin``."""

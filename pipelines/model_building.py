@@ -9,6 +9,7 @@ test workers build once, and a crash halfway leaves nothing that looks finished.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -171,3 +172,12 @@ def t5_unigram_vocab() -> list[tuple[str, float]]:
     pieces += [(c, -10.0) for c in chars] + [(f"▁{c}", -9.0) for c in chars]
     pieces += [(f"<extra_id_{i}>", 0.0) for i in range(99, -1, -1)]
     return pieces
+
+
+def write_melody_preprocessor_config(folder: Path) -> None:
+    """The 369-byte preprocessor_config.json facebook/musicgen-melody publishes (its values, our writing)."""
+    config = {"chunk_length": 30, "feature_extractor_type": "MusicgenMelodyFeatureExtractor", "feature_size": 12,
+              "hop_length": 4096, "n_fft": 16384, "n_samples": 960000, "padding_side": "right", "padding_value": 0.0,
+              "processor_class": "MusicgenMelodyProcessor", "return_attention_mask": False, "sampling_rate": 32000,
+              "stem_indices": [3, 2]}
+    (folder / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")

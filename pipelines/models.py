@@ -58,6 +58,8 @@ RIFFUSION_SHA = "4a629d28923f3618cb773f4b6ab8a205a8a6b406"  # #27, 2023-05-16; a
 SD15_SHA = "451f4fe16113bff5a5d2269ed5ad43b0592e9a14"  # same snapshot under the old runwayml name
 BLIP_SHA = "353689b859fcf0523410b1806dace5fb46ecdf41"  # README-only change over 2227ac38 (#18 safetensors)
 MUSICGEN_SHA = "3e02990f9775c87efd8f8af10faa8bf78294b338"  # newest tree seen (28 commits)
+# not in ../shared/reference/hub: the newest tree of the Hub page (18 commits, "Upload MusicgenMelodyForConditionalGeneration")
+MUSICGEN_MELODY_SHA = "6eb8539b8f58210b68673406f403bb0e63ba730e"
 CLAP_SHA = "8fa0f1c6d0433df6e97c127f64b2a1d6c0dcda8a"  # main head, 2023-04-24
 SENTENCE_SHA = "842eaed40bee4d61673a81c92d5689a8fed7a09f"  # the Hub cache snapshot public code downloads
 AMUSE_UNET_SHA = "2745e7eb509b4c4055a8fbcd556577aac7bf51d1"  # 2024-05-27 (README) over the Epoch 89/99 weights
@@ -77,6 +79,8 @@ ROLES: dict[str, Role] = {
              ("pytorch_lora_weights.safetensors",)),
         Role("blip", "Salesforce/blip-image-captioning-large", BLIP_SHA, "blip", "Image captioning"),
         Role("musicgen", "facebook/musicgen-small", MUSICGEN_SHA, "musicgen", "Text-to-music"),
+        Role("musicgen_melody", "facebook/musicgen-melody", MUSICGEN_MELODY_SHA, "musicgen_melody",
+             "Text-to-music following a tune's melody (its chroma), for image to music"),
         Role("clap", "laion/clap-htsat-unfused", CLAP_SHA, "clap", "Audio-text similarity for metrics"),
         Role("sentence_embedder", "sentence-transformers/all-distilroberta-v1", SENTENCE_SHA, "sentence",
              "Caption-to-lyrics similarity for song recommendation"),

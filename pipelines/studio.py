@@ -114,6 +114,7 @@ class Studio:
                   for role in ("riffusion", "mask_model", "sd15")}
         simple.update({"blip": partial(loaders.load_blip, dtype=dtype),
                        "musicgen": partial(loaders.load_musicgen, dtype=dtype),
+                       "musicgen_melody": partial(loaders.load_musicgen_melody, dtype=dtype),
                        "sentence_embedder": partial(loaders.load_sentence_embedder, dtype=dtype)})
         simple.update({role: loaders.classifier_loader(role) for role in CLASSIFIER_ROLES})
         for role, load in simple.items():
@@ -265,13 +266,16 @@ class Studio:
         image: Any,
         prompt: str | None = None,
         settings=None,
+        melody: Any = None,
         *,
         should_stop: Callable[[], bool] | None = None,
         on_progress: Callable[[float, str], None] | None = None,
     ):
         """Picture -> caption (BLIP) -> music (MusicGen). ``prompt`` replaces the caption when given.
 
-        ``settings``: ``image_to_music.ImageToMusicSettings`` (None: its defaults). The result's
+        ``settings``: ``image_to_music.ImageToMusicSettings`` (None: its defaults). ``melody``: a tune
+        (path, gradio audio tuple or ``Audio``; any rate, at most ``MAX_INPUT_SECONDS``, its first 30 s
+        are used) that MusicGen-melody follows instead of musicgen-small making its own. The result's
         ``prompt`` is the caption or the caller's prompt.
         """
         import_model_libraries()
@@ -279,16 +283,23 @@ class Studio:
 
         settings = (settings or image_to_music.ImageToMusicSettings()).validate()  # before the caption
         text = limits.optional_text("music prompt", prompt)
+        chroma = None
+        if melody is not None:  # the tune is checked before any model loads
+            from .melody import melody_chroma
+
+            chroma = melody_chroma(audio_io.load_audio(melody, 32000, min_seconds=None, allow_silence=True))
+            image_to_music.check_melody_length(settings)
         if not text:
             if image is None:
                 raise InputError("Give a picture to caption, or write a music prompt.")
             text = self._caption(image)
+        role = "musicgen" if chroma is None else "musicgen_melody"
         result = self.manager.run(
-            "musicgen",
-            lambda gen: image_to_music.generate_music(gen.model, gen.processor, text, settings, should_stop=should_stop,
-                                                      on_progress=on_progress),
+            role,
+            lambda gen: image_to_music.generate_music(gen.model, gen.processor, text, settings, melody=chroma,
+                                                      should_stop=should_stop, on_progress=on_progress),
         )
-        return _made_by(result, "musicgen")
+        return _made_by(result, role)
 
     def recommend_songs(self, image: Any = None, caption: str | None = None, k: int = 10) -> SongRecommendationResult:
         """The top-k songs whose lyric lines are closest in meaning to the caption (the picture's, or the caller's)."""

@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .model_building import (bert_wordpiece_vocab, byte_level_alphabet, randomize_keras, save_keras_like_original, t5_unigram_vocab, ModelFamilies)
+from .model_building import (bert_wordpiece_vocab, byte_level_alphabet, randomize_keras, save_keras_like_original, t5_unigram_vocab, write_melody_preprocessor_config, ModelFamilies)
 
 FAMILIES = ModelFamilies("tiny")
 BUILDERS = FAMILIES.builders
@@ -270,6 +270,51 @@ def build_musicgen(folder: Path) -> None:
     model.save_pretrained(folder, safe_serialization=True)
     extractor = EncodecFeatureExtractor(feature_size=1, sampling_rate=32000, padding_value=0.0)
     MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+@builder("musicgen_melody", version=1)
+def build_musicgen_melody(folder: Path) -> None:
+    """facebook/musicgen-melody's classes and rates: MusicgenMelodyForConditionalGeneration (T5 text
+    encoder, 4-codebook decoder, EnCodec at 32 kHz, 50 frames per second, 12-class chroma projected
+    beside the text), the T5 tokenizer and the repo's preprocessor_config.json (the chroma extractor's
+    settings; transformers' extractor class needs torchaudio, so ``pipelines.melody`` reads them)."""
+    import torch
+    from transformers import (
+        EncodecConfig,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        MusicgenMelodyForConditionalGeneration,
+        T5Config,
+        T5Tokenizer,
+    )
+
+    tokenizer = T5Tokenizer(vocab=t5_unigram_vocab(), extra_ids=100, model_max_length=512)
+    text = T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
+                    feed_forward_proj="relu")
+    codec = EncodecConfig(
+        sampling_rate=32000, audio_channels=1, num_filters=4, hidden_size=16, upsampling_ratios=[8, 5, 4, 4],
+        codebook_size=2048, target_bandwidths=[2.2], num_residual_layers=1, num_lstm_layers=1,
+        norm_type="weight_norm", use_causal_conv=False, normalize=False, chunk_length_s=None, overlap=None,
+    )
+    decoder = MusicgenMelodyDecoderConfig(
+        vocab_size=2048, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32,
+        num_codebooks=codec.num_quantizers, max_position_embeddings=2048, pad_token_id=2048, bos_token_id=2048,
+    )
+    config = MusicgenMelodyConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict(),
+                                  num_chroma=12, chroma_length=235)
+    model = MusicgenMelodyForConditionalGeneration(config)
+    with torch.no_grad():
+        for layer in model.audio_encoder.quantizer.layers:  # EnCodec codebooks start at zero (see build_musicgen)
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.cluster_size.fill_(1.0)
+        model.audio_enc_to_dec_proj.weight.mul_(8.0)  # louder chroma, so a different tune changes the tiny output
+    model.generation_config.update(do_sample=True, guidance_scale=3.0, max_length=1500, top_k=250,
+                                   pad_token_id=2048, decoder_start_token_id=2048, bos_token_id=2048)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    write_melody_preprocessor_config(folder)
 
 
 @builder("sentence", version=1)

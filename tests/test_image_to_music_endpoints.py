@@ -59,3 +59,50 @@ def test_a_file_that_is_not_a_picture(client, tmp_path):
     with pytest.raises(AppError, match="photo.png is not an image that can be read") as caught:
         client.predict(*i2m_args(handle_file(str(fake))), api_name="/image_to_music")
     assert "preprocess" not in str(caught.value) and str(tmp_path) not in str(caught.value)
+
+
+# -- following a melody (MusicGen-melody with the tune's chroma) --------------------------------------------
+def tune(path, hz, seconds=3.0, rate=22050):
+    import numpy as np
+
+    t = np.arange(int(seconds * rate)) / rate
+    audio_io.write_wav(path, audio_io.Audio((0.5 * np.sin(2 * np.pi * hz * t)).astype("float32"), rate))
+    return handle_file(str(path))
+
+
+def test_music_follows_an_uploaded_melody_and_another_tune_changes_it(client, tmp_path):
+    c_major = tune(tmp_path / "c.wav", 261.63)
+    used, first = client.predict(*i2m_args(None, "warm strings"), c_major, api_name="/image_to_music")
+    assert used == "warm strings"
+    saved = audio_io.read_wav_metadata(first)
+    assert saved["model"] == "musicgen_melody" and saved["melody_frames"] == 3 * 32000 // 4096 + 1
+    assert abs(audio_io.load_audio(first, 32000, allow_silence=True).duration - 2.0) < 0.03
+    _, again = client.predict(*i2m_args(None, "warm strings"), c_major, api_name="/image_to_music")
+    assert Path(first).read_bytes() == Path(again).read_bytes()  # same tune, same seed
+    _, other = client.predict(*i2m_args(None, "warm strings"), tune(tmp_path / "g.wav", 392.0),
+                              api_name="/image_to_music")
+    assert audio_io.load_audio(other, 32000).samples.tolist() != audio_io.load_audio(first, 32000).samples.tolist()
+    _, plain = client.predict(*i2m_args(None, "warm strings"), None, api_name="/image_to_music")
+    assert audio_io.read_wav_metadata(plain)["model"] == "musicgen"  # no melody: musicgen-small
+
+
+@pytest.mark.parametrize("kind,words", [
+    ("silent", "melody is silent"), ("short", "at least 1 s"), ("long_music", "at most 30 s"), ("text", "could not"),
+])
+def test_a_melody_that_cannot_be_followed_is_refused_in_words(client, tmp_path, kind, words):
+    import numpy as np
+
+    seconds = 2
+    if kind == "silent":
+        audio_io.write_wav(tmp_path / "m.wav", audio_io.Audio(np.zeros(44100, "float32"), 22050))
+    elif kind == "short":
+        tune(tmp_path / "m.wav", 440.0, seconds=0.5)
+    elif kind == "long_music":
+        tune(tmp_path / "m.wav", 440.0)
+        seconds = 31
+    else:
+        (tmp_path / "m.wav").write_text("not a sound")
+    with pytest.raises(AppError, match=words) as caught:
+        client.predict(*i2m_args(None, "x", seconds=seconds), handle_file(str(tmp_path / "m.wav")),
+                       api_name="/image_to_music")
+    assert str(tmp_path) not in str(caught.value)

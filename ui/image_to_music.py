@@ -13,12 +13,12 @@ from .common import progress_callback, seed_control, slider, start_run, user_err
 
 def build(studio) -> None:
     @user_errors
-    def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed,
+    def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody_path=None,
                        request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         settings = ImageToMusicSettings(seconds=seconds, guidance=guidance, temperature=temperature, top_k=top_k,
                                         top_p=top_p, seed=seed)
         flag = start_run(studio, request)
-        result = studio.image_to_music(image_path, prompt, settings, should_stop=flag.is_set,
+        result = studio.image_to_music(image_path, prompt, settings, melody_path, should_stop=flag.is_set,
                                        on_progress=progress_callback(progress))
         return result.prompt, save(result, "image-to-music").audio
 
@@ -44,6 +44,11 @@ def build(studio) -> None:
                 image_in = image_upload(label="Picture", sources=["upload", "webcam", "clipboard"])
                 prompt = prompt_box("Music prompt (empty: the picture's caption)")
                 seconds = slider(ImageToMusicSettings, "seconds", "Duration (s)", 1)
+                with gr.Accordion("Follow a melody (optional)", open=False):
+                    melody = gr.Audio(label="Melody: a tune to follow (its first 30 s; music up to 30 s)",
+                                      type="filepath", sources=["upload", "microphone"])
+                    gr.Markdown("With a melody, MusicGen-melody makes the music, following the tune's notes "
+                                "(one pitch class at a time); without one, musicgen-small makes its own.")
                 with gr.Accordion("Sampling", open=False):
                     guidance = slider(ImageToMusicSettings, "guidance", "Guidance (classifier-free)", 0.5)
                     temperature = slider(ImageToMusicSettings, "temperature", "Temperature", 0.05)
@@ -59,7 +64,8 @@ def build(studio) -> None:
                 music = gr.Audio(label="Music", type="filepath")
                 songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False,
                                      label="Songs with lyrics close to the caption (sample lyrics written for this app)")
-        model_event(studio, run, image_to_music, [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed],
+        model_event(studio, run, image_to_music, [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed,
+                                                      melody],
                     [used, music], api_name="image_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)
         suggest.click(guarded(recommend_songs), [image_in, prompt], [used, songs], api_name="recommend_songs",
                       concurrency_id=GPU, concurrency_limit=1)
