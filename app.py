@@ -106,9 +106,9 @@ def quiet_console() -> None:
         handler.addFilter(_NothingToAct())
 
 
-def main(argv: list[str] | None = None) -> None:
+def start(args: argparse.Namespace) -> gr.Blocks:
+    """Build, queue and launch the app without blocking (the Colab notebook calls this); returns the demo."""
     quiet_console()
-    args = parse_args(argv)
     if os.environ.get("SYSTEM") == "spaces" or os.environ.get("SPACE_ID"):
         args.host = "0.0.0.0"
     common.RUN_LIMITS = common.RunLimits(max_seconds=args.max_run_seconds, per_user=args.max_runs_per_user)
@@ -124,6 +124,11 @@ def main(argv: list[str] | None = None) -> None:
         f"at {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else " (--share for a public link)"),
         flush=True,
     )
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    demo = start(parse_args(argv))
     try:
         demo.block_thread()
     except KeyboardInterrupt:
