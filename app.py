@@ -18,6 +18,7 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 
 from pipelines.device import import_spaces_first  # noqa: E402
 
@@ -81,6 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-queued-per-user", type=int,
                         default=int(os.environ.get("STUDIO_MAX_QUEUED_PER_USER", limits.MAX_QUEUED_PER_USER)),
                         help="requests of one session waiting in the queue; more are refused as busy")
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                        help="skip importing the model libraries (and building tiny models) in the background at start")
     return parser.parse_args(argv)
 
 
@@ -106,6 +109,17 @@ def quiet_console() -> None:
         handler.addFilter(_NothingToAct())
 
 
+def _warm_up(studio: Studio) -> None:
+    started = time.perf_counter()
+    try:
+        studio.warm_up()
+    except Exception:  # noqa: BLE001  (a tab's own first click then reports what is wrong)
+        logging.getLogger("studio").exception("warming up failed")
+        return
+    logging.getLogger("studio").info("warmed up in %.1f s (libraries imported, built models ready)",
+                                     time.perf_counter() - started)
+
+
 def start(args: argparse.Namespace) -> gr.Blocks:
     """Build, queue and launch the app without blocking (the Colab notebook calls this); returns the demo."""
     quiet_console()
@@ -114,6 +128,8 @@ def start(args: argparse.Namespace) -> gr.Blocks:
     common.RUN_LIMITS = common.RunLimits(max_seconds=args.max_run_seconds, per_user=args.max_runs_per_user)
     studio = Studio(profile=args.profile, device=args.device)
     studio.preload()  # only does something on ZeroGPU
+    if args.warm_up:  # the first click of each tab need not import libraries or build tiny models
+        threading.Thread(target=_warm_up, args=(studio,), name="studio-warm-up", daemon=True).start()
     demo = queue(build_demo(studio), args.max_queue, args.max_queued_per_user)
     # quiet: gradio's own lines would suggest `share=True`, where our flag is --share; we print the URLs
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,

@@ -140,6 +140,22 @@ class Studio:
         if ZERO_GPU:
             self.manager.preload()
 
+    def warm_up(self) -> None:
+        """Pay now what every tab's first click would: import diffusers, transformers, Keras and librosa's
+        beat tracker and, on the tiny profile, build every tiny model (a few seconds each, once per
+        cache). Loads no model into memory. ``app.start`` runs it in a background thread."""
+        import_model_libraries()
+        import librosa.beat  # noqa: F401  (music to image's tempo: numba compiles on first import)
+
+        import classifiers  # noqa: F401  (sets KERAS_BACKEND=torch before keras loads)
+        import keras  # noqa: F401
+        if self.registry.profile == "tiny":
+            from .models import ROLES
+
+            for role in ROLES:
+                if self.registry.builder.has(self.registry.family(role)):
+                    self.registry.resolve(role)  # builds the role's folder once
+
     # -- pipelines ----------------------------------------------------------------------------------
     # Each method takes the inputs (audio, pictures, text) and the pipeline's settings dataclass,
     # leaves validation to the pipeline (called before any model loads), and returns the pipeline's

@@ -1,5 +1,6 @@
 """The app shell: starts without loading models, serves its endpoints, reports its state."""
 
+import os
 import subprocess
 import sys
 import time
@@ -84,3 +85,23 @@ def test_memory_budget_comes_from_the_environment(monkeypatch):
     assert Studio(profile="tiny", device="cpu").manager.budget_bytes == 2**29
     monkeypatch.delenv("STUDIO_MEMORY_BUDGET_GB")
     assert Studio(profile="tiny", device="cpu").manager.budget_bytes is None  # CPU: no budget by default
+
+
+@pytest.mark.slow
+def test_warming_up_imports_the_model_libraries_and_builds_every_tiny_model_without_loading_one(tmp_path):
+    script = (
+        "import sys\n"
+        "from pipelines.studio import Studio\n"
+        "from pipelines.models import ROLES\n"
+        "studio = Studio(profile='tiny', device='cpu')\n"
+        "before = {m for m in ('diffusers', 'keras', 'librosa.beat') if m in sys.modules}\n"
+        "studio.warm_up()\n"
+        "after = {m for m in ('diffusers', 'keras', 'librosa.beat') if m in sys.modules}\n"
+        "families = {studio.registry.family(r) for r in ROLES} & set(studio.registry.builder.BUILDERS)\n"
+        "built = len(families) >= 10 and all(studio.registry.builder.FAMILIES.is_built(f) for f in families)\n"
+        "print(sorted(before), sorted(after), built, studio.manager.resident_bytes())\n"
+    )
+    env = {**os.environ, "STUDIO_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[] ['diffusers', 'keras', 'librosa.beat'] True 0"
