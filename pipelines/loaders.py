@@ -19,6 +19,7 @@ VAE and scheduler; a Keras classifier) a single unit the DeviceManager can move 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,9 @@ def import_model_libraries() -> None:
         import diffusers
         import transformers
 
+        for library in ("transformers", "diffusers"):  # each prints through its own stderr handler
+            for handler in logging.getLogger(library).handlers:
+                handler.addFilter(UNACTIONABLE)
         for name in ("AutoencoderKL", "ConfigMixin", "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
                      "ModelMixin", "StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline", "UNet2DConditionModel"):
             getattr(diffusers, name)
@@ -56,6 +60,27 @@ def import_model_libraries() -> None:
         from . import differential_img2img, playlist_to_music, style_interpolation  # noqa: F401
 
         _imported = True
+
+
+class Unactionable(logging.Filter):
+    """Drops the libraries' warnings that no user or operator can act on; every other line stays.
+
+    * transformers' image processors "require torchvision (not installed); falling back to ...Pil":
+      the PIL fallback is what we use, on purpose (torchvision would pin its own torch);
+    * MusicGen's published config has ``pad_token_id``/``bos_token_id`` 2048 beside a vocabulary of 2048:
+      the delay pattern's special token, by design, which transformers 5 flags as outside the vocabulary;
+    * diffusers' "No LoRA keys associated to CLIPTextModel": TechJam's LoRA is UNet-only, as trained.
+    """
+
+    NOTES = ("requires torchvision (not installed)", "must be `None` or an integer within the vocabulary",
+             "No LoRA keys associated to CLIPTextModel")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(note in message for note in self.NOTES)
+
+
+UNACTIONABLE = Unactionable()
 
 
 class ModelBundle:

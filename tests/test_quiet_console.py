@@ -40,3 +40,28 @@ def test_the_console_drops_the_keras_legacy_note_only():
     note = logging.LogRecord("absl", logging.WARNING, "", 0, "This file format is considered legacy.", None, None)
     real = logging.LogRecord("studio", logging.WARNING, "", 0, "handler: No audio was given.", None, None)
     assert not keep.filter(note) and keep.filter(real)
+
+
+def test_the_libraries_unactionable_warnings_are_dropped_at_their_handler_and_real_ones_kept():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "from pipelines import loaders\n"
+        "from pipelines import tiny\n"
+        "loaders.import_model_libraries()\n"
+        "loaders.load_blip(str(tiny.ensure('blip')))\n"  # BlipImageProcessor: the torchvision fallback note
+        "loaders.load_musicgen(str(tiny.ensure('musicgen')))\n"  # pad/bos 2048 beside a vocabulary of 2048
+        "from transformers.utils import logging as tf_logging\n"
+        "from diffusers.utils import logging as df_logging\n"
+        "tf_logging.get_logger('transformers.models.x').warning('a real transformers problem')\n"
+        "df_logging.get_logger('diffusers.loaders.lora').warning('No LoRA keys associated to CLIPTextModel found')\n"
+        "df_logging.get_logger('diffusers.loaders.lora').warning('a real diffusers problem')\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "a real transformers problem" in done.stderr and "a real diffusers problem" in done.stderr
+    for note in ("requires torchvision", "within the vocabulary", "No LoRA keys"):
+        assert note not in done.stderr, done.stderr
