@@ -35,8 +35,18 @@ def served_app(studio):
     import app
 
     demo = app.queue(app.build_demo(studio))
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
+    for attempt in range(3):
+        port = free_port()
+        try:
+            demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                        **app.LAUNCH_OPTIONS)
+            break
+        except (OSError, ValueError):
+            # gradio checks the new server with one 3 s request: on a loaded machine the first answer can
+            # come later ("When localhost is not accessible ..."), or another process took the free port
+            demo.close()
+            if attempt == 2:
+                raise
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -105,3 +105,30 @@ def test_warming_up_imports_the_model_libraries_and_builds_every_tiny_model_with
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[] ['diffusers', 'keras', 'librosa.beat'] True 0"
+
+
+def test_every_original_work_is_linked_from_the_about_tab_and_the_readme():
+    from ui import about
+
+    readme = (ROOT / "README.md").read_text()
+    page = about.sources_markdown()
+    urls = [url for _, _, links in about.SYSTEMS for _, url in links]
+    assert len(urls) >= 10 and all(url.startswith("https://") for url in urls)
+    for url in urls:
+        assert f"({url})" in page and f"({url})" in readme, url
+
+
+def test_no_environment_variable_names_in_the_pages_help_text(studio):
+    """Operators' settings belong in the README; the page speaks to the user."""
+    import app
+
+    demo = app.build_demo(studio)
+    texts = []
+    for block in demo.blocks.values():
+        for attribute in ("value", "label", "info", "placeholder"):
+            value = getattr(block, attribute, None)
+            if isinstance(value, str):
+                texts.append(value)
+    assert len(texts) > 50
+    leaks = [text for text in texts if "STUDIO_" in text or "HF_HUB" in text]
+    assert not leaks, leaks

@@ -31,7 +31,9 @@ def page(served_app):
 
 def test_sound_to_music_example_runs_in_the_browser(page, artifacts):
     page.get_by_role("tab", name="Sound to music").click()
-    page.get_by_text("knocks.wav", exact=True).locator("visible=true").click()  # an example fills the sound and the prompt
+    # an example fills the sound and the prompt; the sound is ready once the player has fetched its file
+    with page.expect_response(lambda response: "knocks.wav" in response.url and response.ok, timeout=60_000):
+        page.get_by_text("knocks.wav", exact=True).locator("visible=true").click()
     prompt = page.get_by_label("Style prompt")
     # wait for the state we need (the example's text in the prompt box), not for the text anywhere on the page:
     # the examples table shows it before the click has filled the inputs
@@ -59,7 +61,8 @@ def test_error_is_shown_and_the_app_keeps_working(page, artifacts):
 
 def test_music_to_image_describe_then_generate(page, artifacts):
     page.get_by_role("tab", name="Music to image").click()
-    page.get_by_text("groove.wav", exact=True).click()
+    with page.expect_response(lambda response: "groove.wav" in response.url and response.ok, timeout=60_000):
+        page.get_by_text("groove.wav", exact=True).locator("visible=true").click()  # the player fetches the sound
     page.get_by_role("button", name="Describe").click()
     description = page.get_by_label("Description (editable; empty: made from the music)")
     page.wait_for_function(
@@ -88,6 +91,9 @@ def test_spectrogram_tab_draws_axes(page, artifacts):
 def test_image_to_music_example_runs_in_the_browser(page, artifacts):
     page.get_by_role("tab", name="Image to music").click()
     page.locator("img[src*='sunset.png']").locator("visible=true").first.click()  # example thumbnail
+    # the picture is in the input once the input shows it beside the thumbnail
+    page.wait_for_function("() => [...document.querySelectorAll(\"img[src*='sunset.png']\")]"
+                           ".filter(img => img.complete && img.naturalWidth > 0).length >= 2")
     page.get_by_label("Duration (s)").first.fill("2")
     page.get_by_role("button", name="Make music").locator("visible=true").click()
     page.wait_for_selector("audio[src*='image-to-music.wav'], a[href*='image-to-music.wav']", state="attached",

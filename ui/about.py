@@ -4,6 +4,33 @@ from __future__ import annotations
 
 import gradio as gr
 
+# The published systems this app hosts: (tab, work, links). The README's "Sources" lists the same links.
+SYSTEMS = (
+    ("Sound to music", "Mask-Based Diffusion for Music Generation From Everyday Sounds (ECAI'25)",
+     (("code", "https://github.com/CappiePappies/Mask-Based-Diffusion-for-Music-Generation-From-Everyday-Sounds"),
+      ("project page", "https://cappiepappies.github.io/"))),
+    ("Style interpolation", "Style Embedding Interpolation in Music Generation, on MusicTI (AAAI 2024)",
+     (("code", "https://github.com/kariander1/interp-music-style"),
+      ("project page", "https://kariander1.github.io/interp-music-style/"),
+      ("MusicTI code", "https://github.com/lsfhuihuiff/MusicTI_AAAI2024"))),
+    ("Music to image", "TechJam music-to-image (genre and emotion CNNs, tempo, Stable Diffusion with a LoRA)",
+     (("code", "https://github.com/Derek327783/TechJam"),
+      ("emotion model's base paper", "https://arxiv.org/pdf/1907.03572"))),
+    ("Image to music", "MusicGenAI (BLIP captions to MusicGen, song suggestions)",
+     (("code", "https://github.com/CrypticOwl5503/MusicGenAI"),
+      ("MusicGen paper", "https://arxiv.org/abs/2306.05284"))),
+    ("Playlist to music", "AMUSE: a VAE-conditioned music diffusion model",
+     (("code", "https://github.com/alppotuk/AMUSE"),
+      ("model", "https://huggingface.co/alppo/vae-conditioned-diffusion-model_v2"))),
+    ("Spectrogram", "Riffusion's spectrogram images", (("code", "https://github.com/riffusion/riffusion"),)),
+)
+
+
+def sources_markdown() -> str:
+    rows = [f"- **{tab}**: {work}: " + ", ".join(f"[{name}]({url})" for name, url in links)
+            for tab, work, links in SYSTEMS]
+    return "### Where each tab comes from\n" + "\n".join(rows)
+
 
 def build(studio) -> None:
     def summary(info: dict) -> str:
@@ -32,9 +59,11 @@ def build(studio) -> None:
     with gr.Tab("About"):
         info_md = gr.Markdown(summary(info), label="Summary")
         gr.Markdown("### Models in memory\nModels load on first use and move off the GPU when others need room.")
-        models_df = gr.Dataframe(value=loaded_models(info), label="Models in memory", headers=["model", "where", "MB", "uses", "load (s)"],
-                                 interactive=False)
+        models_df = gr.Dataframe(value=loaded_models(info), label="Models in memory",
+                                 headers=["model", "where", "MB", "uses", "load (s)"], interactive=False, wrap=True)
         button = gr.Button("Refresh", size="sm")
         button.click(refresh, outputs=[info_md, models_df], api_name="status")
         gr.Markdown("### Where each model comes from")
-        gr.Dataframe(value=roles(info), headers=["role", "source", "purpose"], interactive=False)
+        gr.Dataframe(value=roles(info), headers=["role", "source", "purpose"], interactive=False, wrap=True,
+                     column_widths=["18%", "27%", "55%"])
+        gr.Markdown(sources_markdown())

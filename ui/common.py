@@ -226,10 +226,10 @@ def slider(settings: type, name: str, label: str, step: float, **kwargs: Any) ->
 
 def seed_control(settings: type) -> gr.Number:
     """A seed box (default from ``settings``) with a button that rolls a new one."""
-    with gr.Row():
+    with gr.Row(equal_height=True):  # the button as tall as the box beside it
         seed = gr.Number(value=settings.default("seed"), precision=0, minimum=limits.SEED.low,
-                         maximum=limits.SEED.high, label="Seed")
-        roll = gr.Button("🎲 Random seed", size="sm")
+                         maximum=limits.SEED.high, label="Seed", scale=3)
+        roll = gr.Button("Random seed", size="sm", scale=1, min_width=120)
     roll.click(lambda: random.randint(0, int(limits.SEED.high)), outputs=seed, api_visibility="private")
     return seed
 

@@ -42,6 +42,8 @@ def build(studio) -> None:
         with gr.Row():
             with gr.Column():
                 image_in = image_upload(label="Picture", sources=["upload", "webcam", "clipboard"])
+                gr.Examples([[str(ASSETS / "sunset.png")], [str(ASSETS / "forest.png")]], inputs=[image_in],
+                            cache_examples=False)
                 prompt = prompt_box("Music prompt (empty: the picture's caption)")
                 seconds = slider(ImageToMusicSettings, "seconds", "Duration (s)", 1)
                 with gr.Accordion("Follow a melody (optional)", open=False):
@@ -57,12 +59,10 @@ def build(studio) -> None:
                     seed = seed_control(ImageToMusicSettings)
                 run, stop = run_and_cancel_buttons("Make music")
                 suggest = gr.Button("Suggest songs")
-                gr.Examples([[str(ASSETS / "sunset.png")], [str(ASSETS / "forest.png")]], inputs=[image_in],
-                            cache_examples=False)
             with gr.Column():
                 used = gr.Textbox(label="Prompt used (the caption, or yours)", interactive=False)
                 music = gr.Audio(label="Music", type="filepath")
-                songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False,
+                songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False, wrap=True,
                                      label="Songs with lyrics close to the caption (sample lyrics written for this app)")
         model_event(studio, run, image_to_music, [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed,
                                                       melody],

@@ -45,6 +45,7 @@ def build(studio) -> None:
         with gr.Row():
             with gr.Column():
                 audio_in = gr.Audio(label="Music", sources=["upload", "microphone"], type="filepath")
+                gr.Examples([[str(ASSETS / "groove.wav")]], inputs=[audio_in], cache_examples=False)
                 describe = gr.Button("Describe", variant="secondary")
                 with gr.Row():
                     genres = gr.Label(label="Genre", num_top_classes=3)
@@ -65,7 +66,6 @@ def build(studio) -> None:
             with gr.Column():
                 image = gr.Image(label="Image", type="filepath", format="png")
                 used = gr.Textbox(label="Description used", interactive=False)
-        gr.Examples([[str(ASSETS / "groove.wav")]], inputs=[audio_in], cache_examples=False)
         describe.click(guarded(describe_music), audio_in, [genres, emotions, tempo, description], api_name="describe_music")
         model_event(studio, generate, music_to_image,
                     [audio_in, description, steps, guidance, width, height, seed, lora_scale], [image, used],

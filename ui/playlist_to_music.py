@@ -35,22 +35,23 @@ def build(studio) -> None:
             "Upload a few songs you like. A VAE turns each into a *taste* vector (from a 5.9 s slice of its "
             "spectrogram); their average conditions a spectrogram diffusion model that makes new music in that "
             f"taste (AMUSE). 1 to {limits.MAX_PLAYLIST_TRACKS} tracks. The original ran 1000 DDPM steps; 50 is "
-            "the default here so a CPU can keep up. The AMUSE VAE's weights are not published: on the hub "
-            "profile, point STUDIO_MODEL_AMUSE_VAE at a folder holding them."
+            "the default here so a CPU can keep up. The AMUSE VAE's weights are not published: with the real "
+            "models this tab needs a VAE you trained or were given (the README says how to add it)."
         )
         with gr.Row():
             with gr.Column():
                 files = gr.File(label="Playlist (audio files)", file_count="multiple", file_types=["audio"],
                                 type="filepath")
+                gr.Examples([[[str(ASSETS / "groove.wav"), str(ASSETS / "rain.wav")]]], inputs=[files],
+                            cache_examples=False)
                 steps = slider(PlaylistToMusicSettings, "steps", "Steps (DDPM)", 1)
                 guidance = slider(PlaylistToMusicSettings, "guidance", "Guidance (how strongly the taste steers)", 0.5)
                 seed = seed_control(PlaylistToMusicSettings)
                 run, stop = run_and_cancel_buttons("Make music")
-                gr.Examples([[[str(ASSETS / "groove.wav"), str(ASSETS / "rain.wav")]]], inputs=[files],
-                            cache_examples=False)
             with gr.Column():
                 music = gr.Audio(label="Music", type="filepath")
                 generated = gr.Image(label="Generated spectrogram", type="filepath", format="png", interactive=False)
-                track_images = gr.Gallery(label="The slice of each track the VAE saw", columns=5, height=200)
+                track_images = gr.Gallery(label="The slice of each track the VAE saw", columns=5, height=260,
+                                           object_fit="contain")
         model_event(studio, run, playlist_to_music, [files, steps, guidance, seed], [music, generated, track_images],
                     api_name="playlist_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)

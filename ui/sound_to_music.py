@@ -70,6 +70,16 @@ def build(studio) -> None:
                                     value=SOUND_TO_MUSIC_MODELS[0], label="Model")
                 prompt = prompt_box("Style prompt", SoundToMusicSettings.default("prompt"))
                 negative = prompt_box("Negative prompt")
+                gr.Examples(
+                    [
+                        [str(ASSETS / "kettle.wav"), "mask_model", "instrumental , saxophone , flute", ""],
+                        [str(ASSETS / "knocks.wav"), "mask_model", "funk drums , bass", ""],
+                        [str(ASSETS / "rain.wav"), "riffusion", "ambient piano", "noise"],
+                        [str(ASSETS / "birds.wav"), "mask_model", "jazz violin", ""],
+                    ],
+                    inputs=[audio_in, model, prompt, negative],
+                    cache_examples=False,
+                )
                 with gr.Accordion("Mask (a negative value skips that step)", open=True):
                     invert = slider(MaskSettings, "invert", "Invert blend", 0.05)
                     brightness = slider(MaskSettings, "brightness", "Brightness", 0.01)
@@ -98,16 +108,6 @@ def build(studio) -> None:
         mask_inputs = [audio_in, invert, brightness, contrast, downshift, preprocessing]
         all_inputs = [audio_in, model, prompt, negative, invert, brightness, contrast, downshift, steps, strength,
                       guidance, seed, scheduler, preprocessing]
-        gr.Examples(
-            [
-                [str(ASSETS / "kettle.wav"), "mask_model", "instrumental , saxophone , flute", ""],
-                [str(ASSETS / "knocks.wav"), "mask_model", "funk drums , bass", ""],
-                [str(ASSETS / "rain.wav"), "riffusion", "ambient piano", "noise"],
-                [str(ASSETS / "birds.wav"), "mask_model", "jazz violin", ""],
-            ],
-            inputs=[audio_in, model, prompt, negative],
-            cache_examples=False,
-        )
         preview.click(guarded(preview_mask), mask_inputs, [input_image, mask_image], api_name="preview_mask")
         # live preview while the sliders move or a sound arrives (nothing to show without a sound)
         for trigger in (invert.release, brightness.release, contrast.release, downshift.release, preprocessing.change,

@@ -31,6 +31,7 @@ def build(studio) -> None:
             "Sound as a picture and back. **riffusion**: 44.1 kHz, 512 mel bands up to 10 kHz, 5.12 s per 512 px "
             "(the image every Riffusion model paints). **audio-diffusion**: 22.05 kHz, 256x256, dB scale."
         )
+        gr.Markdown("### Sound → spectrogram")
         with gr.Row():
             with gr.Column():
                 audio_in = gr.Audio(label="Sound", sources=["upload", "microphone"], type="filepath")
@@ -44,6 +45,7 @@ def build(studio) -> None:
                                      interactive=False, height=360)
                 # the plot carries its own title and axes
                 plot_out = gr.Image(type="pil", format="png", label="Plot with axes", show_label=False, interactive=False)
+        gr.Markdown("### Spectrogram → sound")
         with gr.Row():
             with gr.Column():
                 # a File, not an Image: the PNG arrives untouched (metadata kept), and a broken file reaches our checks

@@ -67,13 +67,13 @@ def build(studio) -> None:
                 styles = gr.Dropdown([], multiselect=True, max_choices=limits.MAX_STYLES, allow_custom_value=True,
                                      label=f"Styles (1 to {limits.MAX_STYLES})")
                 weights = gr.Textbox(label="Weights, one per style (empty: equal)", placeholder="0.5, 0.5")
+                gr.Examples([[str(ASSETS / "groove.wav"), "0.5, 0.5"]], inputs=[audio_in, weights], cache_examples=False)
                 strength = gr.Slider(0.05, limits.STRENGTH.high, value=StyleInterpolationSettings.default("strength"),
                                      step=0.05, label="Strength (how far from the content)")
                 steps = slider(StyleInterpolationSettings, "steps", "Steps (DDIM)", 1)
                 guidance = slider(StyleInterpolationSettings, "guidance", "Guidance", 0.5)
                 seed = seed_control(StyleInterpolationSettings)
                 run, stop = run_and_cancel_buttons("Apply styles")
-                gr.Examples([[str(ASSETS / "groove.wav"), "0.5, 0.5"]], inputs=[audio_in, weights], cache_examples=False)
             with gr.Column():
                 music = gr.Audio(label="Styled audio", type="filepath")
                 content_image = gr.Image(label="Content spectrogram", type="filepath", format="png", interactive=False)
