@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
 
-from core.errors import InputError, ModelUnavailableError
+from core.errors import InputError, ModelUnavailableError, StudioError
 
 from . import audio as audio_io
-from . import limits, spectrogram
+from . import limits, spectrogram, windows
 from .device import ZERO_GPU, DeviceManager, choose_device
 from .loaders import import_model_libraries
 from .models import ModelRegistry, load_or_explain
@@ -51,17 +51,78 @@ def _builder(profile: str):
     return None
 
 
+def available_memory_bytes() -> int | None:
+    """Host memory available for new allocations now (Linux ``MemAvailable``: free memory plus the
+    page cache that can be dropped), else the free pages the OS reports; None when neither is known."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts kiB
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _default_budget(device: str) -> int | None:
-    """STUDIO_MEMORY_BUDGET_GB, else on CUDA 75% of the card (activations, the CUDA context and
-    the allocator's cache need the rest), else none: on the CPU models are only dropped on OOM."""
+    """Bytes of weights the manager keeps loaded on ``device``: STUDIO_MEMORY_BUDGET_GB when set; on
+    CUDA 75% of the card (activations, the CUDA context and the allocator's cache need the rest);
+    on the CPU and MPS (which shares host memory) 75% of the host memory available when the Studio
+    starts (the rest for activations, audio and the app), so a CPU Space drops the least recently
+    used model instead of running out of memory (every tab once holds ~17.6 GB in fp32); on ZeroGPU
+    none (the platform places the models)."""
     value = os.environ.get("STUDIO_MEMORY_BUDGET_GB")
     if value:
-        return int(float(value) * 2**30)
-    if device.startswith("cuda") and not ZERO_GPU:
+        try:
+            gigabytes = float(value)
+        except ValueError:
+            gigabytes = -1.0
+        if not gigabytes > 0:
+            raise StudioError(f"STUDIO_MEMORY_BUDGET_GB must be a positive number of GiB, not {value!r}.")
+        return int(gigabytes * 2**30)
+    if ZERO_GPU:
+        return None
+    if device.startswith("cuda"):
         import torch
 
         return int(0.75 * torch.cuda.get_device_properties(torch.device(device)).total_memory)
-    return None
+    available = available_memory_bytes()
+    return None if available is None else int(0.75 * available)
+
+
+# Windows of sound to music denoised in one UNet batch, on CUDA only. Each window adds about 0.7 GB
+# of fp16 activations at 512x512 with CFG (README GPU table: 2.84 GB peak for 2.13 GB of weights):
+# 1 GiB is asked free per window. Public img2img figures show ~2x throughput at 4 images on
+# A100-class cards and nothing on a T4, so smaller cards keep one window at a time (as the CPU).
+WINDOW_BATCH_MAX = 4
+WINDOW_ACTIVATION_BYTES = 2**30
+WINDOW_BATCH_MIN_CARD_BYTES = 40 * 2**30
+
+
+def window_batch_size(device: str, windows: int) -> int:
+    """Windows of a sound to denoise at once on ``device`` (1 <= result <= windows).
+
+    STUDIO_WINDOW_BATCH=N forces N (1 turns batching off). Otherwise 1 on the CPU and MPS (one
+    window already keeps every core busy: batching only delays the first result) and on cards under
+    40 GiB; on larger CUDA cards as many as the free memory holds at 1 GiB a window, at most 4.
+    Raises StudioError for a forced value that is not a whole number >= 1.
+    """
+    value = os.environ.get("STUDIO_WINDOW_BATCH")
+    if value:
+        if not value.strip().isdigit() or int(value) < 1:
+            raise StudioError(f"STUDIO_WINDOW_BATCH must be a whole number >= 1, not {value!r}.")
+        return max(1, min(int(value), windows))
+    if not device.startswith("cuda"):
+        return 1
+    import torch
+
+    free, total = torch.cuda.mem_get_info(torch.device(device))
+    if total < WINDOW_BATCH_MIN_CARD_BYTES:
+        return 1
+    return max(1, min(WINDOW_BATCH_MAX, windows, free // WINDOW_ACTIVATION_BYTES))
 
 
 @dataclass
@@ -219,13 +280,16 @@ class Studio:
             raise InputError(f"Unknown model {model!r}: use one of {', '.join(SOUND_TO_MUSIC_MODELS)}.")
         settings.validate()  # before the (slow) audio decode and model load
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
-        result = self.manager.run(
-            model,
-            lambda pipe: masked_img2img.sound_to_music(
-                pipe, sound.samples, settings, device=self.device, on_progress=on_progress, should_stop=should_stop
-            ),
-        )
-        return _made_by(result, model)
+        count = len(windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION).starts)
+
+        def render(pipe):
+            return masked_img2img.render_with_model(
+                pipe, sound.samples, settings, device=self.device, on_progress=on_progress, should_stop=should_stop,
+                batch_size=window_batch_size(self.device, count))
+
+        rendered = self.manager.run(model, render)
+        # metrics, image strips and normalising need no GPU: outside its lock, the next request runs
+        return _made_by(masked_img2img.finish(rendered, settings), model)
 
     def describe_music(self, audio_source: Any):
         """Genre, emotion and tempo of a whole track, and the sentence that prompts the image (CPU side)."""
