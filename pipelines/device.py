@@ -221,6 +221,11 @@ class DeviceManager:
             with self._gpu_lock:
                 self._ready(name)
 
+    def names(self) -> list[str]:
+        """Every registered name, in registration order."""
+        with self._state_lock:
+            return list(self._entries)
+
     # -- state --------------------------------------------------------------------------------------
     def status(self) -> list[dict]:
         """One row per registered model: where it is and how big, for the About panel."""

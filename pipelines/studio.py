@@ -6,6 +6,7 @@ torch device. Nothing is loaded when a Studio is created (except on ZeroGPU, see
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -21,9 +22,19 @@ from .loaders import import_model_libraries
 from .models import ModelRegistry, load_or_explain
 from .results import Result, SongRecommendationResult, SpectrogramResult
 
+log = logging.getLogger(__name__)
+
 # Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.
 SOUND_TO_MUSIC_MODELS = ("mask_model", "riffusion")
 CLASSIFIER_ROLES = ("genre_classifier", "emotion_classifier")
+# The device manager's entries each tab runs on (the About tab names the tabs a missing one stops).
+TAB_MODELS = {
+    "Sound to music": SOUND_TO_MUSIC_MODELS,
+    "Music to image": ("sd15", *CLASSIFIER_ROLES),
+    "Style interpolation": ("riffusion",),
+    "Image to music": ("blip", "musicgen", "sentence_embedder"),
+    "Playlist to music": ("amuse",),
+}
 
 
 def _preset(name: str):
@@ -150,6 +161,7 @@ class Studio:
             # tiny models' ops are too small to split across threads, and on a busy CPU the threads
             # wait on each other: one thread made a tiny click 7x faster on a loaded 2-core machine
             torch.set_num_threads(1)
+        self.unavailable: dict[str, str] = {}  # manager entry -> why it could not be preloaded
         self._styles = None  # the MusicTI style library, opened on first use
         self._styles_lock = threading.Lock()
         self._register_loaders()
@@ -157,6 +169,12 @@ class Studio:
     @property
     def device(self) -> str:
         return self.manager.device
+
+    @property
+    def signal_device(self) -> str:
+        """Where the spectrogram tab's transforms run: the model device, except on ZeroGPU, where
+        CUDA exists only inside ``spaces.GPU`` calls and those are kept for the models."""
+        return "cpu" if ZERO_GPU else self.manager.device
 
     # -- loaders -------------------------------------------------------------------------------------
     def _register_loaders(self) -> None:
@@ -197,9 +215,25 @@ class Studio:
         return self.manager.gpu_task(fn, duration=duration)
 
     def preload(self) -> None:
-        """On ZeroGPU the platform wants models on "cuda" before requests arrive."""
-        if ZERO_GPU:
-            self.manager.preload()
+        """On ZeroGPU the platform wants models on "cuda" before requests arrive: place every model
+        that can be loaded. One that cannot (the unpublished classifiers or AMUSE VAE not provided,
+        a repo not cached offline) is recorded in ``unavailable`` with its message, for the About
+        tab, and the app keeps serving: its tabs give the same message when used. Elsewhere nothing
+        loads until first use."""
+        if not ZERO_GPU:
+            return
+        for name in self.manager.names():
+            try:
+                self.manager.preload([name])
+            except ModelUnavailableError as error:
+                tabs = self.tabs_needing(name)
+                self.unavailable[name] = str(error)
+                log.warning("not loaded at start: %s (needed by %s): %s", name, ", ".join(tabs) or "no tab", error)
+
+    @staticmethod
+    def tabs_needing(name: str) -> list[str]:
+        """The tabs that run on the manager entry ``name`` (TAB_MODELS)."""
+        return [tab for tab, names in TAB_MODELS.items() if name in names]
 
     def warm_up(self) -> None:
         """Pay now what every tab's first click would: import diffusers, transformers, Keras and librosa's
@@ -239,7 +273,7 @@ class Studio:
         if stereo and params.name != "riffusion":  # the RGB stereo layout is riffusion's
             raise InputError(f"Stereo spectrograms exist only in the riffusion preset, not {preset}.")
         sound = self.load_input_audio(audio_source, params.sample_rate, channels=2 if stereo else 1)
-        image = spectrogram.audio_to_image(sound.samples, params, device=self.device)
+        image = spectrogram.audio_to_image(sound.samples, params, device=self.signal_device)
         return SpectrogramResult(image=image, params=params,
                                  parameters={"pipeline": "audio_to_spectrogram", "model": None, "preset": params.name,
                                              "stereo": bool(stereo)})
@@ -247,7 +281,7 @@ class Studio:
     def spectrogram_to_audio(self, image: Any, preset: str | None = None) -> SpectrogramResult:
         """Peak-normalised sound (channels, n) of a spectrogram image; preset None reads the image's metadata."""
         params = None if preset is None else _preset(preset)
-        samples = spectrogram.image_to_audio(image, params, device=self.device)
+        samples = spectrogram.image_to_audio(image, params, device=self.signal_device)
         params = params or spectrogram.read_metadata(image)["params"]
         return SpectrogramResult(image=image, params=params, audio=audio_io.peak_normalize(samples, headroom_db=1.0),
                                  sample_rate=params.sample_rate,
@@ -476,4 +510,6 @@ class Studio:
             "zero_gpu": ZERO_GPU,
             "models": self.manager.status(),
             "roles": self.registry.describe(),
+            "unavailable": [{"model": name, "tabs": self.tabs_needing(name), "message": message}
+                            for name, message in self.unavailable.items()],
         }
