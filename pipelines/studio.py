@@ -198,6 +198,10 @@ class Studio:
         simple.update({role: loaders.classifier_loader(role) for role in CLASSIFIER_ROLES})
         for role, load in simple.items():
             self.manager.register(role, lambda role=role, load=load: load_or_explain(self.registry.resolve(role), load))
+        for role in ("riffusion", "mask_model", "sd15"):  # SDPA check, channels_last, STUDIO_COMPILE
+            load = simple[role]
+            self.manager.register(role, lambda role=role, load=load: loaders.tune_sd(
+                load_or_explain(self.registry.resolve(role), load), self.device), replace=True)
         self.manager.register("amuse", self._load_amuse)
 
     def _load_amuse(self) -> Any:

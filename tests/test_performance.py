@@ -209,3 +209,54 @@ def torch_module():
     import torch
 
     return torch.nn.Linear(2, 2)
+
+
+def test_the_fast_preset_is_dpm_solver_at_25_steps_and_half_the_unet_calls(pndm_pipe):
+    from core.errors import InputError
+
+    paper, fast = SoundToMusicSettings.preset("paper"), SoundToMusicSettings.preset("fast", seed=3)
+    assert paper == SoundToMusicSettings()  # the paper preset is the defaults
+    assert (fast.steps, fast.scheduler, fast.seed, fast.strength) == (25, "dpm++", 3, 0.8)
+    assert masked_img2img.steps_that_run(pndm_pipe, paper) == 41
+    assert masked_img2img.steps_that_run(pndm_pipe, fast) == 20
+    with pytest.raises(InputError, match="Unknown preset 'turbo'"):
+        SoundToMusicSettings.preset("turbo")
+
+
+# -- GPU speed switches --------------------------------------------------------------------------------------
+
+def test_sd_models_get_sdpa_attention_and_channels_last_on_cuda(studio, monkeypatch):
+    """tune_sd restores torch's fused attention where another processor was set, and puts the UNet and
+    VAE in channels_last for CUDA (applied here on CPU tensors: the layout is what is checked)."""
+    import torch
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    from pipelines import loaders
+
+    location = studio.registry.resolve("mask_model").location
+    pipe = loaders.load_sd_img2img(location)
+    pipe.unet.set_attn_processor(AttnProcessor())  # the slow, unfused one
+    loaders.tune_sd(pipe, "cpu")
+    assert pipe.tuning["replaced_attention"] > 0 and not pipe.tuning["channels_last"]
+    assert all(isinstance(p, AttnProcessor2_0) for p in pipe.unet.attn_processors.values())
+    assert pipe.unet.conv_in.weight.is_contiguous()
+
+    monkeypatch.setenv("STUDIO_COMPILE", "1")
+    assert not loaders.compile_wanted("cpu"), "no torch.compile on the CPU"
+    monkeypatch.setattr(loaders, "compile_wanted", lambda device: False)  # the layout only, no compile here
+    loaders.tune_sd(pipe, "cuda")
+    assert pipe.tuning == {"replaced_attention": 0, "channels_last": True, "compiled": False}
+    assert pipe.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert pipe.vae.encoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_compile_is_asked_for_on_cuda_only_and_never_on_zero_gpu(monkeypatch):
+    import pipelines.device as device
+    from pipelines.loaders import compile_wanted
+
+    assert not compile_wanted("cuda")  # off unless asked for
+    monkeypatch.setenv("STUDIO_COMPILE", "1")
+    assert compile_wanted("cuda") and compile_wanted("cuda:1")
+    assert not compile_wanted("cpu") and not compile_wanted("mps")
+    monkeypatch.setattr(device, "ZERO_GPU", True)
+    assert not compile_wanted("cuda")
