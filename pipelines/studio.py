@@ -473,11 +473,13 @@ class Studio:
         settings = (settings or style_interpolation.StyleInterpolationSettings()).validate()
         styles = self._style_library().get(list(style_names))
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
+        count = len(windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION).starts)
         result = self.manager.run(
             "riffusion",
             lambda pipe: style_interpolation.apply_styles(pipe, sound.samples, styles, weights, settings,
                                                           should_stop=should_stop, device=self.device,
-                                                          on_progress=on_progress),
+                                                          on_progress=on_progress,
+                                                          batch_size=window_batch_size(self.device, count)),
         )
         return _made_by(result, "riffusion+music_styles")
 

@@ -260,3 +260,24 @@ def test_compile_is_asked_for_on_cuda_only_and_never_on_zero_gpu(monkeypatch):
     assert not compile_wanted("cpu") and not compile_wanted("mps")
     monkeypatch.setattr(device, "ZERO_GPU", True)
     assert not compile_wanted("cuda")
+
+
+@pytest.mark.slow
+def test_batched_style_windows_give_the_same_music_as_one_at_a_time(studio):
+    """Style interpolation: 3 windows one at a time and as a batch of 2 plus 1, same seed, same audio."""
+    from pipelines import style_embedding, style_interpolation
+    from pipelines.settings import StyleInterpolationSettings
+
+    pipe = studio.manager.get_cpu("riffusion")
+    pipe.set_progress_bar_config(disable=True)
+    styles = style_embedding.StyleLibrary(studio.registry.resolve("music_styles").location).get(["jazz"])
+    settings = StyleInterpolationSettings(steps=4, strength=0.7)
+    sound = everyday_sound(12.0)
+    alone = style_interpolation.apply_styles(pipe, sound, styles, settings=settings, device="cpu", batch_size=1)
+    together = style_interpolation.apply_styles(pipe, sound, styles, settings=settings, device="cpu", batch_size=2)
+    first = np.asarray(alone.output_spectrogram, dtype=int)
+    assert np.abs(first[:, :512] - first[:, 512:1024]).max() > 10, "windows must differ"
+    assert np.abs(np.asarray(together.output_spectrogram, dtype=int) - first).max() <= 1
+    # a pixel one 8-bit level apart (batched float rounding) moves Griffin-Lim's audio by up to ~1%
+    np.testing.assert_allclose(together.audio, alone.audio, atol=1e-2)
+    assert np.mean(np.abs(together.audio - alone.audio)) < 1e-3
