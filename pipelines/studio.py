@@ -32,7 +32,7 @@ TAB_MODELS = {
     "Sound to music": SOUND_TO_MUSIC_MODELS,
     "Music to image": ("sd15", *CLASSIFIER_ROLES),
     "Style interpolation": ("riffusion",),
-    "Image to music": ("blip", "musicgen", "sentence_embedder"),
+    "Image to music": ("blip", "musicgen", "musicgen_melody", "sentence_embedder"),
     "Playlist to music": ("amuse",),
 }
 

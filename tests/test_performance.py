@@ -281,3 +281,28 @@ def test_batched_style_windows_give_the_same_music_as_one_at_a_time(studio):
     # a pixel one 8-bit level apart (batched float rounding) moves Griffin-Lim's audio by up to ~1%
     np.testing.assert_allclose(together.audio, alone.audio, atol=1e-2)
     assert np.mean(np.abs(together.audio - alone.audio)) < 1e-3
+
+
+def test_window_batch_size_follows_the_device_and_its_free_memory(monkeypatch):
+    import torch
+
+    from core.errors import StudioError
+    from pipelines.studio import window_batch_size
+
+    monkeypatch.delenv("STUDIO_WINDOW_BATCH", raising=False)
+    assert window_batch_size("cpu", 5) == 1 and window_batch_size("mps", 5) == 1
+    GiB = 2**30
+    memory = {"free": 30 * GiB, "total": 80 * GiB}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (memory["free"], memory["total"]))
+    assert window_batch_size("cuda", 12) == 4  # at most 4
+    assert window_batch_size("cuda", 3) == 3  # never more than the sound has
+    memory["free"] = int(2.5 * GiB)
+    assert window_batch_size("cuda", 12) == 2  # 1 GiB of activations a window
+    memory.update(free=12 * GiB, total=16 * GiB)
+    assert window_batch_size("cuda", 12) == 1  # a T4-class card: one at a time
+    monkeypatch.setenv("STUDIO_WINDOW_BATCH", "3")
+    assert window_batch_size("cpu", 12) == 3 and window_batch_size("cpu", 2) == 2
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("STUDIO_WINDOW_BATCH", bad)
+        with pytest.raises(StudioError, match="STUDIO_WINDOW_BATCH must be a whole number"):
+            window_batch_size("cpu", 4)
