@@ -3,15 +3,18 @@
     python benchmarks/fullsize.py                          # everything, on the CPU (tabs take minutes)
     python benchmarks/fullsize.py --only roles,manager     # the cheap parts: no model is built or loaded
     python benchmarks/fullsize.py --only tabs --tabs sound_to_music
+    python benchmarks/fullsize.py --only manager,window --json   # the figures of issue 15, last line JSON
     python benchmarks/fullsize.py --device cuda            # the same on a GPU (builds the cache there)
 
-Three tables:
+Four parts:
 1. roles: parameters of every role's full-size model (counted on the meta device from the real
    configs, ``pipelines/fullsize.py``), bytes in fp32 and fp16, and the real repository's weight
    files (``fullsize_specs.REAL_SIZES``, from ``../shared/reference/hub``'s manifests).
-2. manager: the DeviceManager fed fake models of the real fp16 (GPU) or fp32 (CPU/MPS) sizes, with
-   the Studio's budget of 75% of the card, through the tab sequence sound-to-music, music-to-image,
-   style, image-to-music, playlist, sound-to-music, music-to-image: offloads and reloads per card.
+2. manager: the real DeviceManager, on the real-size modules of every entry built from the real
+   configs on the meta device (fp32 as loaded, cast by the manager: no memory), through the tab
+   sequence sound-to-music, music-to-image, sound-to-music, style, image-to-music, playlist,
+   sound-to-music: evictions and reloads for GPU cards (fp16, budget 75% of the card, offload) and
+   CPU machines (fp32, budget 75% of their memory, drop). JSON key ``lru``.
 3. tabs: one call per tab at full size (``--profile fullsize``: random weights, real shapes) with 2
    denoising steps at strength 1.0 (UNet calls are CFG batches of 2; the SD repos' PNDM scheduler
    makes 3 calls for 2 steps), time per stage (text
@@ -20,11 +23,17 @@ Three tables:
    steps and size timed in the same run (img2img for the spectrogram tabs, text-to-image for
    music-to-image), so our overhead is a ratio. On a GPU each call (ours and stock) runs once
    untimed first. The first run builds the fullsize cache (~16 GB; only the tabs' families).
+4. window (``fullsize_window.py``): one sound-to-music window against stock img2img
+   (``overhead_vs_stock_img2img``) and two windows batched against one at a time
+   (``batched_windows_speedup``), on the mask model's full-size components (builds only riffusion).
+
+``--json`` ends the output with one JSON line of these figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -38,13 +47,14 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 from fullsize_tabs import GB, TAB_ENTRIES, run_tab, stage_text, table, tabs_table  # noqa: E402
 
-TAB_SEQUENCE = ("sound_to_music", "music_to_image", "style", "image_to_music", "playlist",
-                "sound_to_music", "music_to_image")
+TAB_SEQUENCE = ("sound_to_music", "music_to_image", "sound_to_music", "style", "image_to_music", "playlist",
+                "sound_to_music")
 # fullsize families each tab needs built
 TAB_FAMILIES = {"sound_to_music": ("riffusion",), "music_to_image": ("sd15", "lora", "keras_genre", "keras_emotion"),
                 "style": ("riffusion", "music_styles"), "image_to_music": ("blip", "musicgen"),
                 "playlist": ("amuse_unet", "amuse_vae")}
-CARDS_GB = (16, 24, 40, 80)  # T4 / A10G, L4-class 24 GB, A100 40 GB, A100/H100 80 GB
+CARDS_GB = (8, 10, 16, 24, 40, 80)  # small cards, T4 16 GB, A10G/L4 24 GB, A100 40 GB, A100/H100 80 GB
+CPU_RAM_GB = (16, 32)  # CPU Spaces: the free tier has 16 GB
 
 
 def log(message: str) -> None:
@@ -112,51 +122,84 @@ def roles_table(counts: dict[str, int]) -> str:
 
 
 # -- 2. the DeviceManager with the real sizes ------------------------------------------------------------
-class SizedModel:
-    """A stand-in the manager can load, move and measure: only its byte size is real."""
-
-    def __init__(self, nbytes: int):
-        self.nbytes = nbytes
-
-    def to(self, *args, **kwargs):
-        return self
+# manager entry -> the fullsize families (real configurations) whose torch parts it holds
+ENTRY_FAMILIES = {"mask_model": ("riffusion",), "sd15": ("sd15",), "riffusion": ("riffusion",), "blip": ("blip",),
+                  "musicgen": ("musicgen",), "amuse": ("amuse_unet", "amuse_vae")}
 
 
-def entry_bytes(counts: dict[str, int], bytes_per_param: int) -> dict[str, int]:
-    sizes = {entry: counts[entry] for entry in ("mask_model", "sd15", "riffusion", "blip", "musicgen")}
-    sizes["amuse"] = counts["amuse_unet"] + counts["amuse_vae"]
-    return {entry: n * bytes_per_param for entry, n in sizes.items()}
+def meta_entry(entry: str):
+    """The entry's real torch modules (real configurations), on the meta device in fp32, as a
+    ModelBundle: the manager measures, casts and moves them for real, without a byte allocated."""
+    import torch
+
+    from pipelines import fullsize_specs
+    from pipelines.loaders import ModelBundle
+
+    class MetaBundle(ModelBundle):
+        def to(self, *args, **kwargs):
+            if args and args[0] == "cpu":  # an offload: meta tensors cannot be copied to the CPU; the
+                return self  # accounting (what leaves the device) is the manager's and stays real
+            return super().to(*args, **kwargs)
+
+    parts = {}
+    with torch.device("meta"):
+        for family in ENTRY_FAMILIES[entry]:
+            for part, factory in fullsize_specs.TORCH_PARTS[family].items():
+                parts[f"{family}_{part}"] = factory()
+    return MetaBundle(**parts)
 
 
-def replay_tabs(sizes: dict[str, int], budget: int) -> dict[str, object]:
+def replay_tabs(budget: int, dtype, eviction: str = "offload", sequence=TAB_SEQUENCE) -> dict[str, object]:
+    """The tab sequence through a real DeviceManager (device "meta", the given dtype and budget) on the
+    real-size modules of ``meta_entry``; counts evictions (offloads or drops) and reloads."""
+    from diffusers.utils import logging as diffusers_logging
+
     from pipelines.device import DeviceManager
 
-    manager = DeviceManager(device="accelerator", budget_bytes=budget, eviction="offload")
-    for entry, nbytes in sizes.items():
-        manager.register(entry, lambda nbytes=nbytes: SizedModel(nbytes))
+    diffusers_logging.set_verbosity_error()  # "modules to keep in float32: []" on every cast of a meta model
+    manager = DeviceManager(device="meta", dtype=dtype, budget_bytes=budget, eviction=eviction)
+    for entry in ENTRY_FAMILIES:
+        manager.register(entry, lambda entry=entry: meta_entry(entry))
     peak = 0
-    for tab in TAB_SEQUENCE:
+    for tab in sequence:
         for entry in TAB_ENTRIES[tab]:
             manager.run(entry, lambda model: None)
             peak = max(peak, manager.resident_bytes())
     events = Counter(kind for kind, _ in manager.events)
     first_placements = len({name for kind, name in manager.events if kind == "to_device"})
-    return {"offloads": events["offload"], "reloads": events["to_device"] - first_placements, "peak": peak,
-            "evicted": sorted({name for kind, name in manager.events if kind == "offload"})}
+    sizes = {row["name"]: row["mb"] * 2**20 for row in manager.status()}
+    return {"evictions": events["offload"] + events["drop"], "reloads": events["to_device"] - first_placements,
+            "peak": peak, "all_entries": sum(sizes.values()),
+            "evicted": sorted({name for kind, name in manager.events if kind in ("offload", "drop")})}
 
 
-def manager_table(counts: dict[str, int]) -> str:
-    rows = []
-    for dtype, per_param in (("fp16", 2), ("fp32", 4)):
-        sizes = entry_bytes(counts, per_param)
-        for card in CARDS_GB:
-            budget = int(0.75 * card * 2**30)
-            result = replay_tabs(sizes, budget)
-            rows.append([f"{card} GB", dtype, f"{budget / 2**30:.1f}", f"{sum(sizes.values()) / GB:.2f}",
-                         f"{result['peak'] / GB:.2f}", result["offloads"], result["reloads"],
-                         ", ".join(result["evicted"]) or "-"])
-    return table(["card", "weights", "budget GiB", "all tabs GB", "peak resident GB", "offloads", "reloads",
-                  "models swapped out"], rows)
+def lru_results() -> dict[str, dict]:
+    """Per budget: fp16 GPU cards (budget 75% of the card, models offloaded to the CPU) and fp32 CPU
+    machines (budget 75% of their memory, taken as all available at start; models dropped)."""
+    import torch
+
+    results = {}
+    for card in CARDS_GB:
+        result = replay_tabs(int(0.75 * card * 2**30), torch.float16)
+        results[f"{card}GB"] = {"evictions": result["evictions"], "reloads": result["reloads"],
+                                "budget_gib": round(0.75 * card, 2), "peak_resident_gb": round(result["peak"] / GB, 2),
+                                "all_entries_gb": round(result["all_entries"] / GB, 2), "evicted": result["evicted"]}
+    for ram in CPU_RAM_GB:
+        result = replay_tabs(int(0.75 * ram * 2**30), None, eviction="drop")
+        results[f"cpu_{ram}GB"] = {"evictions": result["evictions"], "reloads": result["reloads"],
+                                   "budget_gib": round(0.75 * ram, 2),
+                                   "peak_resident_gb": round(result["peak"] / GB, 2),
+                                   "all_entries_gb": round(result["all_entries"] / GB, 2),
+                                   "evicted": result["evicted"]}
+    return results
+
+
+def manager_table(lru: dict[str, dict]) -> str:
+    rows = [[name, "fp32" if name.startswith("cpu") else "fp16", r["budget_gib"], r["all_entries_gb"],
+             r["peak_resident_gb"], r["evictions"], r["reloads"], ", ".join(r["evicted"]) or "-"]
+            for name, r in lru.items()]
+    return table(["budget of", "weights", "budget GiB", "all tabs GB", "peak resident GB", "evictions", "reloads",
+                  "models evicted"], rows)
 
 
 def build_cache(tabs: list[str], device: str) -> float:
@@ -177,32 +220,39 @@ def build_cache(tabs: list[str], device: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (tabs run there; the tables are the same)")
-    parser.add_argument("--only", default="roles,manager,tabs", help="comma-separated parts: roles, manager, tabs")
+    parser.add_argument("--only", default="roles,manager,tabs,window",
+                        help="comma-separated parts: roles, manager, tabs, window")
     parser.add_argument("--tabs", default=",".join(TAB_ENTRIES), help="comma-separated tabs to run")
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--json", action="store_true",
+                        help="end with one JSON line: lru, overhead_vs_stock_img2img, batched_windows_speedup")
     args = parser.parse_args()
     parts = {p.strip() for p in args.only.split(",") if p.strip()}
     tabs = [t.strip() for t in args.tabs.split(",") if t.strip()]
-    if unknown := (parts - {"roles", "manager", "tabs"}) | (set(tabs) - set(TAB_ENTRIES)):
+    if unknown := (parts - {"roles", "manager", "tabs", "window"}) | (set(tabs) - set(TAB_ENTRIES)):
         parser.error(f"unknown part or tab: {', '.join(sorted(unknown))}")
+    summary: dict = {"device": args.device}
 
-    if parts & {"roles", "manager"}:
+    if "roles" in parts:
         log("counting parameters from the real configs (meta device) ...")
-        counts = role_parameters()
-        if "roles" in parts:
-            print("\n## Roles: parameters, bytes, and the real repositories' weight files\n")
-            print(roles_table(counts))
-        if "manager" in parts:
-            print("\n## DeviceManager with the real sizes (budget = 75% of the card), tab sequence:")
-            print("   " + " -> ".join(TAB_SEQUENCE) + "\n")
-            print(manager_table(counts))
+        print("\n## Roles: parameters, bytes, and the real repositories' weight files\n")
+        print(roles_table(role_parameters()))
+    if "manager" in parts:
+        log("replaying the tab sequence through the DeviceManager on real-size meta modules ...")
+        summary["lru"] = lru_results()
+        summary["lru_sequence"] = list(TAB_SEQUENCE)
+        print("\n## DeviceManager with the real sizes (GPU: 75% of the card, fp16; CPU: 75% of its memory, fp32),")
+        print("   tab sequence " + " -> ".join(TAB_SEQUENCE) + "\n")
+        print(manager_table(summary["lru"]))
 
-    if "tabs" in parts:
+    if parts & {"tabs", "window"}:
         os.environ.setdefault("STUDIO_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "studio"))
-        build_cache(tabs, args.device)
+        build_cache(tabs if "tabs" in parts else ["sound_to_music"], args.device)
         from pipelines.studio import Studio
 
         studio = Studio(profile="fullsize", device=args.device)
+        summary["dtype"] = studio.info.dtype
+    if "tabs" in parts:
         results = []
         with tempfile.TemporaryDirectory() as folder:
             for tab in tabs:
@@ -213,6 +263,24 @@ def main() -> None:
                 studio.manager.evict_all()  # one tab's models at a time: the peaks are per tab
         print(f"\n## Tabs at full size, {args.steps} steps, device {studio.device} ({studio.info.dtype})\n")
         print(tabs_table(results))
+    if "window" in parts:
+        from fullsize_window import run_window
+
+        window = run_window(studio, args.steps, 1.0, log)
+        summary["window"] = window
+        summary["overhead_vs_stock_img2img"] = window["overhead_vs_stock_img2img"]
+        summary["batched_windows_speedup"] = window["batched_windows_speedup"]
+        print(f"\n## One window on {studio.device} ({studio.info.dtype}), {window['steps']} steps at strength 1.0 "
+              f"({window['unet_calls']} UNet calls)\n")
+        print(table(["measure", "seconds"], [["stock img2img", f"{window['stock_s']:.2f}"],
+                                             ["our window (codec, mask, diffusion, inversion, metrics)",
+                                              f"{window['ours_s']:.2f}"],
+                                             ["two windows one at a time", f"{window['two_windows_one_at_a_time_s']:.2f}"],
+                                             ["two windows in one UNet batch", f"{window['two_windows_batched_s']:.2f}"]]))
+        print(f"\nours / stock: {window['overhead_vs_stock_img2img']:.3f}; "
+              f"batched speedup: {window['batched_windows_speedup']:.3f}")
+    if args.json:
+        print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from pipelines import audio, spectrogram
-    from pipelines.masked_img2img import SoundToMusicSettings, make_mask, with_scheduler
+    from pipelines.masked_img2img import SoundToMusicSettings, make_mask, steps_that_run, with_scheduler
     from pipelines.studio import Studio
 
     studio = Studio(profile=args.profile, device=args.device)
@@ -48,6 +48,7 @@ def main() -> None:
         load_s = time.perf_counter() - start
         pipe.set_progress_bar_config(disable=True)
         masked = with_scheduler(pipe, settings.scheduler)
+        steps_run = steps_that_run(pipe, settings)  # what runs: PNDM's warm-up adds one to steps x strength
         sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
@@ -71,7 +72,7 @@ def main() -> None:
                     stages[key].append(value)
     print(f"profile {args.profile}, model {args.model}, device {studio.device} ({studio.info.dtype}), "
           f"torch threads {torch.get_num_threads()}, {args.steps} steps x strength {args.strength} "
-          f"= {int(args.steps * args.strength)} run; load {load_s:.2f} s; median of {args.runs}")
+          f"= {steps_run} UNet calls run ({type(masked.scheduler).__name__}); load {load_s:.2f} s; median of {args.runs}")
     for key, values in stages.items():
         print(f"  {key:<18} {statistics.median(values):7.3f} s per 5.12 s window")
     if args.device.startswith("cuda"):

@@ -80,8 +80,16 @@ def choose_device(requested: str | None = None) -> DeviceChoice:
     raise StudioError(f"Unknown device {requested!r}: use auto, cpu, cuda, cuda:N or mps.")
 
 
-def model_nbytes(model: Any) -> int:
-    """Bytes of a model's weights: torch modules, diffusers pipelines, or anything with ``nbytes``."""
+def model_nbytes(model: Any, dtype: Any = None) -> int:
+    """Bytes of a model's weights: torch modules, diffusers pipelines, or anything with ``nbytes``.
+
+    dtype: the bytes the model will hold once moved with ``.to(device, dtype)``, which casts only
+    floating-point tensors (None: as it is now). Objects with their own ``nbytes`` report that.
+    """
+    if isinstance(getattr(model, "parts", None), dict):  # a loaders.ModelBundle: its parts, each cast
+        dtype = None if getattr(model, "cpu_only", False) else dtype  # cpu_only bundles never move
+        return sum(model_nbytes(part, dtype) for part in model.parts.values()
+                   if hasattr(part, "parameters") or hasattr(part, "nbytes"))
     if hasattr(model, "nbytes") and not hasattr(model, "parameters"):
         return int(model.nbytes)
     modules = []
@@ -95,7 +103,8 @@ def model_nbytes(model: Any) -> int:
         for tensor in list(module.parameters()) + list(module.buffers()):
             if id(tensor) not in seen:
                 seen.add(id(tensor))
-                total += tensor.numel() * tensor.element_size()
+                itemsize = dtype.itemsize if dtype is not None and tensor.is_floating_point() else tensor.element_size()
+                total += tensor.numel() * itemsize
     return total
 
 
@@ -212,6 +221,11 @@ class DeviceManager:
             with self._gpu_lock:
                 self._ready(name)
 
+    def names(self) -> list[str]:
+        """Every registered name, in registration order."""
+        with self._state_lock:
+            return list(self._entries)
+
     # -- state --------------------------------------------------------------------------------------
     def status(self) -> list[dict]:
         """One row per registered model: where it is and how big, for the About panel."""
@@ -264,9 +278,14 @@ class DeviceManager:
 
     def _ready(self, name: str) -> Any:
         """Load ``name``, make room, move it to the device; returns the model."""
+        entry = self._entries.get(name)
+        if entry is not None and entry.model is None and entry.nbytes:
+            # a dropped model coming back: its size is known, so make room before loading it, not
+            # after (on the CPU the evicted model and the new one would otherwise both be held)
+            self._make_room(entry.nbytes, keep={name})
         entry = self._load(name)
         if not entry.on_device:
-            self._make_room(entry.nbytes, keep={name})
+            self._make_room(model_nbytes(entry.model, self.dtype), keep={name})  # its size once moved
             self._to_device(entry)
         entry.last_used = self._tick()
         entry.uses += 1
@@ -295,6 +314,9 @@ class DeviceManager:
     def _to_device(self, entry: _Entry) -> None:
         if self.device != "cpu" or self.dtype is not None:
             self._move(entry.model, self.device, self.dtype)
+            with self._state_lock:
+                # the size as held: a model loaded in fp32 and cast to fp16 on the way weighs half
+                entry.nbytes = model_nbytes(entry.model)
         entry.on_device = True
         self.events.append(("to_device", entry.name))
 

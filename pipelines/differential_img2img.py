@@ -55,9 +55,10 @@ class DifferentialImg2ImgPipeline(StableDiffusionImg2ImgPipeline):
     def __call__(
         self,
         *args,
-        change_map: Image.Image | torch.Tensor | None = None,
+        change_map: Image.Image | torch.Tensor | list | None = None,
         change_map_resize: str = "antialias",
         should_stop: Callable[[], bool] | None = None,
+        on_step: Callable[[int, int], None] | None = None,
         callback_on_step_end=None,
         **kwargs,
     ):
@@ -65,19 +66,26 @@ class DifferentialImg2ImgPipeline(StableDiffusionImg2ImgPipeline):
 
         change_map: grayscale image (or a 0-1 tensor) the size of ``image``; a pixel with value v
             follows the noised source for the first v*N of the N steps that run. None: plain img2img.
+            A list of maps gives each image of a batch its own (``image`` a list of the same length).
         change_map_resize: how an image map reaches latent size: "antialias" (PIL bilinear, which
             averages every source pixel on the way down) or "paper" (bilinear interpolation without
             antialiasing, torchvision ``Resize(antialias=None)`` on a tensor, as the mask paper;
             each latent pixel then reads only the 2x2 source pixels nearest its centre).
         should_stop: polled after every step; returning True ends the loop early (cancel).
+        on_step: called after every step with (steps done, steps that run): the UNet calls, which
+            is not ``num_inference_steps * strength`` for every scheduler (PNDM's PLMS warm-up
+            repeats one timestep: 50 steps at strength 0.8 run 41).
         """
         if callback_on_step_end is not None:
             raise ValueError("DifferentialImg2ImgPipeline uses callback_on_step_end itself.")
         if change_map_resize not in ("antialias", "paper"):
             raise InputError(f"Unknown change map resize {change_map_resize!r}: use 'antialias' or 'paper'.")
         self._change_map, self._change_map_resize = change_map, change_map_resize
+        self._latent_map_cache = None  # the map at latent size, made once per call, not once per step
 
         def on_step_end(pipe, i, t, callback_kwargs):
+            if on_step is not None:
+                on_step(i + 1, len(self._run_timesteps))
             if should_stop is not None and should_stop():
                 pipe._interrupt = True
             if change_map is None:
@@ -93,24 +101,36 @@ class DifferentialImg2ImgPipeline(StableDiffusionImg2ImgPipeline):
         n = len(timesteps)
         if next_step >= n:
             return latents
-        weights = self._latent_map(latents)
+        if self._latent_map_cache is None:
+            self._latent_map_cache = self._latent_map(latents)
+        weights = self._latent_map_cache
         keep = (weights > next_step / n).to(latents.dtype)
         noised = self.scheduler.add_noise(self._source_latents, self._shared_noise, timesteps[next_step : next_step + 1])
         return noised * keep + latents * (1 - keep)
 
     def _latent_map(self, latents: torch.Tensor) -> torch.Tensor:
-        size = latents.shape[-2:]
-        change_map = self._change_map
-        if isinstance(change_map, Image.Image):
-            gray = change_map.convert("L")
-            if self._change_map_resize == "paper":
-                full = torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)[None, None]
-                change_map = torch.nn.functional.interpolate(full, size=tuple(size), mode="bilinear",
-                                                             align_corners=False, antialias=False)[0, 0]
-            else:
-                small = gray.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                change_map = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
-        change_map = change_map.to(latents.device, torch.float32)
-        if change_map.shape[-2:] != size:
-            raise InputError(f"The change map is {tuple(change_map.shape[-2:])}, the latent is {tuple(size)}.")
-        return change_map.reshape(1, 1, *size)
+        """The change map at latent size, (1, 1, h, w), or (B, 1, h, w) for a list of B maps."""
+        if isinstance(self._change_map, (list, tuple)):
+            maps = [_one_latent_map(m, self._change_map_resize, latents) for m in self._change_map]
+            if len(maps) != latents.shape[0]:
+                raise InputError(f"{len(maps)} change maps were given for a batch of {latents.shape[0]} images.")
+            return torch.cat(maps)
+        return _one_latent_map(self._change_map, self._change_map_resize, latents)
+
+
+def _one_latent_map(change_map, resize: str, latents: torch.Tensor) -> torch.Tensor:
+    """One change map (image or 0-1 tensor) at the latents' size, (1, 1, h, w) float32."""
+    size = latents.shape[-2:]
+    if isinstance(change_map, Image.Image):
+        gray = change_map.convert("L")
+        if resize == "paper":
+            full = torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)[None, None]
+            change_map = torch.nn.functional.interpolate(full, size=tuple(size), mode="bilinear",
+                                                         align_corners=False, antialias=False)[0, 0]
+        else:
+            small = gray.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            change_map = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0)
+    change_map = change_map.to(latents.device, torch.float32)
+    if change_map.shape[-2:] != size:
+        raise InputError(f"The change map is {tuple(change_map.shape[-2:])}, the latent is {tuple(size)}.")
+    return change_map.reshape(1, 1, *size)

@@ -20,13 +20,16 @@ VAE and scheduler; a Keras classifier) a single unit the DeviceManager can move 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .device import model_nbytes
 
+log = logging.getLogger(__name__)
 _IMPORT_LOCK = threading.Lock()
 _imported = False
 
@@ -150,6 +153,58 @@ def load_sd_img2img(location: str, revision: str | None = None, dtype: Any = Non
         location, revision=revision, safety_checker=None, requires_safety_checker=False, **kwargs
     )
     pipe.set_progress_bar_config(leave=False)
+    return pipe
+
+
+def compile_wanted(device: str) -> bool:
+    """``STUDIO_COMPILE=1`` asks for ``torch.compile`` of the SD UNets; honoured on CUDA only, never
+    on ZeroGPU (each request gets a fresh GPU slot: the compiled kernels would not survive) nor on the
+    CPU or MPS (minutes of compiling for little there)."""
+    from .device import ZERO_GPU
+
+    return os.environ.get("STUDIO_COMPILE", "") == "1" and device.startswith("cuda") and not ZERO_GPU
+
+
+def tune_sd(pipe: Any, device: str) -> Any:
+    """GPU speed switches on a loaded SD pipeline (in place; returns it), recorded in ``pipe.tuning``.
+
+    - SDPA attention: every UNet and VAE attention processor must be diffusers' ``AttnProcessor2_0``
+      (torch's fused ``scaled_dot_product_attention``); any other is replaced and the count recorded.
+    - ``channels_last`` for the UNet and VAE on CUDA (convolutions in NHWC: tensor-core friendly;
+      the layout survives the manager's moves).
+    - ``torch.compile`` of the UNet when ``compile_wanted(device)``; the first call's cost (the
+      compile) is timed and logged, and stored as ``pipe.tuning["compile_first_call_s"]``.
+    """
+    import torch
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    tuning: dict[str, Any] = {"replaced_attention": 0, "channels_last": False, "compiled": False}
+    for module in (pipe.unet, pipe.vae):
+        slow = [name for name, proc in module.attn_processors.items() if not isinstance(proc, AttnProcessor2_0)]
+        if slow:
+            module.set_attn_processor(AttnProcessor2_0())
+            tuning["replaced_attention"] += len(slow)
+    if device.startswith("cuda"):
+        pipe.unet.to(memory_format=torch.channels_last)
+        pipe.vae.to(memory_format=torch.channels_last)
+        tuning["channels_last"] = True
+    if compile_wanted(device):
+        compiled = torch.compile(pipe.unet)
+        first_call = compiled.forward
+
+        def timed_first_call(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return first_call(*args, **kwargs)
+            finally:
+                compiled.forward = first_call  # timed once
+                tuning["compile_first_call_s"] = round(time.perf_counter() - start, 1)
+                log.info("torch.compile: the UNet's first call took %.1f s (compiling)", tuning["compile_first_call_s"])
+
+        compiled.forward = timed_first_call
+        pipe.unet = compiled
+        tuning["compiled"] = True
+    pipe.tuning = tuning
     return pipe
 
 

@@ -80,6 +80,20 @@ def with_scheduler(pipe, scheduler: str = "repo"):
     return masked
 
 
+def steps_that_run(pipe, settings: SoundToMusicSettings) -> int:
+    """Denoising steps (UNet calls, each a CFG batch of 2) one window runs with these settings.
+
+    Not ``steps * strength``: img2img runs the last ``int(steps * strength)`` of the scheduler's
+    timesteps, and PNDM (both SD repos' own scheduler) has one extra, its PLMS warm-up repeating a
+    timestep, so 50 steps at strength 0.8 run 41 (DDIM and DPM-Solver++: 40). Computed with
+    diffusers' own ``get_timesteps`` on a fresh scheduler; no model runs.
+    """
+    masked = with_scheduler(pipe, settings.scheduler)
+    masked.scheduler.set_timesteps(int(settings.steps))
+    timesteps, _ = masked.get_timesteps(int(settings.steps), float(settings.strength), "cpu")
+    return len(timesteps)
+
+
 # -- the whole sound-to-music path ---------------------------------------------------------------------
 
 
@@ -105,8 +119,10 @@ def sound_to_music(
     overlap_seconds: float = windows.OVERLAP_SECONDS,
     on_progress: Callable[[float, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    batch_size: int = 1,
 ) -> SoundToMusicResult:
-    """Turn a sound into music in the style of the prompt.
+    """Turn a sound into music in the style of the prompt: ``render_windows_with_model`` then
+    ``finish`` (the Studio calls the two apart, so the CPU-side second half runs outside the GPU lock).
 
     Args:
         pipe: a loaded Stable Diffusion img2img pipeline on a Riffusion-style model (already on
@@ -114,8 +130,42 @@ def sound_to_music(
         audio: mono samples at 44.1 kHz, shaped (n,) or (1, n); any length, processed in 5.12 s
             windows with the same seed schedule and crossfaded back together.
         settings: prompt, steps, strength, guidance, seed, scheduler and the mask settings.
-        on_progress: called with (fraction done, message) per window.
+        on_progress: called with (fraction done, message) per window and per denoising step.
         should_stop: polled after every denoising step; True cancels.
+        batch_size: windows denoised together in one UNet batch (1: one at a time). Each window
+            keeps its own generator seeded with ``settings.seed``, so the output does not depend on
+            it beyond floating-point rounding.
+    """
+    rendered = render_with_model(pipe, audio, settings, device=device, overlap_seconds=overlap_seconds,
+                                 on_progress=on_progress, should_stop=should_stop, batch_size=batch_size)
+    return finish(rendered, settings)
+
+
+@dataclass
+class RenderedSound:
+    """What the model part of sound to music made; ``finish`` turns it into the result (CPU only)."""
+
+    samples: np.ndarray  # (1, n) the input, float32 at 44.1 kHz
+    windows: windows.RenderedWindows  # stitched audio (not normalised), input and output images
+    masks: list  # the change map of every window, in order
+    steps_run: int  # denoising steps (UNet calls, each a CFG batch) every window ran
+
+
+def render_with_model(
+    pipe,
+    audio: np.ndarray,
+    settings: SoundToMusicSettings = SoundToMusicSettings(),
+    *,
+    device: str = "cpu",
+    overlap_seconds: float = windows.OVERLAP_SECONDS,
+    on_progress: Callable[[float, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    batch_size: int = 1,
+) -> RenderedSound:
+    """The part of ``sound_to_music`` that needs the model: windows, masks, diffusion, inversion.
+
+    Raises InputError for empty audio or settings out of range, Cancelled when ``should_stop``
+    says so (within one denoising step).
     """
     import torch
 
@@ -125,38 +175,62 @@ def sound_to_music(
     if samples.shape[1] == 0:
         raise InputError("The audio is empty.")
     masked = with_scheduler(pipe, settings.scheduler)
-    masks = []
+    masks: list = []
+    steps_run: list[int] = []
+    count = len(windows.plan_windows(samples.shape[1], params, overlap_seconds).starts)
 
-    def render(index: int, source_image: Image.Image) -> Image.Image:
-        change_map = make_mask(source_image, settings.mask)
-        masks.append(change_map)
-        generator = torch.Generator(device="cpu").manual_seed(int(settings.seed))  # same schedule per window
+    def render(indices: list[int], source_images: list[Image.Image]) -> list[Image.Image]:
+        change_maps = [make_mask(image, settings.mask) for image in source_images]
+        masks.extend(change_maps)
+        # one generator per window, each seeded alike: every window gets the same noise as when it
+        # runs alone, so batching changes the speed, not the music
+        generators = [torch.Generator(device="cpu").manual_seed(int(settings.seed)) for _ in indices]
+        label = f"window {indices[0] + 1}" if len(indices) == 1 else f"windows {indices[0] + 1}-{indices[-1] + 1}"
+
+        def on_step(done: int, total: int) -> None:
+            if on_progress is not None:
+                on_progress((indices[0] + len(indices) * done / total) / count,
+                            f"{label} of {count}: step {done} of {total}")
+
         result = masked(
-            prompt=settings.prompt,
-            negative_prompt=settings.negative_prompt or None,
-            image=source_image.convert("RGB"),
+            prompt=[settings.prompt] * len(indices),
+            negative_prompt=[settings.negative_prompt] * len(indices) if settings.negative_prompt else None,
+            image=[image.convert("RGB") for image in source_images],
             strength=float(settings.strength),
             num_inference_steps=int(settings.steps),
             guidance_scale=float(settings.guidance),
-            generator=generator,
-            change_map=change_map,
+            generator=generators,
+            change_map=change_maps,
             change_map_resize="paper" if settings.mask.preprocessing == "paper" else "antialias",
             should_stop=should_stop,
+            on_step=on_step,
         )
         if masked.interrupt:
             raise Cancelled()
-        return result.images[0]
+        steps_run.append(len(masked._run_timesteps))
+        return list(result.images)
 
     done = windows.render_windows(samples, params, render, device=device, overlap_s=overlap_seconds,
-                                  on_progress=on_progress, max_value=_max_value(settings.mask))
+                                  on_progress=on_progress, max_value=_max_value(settings.mask),
+                                  batch_size=int(batch_size))
+    return RenderedSound(samples=samples, windows=done, masks=masks, steps_run=steps_run[0])
+
+
+def finish(rendered: RenderedSound, settings: SoundToMusicSettings) -> SoundToMusicResult:
+    """CPU-side end of sound to music: normalised audio, the image strips and the similarity scores."""
+    params = spectrogram.RIFFUSION
+    done, samples = rendered.windows, rendered.samples
     inputs, outputs = done.inputs, done.outputs
     music = audio_io.peak_normalize(done.audio, headroom_db=1.0)
-    input_strip, mask_strip, output_strip = (spectrogram.side_by_side(images) for images in (inputs, masks, outputs))
+    input_strip, mask_strip, output_strip = (spectrogram.side_by_side(images)
+                                             for images in (inputs, rendered.masks, outputs))
     scores = {
         "ssim": float(np.mean([metrics.ssim(a, b) for a, b in zip(inputs, outputs)])),
         "chroma_cens_similarity": metrics.chroma_cens_similarity(samples[0], music[0], params.sample_rate),
     }
-    parameters = {"pipeline": "masked_img2img", **settings.as_dict(), "windows": len(inputs)}
+    # steps_run: what ran, not steps x strength (PNDM, the repos' scheduler, runs 41 for 50 x 0.8)
+    parameters = {"pipeline": "masked_img2img", **settings.as_dict(), "windows": len(inputs),
+                  "steps_run": rendered.steps_run}
     return SoundToMusicResult(audio=music, sample_rate=params.sample_rate, input_spectrogram=input_strip,
                               mask=mask_strip, output_spectrogram=output_strip, metrics=scores, parameters=parameters)
 

@@ -6,24 +6,35 @@ torch device. Nothing is loaded when a Studio is created (except on ZeroGPU, see
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
 from collections.abc import Callable
 from typing import Any
 
-from core.errors import InputError, ModelUnavailableError
+from core.errors import InputError, ModelUnavailableError, StudioError
 
 from . import audio as audio_io
-from . import limits, spectrogram
+from . import limits, spectrogram, windows
 from .device import ZERO_GPU, DeviceManager, choose_device
 from .loaders import import_model_libraries
 from .models import ModelRegistry, load_or_explain
 from .results import Result, SongRecommendationResult, SpectrogramResult
 
+log = logging.getLogger(__name__)
+
 # Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.
 SOUND_TO_MUSIC_MODELS = ("mask_model", "riffusion")
 CLASSIFIER_ROLES = ("genre_classifier", "emotion_classifier")
+# The device manager's entries each tab runs on (the About tab names the tabs a missing one stops).
+TAB_MODELS = {
+    "Sound to music": SOUND_TO_MUSIC_MODELS,
+    "Music to image": ("sd15", *CLASSIFIER_ROLES),
+    "Style interpolation": ("riffusion",),
+    "Image to music": ("blip", "musicgen", "musicgen_melody", "sentence_embedder"),
+    "Playlist to music": ("amuse",),
+}
 
 
 def _preset(name: str):
@@ -51,17 +62,78 @@ def _builder(profile: str):
     return None
 
 
+def available_memory_bytes() -> int | None:
+    """Host memory available for new allocations now (Linux ``MemAvailable``: free memory plus the
+    page cache that can be dropped), else the free pages the OS reports; None when neither is known."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts kiB
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _default_budget(device: str) -> int | None:
-    """STUDIO_MEMORY_BUDGET_GB, else on CUDA 75% of the card (activations, the CUDA context and
-    the allocator's cache need the rest), else none: on the CPU models are only dropped on OOM."""
+    """Bytes of weights the manager keeps loaded on ``device``: STUDIO_MEMORY_BUDGET_GB when set; on
+    CUDA 75% of the card (activations, the CUDA context and the allocator's cache need the rest);
+    on the CPU and MPS (which shares host memory) 75% of the host memory available when the Studio
+    starts (the rest for activations, audio and the app), so a CPU Space drops the least recently
+    used model instead of running out of memory (every tab once holds ~17.6 GB in fp32); on ZeroGPU
+    none (the platform places the models)."""
     value = os.environ.get("STUDIO_MEMORY_BUDGET_GB")
     if value:
-        return int(float(value) * 2**30)
-    if device.startswith("cuda") and not ZERO_GPU:
+        try:
+            gigabytes = float(value)
+        except ValueError:
+            gigabytes = -1.0
+        if not gigabytes > 0:
+            raise StudioError(f"STUDIO_MEMORY_BUDGET_GB must be a positive number of GiB, not {value!r}.")
+        return int(gigabytes * 2**30)
+    if ZERO_GPU:
+        return None
+    if device.startswith("cuda"):
         import torch
 
         return int(0.75 * torch.cuda.get_device_properties(torch.device(device)).total_memory)
-    return None
+    available = available_memory_bytes()
+    return None if available is None else int(0.75 * available)
+
+
+# Windows of sound to music denoised in one UNet batch, on CUDA only. Each window adds about 0.7 GB
+# of fp16 activations at 512x512 with CFG (README GPU table: 2.84 GB peak for 2.13 GB of weights):
+# 1 GiB is asked free per window. Public img2img figures show ~2x throughput at 4 images on
+# A100-class cards and nothing on a T4, so smaller cards keep one window at a time (as the CPU).
+WINDOW_BATCH_MAX = 4
+WINDOW_ACTIVATION_BYTES = 2**30
+WINDOW_BATCH_MIN_CARD_BYTES = 40 * 2**30
+
+
+def window_batch_size(device: str, windows: int) -> int:
+    """Windows of a sound to denoise at once on ``device`` (1 <= result <= windows).
+
+    STUDIO_WINDOW_BATCH=N forces N (1 turns batching off). Otherwise 1 on the CPU and MPS (one
+    window already keeps every core busy: batching only delays the first result) and on cards under
+    40 GiB; on larger CUDA cards as many as the free memory holds at 1 GiB a window, at most 4.
+    Raises StudioError for a forced value that is not a whole number >= 1.
+    """
+    value = os.environ.get("STUDIO_WINDOW_BATCH")
+    if value:
+        if not value.strip().isdigit() or int(value) < 1:
+            raise StudioError(f"STUDIO_WINDOW_BATCH must be a whole number >= 1, not {value!r}.")
+        return max(1, min(int(value), windows))
+    if not device.startswith("cuda"):
+        return 1
+    import torch
+
+    free, total = torch.cuda.mem_get_info(torch.device(device))
+    if total < WINDOW_BATCH_MIN_CARD_BYTES:
+        return 1
+    return max(1, min(WINDOW_BATCH_MAX, windows, free // WINDOW_ACTIVATION_BYTES))
 
 
 @dataclass
@@ -89,6 +161,7 @@ class Studio:
             # tiny models' ops are too small to split across threads, and on a busy CPU the threads
             # wait on each other: one thread made a tiny click 7x faster on a loaded 2-core machine
             torch.set_num_threads(1)
+        self.unavailable: dict[str, str] = {}  # manager entry -> why it could not be preloaded
         self._styles = None  # the MusicTI style library, opened on first use
         self._styles_lock = threading.Lock()
         self._register_loaders()
@@ -96,6 +169,12 @@ class Studio:
     @property
     def device(self) -> str:
         return self.manager.device
+
+    @property
+    def signal_device(self) -> str:
+        """Where the spectrogram tab's transforms run: the model device, except on ZeroGPU, where
+        CUDA exists only inside ``spaces.GPU`` calls and those are kept for the models."""
+        return "cpu" if ZERO_GPU else self.manager.device
 
     # -- loaders -------------------------------------------------------------------------------------
     def _register_loaders(self) -> None:
@@ -119,6 +198,10 @@ class Studio:
         simple.update({role: loaders.classifier_loader(role) for role in CLASSIFIER_ROLES})
         for role, load in simple.items():
             self.manager.register(role, lambda role=role, load=load: load_or_explain(self.registry.resolve(role), load))
+        for role in ("riffusion", "mask_model", "sd15"):  # SDPA check, channels_last, STUDIO_COMPILE
+            load = simple[role]
+            self.manager.register(role, lambda role=role, load=load: loaders.tune_sd(
+                load_or_explain(self.registry.resolve(role), load), self.device), replace=True)
         self.manager.register("amuse", self._load_amuse)
 
     def _load_amuse(self) -> Any:
@@ -136,9 +219,25 @@ class Studio:
         return self.manager.gpu_task(fn, duration=duration)
 
     def preload(self) -> None:
-        """On ZeroGPU the platform wants models on "cuda" before requests arrive."""
-        if ZERO_GPU:
-            self.manager.preload()
+        """On ZeroGPU the platform wants models on "cuda" before requests arrive: place every model
+        that can be loaded. One that cannot (the unpublished classifiers or AMUSE VAE not provided,
+        a repo not cached offline) is recorded in ``unavailable`` with its message, for the About
+        tab, and the app keeps serving: its tabs give the same message when used. Elsewhere nothing
+        loads until first use."""
+        if not ZERO_GPU:
+            return
+        for name in self.manager.names():
+            try:
+                self.manager.preload([name])
+            except ModelUnavailableError as error:
+                tabs = self.tabs_needing(name)
+                self.unavailable[name] = str(error)
+                log.warning("not loaded at start: %s (needed by %s): %s", name, ", ".join(tabs) or "no tab", error)
+
+    @staticmethod
+    def tabs_needing(name: str) -> list[str]:
+        """The tabs that run on the manager entry ``name`` (TAB_MODELS)."""
+        return [tab for tab, names in TAB_MODELS.items() if name in names]
 
     def warm_up(self) -> None:
         """Pay now what every tab's first click would: import diffusers, transformers, Keras and librosa's
@@ -178,7 +277,7 @@ class Studio:
         if stereo and params.name != "riffusion":  # the RGB stereo layout is riffusion's
             raise InputError(f"Stereo spectrograms exist only in the riffusion preset, not {preset}.")
         sound = self.load_input_audio(audio_source, params.sample_rate, channels=2 if stereo else 1)
-        image = spectrogram.audio_to_image(sound.samples, params, device=self.device)
+        image = spectrogram.audio_to_image(sound.samples, params, device=self.signal_device)
         return SpectrogramResult(image=image, params=params,
                                  parameters={"pipeline": "audio_to_spectrogram", "model": None, "preset": params.name,
                                              "stereo": bool(stereo)})
@@ -186,7 +285,7 @@ class Studio:
     def spectrogram_to_audio(self, image: Any, preset: str | None = None) -> SpectrogramResult:
         """Peak-normalised sound (channels, n) of a spectrogram image; preset None reads the image's metadata."""
         params = None if preset is None else _preset(preset)
-        samples = spectrogram.image_to_audio(image, params, device=self.device)
+        samples = spectrogram.image_to_audio(image, params, device=self.signal_device)
         params = params or spectrogram.read_metadata(image)["params"]
         return SpectrogramResult(image=image, params=params, audio=audio_io.peak_normalize(samples, headroom_db=1.0),
                                  sample_rate=params.sample_rate,
@@ -219,13 +318,16 @@ class Studio:
             raise InputError(f"Unknown model {model!r}: use one of {', '.join(SOUND_TO_MUSIC_MODELS)}.")
         settings.validate()  # before the (slow) audio decode and model load
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
-        result = self.manager.run(
-            model,
-            lambda pipe: masked_img2img.sound_to_music(
-                pipe, sound.samples, settings, device=self.device, on_progress=on_progress, should_stop=should_stop
-            ),
-        )
-        return _made_by(result, model)
+        count = len(windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION).starts)
+
+        def render(pipe):
+            return masked_img2img.render_with_model(
+                pipe, sound.samples, settings, device=self.device, on_progress=on_progress, should_stop=should_stop,
+                batch_size=window_batch_size(self.device, count))
+
+        rendered = self.manager.run(model, render)
+        # metrics, image strips and normalising need no GPU: outside its lock, the next request runs
+        return _made_by(masked_img2img.finish(rendered, settings), model)
 
     def describe_music(self, audio_source: Any):
         """Genre, emotion and tempo of a whole track, and the sentence that prompts the image (CPU side)."""
@@ -371,11 +473,13 @@ class Studio:
         settings = (settings or style_interpolation.StyleInterpolationSettings()).validate()
         styles = self._style_library().get(list(style_names))
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
+        count = len(windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION).starts)
         result = self.manager.run(
             "riffusion",
             lambda pipe: style_interpolation.apply_styles(pipe, sound.samples, styles, weights, settings,
                                                           should_stop=should_stop, device=self.device,
-                                                          on_progress=on_progress),
+                                                          on_progress=on_progress,
+                                                          batch_size=window_batch_size(self.device, count)),
         )
         return _made_by(result, "riffusion+music_styles")
 
@@ -412,4 +516,6 @@ class Studio:
             "zero_gpu": ZERO_GPU,
             "models": self.manager.status(),
             "roles": self.registry.describe(),
+            "unavailable": [{"model": name, "tabs": self.tabs_needing(name), "message": message}
+                            for name, message in self.unavailable.items()],
         }

@@ -188,29 +188,40 @@ class StyleInterpolationResult(Result):
 
 
 @torch.no_grad()
-def _style_window(pipe, scheduler, conditioner: StyleConditioner, image: Image.Image, strength: float, steps: int,
-                  guidance: float, seed: int, should_stop: Callable[[], bool] | None) -> tuple[Image.Image, list[int]]:
+def _style_windows(pipe, scheduler, conditioner: StyleConditioner, images: list[Image.Image], strength: float,
+                   steps: int, guidance: float, seed: int,
+                   should_stop: Callable[[], bool] | None) -> tuple[list[Image.Image], list[int]]:
+    """Style a batch of B window images at once (UNet batch B, or 2B with CFG); returns the B images
+    and the timesteps that ran. Every window draws its posterior sample and its noise from its own
+    generator seeded with ``seed``, in that order, so a window's result does not depend on the batch
+    it is in (beyond floating-point rounding)."""
     device, dtype = pipe.unet.device, pipe.unet.dtype
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))  # same schedule in every window
-    if image.size != (512, 512):  # as MusicTI's load_img
-        image = image.resize((512, 512), Image.Resampling.LANCZOS)
-    pixels = pipe.image_processor.preprocess(image.convert("RGB")).to(device, pipe.vae.dtype)
+    generators = [torch.Generator(device="cpu").manual_seed(int(seed)) for _ in images]  # same schedule per window
+    images = [image.resize((512, 512), Image.Resampling.LANCZOS) if image.size != (512, 512) else image
+              for image in images]  # as MusicTI's load_img
+    pixels = pipe.image_processor.preprocess([image.convert("RGB") for image in images]).to(device, pipe.vae.dtype)
     posterior = pipe.vae.encode(pixels).latent_dist
-    sample = torch.randn(posterior.mean.shape, generator=generator).to(device, posterior.mean.dtype)
+    one = posterior.mean.shape[1:]
+    sample = torch.stack([torch.randn(one, generator=g) for g in generators]).to(device, posterior.mean.dtype)
     x0 = (posterior.mean + posterior.std * sample).float() * pipe.vae.config.scaling_factor  # a draw, as LDM's encode
 
     t_inv, run = start_timesteps(scheduler, strength, steps)
     abar = scheduler.alphas_cumprod[t_inv].item()
-    noise = torch.randn(x0.shape, generator=generator).to(device)
+    noise = torch.stack([torch.randn(one, generator=g) for g in generators]).to(device)
     x_t = math.sqrt(abar) * x0 + math.sqrt(1 - abar) * noise  # q_sample
-    eps = pipe.unet(x_t.to(dtype), t_inv, encoder_hidden_states=conditioner(t_inv).to(dtype)).sample.float()
+    batch = len(images)
+
+    def text(t: int) -> torch.Tensor:
+        return conditioner(t).to(dtype).expand(batch, -1, -1)  # one encoding per step for the whole batch
+
+    eps = pipe.unet(x_t.to(dtype), t_inv, encoder_hidden_states=text(t_inv)).sample.float()
     latents = math.sqrt(abar) * x0 + math.sqrt(1 - abar) * eps  # one-step pseudo-inversion, no CFG
 
     use_cfg = guidance != 1.0  # as LDM: no unconditional pass at scale 1
-    uncond = conditioner.unconditional.to(dtype)
+    uncond = conditioner.unconditional.to(dtype).expand(batch, -1, -1)
     with pipe.progress_bar(total=len(run)) as progress:
         for t in run:
-            cond = conditioner(t).to(dtype)  # recomputed every step: the style depends on t
+            cond = text(t)  # recomputed every step: the style depends on t
             if use_cfg:
                 out = pipe.unet(torch.cat([latents] * 2).to(dtype), t,
                                 encoder_hidden_states=torch.cat([uncond, cond])).sample.float()
@@ -223,7 +234,7 @@ def _style_window(pipe, scheduler, conditioner: StyleConditioner, image: Image.I
             if should_stop is not None and should_stop():
                 raise Cancelled()
     decoded = pipe.vae.decode((latents / pipe.vae.config.scaling_factor).to(pipe.vae.dtype)).sample
-    return pipe.image_processor.postprocess(decoded.float(), output_type="pil")[0], run
+    return list(pipe.image_processor.postprocess(decoded.float(), output_type="pil")), run
 
 
 def apply_styles(
@@ -237,6 +248,7 @@ def apply_styles(
     device: str | None = None,
     overlap_seconds: float = windows.OVERLAP_SECONDS,
     on_progress: Callable[[float, str], None] | None = None,
+    batch_size: int = 1,
 ) -> StyleInterpolationResult:
     """Render the content audio in a mix of learned styles (MusicTI style interpolation).
 
@@ -248,6 +260,8 @@ def apply_styles(
         weights: one non-negative weight per style, normalised to sum 1; None: equal.
         settings: strength, steps, guidance and seed (MusicTI's 0.7, 50, 5.0, 23 by default).
         should_stop: polled after every denoising step; True cancels (raises Cancelled).
+        batch_size: windows styled together in one UNet batch (1: one at a time); the music is the
+            same either way (each window keeps its own generator seeded with ``settings.seed``).
     """
     check_style_mix(len(styles), weights)
     settings.validate()
@@ -268,11 +282,11 @@ def apply_styles(
     conditioner = StyleConditioner(pipe.tokenizer, pipe.text_encoder, styles, weights)
     scheduler = make_scheduler(pipe)
 
-    def render(index: int, content: Image.Image) -> Image.Image:
-        return _style_window(pipe, scheduler, conditioner, content, strength, steps, guidance, seed, should_stop)[0]
+    def render(indices: list[int], contents: list[Image.Image]) -> list[Image.Image]:
+        return _style_windows(pipe, scheduler, conditioner, contents, strength, steps, guidance, seed, should_stop)[0]
 
     done = windows.render_windows(samples, params, render, device=device, overlap_s=overlap_seconds,
-                                  on_progress=on_progress)
+                                  on_progress=on_progress, batch_size=int(batch_size))
     music = audio_io.peak_normalize(done.audio, headroom_db=1.0)
     inversion, run = start_timesteps(scheduler, strength, steps)  # the same in every window
     parameters = {

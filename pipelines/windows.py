@@ -160,56 +160,76 @@ class RenderedWindows:
 def render_windows(
     samples: np.ndarray,
     params,
-    render: Callable[[int, Image.Image], Image.Image],
+    render: Callable,
     *,
     device: str = "cpu",
     overlap_s: float = OVERLAP_SECONDS,
     to_audio: bool = True,
     on_progress: T.Optional[Callable[[float, str], None]] = None,
     max_value: T.Optional[Callable[[float], float]] = None,
+    batch_size: T.Optional[int] = None,
 ) -> RenderedWindows:
     """Cut mono audio into windows, render each window's spectrogram image, stitch the results.
 
     Args:
         samples: mono audio at ``params.sample_rate``, (n,) or (1, n), n >= 1.
         params: the SpectrogramParams whose image width sets the window (riffusion: 5.12 s).
-        render: ``render(index, image) -> image``, called once per window in order with the
-            window's spectrogram image; may raise (Cancelled, InputError) to stop the loop.
+        render: with ``batch_size`` None, ``render(index, image) -> image``, called once per window
+            in order with the window's spectrogram image; with a ``batch_size``,
+            ``render(indices, images) -> images``, called with up to ``batch_size`` consecutive
+            windows at once (one model batch). May raise (Cancelled, InputError) to stop the loop.
         device: where the spectrogram transforms run.
         overlap_s: seconds shared by neighbouring windows (crossfaded, see the module doc).
         to_audio: False skips inversion and stitching (previews): ``audio`` is then None and the
             outputs are returned as ``render`` made them.
-        on_progress: called with (fraction done, message) before each window and before stitching.
+        on_progress: called with (fraction done, message) before each window (or batch) and before
+            stitching.
         max_value: the mel value that maps to full level, as a function of the window's own peak
             (None: the peak itself).
+        batch_size: windows per ``render`` call (>= 1), or None for one window per call.
 
     When inverting, each output becomes the luminance of what ``render`` painted (a model paints
     RGB) with the input's metadata, and is inverted with ``params``; the stitched audio has the
-    input's length. Raises InputError for audio that is not mono or is empty.
+    input's length. Raises InputError for audio that is not mono or is empty, or a batch size < 1.
     """
     from . import spectrogram  # torch-heavy: only when a pipeline runs, not for plain cutting
 
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise InputError(f"The window batch size must be a whole number >= 1, not {batch_size!r}.")
     mono = np.asarray(samples, dtype=np.float32)
     if mono.ndim == 1:
         mono = mono[None]
     if mono.ndim != 2 or mono.shape[0] != 1:
         raise InputError(f"Audio must be mono, (n,) or (1, n); got shape {np.shape(samples)}")
     chunks, plan = split_windows(mono, params, overlap_s)
+    count = len(chunks)
     inputs, outputs, rendered = [], [], []
-    for index, chunk in enumerate(chunks):
-        if on_progress:
-            on_progress(index / len(chunks), f"window {index + 1} of {len(chunks)}")
+
+    def window_image(chunk: np.ndarray) -> Image.Image:
         if max_value is None:
-            image = spectrogram.audio_to_image(chunk, params, device=device)
+            return spectrogram.audio_to_image(chunk, params, device=device)
+        mel = spectrogram.audio_to_mel(chunk, params, device=device)
+        return spectrogram.mel_to_image(mel, params, max_value=max_value(float(mel.max())))
+
+    step = 1 if batch_size is None else batch_size
+    for first in range(0, count, step):
+        indices = list(range(first, min(first + step, count)))
+        if on_progress:
+            which = f"window {first + 1}" if len(indices) == 1 else f"windows {first + 1}-{indices[-1] + 1}"
+            on_progress(first / count, f"{which} of {count}")
+        images = [window_image(chunks[i]) for i in indices]
+        if batch_size is None:
+            made = [render(first, images[0])]
         else:
-            mel = spectrogram.audio_to_mel(chunk, params, device=device)
-            image = spectrogram.mel_to_image(mel, params, max_value=max_value(float(mel.max())))
-        output = render(index, image)
-        if to_audio:
-            output = spectrogram.as_mono_spectrogram(output, image)
-            rendered.append(spectrogram.image_to_audio(output, params, device=device)[:1])  # mono in, mono out
-        inputs.append(image)
-        outputs.append(output)
+            made = list(render(indices, images))
+            if len(made) != len(images):
+                raise ValueError(f"render gave {len(made)} images for {len(images)} windows")
+        for image, output in zip(images, made):
+            if to_audio:
+                output = spectrogram.as_mono_spectrogram(output, image)
+                rendered.append(spectrogram.image_to_audio(output, params, device=device)[:1])  # mono in, mono out
+            inputs.append(image)
+            outputs.append(output)
     if not to_audio:
         return RenderedWindows(None, inputs, outputs, plan)
     if on_progress:

@@ -84,7 +84,17 @@ def test_memory_budget_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("STUDIO_MEMORY_BUDGET_GB", "0.5")
     assert Studio(profile="tiny", device="cpu").manager.budget_bytes == 2**29
     monkeypatch.delenv("STUDIO_MEMORY_BUDGET_GB")
-    assert Studio(profile="tiny", device="cpu").manager.budget_bytes is None  # CPU: no budget by default
+    # CPU: 75% of the host memory available at start (a CPU Space drops models instead of running out)
+    import pipelines.studio as studio_module
+    from core.errors import StudioError
+
+    assert 2**20 < studio_module.available_memory_bytes() < 2**50  # the real reading is a plausible number
+    monkeypatch.setattr(studio_module, "available_memory_bytes", lambda: 16 * 2**30)
+    assert Studio(profile="tiny", device="cpu").manager.budget_bytes == 12 * 2**30
+    for bad in ("0", "-2", "lots"):
+        monkeypatch.setenv("STUDIO_MEMORY_BUDGET_GB", bad)
+        with pytest.raises(StudioError, match="STUDIO_MEMORY_BUDGET_GB must be a positive number"):
+            Studio(profile="tiny", device="cpu")
 
 
 @pytest.mark.slow

@@ -221,3 +221,59 @@ def test_preload_places_every_model_on_the_device():
     manager.preload()
     assert loads == {"a": 1, "b": 1}
     assert set(where(manager).values()) == {"fakegpu"}
+
+
+def test_size_is_recorded_as_held_after_the_move_to_the_device():
+    """Loaded in fp32, held in fp16: the manager counts the fp16 bytes, so twice as many models fit."""
+    manager = DeviceManager(device="cpu", dtype=torch.float16, budget_bytes=6500)
+    for name in "abc":
+        manager.register(name, lambda: Part(1000))  # 4000 B in fp32, 2000 B in fp16
+    for name in "abc":
+        manager.run(name, lambda m: None)
+    assert {row["mb"] for row in manager.status()} == {round(2000 / MB, 1)}
+    assert manager.resident_bytes() == 6000
+    assert [kind for kind, _ in manager.events].count("drop") == 0, "three 2000 B models fit in 6500 B"
+
+
+def test_room_is_made_for_the_size_the_model_will_have_on_the_device():
+    """A real torch module loaded in fp32 needs room only for its fp16 size: nothing resident is evicted."""
+    manager = DeviceManager(device="cpu", dtype=torch.float16, budget_bytes=3000 * 2)
+    manager.register("small", lambda: Part(1000))  # 4000 B fp32, 2000 B fp16
+    manager.register("big", lambda: Part(1000))
+    manager.run("small", lambda m: None)
+    manager.run("big", lambda m: None)
+    assert manager.resident_bytes() == 4000
+    assert ("drop", "small") not in manager.events
+    assert model_nbytes(Part(10), torch.float16) == 20 and model_nbytes(Part(10)) == 40
+
+
+def test_cpu_budget_drops_the_least_recently_used_before_loading_it_again():
+    """On the CPU evicting means dropping; a dropped model coming back makes room before it loads,
+    so the host never holds the evicted model and the new one at once."""
+    manager = DeviceManager(device="cpu", budget_bytes=25 * MB)
+    held = []
+    peak = []
+
+    def loader(name):
+        def load():
+            peak.append(sum(held_size for _, held_size in held) + 10 * MB)
+            model = FakeModel(10 * MB)
+            held.append((name, 10 * MB))
+            return model
+        return load
+
+    for name in "abc":
+        manager.register(name, loader(name))
+    real_evict = manager._evict
+
+    def evict(entry):
+        held[:] = [item for item in held if item[0] != entry.name]
+        real_evict(entry)
+
+    manager._evict = evict
+    for name in "abcab":
+        manager.run(name, lambda m: m())
+    assert manager.eviction == "drop"
+    assert ("drop", "a") in manager.events
+    assert manager.resident_bytes() <= 25 * MB
+    assert max(peak[3:]) <= 20 * MB, "a model dropped for room must go before the next one loads"

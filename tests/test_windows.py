@@ -150,13 +150,14 @@ def test_the_three_windowed_paths_share_render_windows(studio, monkeypatch):
         """Diffusion that gives back its input image: both pipelines must reduce to the plain loop."""
 
         interrupt = False
+        _run_timesteps = ()
 
-        def __call__(self, *, image, **_):
-            return types.SimpleNamespace(images=[image])
+        def __call__(self, *, image, **_):  # a batch of window images (one per window when not batched)
+            return types.SimpleNamespace(images=list(image))
 
     monkeypatch.setattr(masked_img2img, "with_scheduler", lambda pipe, scheduler: Echo())
-    # _style_window(pipe, scheduler, conditioner, image, ...) -> (image, timesteps)
-    monkeypatch.setattr(style_interpolation, "_style_window", lambda *args: (args[3], []))
+    # _style_windows(pipe, scheduler, conditioner, images, ...) -> (images, timesteps)
+    monkeypatch.setattr(style_interpolation, "_style_windows", lambda *args: (args[3], []))
     exact = masked_img2img.MaskSettings(preprocessing="exact")  # the window's own peak, as render_windows does
     sound = masked_img2img.sound_to_music(None, x, masked_img2img.SoundToMusicSettings(mask=exact))
     np.testing.assert_array_equal(sound.audio, expected_audio)

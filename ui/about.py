@@ -40,9 +40,14 @@ def build(studio) -> None:
             if info["profile"] == "tiny"
             else ""
         )
+        missing = "".join(
+            f"\n- **{row['model']}** (needed by {', '.join(row['tabs']) or 'no tab'}): {row['message']}"
+            for row in info.get("unavailable", [])
+        )
+        missing_note = f"\n\n**Not loaded at start** (the other tabs work):{missing}" if missing else ""
         return (
             f"**Profile:** `{info['profile']}` · **Device:** `{info['device']}` ({info['dtype']})"
-            f"{' · ZeroGPU' if info['zero_gpu'] else ''}{tiny_note}"
+            f"{' · ZeroGPU' if info['zero_gpu'] else ''}{tiny_note}{missing_note}"
         )
 
     def loaded_models(info: dict) -> list[list]:

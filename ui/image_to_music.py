@@ -67,5 +67,6 @@ def build(studio) -> None:
         model_event(studio, run, image_to_music, [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed,
                                                       melody],
                     [used, music], api_name="image_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)
-        suggest.click(guarded(recommend_songs), [image_in, prompt], [used, songs], api_name="recommend_songs",
-                      concurrency_id=GPU, concurrency_limit=1)
+        # BLIP and the sentence embedder run on the GPU: inside spaces.GPU on ZeroGPU, as model_event
+        suggest.click(guarded(studio.gpu_task(recommend_songs, duration=30)), [image_in, prompt], [used, songs],
+                      api_name="recommend_songs", concurrency_id=GPU, concurrency_limit=1)
