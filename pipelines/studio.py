@@ -194,7 +194,8 @@ class Studio:
         simple.update({"blip": partial(loaders.load_blip, dtype=dtype),
                        "musicgen": partial(loaders.load_musicgen, dtype=dtype),
                        "musicgen_melody": partial(loaders.load_musicgen_melody, dtype=dtype),
-                       "sentence_embedder": partial(loaders.load_sentence_embedder, dtype=dtype)})
+                       "sentence_embedder": partial(loaders.load_sentence_embedder, dtype=dtype),
+                       "clap": partial(loaders.load_clap, dtype=dtype)})
         simple.update({role: loaders.classifier_loader(role) for role in CLASSIFIER_ROLES})
         for role, load in simple.items():
             self.manager.register(role, lambda role=role, load=load: load_or_explain(self.registry.resolve(role), load))
@@ -506,6 +507,15 @@ class Studio:
                                                           should_stop=should_stop, on_progress=on_progress),
         )
         return _made_by(result, "amuse_unet+amuse_vae")
+
+    # -- metrics ----------------------------------------------------------------------------------------
+    def with_clap(self, fn: Callable[[Any], Any]) -> Any:
+        """``fn(embedder)`` with a ``clap.ClapEmbedder`` on the studio's device (the ``clap`` role), under
+        the GPU lock: CLAP score, content preservation, style fit and FAD embeddings all go through it."""
+        import_model_libraries()
+        from .clap import ClapEmbedder
+
+        return self.manager.run("clap", lambda bundle: fn(ClapEmbedder(bundle, self.device)))
 
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
