@@ -172,3 +172,29 @@ def style_fit(embedder: ClapEmbedder, output: np.ndarray, sample_rate: int,
     fits = {s: cosine(audio, t) for s, t in zip(styles, texts)}
     values = list(fits.values())
     return {"style_fit": fits, "style_fit_mean": float(np.mean(values)), "style_fit_max": float(np.max(values))}
+
+
+def result_scores(embedder: ClapEmbedder, output: np.ndarray, sample_rate: int, *,
+                  content: tuple[np.ndarray, int] | None = None, prompt: str | None = None,
+                  styles: Sequence[str] | None = None,
+                  playlist: Sequence[tuple[np.ndarray, int]] | None = None) -> dict[str, float]:
+    """The CLAP values that fit one result, by what it was made from (each only when given):
+
+    ``content`` (samples, rate) -> ``content_preservation``; ``prompt`` -> ``clap_score``; ``styles`` ->
+    ``style_fit_mean`` and ``style_fit_max``; ``playlist`` [(samples, rate), ...] ->
+    ``playlist_similarity``, the cosine of the output's embedding and the normalised mean of the tracks'.
+    """
+    out = embedder.audio([output], sample_rate)[0]
+    scores: dict[str, float] = {}
+    if content is not None:
+        scores["content_preservation"] = cosine(embedder.audio([content[0]], content[1])[0], out)
+    if prompt and prompt.strip():
+        scores["clap_score"] = cosine(out, embedder.text([prompt])[0])
+    if styles:
+        texts = embedder.text([STYLE_TEMPLATE.format(style=s) for s in styles])
+        fits = [cosine(out, t) for t in texts]
+        scores.update(style_fit_mean=float(np.mean(fits)), style_fit_max=float(np.max(fits)))
+    if playlist:
+        tracks = np.concatenate([embedder.audio([samples], rate) for samples, rate in playlist])
+        scores["playlist_similarity"] = cosine(out, tracks.mean(axis=0))
+    return scores

@@ -83,6 +83,27 @@ def spectral_convergence(reference, estimate, params: T.Union[str, SpectrogramPa
     return float(torch.linalg.vector_norm(a - g * b) / ref_norm)
 
 
+# -- how a result's metrics read in the UI --------------------------------------------------------------------
+LABELS = {
+    "ssim": "SSIM of the spectrograms (input vs output)",
+    "chroma_cens_similarity": "Chroma CENS similarity (input vs output)",
+    "chroma_cens": "Chroma CENS similarity (input vs output)",
+    "clap_score": "CLAP score (output vs prompt)",
+    "content_preservation": "Content preservation (CLAP, input vs output)",
+    "style_fit_mean": "Style fit, mean over the styles (CLAP)",
+    "style_fit_max": "Style fit, max over the styles (CLAP)",
+    "playlist_similarity": "CLAP similarity to the playlist",
+}
+
+
+def metrics_table(values: dict[str, T.Any]) -> list[list[str]]:
+    """Rows ``[label, value]`` of a result's numeric metrics, in ``LABELS`` order then the rest; values
+    with 4 decimals (similarities lie in [-1, 1]). Non-numeric entries are left out."""
+    numeric = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    order = [k for k in LABELS if k in numeric] + sorted(k for k in numeric if k not in LABELS)
+    return [[LABELS.get(k, k), f"{numeric[k]:.4f}"] for k in order]
+
+
 # -- SSIM and CENS of a pair, in the paper's way or the studio's ------------------------------------------
 PAIR_MODES = ("paper", "studio")
 PAPER_SAMPLES = 225_500  # what the notebook reads of each sound: 512 frames at hop 441 (5.11 s)

@@ -517,6 +517,26 @@ class Studio:
 
         return self.manager.run("clap", lambda bundle: fn(ClapEmbedder(bundle, self.device)))
 
+    def add_clap_metrics(self, result: Result, *, content: Any = None, prompt: str | None = None,
+                         styles: list[str] | None = None, playlist: Any = None) -> Result:
+        """Add the CLAP values that fit ``result`` (``clap.result_scores``) to ``result.metrics``, so the
+        saved files carry them. ``content``: the input sound (path or anything ``load_audio`` reads);
+        ``playlist``: the tracks. The result keeps its other metrics; it is returned."""
+        from .clap import CLAP_SAMPLE_RATE, result_scores
+
+        sound = self.load_input_audio(content, CLAP_SAMPLE_RATE) if content is not None else None
+        tracks = [self.load_input_audio(t, CLAP_SAMPLE_RATE) for t in playlist] if playlist else None
+        scores = self.with_clap(lambda embedder: result_scores(
+            embedder, result.audio, result.sample_rate, prompt=prompt, styles=styles,
+            content=(sound.samples, sound.sample_rate) if sound is not None else None,
+            playlist=[(t.samples, t.sample_rate) for t in tracks] if tracks else None))
+        result.metrics.update(scores)
+        return result
+
+    def metrics_by_default(self) -> bool:
+        """Whether the UI computes CLAP metrics unless told: on a GPU yes, on a CPU no (seconds per result)."""
+        return self.info.device != "cpu"
+
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {
