@@ -208,3 +208,39 @@ def test_clap_refuses_bad_input(embedder):
         embedder.text([" "])
     with pytest.raises(InputError, match="at least one style"):
         clap.style_fit(embedder, tone(440, 1.0, 48000), 48000, [])
+
+
+def test_metrics_table_reads_in_words_in_a_fixed_order():
+    rows = metrics.metrics_table({"style_fit_max": 0.5, "ssim": 0.123456, "note": "text", "extra": 1})
+    assert rows == [["SSIM of the spectrograms (input vs output)", "0.1235"],
+                    ["Style fit, max over the styles (CLAP)", "0.5000"], ["extra", "1.0000"]]
+
+
+def test_clap_metrics_are_on_by_default_only_off_the_cpu(studio, monkeypatch):
+    assert studio.metrics_by_default() is False  # the test studio runs on the CPU
+    monkeypatch.setattr(studio.info, "device", "cuda")
+    assert studio.metrics_by_default() is True
+
+
+def test_add_clap_metrics_keeps_the_results_own(studio, tmp_path):
+    import soundfile as sf
+
+    from pipelines import clap
+    from pipelines.results import Result
+
+    class Made(Result):
+        pass
+
+    out = tone(880, 1.0, 44100)
+    path = tmp_path / "in.wav"
+    sf.write(path, tone(440, 1.0, 44100), 44100)
+    result = Made(metrics={"ssim": 0.5})
+    result.audio, result.sample_rate = out[None], 44100
+    studio.add_clap_metrics(result, content=str(path), prompt="a bell", styles=["jazz"], playlist=[str(path)])
+    assert result.metrics["ssim"] == 0.5
+    assert set(result.metrics) == {"ssim", "content_preservation", "clap_score", "style_fit_mean", "style_fit_max",
+                                   "playlist_similarity"}
+    # one input as the whole playlist: its similarity is the content preservation
+    assert result.metrics["playlist_similarity"] == pytest.approx(result.metrics["content_preservation"])
+    by_hand = studio.with_clap(lambda e: clap.clap_score(e, out, 44100, "a bell"))
+    assert result.metrics["clap_score"] == pytest.approx(by_hand)
