@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InputError
 from pipelines import audio as audio_io
 from pipelines import metrics
 
@@ -63,6 +64,9 @@ def folder_statistics(studio, folder: str | Path, cache_dir: str | Path | None =
         return np.concatenate(rows, axis=0)
 
     embeddings = studio.with_clap(embed)
+    if len(embeddings) < 2:
+        raise InputError(f"The {what} in {str(folder)!r} give {len(embeddings)} CLAP embedding (one per started "
+                         "10 s): FAD needs at least two. Add files or longer ones.")
     mu, cov = metrics.embedding_statistics(embeddings)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from core.errors import InputError
 from evaluation import stats
 from evaluation.__main__ import main
 from pipelines import metrics
@@ -183,6 +184,8 @@ def test_fad_counts_caches_and_matches_the_formula(studio, tmp_path):
     by_hand = metrics.frechet_distance(*metrics.embedding_statistics(embed(outputs)),
                                        *metrics.embedding_statistics(embed(reference)))
     assert first["fad"] == pytest.approx(by_hand, rel=1e-6) and first["fad"] > 0
+    with pytest.raises(InputError, match="give 1 CLAP embedding"):
+        evaluate_fad(studio, write_sounds(tmp_path / "one", freqs=(440.0,), seconds=1.0), reference, cache)
     # a changed file changes the hash: no stale statistics
     write_sounds(reference, freqs=(1000.0, 1500.0, 2000.0, 3100.0), seconds=1.0)
     assert folder_statistics(studio, reference, cache)["cached"] is False
