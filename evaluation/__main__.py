@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="downshift values (default 0 40 80 150 200 unless another sweep is given)")
     ablation.add_argument("--brightness", type=float, nargs="+", default=None, help="brightness values to sweep")
     ablation.add_argument("--contrast", type=float, nargs="+", default=None, help="contrast values to sweep")
+    for name in ("downshift", "brightness", "contrast"):
+        ablation.add_argument(f"--base-{name}", type=float, default=None,
+                              help=f"{name} while another setting is swept (default: the tab's)")
     ablation.add_argument("--mode", choices=PAIR_MODES, default="paper")
     ablation.add_argument("--model", default="mask_model", choices=("mask_model", "riffusion"))
     ablation.add_argument("--prompt", default=None, help="style prompt (default: the tab's)")
@@ -105,8 +108,11 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
         if not sweeps:
             sweeps = {"downshift": list(DEFAULT_DOWNSHIFTS)}
         base = SoundToMusicSettings()
+        mask = {k: getattr(args, f"base_{k}") for k in ("downshift", "brightness", "contrast")
+                if getattr(args, f"base_{k}") is not None}
         changes = {k: v for k, v in {"prompt": args.prompt, "steps": args.steps, "seed": args.seed}.items() if v is not None}
-        return run_ablation(args.sounds, args.out, sweeps, base=replace(base, **changes), model=args.model,
+        base = replace(base, mask=replace(base.mask, **mask), **changes)
+        return run_ablation(args.sounds, args.out, sweeps, base=base, model=args.model,
                             mode=args.mode, with_clap=args.clap, profile=args.profile, device=device)
     if args.command == "musicti":
         from pipelines.style_interpolation import StyleInterpolationSettings

@@ -216,3 +216,18 @@ def test_two_processes_under_accelerate_give_the_same_summary(tmp_path):
                 assert a[key] == b[key]
             else:
                 assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-6)
+
+
+def test_ablation_command_line_builds_the_notebooks_runs(monkeypatch, tmp_path):
+    import evaluation.ablation as ablation
+
+    seen = {}
+    monkeypatch.setattr(ablation, "run_ablation", lambda sounds, out, sweeps, **kw: seen.update(sweeps=sweeps, **kw))
+    assert main(["ablation", str(tmp_path), "--out", str(tmp_path / "o"), "--base-downshift", "40",
+                 "--brightness", "-1", "0.05", "--prompt", "ambient, saxophone", "--steps", "3"]) == 0
+    assert seen["sweeps"] == {"brightness": [-1.0, 0.05]}
+    base = seen["base"]
+    assert (base.mask.downshift, base.mask.contrast, base.prompt, base.steps) == (40.0, 200.0, "ambient, saxophone", 3)
+    seen.clear()
+    assert main(["ablation", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
+    assert seen["sweeps"] == {"downshift": [0.0, 40.0, 80.0, 150.0, 200.0]} and seen["mode"] == "paper"
