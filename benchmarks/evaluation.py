@@ -50,10 +50,10 @@ def main() -> None:
     times = {"paper": [], "studio": []}
     values = []
     for name, a, b in pairs():
-        for mode in times:
+        for mode, spent in times.items():
             start = time.perf_counter()
             result = metrics.pair_metrics(a, b, mode)
-            times[mode].append(time.perf_counter() - start)
+            spent.append(time.perf_counter() - start)
             if mode == "paper":
                 values.append((name, result))
     for name, result in values:

@@ -39,18 +39,20 @@ def item_fields(with_clap: bool) -> list[str]:
 
 
 def run_ablation(sounds: str | Path, out_dir: str | Path, sweeps: dict[str, list[float]], *,
-                 base: SoundToMusicSettings = SoundToMusicSettings(), model: str = "mask_model",
+                 base: SoundToMusicSettings | None = None, model: str = "mask_model",
                  mode: str = "paper", with_clap: bool = False, profile: str = "hub",
                  device: str | None = None, studio=None) -> dict[str, Any] | None:
     """Run (or resume) the ablation; returns the summary on the first process, None on the others.
 
     ``studio``: a ``pipelines.studio.Studio`` to run on (default: one made for ``profile`` and this
     process's device, only when some item is left to run).
-    ``sweeps`` maps a setting in ``SWEEPS`` to its values. InputError for an unknown sweep, a value out
+    ``sweeps`` maps a setting in ``SWEEPS`` to its values; ``base`` holds every other setting (None: the
+    tab's defaults, the paper's). InputError for an unknown sweep, a value out
     of the setting's range, or a missing/empty folder (all before any model loads).
     """
     from core.errors import InputError
 
+    base = base or SoundToMusicSettings()
     files = audio_files(sounds)
     unknown = set(sweeps) - set(SWEEPS)
     if unknown or not sweeps:

@@ -73,7 +73,7 @@ def folder_statistics(studio, folder: str | Path, cache_dir: str | Path | None =
         tmp = cache.with_suffix(".tmp.npz")
         np.savez(tmp, mu=mu, cov=cov, embeddings=len(embeddings), files=len(files))
         tmp.replace(cache)
-    return {"mu": mu, "cov": cov, "embeddings": int(len(embeddings)), "files": len(files), "hash": key,
+    return {"mu": mu, "cov": cov, "embeddings": len(embeddings), "files": len(files), "hash": key,
             "cached": False}
 
 

@@ -37,7 +37,7 @@ def combinations_for(clip: str, styles: list[str], pairs: int, seed: int) -> lis
 
 
 def run_musicti(contents: str | Path, out_dir: str | Path, *, styles: list[str] | None = None, pairs: int = 20,
-                seed: int = 0, settings: StyleInterpolationSettings = StyleInterpolationSettings(),
+                seed: int = 0, settings: StyleInterpolationSettings | None = None,
                 profile: str = "hub", device: str | None = None, studio=None) -> dict[str, Any] | None:
     """Run (or resume) the protocol; returns the summary on the first process, None on the others.
 
@@ -48,7 +48,7 @@ def run_musicti(contents: str | Path, out_dir: str | Path, *, styles: list[str] 
     from core.errors import InputError
 
     files = audio_files(contents, "content clips")
-    settings.validate()
+    settings = (settings or StyleInterpolationSettings()).validate()
     shard = current_shard(device)
     studio = studio or make_studio(profile, shard.device)
     available = studio.style_names()

@@ -47,15 +47,15 @@ def error_bar_plot(path: str | Path, x_label: str, xs: Sequence[float],
     for index, (name, (means, sems)) in enumerate(series.items()):
         left, top = index * panel_w + margin, 40 + 20
         width, height = panel_w - margin - 20, panel_h - 90
-        lows = [m - (s if s == s else 0) for m, s in zip(means, sems) if m == m]
-        highs = [m + (s if s == s else 0) for m, s in zip(means, sems) if m == m]
+        lows = [m - (0 if math.isnan(s) else s) for m, s in zip(means, sems) if not math.isnan(m)]
+        highs = [m + (0 if math.isnan(s) else s) for m, s in zip(means, sems) if not math.isnan(m)]
         y_ticks = _ticks(min(lows, default=0.0), max(highs, default=1.0))
         y_lo, y_hi = y_ticks[0], y_ticks[-1]
 
-        def px(x: float) -> float:
+        def px(x: float, left=left, width=width) -> float:
             return left + (x - x_lo) / x_span * width
 
-        def py(y: float) -> float:
+        def py(y: float, top=top, height=height, y_lo=y_lo, y_hi=y_hi) -> float:
             return top + height - (y - y_lo) / ((y_hi - y_lo) or 1.0) * height
 
         for y in y_ticks:
@@ -67,13 +67,13 @@ def error_bar_plot(path: str | Path, x_label: str, xs: Sequence[float],
         draw.text((left + width / 2, top + height + 30), x_label, fill=INK, font=font, anchor="mt")
         draw.text((left, top - 6), f"{name} (mean ± SEM)", fill=INK, font=font, anchor="ld")
         colour = COLOURS[index % len(COLOURS)]
-        points = [(px(x), py(m)) for x, m in zip(xs, means) if m == m]
+        points = [(px(x), py(m)) for x, m in zip(xs, means) if not math.isnan(m)]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)
         for x, m, s in zip(xs, means, sems):
-            if m != m:
+            if math.isnan(m):
                 continue
-            if s == s and s > 0:
+            if not math.isnan(s) and s > 0:
                 draw.line([(px(x), py(m - s)), (px(x), py(m + s))], fill=colour, width=2)
                 for y in (m - s, m + s):
                     draw.line([(px(x) - 5, py(y)), (px(x) + 5, py(y))], fill=colour, width=2)

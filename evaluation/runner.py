@@ -13,6 +13,7 @@ Every item runs with fixed seeds, so which process ran it does not change its nu
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ class ItemTable:
 
 def _cell(value: Any) -> Any:
     if isinstance(value, float):
-        return "" if value != value else repr(value)  # NaN: empty; repr keeps every digit
+        return "" if math.isnan(value) else repr(value)  # NaN: empty; repr keeps every digit
     return "" if value is None else value
 
 

@@ -48,7 +48,7 @@ def to_clap_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
         raise InputError("The audio is empty: CLAP needs at least one sample.")
     if not np.isfinite(x).all():
         raise InputError("The audio contains NaN or infinite samples.")
-    if int(sample_rate) <= 0:
+    if sample_rate <= 0:
         raise InputError(f"Sample rate must be positive, got {sample_rate}.")
     if int(sample_rate) != CLAP_SAMPLE_RATE:
         x = librosa.resample(x, orig_sr=int(sample_rate), target_sr=CLAP_SAMPLE_RATE)
@@ -57,7 +57,7 @@ def to_clap_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def windows(samples_48k: np.ndarray, seconds: float = WINDOW_SECONDS) -> list[np.ndarray]:
     """Consecutive ``seconds``-long pieces of a 48 kHz mono signal; the last may be shorter."""
-    size = int(round(seconds * CLAP_SAMPLE_RATE))
+    size = round(seconds * CLAP_SAMPLE_RATE)
     return [samples_48k[i:i + size] for i in range(0, max(len(samples_48k), 1), size)]
 
 

@@ -51,7 +51,9 @@ def notebook_ssim_cens(input_path: Path, output_path: Path) -> tuple[float, floa
 def paper_pair(name: str) -> dict[str, float]:
     from pipelines import audio as audio_io
 
-    load = lambda p: audio_io.load_audio(str(p), 44100, mono=True, max_seconds=None).samples[0]  # noqa: E731
+    def load(path):
+        return audio_io.load_audio(str(path), 44100, mono=True, max_seconds=None).samples[0]
+
     return metrics.pair_metrics(load(REAL / "everyday" / f"{name}.wav"),
                                 load(REAL / "generated" / f"{name}_output.wav"), "paper")
 

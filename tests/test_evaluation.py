@@ -203,7 +203,7 @@ def test_two_processes_under_accelerate_give_the_same_summary(tmp_path):
     done = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "evaluation", *args,
                            "--out", str(tmp_path / "two")], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "two").glob("items.*-of-2.csv")) == ["items.0-of-2.csv", "items.1-of-2.csv"]
     assert all(read_csv(p) for p in (tmp_path / "two").glob("items.*-of-2.csv"))  # both processes worked
@@ -219,7 +219,7 @@ def test_two_processes_under_accelerate_give_the_same_summary(tmp_path):
 
 
 def test_ablation_command_line_builds_the_notebooks_runs(monkeypatch, tmp_path):
-    import evaluation.ablation as ablation
+    from evaluation import ablation
 
     seen = {}
     monkeypatch.setattr(ablation, "run_ablation", lambda sounds, out, sweeps, **kw: seen.update(sweeps=sweeps, **kw))
