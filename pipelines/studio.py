@@ -34,6 +34,7 @@ TAB_MODELS = {
     "Style interpolation": ("riffusion",),
     "Image to music": ("blip", "musicgen", "musicgen_melody", "sentence_embedder"),
     "Playlist to music": ("amuse",),
+    "CLAP metrics (every tab that makes sound; the tabs work without them)": ("clap",),
 }
 
 
