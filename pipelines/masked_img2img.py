@@ -54,9 +54,17 @@ def make_mask(spectrogram_image: Image.Image, settings: MaskSettings = MaskSetti
 
 
 def paper_max_value(peak: float) -> float:
-    """The mask paper's image scale: ``max_volume = ceil(peak ** 0.25)`` (SSIM_CENS_Ablation.ipynb),
-    as a riffusion max value (the level-255 mel value): ``max_volume ** 4``, at least ``peak``."""
-    return float(math.ceil(max(peak, 0.0) ** 0.25) ** 4)
+    """The mask paper's image scale, ``max_volume = ceil(max(mel) ** 0.25)`` (SSIM_CENS_Ablation.ipynb),
+    as a riffusion max value (the level-255 mel value) at least ``peak``.
+
+    ``peak`` is the window's mel peak at the codec's int16 scale; the notebook took the maximum of the
+    mel of librosa's float audio (``librosa.load``, no int16 scaling), so the ceiling is taken there:
+    ``ceil((peak / INT16_SCALE) ** 0.25) ** 4 * INT16_SCALE``. (Taken at the int16 scale, the ceiling
+    moves the level-255 value by a few percent instead of up to 2x, and the images differ from the
+    notebook's by up to 49 levels on the paper's own sounds.)
+    """
+    scale = spectrogram.INT16_SCALE
+    return float(math.ceil((max(peak, 0.0) / scale) ** 0.25) ** 4 * scale)
 
 
 def _max_value(settings: MaskSettings):

@@ -34,6 +34,7 @@ TAB_MODELS = {
     "Style interpolation": ("riffusion",),
     "Image to music": ("blip", "musicgen", "musicgen_melody", "sentence_embedder"),
     "Playlist to music": ("amuse",),
+    "CLAP metrics (every tab that makes sound; the tabs work without them)": ("clap",),
 }
 
 
@@ -194,7 +195,8 @@ class Studio:
         simple.update({"blip": partial(loaders.load_blip, dtype=dtype),
                        "musicgen": partial(loaders.load_musicgen, dtype=dtype),
                        "musicgen_melody": partial(loaders.load_musicgen_melody, dtype=dtype),
-                       "sentence_embedder": partial(loaders.load_sentence_embedder, dtype=dtype)})
+                       "sentence_embedder": partial(loaders.load_sentence_embedder, dtype=dtype),
+                       "clap": partial(loaders.load_clap, dtype=dtype)})
         simple.update({role: loaders.classifier_loader(role) for role in CLASSIFIER_ROLES})
         for role, load in simple.items():
             self.manager.register(role, lambda role=role, load=load: load_or_explain(self.registry.resolve(role), load))
@@ -506,6 +508,35 @@ class Studio:
                                                           should_stop=should_stop, on_progress=on_progress),
         )
         return _made_by(result, "amuse_unet+amuse_vae")
+
+    # -- metrics ----------------------------------------------------------------------------------------
+    def with_clap(self, fn: Callable[[Any], Any]) -> Any:
+        """``fn(embedder)`` with a ``clap.ClapEmbedder`` on the studio's device (the ``clap`` role), under
+        the GPU lock: CLAP score, content preservation, style fit and FAD embeddings all go through it."""
+        import_model_libraries()
+        from .clap import ClapEmbedder
+
+        return self.manager.run("clap", lambda bundle: fn(ClapEmbedder(bundle, self.device)))
+
+    def add_clap_metrics(self, result: Result, *, content: Any = None, prompt: str | None = None,
+                         styles: list[str] | None = None, playlist: Any = None) -> Result:
+        """Add the CLAP values that fit ``result`` (``clap.result_scores``) to ``result.metrics``, so the
+        saved files carry them. ``content``: the input sound (path or anything ``load_audio`` reads);
+        ``playlist``: the tracks. The result keeps its other metrics; it is returned."""
+        from .clap import CLAP_SAMPLE_RATE, result_scores
+
+        sound = self.load_input_audio(content, CLAP_SAMPLE_RATE) if content is not None else None
+        tracks = [self.load_input_audio(t, CLAP_SAMPLE_RATE) for t in playlist] if playlist else None
+        scores = self.with_clap(lambda embedder: result_scores(
+            embedder, result.audio, result.sample_rate, prompt=prompt, styles=styles,
+            content=(sound.samples, sound.sample_rate) if sound is not None else None,
+            playlist=[(t.samples, t.sample_rate) for t in tracks] if tracks else None))
+        result.metrics.update(scores)
+        return result
+
+    def metrics_by_default(self) -> bool:
+        """Whether the UI computes CLAP metrics unless told: on a GPU yes, on a CPU no (seconds per result)."""
+        return self.info.device != "cpu"
 
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

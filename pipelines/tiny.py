@@ -387,3 +387,35 @@ def build_music_styles(folder: Path) -> None:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) / parameter.shape[-1] ** 0.5)
             module.initial_embedding.copy_(torch.randn(1, 32, generator=generator))
         save_style(module, folder / name, name, extra={"source": "tiny random weights"})
+
+
+# -- metrics: CLAP ---------------------------------------------------------------------------------------
+@builder("clap", version=1)
+def build_clap(folder: Path) -> None:
+    """laion/clap-htsat-unfused's classes and input: ClapModel (HTSAT audio tower, RoBERTa text tower,
+    unfused) + ClapProcessor with the real feature extractor (48 kHz, 64 mel bins, 10 s, "repeatpad",
+    "rand_trunc") and a byte-level RoBERTa tokenizer; widths 16-32 instead of 768, ``pytorch_model.bin``
+    only, as the real repo ships."""
+    import torch
+    from transformers import (ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor,
+                              ClapTextConfig, RobertaTokenizer)
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for c in byte_level_alphabet():
+        vocab[c] = len(vocab)
+    vocab["<mask>"] = len(vocab)
+    tokenizer = RobertaTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    text = ClapTextConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=80, projection_dim=16)
+    # HTSAT needs spec_size 256 and window 8 for the 64-bin, 1001-frame input; one layer per stage, and
+    # hidden_size = patch_embeds_hidden_size * 2 ** (stages - 1), the width the last stage pools to
+    audio = ClapAudioConfig(hidden_size=32, depths=[1, 1], num_attention_heads=[2, 2], patch_embeds_hidden_size=16,
+                            projection_dim=16, window_size=8, num_mel_bins=64, spec_size=256)
+    model = ClapModel(ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16))
+    folder.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(folder)  # transformers 5 writes only safetensors itself: the .bin by hand
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    extractor = ClapFeatureExtractor(feature_size=64, sampling_rate=48000, hop_length=480, max_length_s=10,
+                                     fft_window_size=1024, padding="repeatpad", truncation="rand_trunc",
+                                     frequency_min=50, frequency_max=14000)
+    ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)

@@ -84,3 +84,10 @@ def counted_steps(studio, monkeypatch):
 
     monkeypatch.setattr(studio, "music_to_image", counting)
     return polls
+
+
+def metrics_of(table) -> dict[str, float]:
+    """A result's metrics table (gr.Dataframe through gradio_client: {"headers", "data"} or rows) as
+    label -> value."""
+    rows = table["data"] if isinstance(table, dict) else table
+    return {label: float(value) for label, value in rows}

@@ -42,7 +42,7 @@ def test_sound_to_music_example_runs_in_the_browser(page, artifacts):
     assert prompt.input_value() == "funk drums , bass"
     page.get_by_role("button", name="Make music").click()
     # the metrics arrive with the other outputs
-    page.wait_for_function("document.body.innerText.includes('chroma_cens_similarity')", timeout=180_000)
+    page.wait_for_function("document.body.innerText.includes('Chroma CENS similarity')", timeout=180_000)
     for name in ("input-spectrogram.png", "mask.png", "output-spectrogram.png"):
         assert page.locator(f"img[src*='{name}']").count() >= 1, f"{name} is not on the page"
     assert page.locator("audio[src*='music.wav'], [data-testid='waveform-Music'], a[href*='music.wav']").count() >= 1

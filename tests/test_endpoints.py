@@ -92,11 +92,20 @@ def test_preview_mask_shows_spectrogram_and_mask(client):
 def test_masked_img2img_end_to_end(client):
     wav, source, mask, output, metrics = client.predict(*masked_args(handle_file(str(ASSETS / "knocks.wav"))),
                                                         api_name="/masked_img2img")
+    *_, with_clap = client.predict(*masked_args(handle_file(str(ASSETS / "knocks.wav"))), "paper", True,
+                                   api_name="/masked_img2img")
     sound = audio_io.load_audio(wav, 44100)
     assert abs(sound.duration - 5.0) < 0.01, "output must have the input's length"
     assert Image.open(source).size == Image.open(output).size == Image.open(mask).size
-    assert set(metrics) == {"ssim", "chroma_cens_similarity"}
-    assert -1 <= metrics["ssim"] <= 1 and 0 <= metrics["chroma_cens_similarity"] <= 1
+    from conftest import metrics_of
+
+    metrics = metrics_of(metrics)  # a readable table: label -> value (CLAP off on the CPU by default)
+    assert set(metrics) == {"SSIM of the spectrograms (input vs output)", "Chroma CENS similarity (input vs output)"}
+    assert -1 <= metrics["SSIM of the spectrograms (input vs output)"] <= 1
+    assert 0 <= metrics["Chroma CENS similarity (input vs output)"] <= 1
+    with_clap = metrics_of(with_clap)  # asked for: the CLAP values join the table, the others are unchanged
+    assert set(with_clap) == set(metrics) | {"CLAP score (output vs prompt)", "Content preservation (CLAP, input vs output)"}
+    assert with_clap["SSIM of the spectrograms (input vs output)"] == metrics["SSIM of the spectrograms (input vs output)"]
     saved = audio_io.read_wav_metadata(wav)
     assert saved["seed"] == 1040 and saved["prompt"] == "funk drums" and saved["model"] == "mask_model"
     assert 10 ** (-1.5 / 20) < np.max(np.abs(sound.samples)) <= 1.0, "output is normalised"

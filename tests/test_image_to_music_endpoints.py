@@ -16,8 +16,13 @@ def i2m_args(image, prompt="", seconds=2, guidance=3.0, temperature=1.0, top_k=2
 
 
 def test_picture_to_music_in_one_call(client):
-    used, wav = client.predict(*i2m_args(handle_file(str(ASSETS / "sunset.png"))), api_name="/image_to_music")
+    used, wav, metrics = client.predict(*i2m_args(handle_file(str(ASSETS / "sunset.png"))), None, True,
+                                        api_name="/image_to_music")
     assert isinstance(used, str) and used.strip()
+    from conftest import metrics_of
+
+    score = metrics_of(metrics)["CLAP score (output vs prompt)"]  # asked for: CLAP against the caption
+    assert -1 <= score <= 1 and audio_io.read_wav_metadata(wav)["metrics"]["clap_score"] == pytest.approx(score, abs=1e-4)
     sound = audio_io.load_audio(wav, 32000, allow_silence=True)
     assert abs(sound.duration - 2.0) < 0.03
     saved = audio_io.read_wav_metadata(wav)
@@ -25,8 +30,11 @@ def test_picture_to_music_in_one_call(client):
 
 
 def test_written_prompt_skips_the_caption_and_seed_repeats(client):
-    used, first = client.predict(*i2m_args(None, "calm piano by the sea", seed=9), api_name="/image_to_music")
-    _, again = client.predict(*i2m_args(None, "calm piano by the sea", seed=9), api_name="/image_to_music")
+    used, first, metrics = client.predict(*i2m_args(None, "calm piano by the sea", seed=9), api_name="/image_to_music")
+    _, again, _ = client.predict(*i2m_args(None, "calm piano by the sea", seed=9), api_name="/image_to_music")
+    from conftest import metrics_of
+
+    assert metrics_of(metrics) == {}  # CLAP metrics are off by default on a CPU
     assert used == "calm piano by the sea"
     assert Path(first).read_bytes() == Path(again).read_bytes()
 
@@ -72,17 +80,17 @@ def tune(path, hz, seconds=3.0, rate=22050):
 
 def test_music_follows_an_uploaded_melody_and_another_tune_changes_it(client, tmp_path):
     c_major = tune(tmp_path / "c.wav", 261.63)
-    used, first = client.predict(*i2m_args(None, "warm strings"), c_major, api_name="/image_to_music")
+    used, first, _ = client.predict(*i2m_args(None, "warm strings"), c_major, api_name="/image_to_music")
     assert used == "warm strings"
     saved = audio_io.read_wav_metadata(first)
     assert saved["model"] == "musicgen_melody" and saved["melody_frames"] == 3 * 32000 // 4096 + 1
     assert abs(audio_io.load_audio(first, 32000, allow_silence=True).duration - 2.0) < 0.03
-    _, again = client.predict(*i2m_args(None, "warm strings"), c_major, api_name="/image_to_music")
+    _, again, _ = client.predict(*i2m_args(None, "warm strings"), c_major, api_name="/image_to_music")
     assert Path(first).read_bytes() == Path(again).read_bytes()  # same tune, same seed
-    _, other = client.predict(*i2m_args(None, "warm strings"), tune(tmp_path / "g.wav", 392.0),
+    _, other, _ = client.predict(*i2m_args(None, "warm strings"), tune(tmp_path / "g.wav", 392.0),
                               api_name="/image_to_music")
     assert audio_io.load_audio(other, 32000).samples.tolist() != audio_io.load_audio(first, 32000).samples.tolist()
-    _, plain = client.predict(*i2m_args(None, "warm strings"), None, api_name="/image_to_music")
+    _, plain, _ = client.predict(*i2m_args(None, "warm strings"), None, api_name="/image_to_music")
     assert audio_io.read_wav_metadata(plain)["model"] == "musicgen"  # no melody: musicgen-small
 
 

@@ -1,4 +1,5 @@
-"""The import direction the README promises: app -> ui -> pipelines -> classifiers -> core, never back."""
+"""The import direction the README promises: app -> ui -> pipelines -> classifiers -> core, never back;
+evaluation sits on top of pipelines beside training (nothing imports it, it imports no UI)."""
 
 import ast
 from pathlib import Path
@@ -8,10 +9,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # package -> top-level packages it must never import (at module level or inside a function)
 FORBIDDEN = {
-    "core": {"pipelines", "classifiers", "ui", "app", "training", "scripts", "gradio", "torch"},
-    "classifiers": {"pipelines", "ui", "app", "training", "scripts", "gradio"},
-    "pipelines": {"ui", "app", "training", "scripts", "gradio"},
-    "ui": {"app", "training", "scripts", "torch", "diffusers", "transformers"},
+    "core": {"pipelines", "classifiers", "ui", "app", "training", "scripts", "evaluation", "gradio", "torch"},
+    "classifiers": {"pipelines", "ui", "app", "training", "scripts", "evaluation", "gradio"},
+    "pipelines": {"ui", "app", "training", "scripts", "evaluation", "gradio"},
+    "ui": {"app", "training", "scripts", "evaluation", "torch", "diffusers", "transformers"},
+    "evaluation": {"ui", "app", "training", "scripts", "gradio"},
 }
 
 

@@ -202,12 +202,15 @@ def test_paper_resize_is_bilinear_without_antialiasing():
 def test_paper_scale_is_the_ceiling_of_the_fourth_root():
     from pipelines import masked_img2img, spectrogram
 
-    assert masked_img2img.paper_max_value(5.5e6) == 49.0**4  # 5.5e6 ** 0.25 = 48.4
+    # on librosa's float scale: 5.5e6 / 32768 = 167.8, ** 0.25 = 3.6 -> 4
+    assert masked_img2img.paper_max_value(5.5e6) == pytest.approx(4.0**4 * spectrogram.INT16_SCALE)
     audio, _ = __import__("soundfile").read(REAL_EVERYDAY / "cuckoo.wav", dtype="float32")
     audio = np.pad(audio, (0, 512 * 441 - 1 - len(audio)))  # exactly one window, as render_windows pads it
     preview = masked_img2img.preview_mask(audio, MaskSettings(preprocessing="paper"))
-    mel = spectrogram.audio_to_mel(audio)[0].numpy()
+    # the notebook's image: the mel of librosa's float audio (no int16 scale), its own ceil(max ** 0.25)
+    mel = spectrogram.audio_to_mel(audio)[0].numpy() / spectrogram.INT16_SCALE
     max_volume = np.ceil(mel.max() ** 0.25)
+    assert max_volume == 7  # cuckoo: 6.17 -> 7, so its loudest pixel sits at level 225, not 252
     notebook = 255 - np.power(mel, 0.25) * 255 / max_volume  # the notebook's image, before uint8 and flip
     ours = np.asarray(preview.input_spectrogram.convert("L"), dtype=np.float64)[::-1]
     assert np.abs(ours - notebook).max() <= 0.5 + 1e-6

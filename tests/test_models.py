@@ -113,7 +113,17 @@ def test_tiny_listing_says_which_roles_have_no_tiny_model_yet():
     rows = {row["role"]: row["source"] for row in ModelRegistry("tiny", environ={}, builder=tiny).describe()}
     assert rows["riffusion"] == "tiny:sd"
     assert rows["amuse_vae"] == "tiny:amuse_vae"
-    assert rows["clap"] == "(no tiny model yet)"
+    assert rows["clap"] == "tiny:clap"
+
+    class WithoutClap:  # a builder lacking a family lists it as missing
+        ensure = staticmethod(tiny.ensure)
+
+        @staticmethod
+        def has(family):
+            return family != "clap" and tiny.has(family)
+
+    rows = {row["role"]: row["source"] for row in ModelRegistry("tiny", environ={}, builder=WithoutClap()).describe()}
+    assert rows["clap"] == "(no tiny model yet)" and rows["riffusion"] == "tiny:sd"
 
 
 def test_classifiers_are_listed_with_their_size_and_uses(studio):

@@ -16,7 +16,12 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 def test_playlist_to_music_end_to_end(client):
     files = [handle_file(str(ASSETS / "groove.wav")), handle_file(str(ASSETS / "rain.wav"))]
-    wav, generated, tracks = client.predict(files, 3, 7.5, 1, api_name="/playlist_to_music")
+    wav, generated, tracks, metrics = client.predict(files, 3, 7.5, 1, True, api_name="/playlist_to_music")
+    from conftest import metrics_of
+
+    similarity = metrics_of(metrics)["CLAP similarity to the playlist"]
+    assert -1 <= similarity <= 1
+    assert audio_io.read_wav_metadata(wav)["metrics"]["playlist_similarity"] == pytest.approx(similarity, abs=1e-4)
     sound = audio_io.load_audio(wav, 22050, allow_silence=True)
     assert abs(sound.duration - 131071 / 22050) < 0.01
     assert Image.open(generated).size == (256, 256)

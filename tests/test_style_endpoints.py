@@ -17,8 +17,16 @@ def style_args(audio, styles=("jazz", "rock"), weights="0.5, 0.5", strength=0.5,
 
 
 def test_two_styles_mixed(client):
-    wav, content, output = client.predict(*style_args(handle_file(str(ASSETS / "knocks.wav"))),
-                                          api_name="/style_interpolation")
+    wav, content, output, metrics = client.predict(*style_args(handle_file(str(ASSETS / "knocks.wav"))), True,
+                                                   api_name="/style_interpolation")
+    from conftest import metrics_of
+
+    table = metrics_of(metrics)
+    assert set(table) == {"Content preservation (CLAP, input vs output)", "Style fit, mean over the styles (CLAP)",
+                          "Style fit, max over the styles (CLAP)"}
+    assert table["Style fit, max over the styles (CLAP)"] >= table["Style fit, mean over the styles (CLAP)"]
+    saved_metrics = audio_io.read_wav_metadata(wav)["metrics"]
+    assert saved_metrics["style_fit_mean"] == pytest.approx(table["Style fit, mean over the styles (CLAP)"], abs=1e-4)
     sound = audio_io.load_audio(wav, 44100, allow_silence=True)
     assert abs(sound.duration - 5.0) < 0.01
     assert Image.open(content).size == Image.open(output).size

@@ -84,6 +84,29 @@ def _uploaded_path(gradio_preprocess: Callable, payload: Any) -> str | None:
         raise gr.Error("The picture could not be read; please upload a PNG, JPEG or WebP file.") from error
 
 
+# -- per-result metrics: a checkbox to compute the CLAP ones, a table to show them ------------------------------
+def metrics_checkbox(studio: Any) -> gr.Checkbox:
+    """"Compute metrics": on by default on a GPU, off on a CPU (CLAP takes seconds per result there)."""
+    return gr.Checkbox(value=studio.metrics_by_default(), label="Compute CLAP metrics (loads CLAP, 0.6 GB)")
+
+
+def metrics_table(label: str = "Metrics") -> gr.Dataframe:
+    """A read-only two-column table (metric, value) for ``metrics_rows``."""
+    return gr.Dataframe(headers=["metric", "value"], datatype=["str", "str"], label=label, interactive=False,
+                        wrap=True)
+
+
+def metrics_rows(result: Any) -> list[list[str]]:
+    from pipelines.metrics import metrics_table as rows
+
+    return rows(result.metrics)
+
+
+def wants_metrics(studio: Any, compute: Any) -> bool:
+    """The checkbox's value; None (an API call without it) means the device's default."""
+    return studio.metrics_by_default() if compute is None else bool(compute)
+
+
 def save(result: Any, name: str) -> SavedResult:
     """Write a result's files (WAV and PNGs with their parameters) into a fresh output folder."""
     return save_result(result, name)

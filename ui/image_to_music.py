@@ -8,19 +8,22 @@ import gradio as gr
 from pipelines.settings import ImageToMusicSettings
 
 from .common import ASSETS, GPU, guarded, image_upload, model_event, prompt_box, run_and_cancel_buttons, save
+from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
 from .common import progress_callback, seed_control, slider, start_run, user_errors
 
 
 def build(studio) -> None:
     @user_errors
     def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody_path=None,
-                       request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+                       compute_metrics=None, request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         settings = ImageToMusicSettings(seconds=seconds, guidance=guidance, temperature=temperature, top_k=top_k,
                                         top_p=top_p, seed=seed)
         flag = start_run(studio, request)
         result = studio.image_to_music(image_path, prompt, settings, melody_path, should_stop=flag.is_set,
                                        on_progress=progress_callback(progress))
-        return result.prompt, save(result, "image-to-music").audio
+        if wants_metrics(studio, compute_metrics):
+            studio.add_clap_metrics(result, prompt=result.prompt)  # CLAP score against the caption (or prompt)
+        return result.prompt, save(result, "image-to-music").audio, metrics_rows(result)
 
     @user_errors
     def recommend_songs(image_path, caption):
@@ -57,16 +60,18 @@ def build(studio) -> None:
                     top_k = slider(ImageToMusicSettings, "top_k", "Top-k (0: off)", 1)
                     top_p = slider(ImageToMusicSettings, "top_p", "Top-p (0: off)", 0.01)
                     seed = seed_control(ImageToMusicSettings)
+                compute_metrics = metrics_checkbox(studio)
                 run, stop = run_and_cancel_buttons("Make music")
                 suggest = gr.Button("Suggest songs")
             with gr.Column():
                 used = gr.Textbox(label="Prompt used (the caption, or yours)", interactive=False)
                 music = gr.Audio(label="Music", type="filepath")
+                metrics_out = metrics_table("Metrics (CLAP score against the prompt used)")
                 songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False, wrap=True,
                                      label="Songs with lyrics close to the caption (sample lyrics written for this app)")
-        model_event(studio, run, image_to_music, [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed,
-                                                      melody],
-                    [used, music], api_name="image_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)
+        model_event(studio, run, image_to_music,
+                    [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody, compute_metrics],
+                    [used, music, metrics_out], api_name="image_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)
         # BLIP and the sentence embedder run on the GPU: inside spaces.GPU on ZeroGPU, as model_event
         suggest.click(guarded(studio.gpu_task(recommend_songs, duration=30)), [image_in, prompt], [used, songs],
                       api_name="recommend_songs", concurrency_id=GPU, concurrency_limit=1)

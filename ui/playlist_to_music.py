@@ -8,21 +8,24 @@ from pipelines import limits
 from pipelines.settings import PlaylistToMusicSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
+from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
 from .common import start_run, user_errors
 
 
 def build(studio) -> None:
     @user_errors
-    def playlist_to_music(files, steps, guidance, seed, request: gr.Request = None,
+    def playlist_to_music(files, steps, guidance, seed, compute_metrics=None, request: gr.Request = None,
                           progress=gr.Progress(track_tqdm=True)):
         settings = PlaylistToMusicSettings(steps=steps, guidance=guidance, seed=seed)
         paths = [getattr(f, "name", f) for f in (files or [])]
         flag = start_run(studio, request)
         result = studio.playlist_to_music(paths, settings, should_stop=flag.is_set,
                                           on_progress=progress_callback(progress))
+        if wants_metrics(studio, compute_metrics):
+            studio.add_clap_metrics(result, playlist=paths)
         saved = save(result, "playlist-music")
         tracks = [path for name, path in saved.images.items() if name.startswith("track-")]
-        return saved.audio, saved.images["generated-spectrogram"], tracks
+        return saved.audio, saved.images["generated-spectrogram"], tracks, metrics_rows(result)
 
     def zero_gpu_seconds(files, steps, *rest, **kwargs) -> int:
         try:
@@ -47,11 +50,14 @@ def build(studio) -> None:
                 steps = slider(PlaylistToMusicSettings, "steps", "Steps (DDPM)", 1)
                 guidance = slider(PlaylistToMusicSettings, "guidance", "Guidance (how strongly the taste steers)", 0.5)
                 seed = seed_control(PlaylistToMusicSettings)
+                compute_metrics = metrics_checkbox(studio)
                 run, stop = run_and_cancel_buttons("Make music")
             with gr.Column():
                 music = gr.Audio(label="Music", type="filepath")
                 generated = gr.Image(label="Generated spectrogram", type="filepath", format="png", interactive=False)
                 track_images = gr.Gallery(label="The slice of each track the VAE saw", columns=5, height=260,
                                            object_fit="contain")
-        model_event(studio, run, playlist_to_music, [files, steps, guidance, seed], [music, generated, track_images],
+                metrics_out = metrics_table("Metrics (CLAP similarity of the music to the playlist)")
+        model_event(studio, run, playlist_to_music, [files, steps, guidance, seed, compute_metrics],
+                    [music, generated, track_images, metrics_out],
                     api_name="playlist_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)

@@ -9,7 +9,7 @@ from pipelines.settings import SCHEDULERS, SOUND_TO_MUSIC_PRESETS, MaskSettings,
 from pipelines.studio import SOUND_TO_MUSIC_MODELS
 
 from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control
-from .common import guarded, slider, start_run, user_errors
+from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, slider, start_run, user_errors, wants_metrics
 
 MODEL_LABELS = {"mask_model": "Mask-based paper model (stable-diffusion-music-25)", "riffusion": "Riffusion v1"}
 
@@ -36,17 +36,19 @@ def build(studio) -> None:
 
     @user_errors
     def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
-                       steps, strength, guidance, seed, scheduler, preprocessing="paper", request: gr.Request = None,
-                       progress=gr.Progress(track_tqdm=True)):
+                       steps, strength, guidance, seed, scheduler, preprocessing="paper", compute_metrics=None,
+                       request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         chosen = settings(prompt, negative_prompt, invert, brightness, contrast, downshift, steps, strength,
                           guidance, seed, scheduler, preprocessing)
         flag = start_run(studio, request)
         result = studio.sound_to_music(audio_path, chosen, model=model, on_progress=progress_callback(progress),
                                        should_stop=flag.is_set)
+        if wants_metrics(studio, compute_metrics):
+            studio.add_clap_metrics(result, content=audio_path, prompt=chosen.prompt)
         files = save(result, "music")
         images = files.images
         return (files.audio, images["input-spectrogram"], images["mask"], images["output-spectrogram"],
-                {k: round(v, 4) for k, v in result.metrics.items()})
+                metrics_rows(result))
 
     def zero_gpu_seconds(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
                          steps, strength, *rest, **kwargs) -> int:
@@ -99,18 +101,19 @@ def build(studio) -> None:
                     seed = seed_control(SoundToMusicSettings)
                     scheduler = gr.Dropdown(list(SCHEDULERS), value=SoundToMusicSettings.default("scheduler"),
                                             label="Scheduler (repo: the model's own)")
+                compute_metrics = metrics_checkbox(studio)
                 preview = gr.Button("Preview mask")
                 run, stop = run_and_cancel_buttons("Make music")
             with gr.Column():
                 music = gr.Audio(label="Music", type="filepath")
-                metrics_out = gr.JSON(label="Similarity to the input (SSIM of spectrograms, chroma CENS)")
+                metrics_out = metrics_table("Similarity to the input (SSIM, chroma CENS; CLAP when asked)")
         with gr.Row(equal_height=True):
             input_image = gr.Image(label="Input spectrogram", type="filepath", format="png", height=320)
             mask_image = gr.Image(label="Mask (bright = kept longer)", type="filepath", format="png", height=320)
             output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=320)
         mask_inputs = [audio_in, invert, brightness, contrast, downshift, preprocessing]
         all_inputs = [audio_in, model, prompt, negative, invert, brightness, contrast, downshift, steps, strength,
-                      guidance, seed, scheduler, preprocessing]
+                      guidance, seed, scheduler, preprocessing, compute_metrics]
         speed.change(lambda name: tuple(SOUND_TO_MUSIC_PRESETS[name][key] for key in ("steps", "scheduler")),
                      speed, [steps, scheduler], api_visibility="private")
         preview.click(guarded(preview_mask), mask_inputs, [input_image, mask_image], api_name="preview_mask")

@@ -9,6 +9,7 @@ from pipelines import limits
 from pipelines.settings import StyleInterpolationSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
+from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
 from .common import start_run, user_errors
 
 
@@ -27,16 +28,19 @@ def parse_weights(text: str | None, count: int) -> list[float] | None:
 
 def build(studio) -> None:
     @user_errors
-    def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, request: gr.Request = None,
-                            progress=gr.Progress(track_tqdm=True)):
+    def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, compute_metrics=None,
+                            request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         settings = StyleInterpolationSettings(strength=strength, steps=steps, guidance=guidance, seed=seed)
         styles = list(styles or [])
         mix = parse_weights(weights, len(styles))
         flag = start_run(studio, request)
         result = studio.style_interpolation(audio_path, styles, mix, settings, should_stop=flag.is_set,
                                             on_progress=progress_callback(progress))
+        if wants_metrics(studio, compute_metrics):
+            studio.add_clap_metrics(result, content=audio_path, styles=styles)
         files = save(result, "styled")
-        return files.audio, files.images["content-spectrogram"], files.images["output-spectrogram"]
+        return (files.audio, files.images["content-spectrogram"], files.images["output-spectrogram"],
+                metrics_rows(result))
 
     def zero_gpu_seconds(audio_path, styles, weights, strength, steps, *rest, **kwargs) -> int:
         try:
@@ -73,12 +77,15 @@ def build(studio) -> None:
                 steps = slider(StyleInterpolationSettings, "steps", "Steps (DDIM)", 1)
                 guidance = slider(StyleInterpolationSettings, "guidance", "Guidance", 0.5)
                 seed = seed_control(StyleInterpolationSettings)
+                compute_metrics = metrics_checkbox(studio)
                 run, stop = run_and_cancel_buttons("Apply styles")
             with gr.Column():
                 music = gr.Audio(label="Styled audio", type="filepath")
                 content_image = gr.Image(label="Content spectrogram", type="filepath", format="png", interactive=False)
                 output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", interactive=False)
+                metrics_out = metrics_table("Metrics (CLAP content preservation, style fit mean and max)")
         tab.select(available_styles, None, styles, api_visibility="private")
-        model_event(studio, run, style_interpolation, [audio_in, styles, weights, strength, steps, guidance, seed],
-                    [music, content_image, output_image], api_name="style_interpolation",
+        model_event(studio, run, style_interpolation,
+                    [audio_in, styles, weights, strength, steps, guidance, seed, compute_metrics],
+                    [music, content_image, output_image, metrics_out], api_name="style_interpolation",
                     gpu_seconds=zero_gpu_seconds, stop=stop)
