@@ -29,11 +29,19 @@ def page(served_app):
         browser.close()
 
 
+def click_example(page, name: str) -> None:
+    """Click a visible example row or thumbnail showing ``name`` and wait until the tab's input holds that
+    file: its player offers it for download (state, not time: the button pressed earlier sent no audio)."""
+    page.get_by_text(name, exact=True).locator("visible=true").first.click()
+    page.wait_for_function(
+        "(name) => [...document.querySelectorAll(`a[href*='${name}'], audio[src*='${name}']`)]"
+        ".some(element => element.offsetParent !== null)", arg=name, timeout=60_000)
+
+
 def test_sound_to_music_example_runs_in_the_browser(page, artifacts):
     page.get_by_role("tab", name="Sound to music").click()
     # an example fills the sound and the prompt; the sound is ready once the player has fetched its file
-    with page.expect_response(lambda response: "knocks.wav" in response.url and response.ok, timeout=60_000):
-        page.get_by_text("knocks.wav", exact=True).locator("visible=true").click()
+    click_example(page, "knocks.wav")
     prompt = page.get_by_label("Style prompt")
     # wait for the state we need (the example's text in the prompt box), not for the text anywhere on the page:
     # the examples table shows it before the click has filled the inputs
@@ -61,8 +69,7 @@ def test_error_is_shown_and_the_app_keeps_working(page, artifacts):
 
 def test_music_to_image_describe_then_generate(page, artifacts):
     page.get_by_role("tab", name="Music to image").click()
-    with page.expect_response(lambda response: "groove.wav" in response.url and response.ok, timeout=60_000):
-        page.get_by_text("groove.wav", exact=True).locator("visible=true").click()  # the player fetches the sound
+    click_example(page, "groove.wav")
     page.get_by_role("button", name="Describe").click()
     description = page.get_by_label("Description (editable; empty: made from the music)")
     page.wait_for_function(
@@ -80,8 +87,7 @@ def test_music_to_image_describe_then_generate(page, artifacts):
 def test_spectrogram_tab_draws_axes(page, artifacts):
     page.get_by_role("tab", name="Spectrogram").click()
     # the state we need is the sound in the player: the player fetches the file once the example has set it
-    with page.expect_response(lambda response: "kettle.wav" in response.url and response.ok, timeout=60_000):
-        page.get_by_text("kettle.wav", exact=True).locator("visible=true").click()  # the other tab has one too
+    click_example(page, "kettle.wav")  # the sound-to-music tab has one too: the visible one is this tab's
     page.get_by_role("button", name="Sound → spectrogram").click()
     page.wait_for_selector("img[src*='spectrogram-riffusion.png']", timeout=60_000)
     assert page.locator("img").count() >= 2  # the PNG and the plot with axes
