@@ -198,7 +198,8 @@ def text_to_music_windows(seconds: float, tail_seconds: float = CONTINUATION_TAI
 
 @dataclass(frozen=True)
 class TextToMusicSettings(limits.Settings):
-    """Riffusion text to music. Defaults are riffusion's app's (50 steps, guidance 7, seed 42).
+    """Riffusion text to music. Defaults are riffusion's app's (50 steps, guidance 7, seed 42); 8 s is
+    two windows, the second continuing the first.
 
     ``continuation_strength`` is the img2img strength of every window after the first (how much of
     the previous window, rolled so its tail comes first, is repainted); the tail itself is kept.
@@ -206,7 +207,7 @@ class TextToMusicSettings(limits.Settings):
 
     prompt: str = "funk bassline with a jazzy saxophone solo"
     negative_prompt: str = ""
-    seconds: float = 10.0
+    seconds: float = 8.0
     steps: int = 50
     guidance: float = 7.0
     seed: int = 42
@@ -239,7 +240,7 @@ class PromptInterpolationSettings(limits.Settings):
     prompt_b: str = "jazz with piano"
     seed_a: int = 42
     seed_b: int = 123
-    windows: int = 5
+    windows: int = 3
     steps: int = 50
     guidance: float = 7.0
 

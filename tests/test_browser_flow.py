@@ -81,6 +81,12 @@ def test_results_flow_between_tabs_and_the_session_downloads_them(page, artifact
     page.get_by_role("tab", name="History").click()
     page.wait_for_selector("[data-testid='gallery'] img, .gallery img, button img", state="attached")
     assert page.locator("img[src*='music-to-image.png']").count() >= 1
+    # the newest result (image to music) runs again with the same settings: a fourth result, same parameters
+    page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value.startsWith('3. '))")
+    visible(page, "button", "Re-run the chosen result (same settings and seed)").click()
+    page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value.startsWith('4. ')"
+                           " && i.value.endsWith('image_to_music'))", timeout=120_000)
+    page.wait_for_function("document.body.innerText.includes('image_to_music')")
     visible(page, "button", "Download all").click()
     page.wait_for_selector("a[href*='.zip']", state="attached", timeout=60_000)
     page.screenshot(path=str(artifacts / "send_to_and_history.png"), full_page=True)

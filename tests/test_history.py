@@ -9,6 +9,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from pipelines.outputs import new_output_dir, save_png, save_wav
+from core.errors import InputError
 from ui import history
 
 
@@ -78,3 +79,23 @@ def test_expired_files_are_listed_not_packed(tmp_path, own_outputs):
         listing = json.loads(zipped.read("session.json"))["results"]
         assert zipped.namelist() == ["session.json"]
     assert listing[0]["expired"] == ["gone.wav"] and listing[0]["parameters"]["seed"] == 3
+
+
+def test_a_result_runs_again_with_the_same_arguments(monkeypatch, own_outputs):
+    monkeypatch.setattr(history, "_sessions", type(history._sessions)())
+    calls = []
+
+    def handler(prompt, seed, request=None):
+        calls.append((prompt, seed))
+        return save_wav([[0.0, 0.1 * seed]], 44100, new_output_dir() / "m.wav", {"prompt": prompt, "seed": seed})
+
+    wrapped = history.recording(handler, "fake_endpoint")
+    wrapped("bells", 7, object())  # as gradio calls it: its request object after the handler's own arguments
+    (entry,) = history.entries("default")
+    assert entry.inputs == ("bells", 7)
+    again = history.rerun(entry, session="default")
+    assert calls == [("bells", 7), ("bells", 7)]
+    assert again.parameters == entry.parameters == {"prompt": "bells", "seed": 7} and again.files != entry.files
+    assert history.entries("default") == [again, entry]
+    with pytest.raises(InputError, match="cannot be run again"):
+        history.rerun(history.Entry("unknown_endpoint", 0.0, []), session="default")

@@ -8,6 +8,9 @@ recently active sessions are kept. The files themselves live in the studio's out
 keep the 64 newest requests (all sessions together) for up to an hour: an older file is listed in
 the zip's ``session.json`` as expired instead of being packed.
 
+A result can be run again from the History tab with the same arguments (``rerun``): each endpoint's
+handler is remembered as ``model_event`` wires it, so a re-run is the tab's own run, files and all.
+
 Endpoint: ``/download_session`` (no inputs) -> a zip with every result's files in a numbered folder
 and ``session.json`` (per result: the endpoint, its time, every parameter and metric, its files).
 """
@@ -43,6 +46,7 @@ class Entry:
     created: float
     files: list[str]
     parameters: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple = ()  # the handler's arguments, for a re-run with the same settings
 
     @property
     def audio(self) -> str | None:
@@ -58,6 +62,7 @@ class Entry:
 
 
 _sessions: OrderedDict[str, deque[Entry]] = OrderedDict()
+_handlers: dict[str, Callable] = {}  # endpoint -> its handler as model_event runs it (re-runs call it again)
 _lock = threading.Lock()
 
 
@@ -97,12 +102,22 @@ def _parameters(files: list[str]) -> dict[str, Any]:
     return {}
 
 
-def record(endpoint: str, value: Any, session: str | None = None) -> Entry | None:
-    """Add a handler's saved files to the session's history; None when it returned no files (cancelled)."""
+def _plain(args: tuple) -> tuple:
+    """The handler's own arguments: gradio appends its request and progress objects, which are dropped."""
+    kept = list(args)
+    while kept and not isinstance(kept[-1], (str, int, float, bool, list, dict, type(None))):
+        kept.pop()
+    return tuple(kept)
+
+
+def record(endpoint: str, value: Any, session: str | None = None, inputs: tuple = ()) -> Entry | None:
+    """Add a handler's saved files to the session's history; None when it returned no files (cancelled).
+    ``inputs``: the handler's arguments, kept for ``rerun``."""
     files = _output_files(value)
     if not files:
         return None
-    entry = Entry(endpoint=endpoint, created=time.time(), files=files, parameters=_parameters(files))
+    entry = Entry(endpoint=endpoint, created=time.time(), files=files, parameters=_parameters(files),
+                  inputs=_plain(inputs))
     key = session or session_of()
     with _lock:
         entries = _sessions.pop(key, None) or deque(maxlen=MAX_ENTRIES)
@@ -121,17 +136,31 @@ def entries(session: str | None = None) -> list[Entry]:
 
 def recording(fn: Callable, endpoint: str) -> Callable:
     """``fn`` (a handler) whose saved files are recorded in the calling session's history."""
+    _handlers[endpoint] = fn
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         value = fn(*args, **kwargs)
         try:
-            record(endpoint, value)
+            record(endpoint, value, inputs=args)
         except Exception:  # noqa: BLE001  (history must never fail a run that worked)
             pass
         return value
 
     return wrapper
+
+
+def rerun(entry: Entry, session: str | None = None) -> Entry:
+    """Run ``entry``'s endpoint again with the same arguments (same settings and seed); the new result
+    joins the session's history. InputError when it cannot be re-run (its handler is gone, or it
+    returned nothing, e.g. cancelled)."""
+    handler = _handlers.get(entry.endpoint)
+    if handler is None or not entry.inputs:
+        raise InputError(f"This {entry.endpoint} result cannot be run again here.")
+    made = record(entry.endpoint, handler(*entry.inputs), session=session, inputs=entry.inputs)
+    if made is None:
+        raise InputError("The re-run made no result (was it cancelled?).")
+    return made
 
 
 def forget(request: gr.Request = None) -> None:
@@ -165,7 +194,7 @@ def write_zip(session_entries: list[Entry], folder: Path | None = None) -> str:
 
 
 def build(studio) -> None:
-    from .common import guarded, user_errors
+    from .common import GPU, guarded, user_errors
 
     @user_errors
     def download_session(request: gr.Request = None):
@@ -181,6 +210,15 @@ def build(studio) -> None:
         first = mine[0] if mine else None
         return (images, gr.Dropdown(choices=labels, value=labels[0] if labels else None),
                 first.audio if first else None, first.parameters if first else {})
+
+    @user_errors
+    def run_again(label, request: gr.Request = None):
+        mine = entries(session_of(request))
+        labels = [entry.label(len(mine) - i) for i, entry in enumerate(mine)]
+        if label not in labels:
+            raise InputError("Choose a result to run again.")
+        rerun(mine[labels.index(label)], session_of(request))
+        return show(request)
 
     def pick(label, request: gr.Request = None):
         mine = entries(session_of(request))
@@ -198,6 +236,7 @@ def build(studio) -> None:
         )
         with gr.Row():
             refresh = gr.Button("Refresh")
+            again = gr.Button("Re-run the chosen result (same settings and seed)")
             download = gr.Button("Download all", variant="primary")
         archive = gr.File(label="Session zip", interactive=False)
         gallery = gr.Gallery(label="Pictures of this session", columns=6, height=240)
@@ -210,4 +249,7 @@ def build(studio) -> None:
         tab.select(show, None, outputs, api_visibility="private")
         refresh.click(show, None, outputs, api_visibility="private")
         chosen.input(pick, chosen, [audio, parameters], api_visibility="private")
+        # a model run like the tab's own: the GPU queue; API callers call the endpoint itself again
+        again.click(guarded(run_again), chosen, outputs, concurrency_id=GPU, concurrency_limit=1,
+                    api_visibility="private")
         download.click(guarded(download_session), None, archive, api_name="download_session")
