@@ -90,3 +90,19 @@ def test_results_flow_between_tabs_and_the_session_downloads_them(page, artifact
     visible(page, "button", "Download all").click()
     page.wait_for_selector("a[href*='.zip']", state="attached", timeout=60_000)
     page.screenshot(path=str(artifacts / "send_to_and_history.png"), full_page=True)
+
+
+def test_sound_to_music_result_goes_to_music_to_image(page):
+    page.get_by_role("tab", name="Sound to music").click()
+    page.get_by_text("knocks.wav", exact=True).locator("visible=true").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('textarea, input')].some(t => t.value === 'funk drums , bass')")
+    visible(page, "button", "Make music").click()
+    page.wait_for_function("document.body.innerText.includes('chroma_cens_similarity')", timeout=180_000)
+    with page.expect_response(lambda response: response.url.endswith("/music.wav") and response.ok):
+        visible(page, "button", "Send to Music to image").click()
+    page.wait_for_function("() => [...document.querySelectorAll(\"[role='tab'][aria-selected='true']\")]"
+                           ".some(t => t.innerText.includes('Music to image'))")
+    visible(page, "button", "Describe").click()  # the sent music is the tab's input: it describes it
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('textarea')].some(t => t.value.startsWith('This piece of music'))")
