@@ -9,7 +9,8 @@ length up to ``limits.RIFFUSION_SECONDS``:
    ``CONTINUATION_TAIL_SECONDS`` (1.28 s, 128 px, 16 latent columns) come first, followed by the
    start of window k-1. Differential img2img (``differential_img2img``, as sound to music) runs on it
    at ``continuation_strength`` with a change map that is white over the tail (kept for every step)
-   and black elsewhere (repainted): the new window starts with the old window's end and goes on in
+   and black elsewhere (repainted), resized to latent size without antialiasing so exactly the
+   tail's 16 latent columns are kept: the new window starts with the old window's end and goes on in
    the same key and timbre. Its noise comes from seed + k;
 3. every window is inverted to audio on its own; neighbours share the tail's seconds, which
    ``windows.stitch_windows`` crossfades (its correlation-aware law: the shared part is nearly the
@@ -164,6 +165,7 @@ def continue_window(pipe, previous: Image.Image, settings: TextToMusicSettings, 
         guidance_scale=float(settings.guidance),
         generator=torch.Generator(device="cpu").manual_seed(int(seed) % 2**32),
         change_map=change_map,
+        change_map_resize="paper",  # no antialiasing: the tail's 16 latent columns are exactly 1, the rest 0
         should_stop=should_stop,
     ).images[0]
     if masked.interrupt:

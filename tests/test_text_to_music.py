@@ -130,6 +130,7 @@ def test_twelve_seconds_are_three_windows_each_continuing_the_last(pipe, monkeyp
 
         def __call__(self, **kwargs):
             calls.append((kwargs["image"], kwargs["change_map"], kwargs["strength"]))
+            assert kwargs["change_map_resize"] == "paper"  # no antialiasing: whole latent columns kept
             return self.masked(**kwargs)
 
         @property
