@@ -34,16 +34,18 @@ from pipelines import limits  # noqa: E402
 from pipelines.models import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
-from ui import common  # noqa: E402
+from ui import common, history, send_to  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
+from ui import text_to_music  # noqa: E402
 
 TITLE = "Sound ↔ Picture Studio"
 # Handlers turn every error into gr.Error themselves; show_error lets gradio's own input checks
 # (an upload that is not an image, say) reach API callers with their message too. Uploads over our
 # limit are refused while they stream in, before they reach the disk.
 LAUNCH_OPTIONS = {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES}
-TABS = (sound_to_music, music_to_image, style_interpolation, image_to_music, playlist_to_music, spectrogram_tab, about)
+TABS = (sound_to_music, music_to_image, style_interpolation, text_to_music, image_to_music, playlist_to_music,
+        spectrogram_tab, history, about)
 
 
 def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEEP) -> gr.Blocks:
@@ -54,9 +56,12 @@ def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEE
             f"Audio inputs up to {int(limits.MAX_INPUT_SECONDS)} s."
             + (" **Tiny profile: random models, output is noise.**" if studio.info.profile == "tiny" else "")
         )
-        for tab in TABS:
-            tab.build(studio)
+        with gr.Tabs():
+            for tab in TABS:
+                tab.build(studio)
+            send_to.connect()  # results flow between tabs
         demo.unload(common.stop_session)  # a closed page stops its runs
+        demo.unload(history.forget)  # and its history goes
     return demo
 
 

@@ -37,9 +37,12 @@ TABS = {
     "Sound to music": ["preview_mask", "masked_img2img"],
     "Music to image": ["describe_music", "music_to_image"],
     "Style interpolation": ["style_interpolation"],
+    "Text to music": ["text_to_music"],
+    "Prompt interpolation": ["interpolate_prompts"],
     "Image to music": ["image_to_music", "recommend_songs"],
     "Playlist to music": ["playlist_to_music"],
     "Spectrogram": ["audio_to_spectrogram", "spectrogram_to_audio"],
+    "History": ["download_session"],  # the zip of everything the clicks above made
     "About": ["status"],
 }
 

@@ -88,6 +88,10 @@ TOP_K = Range(0, 2048, integer=True)  # musicgen's codebook size; 0 switches top
 TOP_P = Range(0.0, 1.0)  # 0 switches top-p off
 MAX_CAPTION_TOKENS = 100
 
+# Riffusion text to music and prompt interpolation (5.12 s windows)
+RIFFUSION_SECONDS = Range(1.0, 60.0)  # text to music: successive windows continuing each other
+INTERPOLATION_WINDOWS = Range(2, 12, integer=True)  # prompt interpolation: alpha = i / (N - 1), 5.12 s each
+
 # Song recommendation
 SONG_COUNT = Range(1, 20, integer=True)
 

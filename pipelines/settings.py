@@ -11,6 +11,7 @@ Field names follow the papers and diffusers where they exist: ``steps`` is diffu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from core.errors import InputError
@@ -179,3 +180,80 @@ class PlaylistToMusicSettings(limits.Settings):
         """ZeroGPU quota: the 256x256 UNet takes about 0.05 s a step with CFG on a shared A100, plus
         30 s for the VAE, the tracks' spectrograms and the inversion."""
         return int(30 + float(self.steps) * 0.05)
+
+
+# Riffusion text to music: seconds that each window shares with the previous one (128 px, 16 latent columns)
+CONTINUATION_TAIL_SECONDS = 1.28
+RIFFUSION_SAMPLE_RATE = 44100
+RIFFUSION_WINDOW_SAMPLES = 512 * 441 - 1  # one 512 px spectrogram image (spectrogram.RIFFUSION.window_samples)
+
+
+def text_to_music_windows(seconds: float, tail_seconds: float = CONTINUATION_TAIL_SECONDS) -> int:
+    """Windows that ``seconds`` of text to music need, as ``windows.plan_windows`` cuts them: 1 up to
+    5.12 s, then one more per started (5.12 - tail) s."""
+    n = int(round(float(seconds) * RIFFUSION_SAMPLE_RATE))
+    step = RIFFUSION_WINDOW_SAMPLES - int(round(tail_seconds * RIFFUSION_SAMPLE_RATE))
+    return 1 if n <= RIFFUSION_WINDOW_SAMPLES else 1 + math.ceil((n - RIFFUSION_WINDOW_SAMPLES) / step)
+
+
+@dataclass(frozen=True)
+class TextToMusicSettings(limits.Settings):
+    """Riffusion text to music. Defaults are riffusion's app's (50 steps, guidance 7, seed 42); 8 s is
+    two windows, the second continuing the first.
+
+    ``continuation_strength`` is the img2img strength of every window after the first (how much of
+    the previous window, rolled so its tail comes first, is repainted); the tail itself is kept.
+    """
+
+    prompt: str = "funk bassline with a jazzy saxophone solo"
+    negative_prompt: str = ""
+    seconds: float = 8.0
+    steps: int = 50
+    guidance: float = 7.0
+    seed: int = 42
+    continuation_strength: float = 0.8
+
+    TEXTS = {"prompt": ("prompt", True, "describe the music, for example 'funk bassline with a jazzy saxophone solo'"),
+             "negative_prompt": ("negative prompt", False, "")}
+    RANGES = {"seconds": limits.RIFFUSION_SECONDS, "steps": limits.STEPS, "guidance": limits.GUIDANCE,
+              "seed": limits.SEED, "continuation_strength": limits.STRENGTH}
+
+    def check(self) -> None:
+        if self.windows() > 1 and self.continuation_strength * self.steps < 1:
+            raise InputError("Continuation strength x steps must allow at least one denoising step; raise one of them.")
+
+    def windows(self) -> int:
+        return text_to_music_windows(self.seconds)
+
+    def gpu_seconds(self) -> int:
+        """ZeroGPU quota: about 0.1 s per denoising step per 5.12 s window on a shared A100, plus 20 s
+        for the codec and the first call's warm-up."""
+        return int(20 + self.windows() * float(self.steps) * 0.1)
+
+
+@dataclass(frozen=True)
+class PromptInterpolationSettings(limits.Settings):
+    """Riffusion's interpolation between two prompts over ``windows`` windows of 5.12 s: window i has
+    alpha = i / (windows - 1), text embeddings lerped and start noise slerped between the two seeds'."""
+
+    prompt_a: str = "church bells on sunday"
+    prompt_b: str = "jazz with piano"
+    seed_a: int = 42
+    seed_b: int = 123
+    windows: int = 3
+    steps: int = 50
+    guidance: float = 7.0
+
+    TEXTS = {"prompt_a": ("first prompt", True, "write the prompt the music starts from"),
+             "prompt_b": ("second prompt", True, "write the prompt the music ends at")}
+    RANGES = {"seed_a": limits.SEED, "seed_b": limits.SEED, "windows": limits.INTERPOLATION_WINDOWS,
+              "steps": limits.STEPS, "guidance": limits.GUIDANCE}
+
+    def alphas(self) -> list[float]:
+        """alpha of each window, 0 (prompt A, seed A) to 1 (prompt B, seed B), evenly spaced."""
+        n = int(self.windows)
+        return [i / (n - 1) for i in range(n)]
+
+    def gpu_seconds(self) -> int:
+        """ZeroGPU quota: as text to music, per step and window."""
+        return int(20 + int(self.windows) * float(self.steps) * 0.1)

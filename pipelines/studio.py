@@ -27,11 +27,14 @@ log = logging.getLogger(__name__)
 # Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.
 SOUND_TO_MUSIC_MODELS = ("mask_model", "riffusion")
 CLASSIFIER_ROLES = ("genre_classifier", "emotion_classifier")
+# Models Riffusion's text to music can run on (both are SD 1.x fine-tunes on riffusion spectrograms)
+TEXT_TO_MUSIC_MODELS = ("riffusion", "mask_model")
 # The device manager's entries each tab runs on (the About tab names the tabs a missing one stops).
 TAB_MODELS = {
     "Sound to music": SOUND_TO_MUSIC_MODELS,
     "Music to image": ("sd15", *CLASSIFIER_ROLES),
     "Style interpolation": ("riffusion",),
+    "Text to music": TEXT_TO_MUSIC_MODELS,
     "Image to music": ("blip", "musicgen", "musicgen_melody", "sentence_embedder"),
     "Playlist to music": ("amuse",),
     "CLAP metrics (every tab that makes sound; the tabs work without them)": ("clap",),
@@ -537,6 +540,55 @@ class Studio:
     def metrics_by_default(self) -> bool:
         """Whether the UI computes CLAP metrics unless told: on a GPU yes, on a CPU no (seconds per result)."""
         return self.info.device != "cpu"
+
+    def text_to_music(
+        self,
+        settings=None,
+        model: str = "riffusion",
+        *,
+        on_progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        """Prompt -> music of any length up to 60 s: Riffusion windows continuing each other.
+
+        ``settings``: ``settings.TextToMusicSettings`` (None: its defaults); ``model``: one of
+        TEXT_TO_MUSIC_MODELS. Settings are checked before any model loads.
+        """
+        import_model_libraries()
+        from . import text_to_music
+
+        if model not in TEXT_TO_MUSIC_MODELS:
+            raise InputError(f"Unknown model {model!r}: use one of {', '.join(TEXT_TO_MUSIC_MODELS)}.")
+        settings = (settings or text_to_music.TextToMusicSettings()).validate()
+        result = self.manager.run(
+            model,
+            lambda pipe: text_to_music.text_to_music(pipe, settings, device=self.device, on_progress=on_progress,
+                                                     should_stop=should_stop),
+        )
+        return _made_by(result, model)
+
+    def interpolate_prompts(
+        self,
+        settings=None,
+        *,
+        on_progress: Callable[[float, str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        """Riffusion's interpolation from (prompt A, seed A) to (prompt B, seed B) over N windows.
+
+        ``settings``: ``settings.PromptInterpolationSettings`` (None: its defaults), checked before
+        any model loads. Runs on the shared ``riffusion`` model.
+        """
+        import_model_libraries()
+        from . import prompt_interpolation
+
+        settings = (settings or prompt_interpolation.PromptInterpolationSettings()).validate()
+        result = self.manager.run(
+            "riffusion",
+            lambda pipe: prompt_interpolation.interpolate_prompts(pipe, settings, device=self.device,
+                                                                  on_progress=on_progress, should_stop=should_stop),
+        )
+        return _made_by(result, "riffusion")
 
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pipelines.settings import ImageToMusicSettings
 from .common import ASSETS, GPU, guarded, image_upload, model_event, prompt_box, run_and_cancel_buttons, save
 from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
 from .common import progress_callback, seed_control, slider, start_run, user_errors
+from .send_to import AUDIO, buttons, target
 
 
 def build(studio) -> None:
@@ -47,6 +48,7 @@ def build(studio) -> None:
                 image_in = image_upload(label="Picture", sources=["upload", "webcam", "clipboard"])
                 gr.Examples([[str(ASSETS / "sunset.png")], [str(ASSETS / "forest.png")]], inputs=[image_in],
                             cache_examples=False)
+                target("image_to_music", image_in)
                 prompt = prompt_box("Music prompt (empty: the picture's caption)")
                 seconds = slider(ImageToMusicSettings, "seconds", "Duration (s)", 1)
                 with gr.Accordion("Follow a melody (optional)", open=False):
@@ -66,6 +68,7 @@ def build(studio) -> None:
             with gr.Column():
                 used = gr.Textbox(label="Prompt used (the caption, or yours)", interactive=False)
                 music = gr.Audio(label="Music", type="filepath")
+                buttons(music, AUDIO)
                 metrics_out = metrics_table("Metrics (CLAP score against the prompt used)")
                 songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False, wrap=True,
                                      label="Songs with lyrics close to the caption (sample lyrics written for this app)")

@@ -9,6 +9,7 @@ from pipelines.settings import MusicToImageSettings
 
 from .common import ASSETS, model_event, prompt_box, run_and_cancel_buttons, save, seed_control, slider, start_run
 from .common import guarded, user_errors
+from .send_to import IMAGE, buttons, target
 
 
 def _labels(pairs) -> dict[str, float]:
@@ -46,6 +47,7 @@ def build(studio) -> None:
             with gr.Column():
                 audio_in = gr.Audio(label="Music", sources=["upload", "microphone"], type="filepath")
                 gr.Examples([[str(ASSETS / "groove.wav")]], inputs=[audio_in], cache_examples=False)
+                target("music_to_image", audio_in)
                 describe = gr.Button("Describe", variant="secondary")
                 with gr.Row():
                     genres = gr.Label(label="Genre", num_top_classes=3)
@@ -65,6 +67,7 @@ def build(studio) -> None:
                 generate, stop = run_and_cancel_buttons("Generate image")
             with gr.Column():
                 image = gr.Image(label="Image", type="filepath", format="png")
+                buttons(image, IMAGE)
                 used = gr.Textbox(label="Description used", interactive=False)
         describe.click(guarded(describe_music), audio_in, [genres, emotions, tempo, description], api_name="describe_music")
         model_event(studio, generate, music_to_image,

@@ -10,6 +10,7 @@ from pipelines.settings import PlaylistToMusicSettings
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
 from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
 from .common import start_run, user_errors
+from .send_to import AUDIO, buttons, target
 
 
 def build(studio) -> None:
@@ -47,6 +48,7 @@ def build(studio) -> None:
                                 type="filepath")
                 gr.Examples([[[str(ASSETS / "groove.wav"), str(ASSETS / "rain.wav")]]], inputs=[files],
                             cache_examples=False)
+                target("playlist", files, append=True)
                 steps = slider(PlaylistToMusicSettings, "steps", "Steps (DDPM)", 1)
                 guidance = slider(PlaylistToMusicSettings, "guidance", "Guidance (how strongly the taste steers)", 0.5)
                 seed = seed_control(PlaylistToMusicSettings)
@@ -54,6 +56,7 @@ def build(studio) -> None:
                 run, stop = run_and_cancel_buttons("Make music")
             with gr.Column():
                 music = gr.Audio(label="Music", type="filepath")
+                buttons(music, AUDIO)
                 generated = gr.Image(label="Generated spectrogram", type="filepath", format="png", interactive=False)
                 track_images = gr.Gallery(label="The slice of each track the VAE saw", columns=5, height=260,
                                            object_fit="contain")

@@ -10,6 +10,7 @@ from pipelines.studio import SOUND_TO_MUSIC_MODELS
 
 from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control
 from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, slider, start_run, user_errors, wants_metrics
+from .send_to import AUDIO, buttons
 
 MODEL_LABELS = {"mask_model": "Mask-based paper model (stable-diffusion-music-25)", "riffusion": "Riffusion v1"}
 
@@ -106,6 +107,7 @@ def build(studio) -> None:
                 run, stop = run_and_cancel_buttons("Make music")
             with gr.Column():
                 music = gr.Audio(label="Music", type="filepath")
+                buttons(music, AUDIO)
                 metrics_out = metrics_table("Similarity to the input (SSIM, chroma CENS; CLAP when asked)")
         with gr.Row(equal_height=True):
             input_image = gr.Image(label="Input spectrogram", type="filepath", format="png", height=320)

@@ -9,6 +9,7 @@ from pipelines import spectrogram
 from pipelines.spectrogram_plot import plot_spectrogram
 
 from .common import ASSETS, guarded, save, user_errors
+from .send_to import buttons, target
 
 
 def build(studio) -> None:
@@ -35,6 +36,7 @@ def build(studio) -> None:
         with gr.Row():
             with gr.Column():
                 audio_in = gr.Audio(label="Sound", sources=["upload", "microphone"], type="filepath")
+                target("spectrogram", audio_in)
                 preset_in = gr.Radio(presets, value="riffusion", label="Preset")
                 stereo_in = gr.Checkbox(False, label="Stereo (riffusion: left channel in green, right in blue)")
                 to_image = gr.Button("Sound → spectrogram", variant="primary")
@@ -54,6 +56,7 @@ def build(studio) -> None:
                 to_audio = gr.Button("Spectrogram → sound", variant="primary")
             with gr.Column():
                 audio_out = gr.Audio(label="Sound", type="filepath")
+                buttons(audio_out, ("music_to_image", "playlist"))
                 plot_back = gr.Image(type="pil", format="png", label="Plot with axes", show_label=False, interactive=False)
         to_image.click(guarded(audio_to_spectrogram), [audio_in, preset_in, stereo_in], [image_out, plot_out],
                        api_name="audio_to_spectrogram")

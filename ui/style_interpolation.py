@@ -11,6 +11,7 @@ from pipelines.settings import StyleInterpolationSettings
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
 from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
 from .common import start_run, user_errors
+from .send_to import AUDIO, buttons
 
 
 def parse_weights(text: str | None, count: int) -> list[float] | None:
@@ -81,6 +82,7 @@ def build(studio) -> None:
                 run, stop = run_and_cancel_buttons("Apply styles")
             with gr.Column():
                 music = gr.Audio(label="Styled audio", type="filepath")
+                buttons(music, AUDIO)
                 content_image = gr.Image(label="Content spectrogram", type="filepath", format="png", interactive=False)
                 output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", interactive=False)
                 metrics_out = metrics_table("Metrics (CLAP content preservation, style fit mean and max)")

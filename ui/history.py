@@ -1,0 +1,255 @@
+"""Session history: every result a browser session (or a gradio_client) made, and "Download all" as one zip.
+
+``model_event`` records each finished model run here, in the server process (on ZeroGPU the run
+itself happens in a worker process: what comes back are the saved files, whose WAV comment or PNG
+text chunk carries the parameters, so those are read from the files). Sessions are told apart by
+gradio's session hash; each keeps its ``MAX_ENTRIES`` newest results and the ``MAX_SESSIONS`` most
+recently active sessions are kept. The files themselves live in the studio's output folders, which
+keep the 64 newest requests (all sessions together) for up to an hour: an older file is listed in
+the zip's ``session.json`` as expired instead of being packed.
+
+A result can be run again from the History tab with the same arguments (``rerun``): each endpoint's
+handler is remembered as ``model_event`` wires it, so a re-run is the tab's own run, files and all.
+
+Endpoint: ``/download_session`` (no inputs) -> a zip with every result's files in a numbered folder
+and ``session.json`` (per result: the endpoint, its time, every parameter and metric, its files).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+import zipfile
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from core.errors import InputError
+from pipelines import audio as audio_io
+from pipelines import outputs
+
+MAX_ENTRIES = 50  # results kept per session, newest first
+MAX_SESSIONS = 256  # sessions kept, least recently active dropped first
+
+
+@dataclass
+class Entry:
+    """One result: which endpoint made it, when (Unix seconds), its files (audio and images) and parameters."""
+
+    endpoint: str
+    created: float
+    files: list[str]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple = ()  # the handler's arguments, for a re-run with the same settings
+
+    @property
+    def audio(self) -> str | None:
+        return next((f for f in self.files if f.endswith(".wav")), None)
+
+    @property
+    def images(self) -> list[str]:
+        return [f for f in self.files if f.endswith(".png")]
+
+    def label(self, number: int) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.created))
+        return f"{number}. {stamp} {self.endpoint}"
+
+
+_sessions: OrderedDict[str, deque[Entry]] = OrderedDict()
+_handlers: dict[str, Callable] = {}  # endpoint -> its handler as model_event runs it (re-runs call it again)
+_lock = threading.Lock()
+
+
+def session_of(request: Any = None) -> str:
+    """The session hash of ``request``, else of the event being run (gradio's context), else "default"."""
+    if request is None:
+        from gradio.context import LocalContext
+
+        request = LocalContext.request.get(None)
+    return getattr(request, "session_hash", None) or "default"
+
+
+def _output_files(value: Any) -> list[str]:
+    """Every path in a handler's return value that is a file the studio saved (WAV or PNG)."""
+    found: list[str] = []
+    items = value if isinstance(value, (tuple, list)) else [value]
+    root = Path(outputs.OUTPUT_ROOT).resolve()
+    for item in items:
+        if isinstance(item, (tuple, list)):
+            found.extend(_output_files(item))
+        elif isinstance(item, str) and item.endswith((".wav", ".png")):
+            path = Path(item).resolve()
+            if root in path.parents and path.is_file():
+                found.append(str(path))
+    return list(dict.fromkeys(found))
+
+
+def _parameters(files: list[str]) -> dict[str, Any]:
+    """The parameters saved with the first file that has them (WAV INFO comment, PNG text chunk)."""
+    for path in files:
+        try:
+            saved = audio_io.read_wav_metadata(path) if path.endswith(".wav") else outputs.read_png_parameters(path)
+        except Exception:  # noqa: BLE001  (a file without metadata: try the next)
+            saved = None
+        if saved:
+            return dict(saved)
+    return {}
+
+
+def _plain(args: tuple) -> tuple:
+    """The handler's own arguments: gradio appends its request and progress objects, which are dropped."""
+    kept = list(args)
+    while kept and not isinstance(kept[-1], (str, int, float, bool, list, dict, type(None))):
+        kept.pop()
+    return tuple(kept)
+
+
+def record(endpoint: str, value: Any, session: str | None = None, inputs: tuple = ()) -> Entry | None:
+    """Add a handler's saved files to the session's history; None when it returned no files (cancelled).
+    ``inputs``: the handler's arguments, kept for ``rerun``."""
+    files = _output_files(value)
+    if not files:
+        return None
+    entry = Entry(endpoint=endpoint, created=time.time(), files=files, parameters=_parameters(files),
+                  inputs=_plain(inputs))
+    key = session or session_of()
+    with _lock:
+        entries = _sessions.pop(key, None) or deque(maxlen=MAX_ENTRIES)
+        entries.appendleft(entry)
+        _sessions[key] = entries  # most recently active last
+        while len(_sessions) > MAX_SESSIONS:
+            _sessions.popitem(last=False)
+    return entry
+
+
+def entries(session: str | None = None) -> list[Entry]:
+    """The session's results, newest first."""
+    with _lock:
+        return list(_sessions.get(session or session_of(), ()))
+
+
+def recording(fn: Callable, endpoint: str) -> Callable:
+    """``fn`` (a handler) whose saved files are recorded in the calling session's history."""
+    _handlers[endpoint] = fn
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        value = fn(*args, **kwargs)
+        try:
+            record(endpoint, value, inputs=args)
+        except Exception:  # noqa: BLE001  (history must never fail a run that worked)
+            pass
+        return value
+
+    return wrapper
+
+
+def rerun(entry: Entry, session: str | None = None) -> Entry:
+    """Run ``entry``'s endpoint again with the same arguments (same settings and seed); the new result
+    joins the session's history. InputError when it cannot be re-run (its handler is gone, or it
+    returned nothing, e.g. cancelled)."""
+    handler = _handlers.get(entry.endpoint)
+    if handler is None or not entry.inputs:
+        raise InputError(f"This {entry.endpoint} result cannot be run again here.")
+    made = record(entry.endpoint, handler(*entry.inputs), session=session, inputs=entry.inputs)
+    if made is None:
+        raise InputError("The re-run made no result (was it cancelled?).")
+    return made
+
+
+def forget(request: gr.Request = None) -> None:
+    """The page closed: drop its session's history."""
+    with _lock:
+        _sessions.pop(session_of(request), None)
+
+
+def write_zip(session_entries: list[Entry], folder: Path | None = None) -> str:
+    """A zip of the entries, oldest first: ``NN-endpoint/<file>`` for each result's files and
+    ``session.json`` (endpoint, ISO time, parameters, packed and expired files of each)."""
+    folder = folder or outputs.new_output_dir()
+    path = Path(folder) / f"session-{time.strftime('%Y%m%d-%H%M%S')}.zip"
+    listing = []
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for number, entry in enumerate(reversed(session_entries), start=1):
+            prefix = f"{number:02d}-{entry.endpoint}"
+            packed, expired = [], []
+            for file in entry.files:
+                if Path(file).is_file():
+                    name = f"{prefix}/{Path(file).name}"
+                    archive.write(file, name)
+                    packed.append(name)
+                else:
+                    expired.append(Path(file).name)
+            listing.append({"endpoint": entry.endpoint,
+                            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(entry.created)),
+                            "parameters": entry.parameters, "files": packed, "expired": expired})
+        archive.writestr("session.json", json.dumps({"results": listing}, indent=2, default=str))
+    return str(path)
+
+
+def build(studio) -> None:
+    from .common import GPU, guarded, user_errors
+
+    @user_errors
+    def download_session(request: gr.Request = None):
+        mine = entries(session_of(request))
+        if not mine:
+            raise InputError("This session has no results yet: make some music or a picture first, then download.")
+        return write_zip(mine)
+
+    def show(request: gr.Request = None):
+        mine = entries(session_of(request))
+        labels = [entry.label(len(mine) - i) for i, entry in enumerate(mine)]
+        images = [(image, labels[i]) for i, entry in enumerate(mine) for image in entry.images]
+        first = mine[0] if mine else None
+        return (images, gr.Dropdown(choices=labels, value=labels[0] if labels else None),
+                first.audio if first else None, first.parameters if first else {})
+
+    @user_errors
+    def run_again(label, request: gr.Request = None):
+        mine = entries(session_of(request))
+        labels = [entry.label(len(mine) - i) for i, entry in enumerate(mine)]
+        if label not in labels:
+            raise InputError("Choose a result to run again.")
+        rerun(mine[labels.index(label)], session_of(request))
+        return show(request)
+
+    def pick(label, request: gr.Request = None):
+        mine = entries(session_of(request))
+        labels = [entry.label(len(mine) - i) for i, entry in enumerate(mine)]
+        if label not in labels:
+            return None, {}
+        entry = mine[labels.index(label)]
+        return entry.audio, {"endpoint": entry.endpoint, **entry.parameters}
+
+    with gr.Tab("History") as tab:
+        gr.Markdown(
+            f"Everything this session made (the {MAX_ENTRIES} newest results), with the parameters of each. "
+            "**Download all** gives a zip of the audio, the pictures and a JSON of every parameter. Files are "
+            "kept for up to an hour."
+        )
+        with gr.Row():
+            refresh = gr.Button("Refresh")
+            again = gr.Button("Re-run the chosen result (same settings and seed)")
+            download = gr.Button("Download all", variant="primary")
+        archive = gr.File(label="Session zip", interactive=False)
+        gallery = gr.Gallery(label="Pictures of this session", columns=6, height=240)
+        with gr.Row():
+            with gr.Column():
+                chosen = gr.Dropdown([], label="Result")
+                audio = gr.Audio(label="Its audio", type="filepath", interactive=False)
+            parameters = gr.JSON(label="Its parameters")
+        outputs = [gallery, chosen, audio, parameters]
+        tab.select(show, None, outputs, api_visibility="private")
+        refresh.click(show, None, outputs, api_visibility="private")
+        chosen.input(pick, chosen, [audio, parameters], api_visibility="private")
+        # a model run like the tab's own: the GPU queue; API callers call the endpoint itself again
+        again.click(guarded(run_again), chosen, outputs, concurrency_id=GPU, concurrency_limit=1,
+                    api_visibility="private")
+        download.click(guarded(download_session), None, archive, api_name="download_session")
