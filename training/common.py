@@ -232,9 +232,12 @@ def freeze(accelerator, *modules: torch.nn.Module) -> None:
 
 
 def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The parameters being trained (requires_grad), on the CPU in float32."""
-    return {name: p.detach().to("cpu", torch.float32).contiguous()
-            for name, p in module.named_parameters() if p.requires_grad}
+    """The parameters being trained (requires_grad) and the module's buffers (BatchNorm statistics), on
+    the CPU: what a checkpoint must hold to resume exactly, without the frozen weights."""
+    state = {name: p.detach().to("cpu", torch.float32).contiguous()
+             for name, p in module.named_parameters() if p.requires_grad}
+    state.update({name: b.detach().to("cpu").contiguous() for name, b in module.named_buffers()})
+    return state
 
 
 @dataclass
@@ -333,14 +336,17 @@ def load_checkpoint(accelerator, folder: Path, trainable: torch.nn.Module, optim
 
     module = accelerator.unwrap_model(trainable)
     state = load_file(str(folder / "trainable.safetensors"))
-    expected = {n for n, p in module.named_parameters() if p.requires_grad}
-    if set(state) != expected:
-        raise InputError(f"The checkpoint {folder} was made for other trainable parameters "
-                         f"({len(set(state) ^ expected)} names differ): resume with the same recipe and flags.")
-    params = dict(module.named_parameters())
+    expected = {name: tuple(t.shape) for name, t in trainable_state(module).items()}
+    found = {name: tuple(t.shape) for name, t in state.items()}
+    if found != expected:
+        differ = sorted(set(found) ^ set(expected)) + sorted(n for n in set(found) & set(expected)
+                                                              if found[n] != expected[n])
+        raise InputError(f"The checkpoint {folder} was made for other trainable parameters ({len(differ)} differ "
+                         f"in name or shape, e.g. {differ[0]}): resume with the same recipe and flags.")
+    tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
     with torch.no_grad():
         for name, value in state.items():
-            params[name].copy_(value)
+            tensors[name].copy_(value)
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=accelerator.device, weights_only=True))
     if accelerator.scaler is not None and (folder / "scaler.pt").is_file():
         accelerator.scaler.load_state_dict(torch.load(folder / "scaler.pt", weights_only=True))
