@@ -311,10 +311,12 @@ def test_two_process_accelerate_launch_on_the_cpu_gives_a_usable_vae(tmp_path, c
     from training import common
 
     out = tmp_path / "vae"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu", "-m", "training.amuse_vae",
+    # accelerate's --cpu runs one process; its torchrun launcher (--multi_gpu) with ACCELERATE_USE_CPU
+    # gives data parallel over CPU processes (gloo), the same code path as several GPUs
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "training.amuse_vae",
                *base_flags(clips, out, 2, "--batch-size", "1")]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / common.SUMMARY_FILE).read_text())

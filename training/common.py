@@ -1,9 +1,12 @@
 """What every training recipe shares: the command line, the base models, the data, the loop.
 
 A recipe (``training/style.py``, ``lora.py``, ``amuse_vae.py``, ``amuse_unet.py``,
-``riffusion_lora.py``) builds its models and a ``loss(batch, generator)`` function, then hands them to
-``run``. The same command runs on a CPU, one GPU or many (``accelerate launch -m training.<recipe>``:
-data parallel through ``accelerate.Accelerator``), with mixed precision, gradient accumulation,
+``riffusion_lora.py``) parses ``parser(...)``'s flags, loads its base models from the app's registry
+(``model_source``), builds its data set and a ``loss_fn(model, batch, generator)``, and returns a
+``Recipe``; ``Recipe.train()`` runs ``run`` and writes the app's format. The same command runs on a
+CPU, one GPU or many (``accelerate launch -m training.<recipe>``: data parallel through
+``accelerate.Accelerator``; on CPUs ``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu
+--num_processes N`` gives N gloo processes), with mixed precision, gradient accumulation,
 checkpoints every N optimizer steps, ``--resume``, a tqdm progress bar, the loss written to
 ``OUTPUT/loss.csv`` and a seed.
 
@@ -12,8 +15,9 @@ micro-batch draws its noise and timesteps from its own generator seeded by (seed
 process), so a run resumed from a checkpoint continues exactly as the uninterrupted run would have
 (the test checks the weights match).
 
-Checkpoints hold only what is trained (the parameters with ``requires_grad``; for a LoRA a few MB,
-not the frozen UNet) plus the optimizer state and the step: ``OUTPUT/checkpoints/step-<N>/``.
+Checkpoints hold only what is trained (the parameters with ``requires_grad``, and the module's
+buffers; for a LoRA a few MB, not the frozen UNet) plus the optimizer state and the step:
+``OUTPUT/checkpoints/step-<N>/``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import torch
 from core.errors import InputError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 PROFILES = ("hub", "tiny", "fullsize")
 CHECKPOINTS = "checkpoints"
 LOSS_FILE = "loss.csv"
