@@ -12,10 +12,14 @@ Recipe (AMUSE's "VAE Training and Tests" notebook, alppotuk/AMUSE; seed-systems.
 - decoder: the mirror image (Linear -> 512 x 8 x 8, 4 x [ConvTranspose stride 2, BatchNorm,
   LeakyReLU, residual block], a last ConvTranspose + BatchNorm + LeakyReLU, Conv 3x3 to one channel,
   Sigmoid for [0, 1] pixels); z = mu + exp(logvar / 2) * eps;
-- loss = MSE(reconstruction, x) + kld_weight * mean_batch(-1/2 sum(1 + logvar - mu^2 - exp(logvar))).
+- loss = MSE(reconstruction, x) + kld_weight * mean_batch(-1/2 sum(1 + logvar - mu^2 - exp(logvar))),
+  logvar clamped to [-30, 20] inside the loss and the sampling only (as diffusers' Gaussian does):
+  the encoder's output, which the app reads, is unchanged.
 The notebook itself is not in our reference: the encoder is what AMUSE published; decoder, loss and
-defaults follow the vanilla VAE of AntixK/PyTorch-VAE that this encoder extends (Adam lr 5e-3,
-kld_weight 2.5e-4, batch 64); say so when comparing with the original.
+defaults follow the vanilla VAE of AntixK/PyTorch-VAE that this encoder extends (Adam, kld_weight
+2.5e-4, batch 64), except the learning rate: PyTorch-VAE's 5e-3 (for 64 px images) diverged here in
+two steps at 256 px (fc_var reads 512 x 8 x 8 values; measured: loss inf at step 2), so the default
+is 1e-4. Say so when comparing with the original.
 Output: ``OUTPUT/config.json`` + ``OUTPUT/diffusion_pytorch_model.safetensors`` (the encoder, as
 ``PlaylistVAE.from_pretrained`` reads it) and ``OUTPUT/decoder.safetensors`` (for reconstructions).
 """
@@ -37,7 +41,7 @@ TINY_WIDTHS = (8, 8, 16, 16, 32)  # pipelines.tiny's amuse_vae
 
 def arguments(argv: list[str] | None = None):
     p = common.parser("python -m training.amuse_vae", __doc__.split("\n\n")[0], max_steps=10_000,
-                      learning_rate=5e-3, batch_size=64, checkpoint_every=500)
+                      learning_rate=1e-4, batch_size=64, checkpoint_every=500)
     p.add_argument("--hidden-dims", help="comma-separated widths of the 5 stages (default 32..512; tiny profile 8..32)")
     p.add_argument("--latent-dim", type=int, default=32)
     p.add_argument("--kld-weight", type=float, default=2.5e-4)
@@ -89,7 +93,9 @@ class TrainableVAE(nn.Module):
         self.decoder = Decoder(hidden_dims, latent_dim, image_size)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """(reconstruction (b, 1, H, W) in [0, 1], mu (b, latent), logvar (b, latent) clamped to [-30, 20])."""
         mu, logvar = self.vae.encode(x)
+        logvar = logvar.clamp(-30.0, 20.0)  # exp() of an early, wild logvar would overflow to inf
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return self.decoder(mu + torch.exp(0.5 * logvar) * eps), mu, logvar
 
