@@ -1,5 +1,7 @@
 """Training recipes on tiny models and toy data made here: they run, resume exactly, write what the app
-loads, and what they write changes the app's output. Overfitting and multi-process runs are slow."""
+loads, and what they write changes the app's output (those runs load models and tabs: marked slow,
+as are overfitting and the two-process run; `make test` runs them, `make test-fast` keeps the
+errors, the losses and the exact resume)."""
 
 from __future__ import annotations
 
@@ -116,6 +118,7 @@ def test_bad_numbers_are_refused(tmp_path, clips):
         style.setup(base_flags(clips, tmp_path / "s", 0))
 
 
+@pytest.mark.slow  # tens of seconds: loads the tiny models, trains, runs the tab
 def test_spectrogram_dataset_uses_the_apps_codec(clips):
     from pipelines import spectrogram
     from training import common
@@ -131,6 +134,7 @@ def test_spectrogram_dataset_uses_the_apps_codec(clips):
 # -- MusicTI style ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # tens of seconds: loads the tiny models, trains, runs the tab
 def test_style_recipe_writes_a_style_the_tab_lists_and_that_changes_its_output(tmp_path, clips, monkeypatch):
     from pipelines.settings import StyleInterpolationSettings
     from pipelines.style_embedding import save_style
@@ -158,6 +162,7 @@ def test_style_recipe_writes_a_style_the_tab_lists_and_that_changes_its_output(t
 # -- TechJam LoRA ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # tens of seconds: loads the tiny models, trains, runs the tab
 def test_lora_recipe_writes_diffusers_lora_keys_that_the_app_loads(tmp_path, frames, monkeypatch):
     from diffusers import UNet2DConditionModel
     from diffusers.models.attention_processor import Attention
@@ -206,6 +211,7 @@ def amuse_models(tmp_path_factory, clips):
     return root / "vae", root / "unet"
 
 
+@pytest.mark.slow  # tens of seconds: loads the tiny models, trains, runs the tab
 def test_amuse_recipes_make_the_playlist_tab_work_on_the_hub_profile(amuse_models, clips, monkeypatch):
     from pipelines.playlist_to_music import PlaylistToMusicSettings
     from pipelines.studio import Studio
@@ -329,6 +335,7 @@ def test_two_process_accelerate_launch_on_the_cpu_gives_a_usable_vae(tmp_path, c
 # -- the genre LoRA in the sound-to-music tab -------------------------------------------------------------
 
 
+@pytest.mark.slow  # tens of seconds: loads the tiny models, trains, runs the tab
 def test_riffusion_lora_changes_the_sound_to_music_tab(tmp_path, clips, monkeypatch):
     from core.errors import ModelUnavailableError
     from pipelines.settings import SoundToMusicSettings
