@@ -271,6 +271,25 @@ def test_resume_from_a_checkpoint_reproduces_the_uninterrupted_run(tmp_path, cli
     assert any(not torch.equal(first[k], last[k]) for k in first)  # the comparison above can fail
 
 
+def test_an_interrupted_run_with_a_schedule_resumes_exactly(tmp_path, clips):
+    """The same command resumed from its step-2 checkpoint (into another folder) gives the same steps 3 and 4:
+    the cosine schedule's position comes back with the optimizer."""
+    from safetensors.torch import load_file
+
+    from training import amuse_vae, common
+
+    flags = ["--batch-size", "2", "--checkpoint-every", "2", "--lr-scheduler", "cosine", "--lr-warmup-steps", "1"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert amuse_vae.main(base_flags(clips, straight, 4)[:-2] + flags) == 0
+    checkpoint = straight / "checkpoints" / "step-2"
+    assert (checkpoint / "lr_scheduler.pt").is_file()
+    assert amuse_vae.main(base_flags(clips, resumed, 4)[:-2] + flags + ["--resume", str(checkpoint)]) == 0
+    assert common.read_losses(resumed) == common.read_losses(straight)[2:]
+    a = load_file(str(straight / "diffusion_pytorch_model.safetensors"))
+    b = load_file(str(resumed / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_refuses_a_checkpoint_of_another_recipe(tmp_path, clips):
     from training import amuse_vae
 

@@ -18,8 +18,8 @@ Recipe (AMUSE's "VAE Conditioned Diffusion Model Training" notebook, which follo
   1 channel, 256 px, blocks 128..512, cross-attention in one down/up block and the mid block,
   cross_attention_dim 64), from random weights (``--init base`` fine-tunes the registry's weights);
 - DDPM, 1000 steps, linear betas; loss MSE(eps_theta(x_t, t, c), eps), t uniform;
-- AdamW lr 1e-4, betas (0.95, 0.999), weight decay 1e-6, eps 1e-8, batch 16 (diffusers' defaults;
-  their cosine warm-up schedule is not reproduced: the rate is constant).
+- AdamW lr 1e-4, betas (0.95, 0.999), weight decay 1e-6, eps 1e-8, batch 16, cosine schedule after
+  500 warm-up steps (diffusers' ``train_unconditional.py`` defaults).
 Output: ``OUTPUT/unet/`` + ``OUTPUT/scheduler/`` + ``model_index.json`` (a DDPMPipeline folder, as
 the hub repo), which ``pipelines.loaders.load_amuse_unet`` reads.
 """
@@ -39,7 +39,8 @@ from training.amuse_vae import mel_dataset
 
 def arguments(argv: list[str] | None = None):
     p = common.parser("python -m training.amuse_unet", __doc__.split("\n\n")[0], max_steps=10_000,
-                      learning_rate=1e-4, batch_size=16, checkpoint_every=500)
+                      learning_rate=1e-4, batch_size=16, checkpoint_every=500, lr_scheduler="cosine",
+                      lr_warmup_steps=500)
     p.add_argument("--vae", required=True, help="a trained playlist VAE folder (training.amuse_vae's output)")
     p.add_argument("--p-uncond", type=float, default=0.1, help="probability of the unconditional vector")
     p.add_argument("--init", choices=("scratch", "base"), default="scratch",

@@ -46,8 +46,12 @@ SUMMARY_FILE = "training.json"
 # -- the command line ------------------------------------------------------------------------------
 
 
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
+
+
 def parser(prog: str, description: str, *, max_steps: int, learning_rate: float, batch_size: int,
-           checkpoint_every: int = 500) -> argparse.ArgumentParser:
+           checkpoint_every: int = 500, lr_scheduler: str = "constant", lr_warmup_steps: int = 0
+           ) -> argparse.ArgumentParser:
     """The flags every recipe takes; a recipe adds its own and passes its original's defaults."""
     p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -58,6 +62,9 @@ def parser(prog: str, description: str, *, max_steps: int, learning_rate: float,
                    help="where base models come from: the Hub, tiny random models, or full-size random models")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--learning-rate", type=float, default=learning_rate)
+    p.add_argument("--lr-scheduler", choices=LR_SCHEDULERS, default=lr_scheduler,
+                   help="learning-rate schedule over --max-steps (diffusers' get_scheduler)")
+    p.add_argument("--lr-warmup-steps", type=int, default=lr_warmup_steps, help="optimizer steps of linear warm-up")
     p.add_argument("--batch-size", type=int, default=batch_size, help="per process, per micro-batch")
     p.add_argument("--gradient-accumulation-steps", type=int, default=1)
     p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no",
@@ -74,6 +81,8 @@ def check_args(args: argparse.Namespace) -> argparse.Namespace:
     for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "log_every"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}.")
+    if getattr(args, "lr_warmup_steps", 0) < 0:
+        raise InputError("--lr-warmup-steps must be 0 or more.")
     if args.checkpoint_every < 0:
         raise InputError("--checkpoint-every must be 0 (never) or more.")
     if not args.learning_rate > 0:
@@ -320,7 +329,7 @@ def find_checkpoint(output: Path, resume: str | None) -> Path | None:
 
 
 def save_checkpoint(accelerator, folder: Path, trainable: torch.nn.Module, optimizer, step: int,
-                    extra: dict[str, Any] | None = None) -> None:
+                    extra: dict[str, Any] | None = None, lr_scheduler=None) -> None:
     from safetensors.torch import save_file
 
     if not accelerator.is_main_process:
@@ -328,12 +337,14 @@ def save_checkpoint(accelerator, folder: Path, trainable: torch.nn.Module, optim
     folder.mkdir(parents=True, exist_ok=True)
     save_file(trainable_state(accelerator.unwrap_model(trainable)), str(folder / "trainable.safetensors"))
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    if lr_scheduler is not None:
+        torch.save(lr_scheduler.state_dict(), folder / "lr_scheduler.pt")
     if accelerator.scaler is not None:
         torch.save(accelerator.scaler.state_dict(), folder / "scaler.pt")
     (folder / "state.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=2))
 
 
-def load_checkpoint(accelerator, folder: Path, trainable: torch.nn.Module, optimizer) -> int:
+def load_checkpoint(accelerator, folder: Path, trainable: torch.nn.Module, optimizer, lr_scheduler=None) -> int:
     """Restore the trained parameters and the optimizer; returns the optimizer step reached."""
     from safetensors.torch import load_file
 
@@ -351,6 +362,8 @@ def load_checkpoint(accelerator, folder: Path, trainable: torch.nn.Module, optim
         for name, value in state.items():
             tensors[name].copy_(value)
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=accelerator.device, weights_only=True))
+    if lr_scheduler is not None and (folder / "lr_scheduler.pt").is_file():
+        lr_scheduler.load_state_dict(torch.load(folder / "lr_scheduler.pt", weights_only=True))
     if accelerator.scaler is not None and (folder / "scaler.pt").is_file():
         accelerator.scaler.load_state_dict(torch.load(folder / "scaler.pt", weights_only=True))
     return int(json.loads((folder / "state.json").read_text())["step"])
@@ -381,8 +394,8 @@ def run(
     loss_fn(model, batch, generator) -> scalar loss, where ``model`` is ``trainable`` as prepared by
     accelerate (moved to the device, wrapped for data parallel) and ``generator`` (on the device) is
     the only randomness it should draw from, so that a resumed run is exact.
-    Optimizer: ``optimizer_cls(params, lr=args.learning_rate, **optimizer_kwargs)`` (AdamW by default),
-    constant learning rate. ``args.resume`` restores a checkpoint (``find_checkpoint``).
+    Optimizer: ``optimizer_cls(params, lr=args.learning_rate, **optimizer_kwargs)`` (AdamW by default);
+    learning rate: ``args.lr_scheduler`` with ``args.lr_warmup_steps`` of warm-up (constant by default). ``args.resume`` restores a checkpoint (``find_checkpoint``).
 
     Returns (the prepared module, TrainSummary). The loss of each optimizer step (averaged over its
     micro-batches and processes) goes to the progress bar and to ``OUTPUT/loss.csv`` (``step,loss``);
@@ -400,21 +413,27 @@ def run(
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=False,
                                          collate_fn=collate_fn, num_workers=args.num_workers,
                                          generator=torch.Generator().manual_seed(args.seed))
-    model, optimizer, loader = accelerator.prepare(trainable, optimizer, loader)
+    from diffusers.optimization import get_scheduler
+
+    # accelerate steps a prepared schedule once per process per optimizer step: count in those units
+    schedule = get_scheduler(getattr(args, "lr_scheduler", "constant"), optimizer,
+                             num_warmup_steps=getattr(args, "lr_warmup_steps", 0) * accelerator.num_processes,
+                             num_training_steps=args.max_steps * accelerator.num_processes)
+    model, optimizer, loader, schedule = accelerator.prepare(trainable, optimizer, loader, schedule)
     accelerator.print(f"{name}: {len(dataset)} examples, {accelerator.num_processes} process(es), "
                       f"{sum(p.numel() for p in params):,} trained parameters")
 
     step = 0
     checkpoint = find_checkpoint(output, args.resume)
     if checkpoint is not None:
-        step = load_checkpoint(accelerator, checkpoint, model, optimizer)
+        step = load_checkpoint(accelerator, checkpoint, model, optimizer, schedule)
         accelerator.print(f"resumed from {checkpoint} at step {step}")
     first_step = step
     per_epoch = len(loader)
     micro = step * args.gradient_accumulation_steps  # micro-batches already consumed (per process)
     if accelerator.is_main_process:
         output.mkdir(parents=True, exist_ok=True)
-        if checkpoint is None:
+        if checkpoint is None or not (output / LOSS_FILE).is_file():  # resumed into a new folder: a new log
             (output / LOSS_FILE).write_text("step,loss\n")
     losses: list[float] = []
     saved: list[str] = []
@@ -436,6 +455,7 @@ def run(
                 if accelerator.sync_gradients and max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
                 optimizer.step()
+                schedule.step()  # accelerate skips it while gradients accumulate
                 optimizer.zero_grad(set_to_none=True)
             micro += 1
             pending.append(loss.detach().float())
@@ -455,7 +475,7 @@ def run(
                     csv.writer(handle).writerow([step, f"{value:.6g}"])
             if (args.checkpoint_every and step % args.checkpoint_every == 0) or step == args.max_steps:
                 folder = output / CHECKPOINTS / f"step-{step}"
-                save_checkpoint(accelerator, folder, model, optimizer, step)
+                save_checkpoint(accelerator, folder, model, optimizer, step, lr_scheduler=schedule)
                 saved.append(str(folder))
             if step >= args.max_steps:
                 break
