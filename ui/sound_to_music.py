@@ -101,8 +101,7 @@ def build(studio) -> None:
                     scheduler = gr.Dropdown(list(SCHEDULERS), value=SoundToMusicSettings.default("scheduler"),
                                             label="Scheduler (repo: the model's own)")
                     lora_scale = slider(SoundToMusicSettings, "lora_scale",
-                                        "Genre LoRA scale (0: off; a LoRA from training.riffusion_lora, "
-                                        "set with STUDIO_MODEL_S2M_LORA)", 0.05)
+                                        "Genre LoRA scale (0: off; needs a genre LoRA trained for this app)", 0.05)
                 preview = gr.Button("Preview mask")
                 run, stop = run_and_cancel_buttons("Make music")
             with gr.Column():
