@@ -77,6 +77,9 @@ ROLES: dict[str, Role] = {
         Role("m2i_lora", None, "main", "lora",
              "Music-to-image LoRA (UNet-only, rank 4; in the TechJam GitHub repo, not on the Hub)",
              ("pytorch_lora_weights.safetensors",)),
+        Role("s2m_lora", None, "main", "lora",
+             "Genre LoRA for sound-to-music (DreamBooth-LoRA on Riffusion; train one with "
+             "`python -m training.riffusion_lora`)", ("pytorch_lora_weights.safetensors",)),
         Role("blip", "Salesforce/blip-image-captioning-large", BLIP_SHA, "blip", "Image captioning"),
         Role("musicgen", "facebook/musicgen-small", MUSICGEN_SHA, "musicgen", "Text-to-music"),
         Role("musicgen_melody", "facebook/musicgen-melody", MUSICGEN_MELODY_SHA, "musicgen_melody",

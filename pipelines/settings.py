@@ -66,11 +66,13 @@ class SoundToMusicSettings(limits.Settings):
     seed: int = 1040
     scheduler: str = "repo"
     mask: MaskSettings = field(default_factory=MaskSettings)
+    lora_scale: float = 0.0  # the genre LoRA (role s2m_lora, training.riffusion_lora); 0: the model alone
 
     TEXTS = {"prompt": ("style prompt", True, "write one, for example 'instrumental , saxophone , flute'"),
              "negative_prompt": ("negative prompt", False, "")}
     CHOICES = {"scheduler": tuple(SCHEDULERS)}
-    RANGES = {"steps": limits.STEPS, "strength": limits.STRENGTH, "guidance": limits.GUIDANCE, "seed": limits.SEED}
+    RANGES = {"steps": limits.STEPS, "strength": limits.STRENGTH, "guidance": limits.GUIDANCE, "seed": limits.SEED,
+              "lora_scale": limits.LORA_SCALE}
 
     def check(self) -> None:
         if self.strength * self.steps < 1:

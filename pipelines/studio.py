@@ -322,17 +322,37 @@ class Studio:
         if model not in SOUND_TO_MUSIC_MODELS:
             raise InputError(f"Unknown model {model!r}: use one of {', '.join(SOUND_TO_MUSIC_MODELS)}.")
         settings.validate()  # before the (slow) audio decode and model load
+        try:
+            lora = self.registry.resolve("s2m_lora") if settings.lora_scale else None
+        except ModelUnavailableError as error:
+            raise ModelUnavailableError(f"{error} Or set the genre LoRA scale to 0.") from error
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
         count = len(windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION).starts)
 
-        def render(pipe):
+        def render_plain(pipe):
             return masked_img2img.render_with_model(
                 pipe, sound.samples, settings, device=self.device, on_progress=on_progress, should_stop=should_stop,
                 batch_size=window_batch_size(self.device, count))
 
+        def render(pipe):
+            if lora is None:
+                return render_plain(pipe)
+            from .music_to_image import load_lora
+
+            name = load_lora(pipe, lora.location, adapter_name="genre")  # loaded once, left switched off
+            pipe.enable_lora()
+            pipe.set_adapters([name], adapter_weights=[float(settings.lora_scale)])
+            try:
+                return render_plain(pipe)
+            finally:
+                pipe.disable_lora()  # the pipe is shared (style tab, the other model choice): leave it plain
+
         rendered = self.manager.run(model, render)
         # metrics, image strips and normalising need no GPU: outside its lock, the next request runs
-        return _made_by(masked_img2img.finish(rendered, settings), model)
+        result = masked_img2img.finish(rendered, settings)
+        if lora is not None:
+            result.parameters["lora"] = lora.location
+        return _made_by(result, model)
 
     def describe_music(self, audio_source: Any):
         """Genre, emotion and tempo of a whole track, and the sentence that prompts the image (CPU side)."""

@@ -112,6 +112,17 @@ def test_masked_img2img_end_to_end(client):
 
 
 @pytest.mark.slow
+def test_the_genre_lora_scale_is_a_trailing_argument_that_changes_the_music(client, tone_wav):
+    """The tiny profile's s2m_lora is a random LoRA for the tiny UNet: scale 1 must change the output."""
+    args = masked_args(handle_file(tone_wav), model="riffusion", seed=5)
+    plain = client.predict(*args, api_name="/masked_img2img")
+    with_lora = client.predict(*args, "paper", 1.0, api_name="/masked_img2img")
+    assert audio_io.read_wav_metadata(with_lora[0])["lora_scale"] == 1.0
+    assert audio_io.read_wav_metadata(plain[0])["lora_scale"] == 0.0
+    assert not np.array_equal(sf.read(plain[0])[0], sf.read(with_lora[0])[0])
+
+
+@pytest.mark.slow
 def test_same_seed_same_audio_and_another_seed_differs(client, tone_wav):
     first = client.predict(*masked_args(handle_file(tone_wav), seed=5), api_name="/masked_img2img")[0]
     again = client.predict(*masked_args(handle_file(tone_wav), seed=5), api_name="/masked_img2img")[0]

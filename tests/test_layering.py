@@ -1,5 +1,5 @@
 """The import direction the README promises: app -> ui -> pipelines -> classifiers -> core, never back;
-evaluation sits on top of pipelines beside training (nothing imports it, it imports no UI)."""
+evaluation/ and training/ sit on top of pipelines (nothing imports them; they import no UI)."""
 
 import ast
 from pathlib import Path
@@ -14,6 +14,8 @@ FORBIDDEN = {
     "pipelines": {"ui", "app", "training", "scripts", "evaluation", "gradio"},
     "ui": {"app", "training", "scripts", "evaluation", "torch", "diffusers", "transformers"},
     "evaluation": {"ui", "app", "training", "scripts", "gradio"},
+    # recipes use pipelines' models and codecs; they never reach the UI (no gradio: they run headless)
+    "training": {"ui", "app", "gradio", "scripts", "benchmarks", "evaluation"},
 }
 
 

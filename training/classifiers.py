@@ -2,6 +2,13 @@
 
     python -m training.classifiers genre  DATA_DIR --out models/genre    # GTZAN: DATA_DIR/<genre>/*.wav
     python -m training.classifiers emotion --csv labels.csv --out models/emotion   # rows: path,label
+    python -m training.classifiers emotion --emotify data.csv --data emotify/ --output models/emotion
+
+Defaults are the originals' (TechJam's notebooks): genre Adam lr 1e-3, 50 epochs, batch 32; emotion
+Adam lr 5e-4, batch 8, 30 epochs. ``--data``/``--output``/``--seed`` are the flags every recipe in
+``training/`` takes (Keras places its own tensors: these CNNs train on one device, not through
+accelerate). Emotify's ratings file (``data.csv``: one row per listener and track, 0/1 per emotion)
+becomes one label per track, the emotion most listeners ticked (``emotify_items``).
 
 A folder has one sub-folder per label (GTZAN's ``genres_original`` layout); a CSV has a header
 ``path,label`` (paths relative to the CSV's folder), e.g. Emotify's tracks with their majority
@@ -41,12 +48,14 @@ class Task:
     to_input: object
     learning_rate: float
     batch_size: int
+    epochs: int
 
 
 TASKS = {
-    "genre": Task("genre", genre.GENRES, genre, features.GENRE_SEGMENT_SAMPLES, features.genre_input, 1e-4, 32),
+    # genre: the GTZAN notebook's Adam(learning_rate=0.001), epochs=50, batch_size=32
+    "genre": Task("genre", genre.GENRES, genre, features.GENRE_SEGMENT_SAMPLES, features.genre_input, 1e-3, 32, 50),
     "emotion": Task(
-        "emotion", emotion.EMOTIONS, emotion, features.EMOTION_SEGMENT_SAMPLES, features.emotion_input, 5e-4, 8
+        "emotion", emotion.EMOTIONS, emotion, features.EMOTION_SEGMENT_SAMPLES, features.emotion_input, 5e-4, 8, 30
     ),
 }
 
@@ -69,10 +78,18 @@ def _label(task: Task, raw: str) -> str:
     return name
 
 
-def list_items(task: Task, data_dir: Path | None = None, csv_path: Path | None = None) -> list[tuple[Path, str]]:
-    """(audio file, label) pairs from a folder of label folders or a ``path,label`` CSV, sorted."""
+def list_items(task: Task, data_dir: Path | None = None, csv_path: Path | None = None,
+               emotify_csv: Path | None = None) -> list[tuple[Path, str]]:
+    """(audio file, label) pairs from a folder of label folders, a ``path,label`` CSV, or Emotify's
+    ratings (``emotify_csv`` with the audio under ``data_dir``), sorted."""
     items: list[tuple[Path, str]] = []
-    if csv_path is not None:
+    if emotify_csv is not None:
+        if task.name != "emotion":
+            raise InputError("Emotify's ratings label emotions: use the emotion task.")
+        if data_dir is None:
+            raise InputError("Give the Emotify audio folder (--data) with the ratings.")
+        items = emotify_items(emotify_csv, data_dir)
+    elif csv_path is not None:
         with open(csv_path, newline="") as handle:
             rows = list(csv.DictReader(handle))
         if rows and not {"path", "label"} <= set(rows[0]):
@@ -90,6 +107,56 @@ def list_items(task: Task, data_dir: Path | None = None, csv_path: Path | None =
     if len({label for _, label in items}) < 2 or len(items) < 3:
         raise InputError("Training needs at least three tracks of at least two labels.")
     return sorted(items)
+
+
+EMOTIFY_GENRES = ("classical", "rock", "electronic", "pop")  # track ids 1-100, 101-200, 201-300, 301-400
+
+
+def emotify_items(ratings_csv: str | Path, audio_root: str | Path) -> list[tuple[Path, str]]:
+    """(audio file, majority emotion) per track from Emotify's ``data.csv``.
+
+    Each row is one listener's answers for one track: ``track id``, ``genre`` and a 0/1 column per
+    emotion (``joyful_activation`` is our ``joyfulness``); the header has spaces after the commas.
+    A track's label is the emotion ticked by most of its listeners (ties: the first in
+    ``emotion.EMOTIONS``). Audio: ``audio_root/<genre>/<n>.<ext>`` with n = (track id - 1) % 100 + 1,
+    as the dataset ships (mp3; wav/flac copies are found too). Errors name the missing column or file.
+    """
+    ratings_csv, audio_root = Path(ratings_csv), Path(audio_root)
+    task = TASKS["emotion"]
+    with open(ratings_csv, newline="") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip().lower() for h in next(reader, [])]
+        rows = list(reader)
+    columns = {name: header.index(name) for name in header}
+    emotion_columns = {ALIASES.get(name, name): index for name, index in columns.items()
+                       if ALIASES.get(name, name) in task.labels}
+    missing = [c for c in ("track id", "genre") if c not in columns] + \
+        [e for e in task.labels if e not in emotion_columns]
+    if missing:
+        raise InputError(f"{ratings_csv} is not Emotify's ratings file: no column {', '.join(missing)}.")
+    votes: dict[int, np.ndarray] = {}
+    genres: dict[int, str] = {}
+    for number, row in enumerate(rows, start=2):
+        if not row or not "".join(row).strip():
+            continue
+        try:
+            track = int(row[columns["track id"]])
+            counts = np.array([float(row[emotion_columns[e]]) for e in task.labels])
+        except (ValueError, IndexError) as error:
+            raise InputError(f"{ratings_csv} line {number} cannot be read: {error}") from error
+        votes[track] = votes.get(track, 0) + counts
+        genres[track] = row[columns["genre"]].strip().lower()
+    if not votes:
+        raise InputError(f"{ratings_csv} holds no ratings.")
+    items = []
+    for track in sorted(votes):
+        stem = audio_root / genres[track] / str((track - 1) % 100 + 1)
+        path = next((stem.with_suffix(s) for s in (".mp3", ".wav", ".flac", ".ogg") if stem.with_suffix(s).is_file()),
+                    None)
+        if path is None:
+            raise InputError(f"No audio for Emotify track {track}: expected {stem}.mp3.")
+        items.append((path, task.labels[int(np.argmax(votes[track]))]))
+    return items
 
 
 def track_inputs(task: Task, path: Path) -> np.ndarray:
@@ -110,7 +177,8 @@ def train(
     out: str | Path = "trained",
     *,
     csv_path: str | Path | None = None,
-    epochs: int = 30,
+    emotify_csv: str | Path | None = None,
+    epochs: int | None = None,
     validation: float = 0.2,
     seed: int = 0,
     filters: tuple[int, ...] | None = None,
@@ -118,7 +186,8 @@ def train(
     learning_rate: float | None = None,
     verbose: int = 0,
 ) -> TrainResult:
-    """Train one classifier; ``filters`` narrows the convs (the default is the original's widths)."""
+    """Train one classifier; ``filters`` narrows the convs (the default is the original's widths);
+    ``epochs``, ``batch_size`` and ``learning_rate`` default to the task's original values."""
     import keras
 
     if task_name not in TASKS:
@@ -129,7 +198,8 @@ def train(
     if filters and (len(filters) != len(task.module.FILTERS) or min(filters) < 1):
         count = len(task.module.FILTERS)
         raise InputError(f"The {task_name} CNN needs {count} positive conv widths; got {tuple(filters)}.")
-    items = list_items(task, Path(data_dir) if data_dir else None, Path(csv_path) if csv_path else None)
+    items = list_items(task, Path(data_dir) if data_dir else None, Path(csv_path) if csv_path else None,
+                       Path(emotify_csv) if emotify_csv else None)
     train_items, held_items = split(items, validation, seed)
 
     def stack(part):
@@ -148,7 +218,7 @@ def train(
     model = task.module.build_model(tuple(filters) if filters else task.module.FILTERS)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate or task.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size or task.batch_size, shuffle=True, verbose=verbose)
+    model.fit(x_train, y_train, epochs=epochs or task.epochs, batch_size=batch_size or task.batch_size, shuffle=True, verbose=verbose)
 
     probabilities = np.asarray(model.predict(x_held, verbose=0))
     accuracy = float(np.mean(probabilities.argmax(axis=1) == y_held))
@@ -166,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.classifiers", description=__doc__.split("\n\n")[0])
     parser.add_argument("task", choices=sorted(TASKS))
     parser.add_argument("data_dir", nargs="?", help="folder with one sub-folder of audio per label")
+    parser.add_argument("--data", dest="data_option", help="the same folder, as the other recipes name it")
     parser.add_argument("--csv", dest="csv_path", help="CSV with a header path,label instead of a folder")
-    parser.add_argument("--out", required=True, help="folder to write the .h5 into")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--emotify", dest="emotify_csv", help="Emotify's ratings data.csv (audio under --data)")
+    parser.add_argument("--out", "--output", dest="out", required=True, help="folder to write the .h5 into")
+    parser.add_argument("--epochs", type=int, help="default: the original's (genre 50, emotion 30)")
     parser.add_argument("--validation", type=float, default=0.2, help="fraction of tracks held out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int)
@@ -177,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     filters = tuple(int(v) for v in args.filters.split(",")) if args.filters else None
     try:
-        result = train(args.task, args.data_dir, args.out, csv_path=args.csv_path, epochs=args.epochs,
+        result = train(args.task, args.data_dir or args.data_option, args.out, csv_path=args.csv_path,
+                       emotify_csv=args.emotify_csv, epochs=args.epochs,
                        validation=args.validation, seed=args.seed, filters=filters, batch_size=args.batch_size,
                        learning_rate=args.learning_rate, verbose=2)
     except InputError as error:

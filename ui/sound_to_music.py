@@ -21,10 +21,11 @@ def build(studio) -> None:
                             preprocessing=preprocessing)
 
     def settings(prompt, negative_prompt, invert, brightness, contrast, downshift, steps, strength, guidance, seed,
-                 scheduler, preprocessing) -> SoundToMusicSettings:
+                 scheduler, preprocessing, lora_scale=0.0) -> SoundToMusicSettings:
         return SoundToMusicSettings(prompt=prompt, negative_prompt=negative_prompt or "", steps=steps,
                                     strength=strength, guidance=guidance, seed=seed, scheduler=scheduler,
-                                    mask=mask_settings(invert, brightness, contrast, downshift, preprocessing))
+                                    mask=mask_settings(invert, brightness, contrast, downshift, preprocessing),
+                                    lora_scale=lora_scale)
 
     @user_errors
     def preview_mask(audio_path, invert, brightness, contrast, downshift, preprocessing="paper"):
@@ -37,10 +38,10 @@ def build(studio) -> None:
 
     @user_errors
     def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
-                       steps, strength, guidance, seed, scheduler, preprocessing="paper", compute_metrics=None,
+                       steps, strength, guidance, seed, scheduler, preprocessing="paper", lora_scale=0.0, compute_metrics=None,
                        request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         chosen = settings(prompt, negative_prompt, invert, brightness, contrast, downshift, steps, strength,
-                          guidance, seed, scheduler, preprocessing)
+                          guidance, seed, scheduler, preprocessing, lora_scale)
         flag = start_run(studio, request)
         result = studio.sound_to_music(audio_path, chosen, model=model, on_progress=progress_callback(progress),
                                        should_stop=flag.is_set)
@@ -102,6 +103,8 @@ def build(studio) -> None:
                     seed = seed_control(SoundToMusicSettings)
                     scheduler = gr.Dropdown(list(SCHEDULERS), value=SoundToMusicSettings.default("scheduler"),
                                             label="Scheduler (repo: the model's own)")
+                    lora_scale = slider(SoundToMusicSettings, "lora_scale",
+                                        "Genre LoRA scale (0: off; needs a genre LoRA trained for this app)", 0.05)
                 compute_metrics = metrics_checkbox(studio)
                 preview = gr.Button("Preview mask")
                 run, stop = run_and_cancel_buttons("Make music")
@@ -115,7 +118,7 @@ def build(studio) -> None:
             output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=320)
         mask_inputs = [audio_in, invert, brightness, contrast, downshift, preprocessing]
         all_inputs = [audio_in, model, prompt, negative, invert, brightness, contrast, downshift, steps, strength,
-                      guidance, seed, scheduler, preprocessing, compute_metrics]
+                      guidance, seed, scheduler, preprocessing, lora_scale, compute_metrics]
         speed.change(lambda name: tuple(SOUND_TO_MUSIC_PRESETS[name][key] for key in ("steps", "scheduler")),
                      speed, [steps, scheduler], api_visibility="private")
         preview.click(guarded(preview_mask), mask_inputs, [input_image, mask_image], api_name="preview_mask")
