@@ -92,7 +92,7 @@ def test_preview_mask_shows_spectrogram_and_mask(client):
 def test_masked_img2img_end_to_end(client):
     wav, source, mask, output, metrics = client.predict(*masked_args(handle_file(str(ASSETS / "knocks.wav"))),
                                                         api_name="/masked_img2img")
-    *_, with_clap = client.predict(*masked_args(handle_file(str(ASSETS / "knocks.wav"))), "paper", True,
+    *_, with_clap = client.predict(*masked_args(handle_file(str(ASSETS / "knocks.wav"))), "paper", 0.0, True,
                                    api_name="/masked_img2img")
     sound = audio_io.load_audio(wav, 44100)
     assert abs(sound.duration - 5.0) < 0.01, "output must have the input's length"
