@@ -91,3 +91,12 @@ def metrics_of(table) -> dict[str, float]:
     label -> value."""
     rows = table["data"] if isinstance(table, dict) else table
     return {label: float(value) for label, value in rows}
+
+
+def click_example(page, name: str) -> None:
+    """Click a visible example row or thumbnail showing ``name`` and wait until the tab's input holds that
+    file: its player offers it for download (state, not time: the button pressed earlier sent no audio)."""
+    page.get_by_text(name, exact=True).locator("visible=true").first.click()
+    page.wait_for_function(
+        "(name) => [...document.querySelectorAll(`a[href*='${name}'], audio[src*='${name}']`)]"
+        ".some(element => element.offsetParent !== null)", arg=name, timeout=60_000)

@@ -6,6 +6,7 @@
 import shutil
 
 import pytest
+from conftest import click_example
 
 pytestmark = pytest.mark.browser
 
@@ -27,15 +28,6 @@ def page(served_app):
         page.goto(served_app)
         yield page
         browser.close()
-
-
-def click_example(page, name: str) -> None:
-    """Click a visible example row or thumbnail showing ``name`` and wait until the tab's input holds that
-    file: its player offers it for download (state, not time: the button pressed earlier sent no audio)."""
-    page.get_by_text(name, exact=True).locator("visible=true").first.click()
-    page.wait_for_function(
-        "(name) => [...document.querySelectorAll(`a[href*='${name}'], audio[src*='${name}']`)]"
-        ".some(element => element.offsetParent !== null)", arg=name, timeout=60_000)
 
 
 def test_sound_to_music_example_runs_in_the_browser(page, artifacts):

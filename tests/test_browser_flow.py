@@ -5,6 +5,8 @@ import shutil
 
 import pytest
 
+from conftest import click_example
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -94,11 +96,11 @@ def test_results_flow_between_tabs_and_the_session_downloads_them(page, artifact
 
 def test_sound_to_music_result_goes_to_music_to_image(page):
     page.get_by_role("tab", name="Sound to music").click()
-    page.get_by_text("knocks.wav", exact=True).locator("visible=true").click()
+    click_example(page, "knocks.wav")  # waits until the sound is in the input, not only the prompt
     page.wait_for_function(
         "() => [...document.querySelectorAll('textarea, input')].some(t => t.value === 'funk drums , bass')")
     visible(page, "button", "Make music").click()
-    page.wait_for_function("document.body.innerText.includes('chroma_cens_similarity')", timeout=180_000)
+    page.wait_for_function("document.body.innerText.includes('Chroma CENS similarity')", timeout=180_000)
     with page.expect_response(lambda response: response.url.endswith("/music.wav") and response.ok):
         visible(page, "button", "Send to Music to image").click()
     page.wait_for_function("() => [...document.querySelectorAll(\"[role='tab'][aria-selected='true']\")]"
