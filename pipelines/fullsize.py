@@ -218,11 +218,7 @@ def build_musicgen(target: Path) -> None:
     from transformers import EncodecFeatureExtractor, GenerationConfig, MusicgenProcessor
 
     model = _make(musicgen_model)
-    with torch.no_grad():  # EnCodec codebooks start at zero (see tiny.build_musicgen)
-        for layer in model.audio_encoder.quantizer.layers:
-            layer.codebook.embed.normal_()
-            layer.codebook.embed_avg.copy_(layer.codebook.embed)
-            layer.codebook.cluster_size.fill_(1.0)
+    model_building.spread_encodec_codebooks(model)
     model.generation_config = GenerationConfig(**config("facebook--musicgen-small", "generation_config.json"))
     model.save_pretrained(target, safe_serialization=True)
     del model
@@ -238,14 +234,9 @@ def build_musicgen(target: Path) -> None:
 @builder("musicgen_melody", version=1)
 def build_musicgen_melody(target: Path) -> None:
     """musicgen-melody: two safetensors shards and their index, T5 tokenizer, the chroma settings."""
-    import torch
 
     model = _make(musicgen_melody_model)
-    with torch.no_grad():  # EnCodec codebooks start at zero (see tiny.build_musicgen)
-        for layer in model.audio_encoder.quantizer.layers:
-            layer.codebook.embed.normal_()
-            layer.codebook.embed_avg.copy_(layer.codebook.embed)
-            layer.codebook.cluster_size.fill_(1.0)
+    model_building.spread_encodec_codebooks(model)
     model.generation_config.update(**config("facebook--musicgen-small", "generation_config.json"))
     model.save_pretrained(target, safe_serialization=True, max_shard_size="5GB")
     del model

@@ -181,3 +181,15 @@ def write_melody_preprocessor_config(folder: Path) -> None:
               "processor_class": "MusicgenMelodyProcessor", "return_attention_mask": False, "sampling_rate": 32000,
               "stem_indices": [3, 2]}
     (folder / "preprocessor_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def spread_encodec_codebooks(model) -> None:
+    """EnCodec's codebooks start at zero (the real ones come from k-means): every code would decode to the
+    same sound, and no seed or prompt could change the audio. Random codebooks, for built MusicGen models."""
+    import torch
+
+    with torch.no_grad():
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.cluster_size.fill_(1.0)

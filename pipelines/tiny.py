@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .model_building import (bert_wordpiece_vocab, byte_level_alphabet, randomize_keras, save_keras_like_original, t5_unigram_vocab, write_melody_preprocessor_config, ModelFamilies)
+from .model_building import (bert_wordpiece_vocab, byte_level_alphabet, randomize_keras, save_keras_like_original, t5_unigram_vocab, write_melody_preprocessor_config, spread_encodec_codebooks, ModelFamilies)
 
 FAMILIES = ModelFamilies("tiny")
 BUILDERS = FAMILIES.builders
@@ -225,22 +225,14 @@ def build_blip(folder: Path) -> None:
     BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
 
 
-@builder("musicgen", version=1)
-def build_musicgen(folder: Path) -> None:
-    """facebook/musicgen-small's classes and rates: a T5 text encoder, a 4-codebook decoder (2048 codes,
-    delay pattern), a mono EnCodec at 32 kHz with hop 640 (50 frames per second), MusicgenProcessor
-    (EncodecFeatureExtractor + T5Tokenizer) and the real generation defaults (sampling, top-k 250, CFG 3)."""
-    import torch
-    from transformers import (
-        EncodecConfig,
-        EncodecFeatureExtractor,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        MusicgenProcessor,
-        T5Config,
-        T5Tokenizer,
-    )
+TINY_MUSICGEN_DECODER = dict(vocab_size=2048, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32,
+                             max_position_embeddings=2048, pad_token_id=2048, bos_token_id=2048)
+
+
+def _tiny_t5_and_encodec():
+    """What musicgen-small and musicgen-melody share: the T5 tokenizer and a tiny T5 text encoder and mono
+    EnCodec at 32 kHz with hop 640 (50 frames per second). Returns (tokenizer, T5Config, EncodecConfig)."""
+    from transformers import EncodecConfig, T5Config, T5Tokenizer
 
     tokenizer = T5Tokenizer(vocab=t5_unigram_vocab(), extra_ids=100, model_max_length=512)
     text = T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
@@ -250,19 +242,29 @@ def build_musicgen(folder: Path) -> None:
         codebook_size=2048, target_bandwidths=[2.2], num_residual_layers=1, num_lstm_layers=1,
         norm_type="weight_norm", use_causal_conv=False, normalize=False, chunk_length_s=None, overlap=None,
     )
+    return tokenizer, text, codec
+
+
+@builder("musicgen", version=1)
+def build_musicgen(folder: Path) -> None:
+    """facebook/musicgen-small's classes and rates: a T5 text encoder, a 4-codebook decoder (2048 codes,
+    delay pattern), a mono EnCodec at 32 kHz with hop 640 (50 frames per second), MusicgenProcessor
+    (EncodecFeatureExtractor + T5Tokenizer) and the real generation defaults (sampling, top-k 250, CFG 3)."""
+    from transformers import (
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenProcessor,
+    )
+
+    tokenizer, text, codec = _tiny_t5_and_encodec()
     decoder = MusicgenDecoderConfig(
-        vocab_size=2048, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32,
-        num_codebooks=codec.num_quantizers, max_position_embeddings=2048, pad_token_id=2048, bos_token_id=2048,
+        **TINY_MUSICGEN_DECODER, num_codebooks=codec.num_quantizers,
     )
     config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict())
     model = MusicgenForConditionalGeneration(config)
-    with torch.no_grad():
-        # EnCodec's codebooks start at zero (the real ones come from k-means): every code would decode
-        # to the same sound, and no seed or prompt could change the audio
-        for layer in model.audio_encoder.quantizer.layers:
-            layer.codebook.embed.normal_()
-            layer.codebook.embed_avg.copy_(layer.codebook.embed)
-            layer.codebook.cluster_size.fill_(1.0)
+    spread_encodec_codebooks(model)
     generation = model.generation_config
     generation.update(do_sample=True, guidance_scale=3.0, max_length=1500, top_k=250,
                       pad_token_id=2048, decoder_start_token_id=2048, bos_token_id=2048)
@@ -280,34 +282,20 @@ def build_musicgen_melody(folder: Path) -> None:
     settings; transformers' extractor class needs torchaudio, so ``pipelines.melody`` reads them)."""
     import torch
     from transformers import (
-        EncodecConfig,
         MusicgenMelodyConfig,
         MusicgenMelodyDecoderConfig,
         MusicgenMelodyForConditionalGeneration,
-        T5Config,
-        T5Tokenizer,
     )
 
-    tokenizer = T5Tokenizer(vocab=t5_unigram_vocab(), extra_ids=100, model_max_length=512)
-    text = T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2,
-                    feed_forward_proj="relu")
-    codec = EncodecConfig(
-        sampling_rate=32000, audio_channels=1, num_filters=4, hidden_size=16, upsampling_ratios=[8, 5, 4, 4],
-        codebook_size=2048, target_bandwidths=[2.2], num_residual_layers=1, num_lstm_layers=1,
-        norm_type="weight_norm", use_causal_conv=False, normalize=False, chunk_length_s=None, overlap=None,
-    )
+    tokenizer, text, codec = _tiny_t5_and_encodec()
     decoder = MusicgenMelodyDecoderConfig(
-        vocab_size=2048, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, ffn_dim=32,
-        num_codebooks=codec.num_quantizers, max_position_embeddings=2048, pad_token_id=2048, bos_token_id=2048,
+        **TINY_MUSICGEN_DECODER, num_codebooks=codec.num_quantizers,
     )
     config = MusicgenMelodyConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict(),
                                   num_chroma=12, chroma_length=235)
     model = MusicgenMelodyForConditionalGeneration(config)
+    spread_encodec_codebooks(model)
     with torch.no_grad():
-        for layer in model.audio_encoder.quantizer.layers:  # EnCodec codebooks start at zero (see build_musicgen)
-            layer.codebook.embed.normal_()
-            layer.codebook.embed_avg.copy_(layer.codebook.embed)
-            layer.codebook.cluster_size.fill_(1.0)
         model.audio_enc_to_dec_proj.weight.mul_(8.0)  # louder chroma, so a different tune changes the tiny output
     model.generation_config.update(do_sample=True, guidance_scale=3.0, max_length=1500, top_k=250,
                                    pad_token_id=2048, decoder_start_token_id=2048, bos_token_id=2048)
