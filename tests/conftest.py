@@ -1,6 +1,7 @@
 """Test harness: no network, tiny models, and the real app served on a free localhost port."""
 
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -100,3 +101,24 @@ def click_example(page, name: str) -> None:
     page.wait_for_function(
         "(name) => [...document.querySelectorAll(`a[href*='${name}'], audio[src*='${name}']`)]"
         ".some(element => element.offsetParent !== null)", arg=name, timeout=60_000)
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def page(served_app):
+    """A headless Chromium page (Debian's package, driven by Playwright) on the served app, per module."""
+    from playwright.sync_api import sync_playwright
+
+    if not shutil.which("chromium"):
+        pytest.fail("Chromium is not installed: run `make browser` (Debian: apt-get install chromium).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.set_default_timeout(120_000)
+        page.goto(served_app)
+        yield page
+        browser.close()

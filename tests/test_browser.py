@@ -3,31 +3,10 @@
 `make test` installs Chromium with apt when it is missing; the screenshot lands in tests/artifacts/.
 """
 
-import shutil
-
 import pytest
 from conftest import click_example
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-@pytest.fixture(scope="module")
-def page(served_app):
-    from playwright.sync_api import sync_playwright
-
-    if not shutil.which("chromium"):
-        pytest.fail("Chromium is not installed: run `make browser` (Debian: apt-get install chromium).")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.set_default_timeout(120_000)
-        page.goto(served_app)
-        yield page
-        browser.close()
 
 
 def test_sound_to_music_example_runs_in_the_browser(page, artifacts):

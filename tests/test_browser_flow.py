@@ -1,32 +1,11 @@
 """Results flowing between tabs in a real browser (headless Debian Chromium via Playwright): "Send to"
 buttons, then the session's history and "Download all"."""
 
-import shutil
-
 import pytest
 
 from conftest import click_example
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-@pytest.fixture(scope="module")
-def page(served_app):
-    from playwright.sync_api import sync_playwright
-
-    if not shutil.which("chromium"):
-        pytest.fail("Chromium is not installed: run `make browser` (Debian: apt-get install chromium).")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.set_default_timeout(120_000)
-        page.goto(served_app)
-        yield page
-        browser.close()
 
 
 def visible(page, role, name):
