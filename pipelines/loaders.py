@@ -54,6 +54,7 @@ def import_model_libraries() -> None:
         for library in ("transformers", "diffusers"):  # each prints through its own stderr handler
             for handler in logging.getLogger(library).handlers:
                 handler.addFilter(UNACTIONABLE)
+        transformers.utils.logging.set_tqdm_hook(no_bar_for_saving)
         for name in ("AutoencoderKL", "ConfigMixin", "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
                      "ModelMixin", "StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline", "UNet2DConditionModel"):
             getattr(diffusers, name)
@@ -84,6 +85,18 @@ class Unactionable(logging.Filter):
 
 
 UNACTIONABLE = Unactionable()
+SAVING_BAR = "Writing model shards"
+
+
+def no_bar_for_saving(factory, args: tuple, kwargs: dict):
+    """transformers' tqdm hook: no bar for ``save_pretrained``'s shards, every other bar as it was.
+
+    Only the studio's own builders and training recipes save, one small shard at a time: the bar
+    opens and closes at once and fills the console at start-up (one per tiny model). Loading bars stay.
+    """
+    if kwargs.get("desc") == SAVING_BAR:
+        kwargs = {**kwargs, "disable": True}
+    return factory(*args, **kwargs)
 
 
 class ModelBundle:

@@ -65,3 +65,26 @@ def test_the_libraries_unactionable_warnings_are_dropped_at_their_handler_and_re
     assert "a real transformers problem" in done.stderr and "a real diffusers problem" in done.stderr
     for note in ("requires torchvision", "within the vocabulary", "No LoRA keys"):
         assert note not in done.stderr, done.stderr
+
+
+def test_saving_a_transformers_model_prints_no_bar_and_loading_keeps_its_own(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "from pipelines import loaders\n"
+        "loaders.import_model_libraries()\n"
+        "from transformers import BertConfig, BertModel\n"
+        "from transformers.utils import logging as tf_logging\n"
+        "model = BertModel(BertConfig(vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,"
+        " intermediate_size=8))\n"
+        f"model.save_pretrained({str(tmp_path)!r})\n"
+        "for _ in tf_logging.tqdm(range(3), desc='Loading weights'):\n"
+        "    pass\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Writing model shards" not in done.stderr
+    assert "Loading weights" in done.stderr  # a bar that shows progress on long work stays
