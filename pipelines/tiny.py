@@ -23,17 +23,47 @@ BUILDERS = FAMILIES.builders
 builder, has, ensure = FAMILIES.builder, FAMILIES.has, FAMILIES.ensure
 
 
-# -- a CLIP tokenizer without merges -----------------------------------------------------------------
+# -- a CLIP tokenizer with merges for the app's own words ----------------------------------------------
+# The words of TechJam's sentence, the classifiers' labels and the page's default prompts: with a merge
+# chain per word they are one token each, as in the real CLIP vocabulary, so the default prompts fit
+# CLIP's 77 tokens (byte by byte, TechJam's sentence alone is 79 and the pipeline warns that it truncates).
+TOKENIZER_WORDS = (
+    "this piece of music falls under the genre it is tempo has no steady beat and evokes a sense "
+    "blues classical country disco hip hop jazz metal pop reggae rock "
+    "amazement solemnity tenderness nostalgia calmness power joyfulness tension sadness "
+    "instrumental saxophone flute funk bassline with jazzy solo church bells on sunday piano"
+).split()
+
+
+def clip_word_merges(words) -> list[tuple[str, str]]:
+    """BPE merges that join each word left to right into one ``word</w>`` token (CLIP's end-of-word
+    form). Every merge's result is a new vocabulary entry; a word whose pairs are claimed by an
+    earlier word's merges still tokenizes, in more pieces."""
+    merges: list[tuple[str, str]] = []
+    for word in dict.fromkeys(words):
+        pieces = [*word[:-1], word[-1] + "</w>"]
+        joined = pieces[0]
+        for piece in pieces[1:]:
+            if (joined, piece) not in merges:
+                merges.append((joined, piece))
+            joined += piece
+    return merges
+
+
 def write_clip_tokenizer(folder: Path) -> int:
-    """A working byte-level CLIP tokenizer: every byte is a token, no merges. Returns the vocab size."""
+    """A working byte-level CLIP tokenizer: every byte is a token, plus one token per word of
+    ``TOKENIZER_WORDS`` (``clip_word_merges``). Returns the vocab size."""
     chars = byte_level_alphabet()
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    merges = clip_word_merges(TOKENIZER_WORDS)
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
     from transformers import CLIPTokenizer
 
     tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
@@ -99,7 +129,7 @@ def tiny_unet(cross_attention_dim: int = 32):
     )
 
 
-@builder("sd", version=2)
+@builder("sd", version=3)
 def build_stable_diffusion(folder: Path) -> None:
     """Stable Diffusion layout (riffusion, the mask model and SD 1.5 all share it)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline

@@ -132,3 +132,24 @@ def test_classifiers_are_listed_with_their_size_and_uses(studio):
     assert rows["genre_classifier"]["uses"] >= 1
     assert studio.manager.get_cpu("genre_classifier").nbytes > 0  # tiny: a few KB, shown as 0.0 MB
     assert rows["genre_classifier"]["where"] == "cpu"
+
+
+def test_the_tiny_clip_tokenizer_fits_the_pages_prompts_in_77_tokens_as_the_real_one_does(tmp_path):
+    from itertools import product
+
+    from transformers import CLIPTokenizer
+
+    from classifiers.emotion import EMOTIONS
+    from classifiers.genre import GENRES
+    from pipelines.music_to_image import make_sentence
+    from pipelines.settings import PromptInterpolationSettings, SoundToMusicSettings, TextToMusicSettings
+
+    tiny.write_clip_tokenizer(tmp_path)
+    tokenizer = CLIPTokenizer.from_pretrained(tmp_path)
+    prompts = [make_sentence(genre, 188, emotion) for genre, emotion in product(GENRES, EMOTIONS)]
+    prompts += [SoundToMusicSettings.default("prompt"), TextToMusicSettings.default("prompt"),
+                PromptInterpolationSettings.default("prompt_a"), PromptInterpolationSettings.default("prompt_b")]
+    longest = max(len(tokenizer(p).input_ids) for p in prompts)
+    assert longest <= tokenizer.model_max_length == 77
+    assert tokenizer.tokenize("music falls") == ["music</w>", "falls</w>"]  # one token per listed word
+    assert tokenizer.tokenize("zq") == ["z", "q</w>"]  # any other text still tokenizes, byte by byte
