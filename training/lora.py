@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from core.errors import InputError
-from training import common
+from training import common, prior
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 TARGET_MODULES = ("to_q", "to_k", "to_v", "to_out.0")  # diffusers' text-to-image LoRA script
@@ -45,6 +45,14 @@ def add_lora_arguments(p, rank: int = 4) -> None:
     p.add_argument("--rank", type=int, default=rank, help="LoRA rank (alpha = rank)")
     p.add_argument("--resolution", type=int, default=512, help="training side in pixels")
     p.add_argument("--max-grad-norm", type=float, default=1.0)
+
+
+def check_lora_args(args) -> None:
+    """InputError for a ``--rank`` or ``--resolution`` (``add_lora_arguments``) that cannot train."""
+    if args.rank < 1:
+        raise InputError(f"--rank must be at least 1; got {args.rank}.")
+    if args.resolution % 8 or args.resolution < 64:
+        raise InputError("--resolution must be a multiple of 8, at least 64.")
 
 
 def arguments(argv: list[str] | None = None):
@@ -146,10 +154,13 @@ def collate(items):
 
 
 def unet_lora_recipe(args, accelerator, pipe, dataset, name: str, target_modules=TARGET_MODULES,
-                     extra_info: dict | None = None) -> common.Recipe:
+                     extra_info: dict | None = None, prior_loss_weight: float | None = None) -> common.Recipe:
     """A rank-``args.rank`` peft LoRA on the pipe's UNet, trained with the text-to-image loss.
 
     ``dataset`` items: ``{"pixels": (3, H, W) in [-1, 1], "ids": (77,) caption tokens}``.
+    With ``prior_loss_weight`` (DreamBooth prior preservation, ``training.prior``) the items are
+    ``prior.DreamBoothPairs``' instance+class pairs, batched instances first, and the loss is
+    instance MSE + prior_loss_weight x class MSE.
     Writes ``OUTPUT/pytorch_lora_weights.safetensors`` (diffusers' LoRA format) at the end.
     """
     from diffusers import DDPMScheduler
@@ -158,10 +169,7 @@ def unet_lora_recipe(args, accelerator, pipe, dataset, name: str, target_modules
     from peft import LoraConfig
     from peft.utils import get_peft_model_state_dict
 
-    if args.rank < 1:
-        raise InputError(f"--rank must be at least 1; got {args.rank}.")
-    if args.resolution % 8 or args.resolution < 64:
-        raise InputError("--resolution must be a multiple of 8, at least 64.")
+    check_lora_args(args)
     text_encoder, vae, unet = pipe.text_encoder, pipe.vae, pipe.unet
     scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # the model's own training schedule
     common.freeze(accelerator, text_encoder, vae, unet)
@@ -177,7 +185,9 @@ def unet_lora_recipe(args, accelerator, pipe, dataset, name: str, target_modules
         noisy, noise, t = common.noise_latents(scheduler, latents.float(), generator)
         target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, t)
         prediction = model(noisy.to(dtype), t, encoder_hidden_states=cond.to(dtype)).sample
-        return common.diffusion_loss(prediction, target)
+        if prior_loss_weight is None:
+            return common.diffusion_loss(prediction, target)
+        return prior.prior_preservation_loss(prediction, target, prior_loss_weight)
 
     def finish(model, summary):
         from diffusers import StableDiffusionPipeline
@@ -192,7 +202,8 @@ def unet_lora_recipe(args, accelerator, pipe, dataset, name: str, target_modules
 
     return common.Recipe(accelerator, args, unet, dataset, loss_fn, finish, name,
                          optimizer_kwargs={"betas": (0.9, 0.999), "weight_decay": 1e-2, "eps": 1e-8},
-                         collate_fn=collate, max_grad_norm=args.max_grad_norm)
+                         collate_fn=collate if prior_loss_weight is None else prior.collate_pairs,
+                         max_grad_norm=args.max_grad_norm)
 
 
 def setup(argv: list[str] | None = None) -> common.Recipe:
