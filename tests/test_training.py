@@ -471,6 +471,7 @@ def test_missing_class_images_take_free_names(tmp_path):
     assert missing_names(tmp_path, 2) == [] and missing_names(tmp_path, 1) == []
 
 
+@pytest.mark.slow  # three setups and two short runs (the names' logic is tested fast just above)
 def test_class_images_are_generated_once_and_reused(tmp_path, clips, class_data):
     """The folder is topped up to --num-class-images (only the missing ones made, a file already there
     untouched); a run that reuses them trains exactly as the run that generated them."""
