@@ -320,13 +320,34 @@ def test_loss_goes_down_on_a_toy_set(recipe, extra, steps, tmp_path, clips):
 
 
 @pytest.mark.slow
-def test_lora_loss_goes_down_on_a_toy_set(tmp_path, frames):
+def test_lora_loss_goes_down_on_a_batch_it_can_overfit(tmp_path, frames):
+    """The recipe's loss and adapter on one fixed batch (same noise and timesteps every step).
+
+    Not ``evaluate()`` around ``train()`` as for the other recipes: in the tiny random UNet the
+    attention the LoRA adapts is a small part of the output, and with fresh noise each step 20-40
+    steps move the mean loss (about 1.12) less than its sampling noise (seen both ways)."""
+    import torch
+
     from training import lora
 
-    prepared = lora.setup(base_flags(frames, tmp_path / "lora", 20, "--resolution", "64", "--learning-rate", "1e-2"))
-    before = prepared.evaluate()
-    prepared.train()
-    assert prepared.evaluate() < before
+    prepared = lora.setup(base_flags(frames, tmp_path / "lora", 1, "--resolution", "64"))
+    batch = next(iter(torch.utils.data.DataLoader(prepared.dataset, batch_size=3, collate_fn=prepared.collate_fn)))
+    adapter = [p for p in prepared.trainable.parameters() if p.requires_grad]
+    assert adapter and all("lora" in n for n, p in prepared.trainable.named_parameters() if p.requires_grad)
+    optimizer = torch.optim.AdamW(adapter, lr=1e-2)
+
+    def fixed_loss():
+        return prepared.loss_fn(prepared.trainable, batch, torch.Generator().manual_seed(0))
+
+    with torch.no_grad():
+        before = fixed_loss().item()
+    for _ in range(30):
+        optimizer.zero_grad()
+        fixed_loss().backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = fixed_loss().item()
+    assert after < 0.98 * before, (before, after)
 
 
 @pytest.mark.slow
