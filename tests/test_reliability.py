@@ -46,12 +46,12 @@ def test_an_api_cancel_stops_the_denoising_loop_and_frees_the_gpu(client, counte
 
 
 # -- the event wrapper, with gradio's request context set by hand ------------------------------------------
-def run_event(fn, session="s1", *args):
-    """Call ``common.guarded(fn)`` the way gradio does: in a task, with the request in LocalContext."""
+def run_event(fn, session="s1", *args, name=None):
+    """Call ``common.guarded(fn, name)`` the way gradio does: in a task, with the request in LocalContext."""
     from gradio.context import LocalContext
 
     LocalContext.request.set(SimpleNamespace(session_hash=session))
-    return common.guarded(fn)(*args)
+    return common.guarded(fn, name)(*args)
 
 
 def looping(started: threading.Event, seen: list):
@@ -92,6 +92,35 @@ def test_cancelling_one_event_leaves_the_other_event_of_the_session_running():
 
     asyncio.run(scenario())
     assert common.running_events() == 0 and common._running == {}  # nothing left behind
+
+
+def test_the_cancel_button_also_stops_its_tabs_run_on_the_server_and_no_other():
+    """The page's cancel carries the event's id, which it lacks until its join request is answered;
+    the button's own server call (outside the queue) stops the run by session and endpoint."""
+    with gr.Blocks() as demo:
+        run, stop = common.run_and_cancel_buttons("Go")
+        studio = SimpleNamespace(gpu_task=lambda fn, duration: fn)
+        common.model_event(studio, run, lambda: None, [], [], api_name="music_to_image", stop=stop)
+    on_stop = [d for d in demo.fns.values() if stop._id in [t[0] for t in d.targets]]
+    cancel = next(d for d in on_stop if d.fn is not None)
+    assert cancel.queue is False  # not behind the queue it is meant to cut short
+    assert any(d.cancels for d in on_stop)  # and gradio's own cancel of the event's task
+
+    async def scenario():
+        runs = {key: (threading.Event(), []) for key in ("s1 music_to_image", "s1 text_to_music", "s2 music_to_image")}
+        tasks = [asyncio.create_task(run_event(looping(*runs[key]), key.split()[0], name=key.split()[1]))
+                 for key in runs]
+        while not all(started.is_set() for started, _ in runs.values()):
+            await asyncio.sleep(0.01)
+        cancel.fn(SimpleNamespace(session_hash="s1"))  # gradio passes the click's request
+        await asyncio.sleep(0.3)
+        assert [seen for _, seen in runs.values()] == [["stopped"], [], []]
+        for task in tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert common._running == {}
 
 
 def test_a_run_past_the_time_limit_is_stopped_and_the_caller_told(monkeypatch):

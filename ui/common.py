@@ -124,7 +124,7 @@ class RunLimits:
 
 RUN_LIMITS = RunLimits()  # app.py sets these from its flags
 _current_stop: ContextVar[threading.Event | None] = ContextVar("studio_stop", default=None)
-_running: dict[str, set[threading.Event]] = {}  # session -> stop flags of its events in progress
+_running: dict[str, dict[threading.Event, str]] = {}  # session -> {stop flag: event name} of its events in progress
 _running_lock = threading.Lock()
 _threads = ThreadPoolExecutor(max_workers=40, thread_name_prefix="studio-event")  # gradio's own thread limit
 
@@ -148,22 +148,25 @@ def _session(request: Any) -> str:
     return getattr(request, "session_hash", None) or "default"
 
 
-def stop_session(request: gr.Request = None) -> None:
-    """The page closed (``demo.unload``): stop every event of that session."""
+def stop_session(request: gr.Request = None, name: str | None = None) -> None:
+    """Stop the session's events in progress: all of them (the page closed: ``demo.unload``), or
+    those of the event ``name`` (its Cancel button)."""
     with _running_lock:
-        flags = list(_running.get(_session(request), ()))
+        flags = [flag for flag, event in _running.get(_session(request), {}).items() if name in (None, event)]
     for flag in flags:
         flag.set()
 
 
-def guarded(fn: Callable) -> Callable:
+def guarded(fn: Callable, name: str | None = None) -> Callable:
     """Run a (sync) handler as one event: its own stop flag, the per-user limit and the time limit.
 
     Gradio cancels the event's asyncio task (Cancel button, API ``job.cancel()``), but a thread it runs
     keeps going; here the handler runs in a thread we await, and whatever ends the wait (cancel,
     time limit, error) sets the flag, which the pipeline polls after every step. Raises gr.Error when
     the session already has ``RUN_LIMITS.per_user`` events running or the run passes ``max_seconds``.
+    ``name`` (default: the handler's) is what ``stop_session(request, name)`` stops.
     """
+    name = name or fn.__name__
 
     @functools.wraps(fn)
     async def event(*args, **kwargs):
@@ -172,12 +175,12 @@ def guarded(fn: Callable) -> Callable:
         session = _session(LocalContext.request.get(None))
         flag = threading.Event()
         with _running_lock:
-            mine = _running.setdefault(session, set())
+            mine = _running.setdefault(session, {})
             if len(mine) >= RUN_LIMITS.per_user:
                 busy = len(mine)
             else:
                 busy = 0
-                mine.add(flag)
+                mine[flag] = name
         if busy:
             raise gr.Error(f"Busy: you already have {busy} run(s) in progress (at most {RUN_LIMITS.per_user} "
                            "at a time). Try again when one finishes.")
@@ -192,7 +195,7 @@ def guarded(fn: Callable) -> Callable:
         finally:
             flag.set()  # ended for whatever reason: the pipeline stops at its next step
             with _running_lock:
-                mine.discard(flag)
+                mine.pop(flag, None)
                 if not mine and _running.get(session) is mine:
                     del _running[session]
 
@@ -277,10 +280,16 @@ def model_event(studio: Any, button: gr.Button, fn: Callable, inputs: list, outp
     from . import history  # every finished run joins its session's history (recorded in this process)
 
     event = button.click(
-        guarded(history.recording(studio.gpu_task(fn, duration=gpu_seconds), api_name)), inputs, outputs,
+        guarded(history.recording(studio.gpu_task(fn, duration=gpu_seconds), api_name), api_name), inputs, outputs,
         api_name=api_name, concurrency_id=GPU, concurrency_limit=1,
     )
     if stop is not None:
-        # gradio cancels the event's task; ``guarded`` then sets its stop flag (this event's only)
-        stop.click(None, None, None, cancels=[event], api_visibility="private")
+        # Two ways, as either can miss: gradio cancels the event's task (then ``guarded`` sets its stop
+        # flag), but the page sends the event's id, which it lacks until its join request has been
+        # answered (a click early in a run on a busy server: the run went on to the end); so the click
+        # also stops this session's run of ``api_name`` on the server, outside the queue.
+        def cancel(request: gr.Request) -> None:
+            stop_session(request, api_name)
+
+        stop.click(cancel, None, None, cancels=[event], queue=False, api_visibility="private")
     return event
