@@ -78,6 +78,23 @@ def test_readme_documents_every_endpoint_and_only_those(client):
     assert documented == served
 
 
+@pytest.mark.slow
+def test_the_readmes_api_examples_run_as_written(served_app, monkeypatch):
+    """The "Using the API" code block, executed as a user pastes it (only the URL is the test server's):
+    every call's argument order and every unpacking of its outputs are right."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Using the API"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert code.count("client.predict(") >= 15
+    code = code.replace('Client("http://127.0.0.1:7860/")', f"Client({served_app!r}, verbose=False)")
+    monkeypatch.chdir(ROOT)  # the examples name files under assets/
+    names: dict = {}
+    exec(compile(code, "README.md (Using the API)", "exec"), names)
+    assert names["metrics"]["headers"] == ["metric", "value"] and Path(names["zip_path"]).is_file()
+
+
 def test_memory_budget_comes_from_the_environment(monkeypatch):
     from pipelines.studio import Studio
 

