@@ -39,6 +39,9 @@ def test_an_api_cancel_stops_the_denoising_loop_and_frees_the_gpu(client, counte
         if len(counted_steps) == seen or time.monotonic() > deadline + 15:
             break
     assert len(counted_steps) - at_cancel <= 1  # the step in progress polls the flag and the loop ends
+    from gradio_client.utils import Status
+
+    assert job.status().code == Status.CANCELLED  # what the README tells API users to check
     start = time.perf_counter()
     client.predict(*m2i_args(steps=2), api_name="/music_to_image")
     # as fast as alone: not queued behind the cancelled run's remaining ~35 steps
