@@ -104,7 +104,13 @@ def check_number(name: str, value: Any, low: float, high: float, integer: bool =
         ok = float(value).is_integer()
     if not ok or not low <= value <= high:
         kind = "a whole number" if integer else "a number"
-        raise InputError(f"{name[:1].upper()}{name[1:]} must be {kind} from {low:g} to {high:g}; got {value!r}.")
+        raise InputError(f"{name[:1].upper()}{name[1:]} must be {kind} from {_bound(low)} to {_bound(high)}; "
+                         f"got {value!r}.")
+
+
+def _bound(x: float) -> str:
+    """A limit as people write it: 4294967295, not 4.29497e+09; 0.05 stays 0.05."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def check_text(name: str, value: Any, *, required: bool = True, hint: str = "",

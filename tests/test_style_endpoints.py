@@ -13,7 +13,7 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 
 def style_args(audio, styles=("jazz", "rock"), weights="0.5, 0.5", strength=0.5, steps=4, guidance=5.0, seed=23):
-    return [audio, list(styles), weights, strength, steps, guidance, seed]
+    return [audio, styles if isinstance(styles, str) else list(styles), weights, strength, steps, guidance, seed]
 
 
 def test_two_styles_mixed(client):
@@ -44,6 +44,16 @@ def test_two_styles_mixed(client):
 def test_bad_style_arguments(client, changes, words):
     with pytest.raises(AppError, match=words):
         client.predict(*style_args(handle_file(str(ASSETS / "knocks.wav")), **changes), api_name="/style_interpolation")
+
+
+def test_style_names_given_as_one_string_are_names_not_letters(client):
+    """An API caller's "jazz, rock" (or "jazz") where the endpoint takes a list: style names, and an
+    unknown one is named whole in the error."""
+    knocks = handle_file(str(ASSETS / "knocks.wav"))
+    wav, *_ = client.predict(*style_args(knocks, styles="jazz, rock", steps=2), api_name="/style_interpolation")
+    assert audio_io.read_wav_metadata(wav)["styles"] == ["jazz", "rock"]
+    with pytest.raises(AppError, match="Unknown style 'polka'"):
+        client.predict(*style_args(knocks, styles="polka", weights=""), api_name="/style_interpolation")
 
 
 def test_style_names_on_the_tiny_profile(studio):

@@ -32,6 +32,8 @@ def build(studio) -> None:
     def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, compute_metrics=None,
                             request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         settings = StyleInterpolationSettings(strength=strength, steps=steps, guidance=guidance, seed=seed)
+        if isinstance(styles, str):  # an API caller's "jazz" or "jazz, rock", not its letters
+            styles = [name.strip() for name in styles.split(",") if name.strip()]
         styles = list(styles or [])
         mix = parse_weights(weights, len(styles))
         flag = start_run(studio, request)
