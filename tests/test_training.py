@@ -608,3 +608,14 @@ def test_emotify_ratings_become_majority_labels(tmp_path):
     ratings.write_text("track id, genre, amazement\n1, rock, 1\n")
     with pytest.raises(InputError, match="no column solemnity"):
         classifiers.emotify_items(ratings, tmp_path / "audio")
+
+
+@pytest.mark.slow
+def test_a_recipes_console_has_the_apps_quiet_filters(tmp_path, clips):
+    """``python -m training.style``: no transformers torchvision note (the PIL fallback is intended)."""
+    command = [sys.executable, "-m", "training.style", *base_flags(clips, tmp_path / "style", 1, "--resolution", "64")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "style: 1 steps" in done.stdout + done.stderr
+    assert "torchvision" not in done.stdout + done.stderr

@@ -91,10 +91,14 @@ def check_args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def main_wrapper(main: Callable[[list[str] | None], Any]) -> Callable[[list[str] | None], int]:
-    """Turn InputError into one line on stderr and exit status 2 (bad data, bad flags)."""
+    """Turn InputError into one line on stderr and exit status 2 (bad data, bad flags); the console is
+    the app's (the libraries' unactionable notes and save bars dropped: ``loaders.import_model_libraries``)."""
     import sys
 
     def wrapped(argv: list[str] | None = None) -> int:
+        from pipelines import loaders
+
+        loaders.import_model_libraries()
         try:
             main(argv)
         except InputError as error:
