@@ -62,7 +62,7 @@ def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEE
             send_to.connect()  # results flow between tabs
         demo.unload(common.stop_session)  # a closed page stops its runs
         demo.unload(history.forget)  # and its history goes
-    return demo
+    return common.input_checks_in_our_words(demo)
 
 
 # -- entry point --------------------------------------------------------------------------------------

@@ -104,11 +104,11 @@ def check_number(name: str, value: Any, low: float, high: float, integer: bool =
         ok = float(value).is_integer()
     if not ok or not low <= value <= high:
         kind = "a whole number" if integer else "a number"
-        raise InputError(f"{name[:1].upper()}{name[1:]} must be {kind} from {_bound(low)} to {_bound(high)}; "
+        raise InputError(f"{name[:1].upper()}{name[1:]} must be {kind} from {format_bound(low)} to {format_bound(high)}; "
                          f"got {value!r}.")
 
 
-def _bound(x: float) -> str:
+def format_bound(x: float) -> str:
     """A limit as people write it: 4294967295, not 4.29497e+09; 0.05 stays 0.05."""
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 

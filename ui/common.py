@@ -112,6 +112,40 @@ def save(result: Any, name: str) -> SavedResult:
     return save_result(result, name)
 
 
+# -- gradio's own input checks, in our words -------------------------------------------------------------
+def input_checks_in_our_words(demo: gr.Blocks) -> gr.Blocks:
+    """Make gradio's own input checks read like the studio's: a slider or number out of its range or
+    not a number says "Steps must be a number from 1 to 100; got 1000." instead of "Value 1000 is
+    greater than maximum value 100." (or a TypeError), and any component's refusal becomes one log
+    line and a gr.Error without the traceback gradio prints for its own errors. Each input component's
+    ``preprocess`` (where gradio checks) is wrapped on the instance; call after building ``demo``."""
+    for block in demo.blocks.values():
+        if isinstance(block, gr.components.Component) and "preprocess" not in vars(block):
+            block.preprocess = _checked_preprocess(block, block.preprocess)
+    return demo
+
+
+def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
+    numeric = isinstance(component, (gr.Slider, gr.Number))
+    label = component.label or type(component).__name__
+
+    def checked(payload: Any) -> Any:
+        try:
+            if numeric and payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))):
+                raise TypeError(payload)
+            return preprocess(payload)
+        except (gr.Error, TypeError, ValueError) as error:
+            if numeric and component.minimum is not None and component.maximum is not None:
+                message = (f"{label} must be a number from {limits.format_bound(component.minimum)} to "
+                           f"{limits.format_bound(component.maximum)}; got {payload!r}.")
+            else:
+                message = f"{label}: {getattr(error, 'message', None) or error}"
+            log.warning("input refused: %s", message)
+            raise gr.Error(message, print_exception=False) from None
+
+    return checked
+
+
 # -- runs: one stop flag per event, set whenever the request ends ------------------------------------------
 @dataclass
 class RunLimits:
