@@ -95,6 +95,15 @@ def test_the_readmes_api_examples_run_as_written(served_app, monkeypatch):
     assert names["metrics"]["headers"] == ["metric", "value"] and Path(names["zip_path"]).is_file()
 
 
+def test_every_endpoint_says_what_it_does_in_the_api_docs(studio):
+    import app
+
+    endpoints = app.build_demo(studio).get_api_info()["named_endpoints"]
+    assert len(endpoints) >= 14
+    missing = [name for name, info in endpoints.items() if len(info.get("description") or "") < 30]
+    assert missing == []  # view_api() and the page's "Use via API" show each one's sentence
+
+
 def test_memory_budget_comes_from_the_environment(monkeypatch):
     from pipelines.studio import Studio
 

@@ -103,7 +103,7 @@ def test_the_cancel_button_also_stops_its_tabs_run_on_the_server_and_no_other():
     with gr.Blocks() as demo:
         run, stop = common.run_and_cancel_buttons("Go")
         studio = SimpleNamespace(gpu_task=lambda fn, duration: fn)
-        common.model_event(studio, run, lambda: None, [], [], api_name="music_to_image", stop=stop)
+        common.model_event(studio, run, lambda: None, [], [], api_name="music_to_image", api_description="x", stop=stop)
     on_stop = [d for d in demo.fns.values() if stop._id in [t[0] for t in d.targets]]
     cancel = next(d for d in on_stop if d.fn is not None)
     assert cancel.queue is False  # not behind the queue it is meant to cut short

@@ -67,7 +67,8 @@ def build(studio) -> None:
         models_df = gr.Dataframe(value=loaded_models(info), label="Models in memory",
                                  headers=["model", "where", "MB", "uses", "load (s)"], interactive=False, wrap=True)
         button = gr.Button("Refresh", size="sm")
-        button.click(refresh, outputs=[info_md, models_df], api_name="status")
+        button.click(refresh, outputs=[info_md, models_df], api_name="status",
+                     api_description="The profile, the device, and the models in memory with their sizes.")
         gr.Markdown("### Where each model comes from")
         gr.Dataframe(value=roles(info), headers=["role", "source", "purpose"], interactive=False, wrap=True,
                      column_widths=["18%", "27%", "55%"])

@@ -307,15 +307,16 @@ def run_and_cancel_buttons(label: str) -> tuple[gr.Button, gr.Button]:
 
 # -- one way to wire a model event ------------------------------------------------------------------------
 def model_event(studio: Any, button: gr.Button, fn: Callable, inputs: list, outputs: list, *, api_name: str,
-                gpu_seconds: int | Callable = 60, stop: gr.Button | None = None) -> Any:
+                api_description: str, gpu_seconds: int | Callable = 60, stop: gr.Button | None = None) -> Any:
     """Wire ``button`` to ``fn`` as a model run: the shared GPU concurrency id (one at a time), the
-    ZeroGPU wrapper with its duration estimate, the named API endpoint, the Cancel button, and the
+    ZeroGPU wrapper with its duration estimate, the named API endpoint and its one-line ``api_description``
+    (what ``view_api()`` shows), the Cancel button, and the
     session history (``history.recording``)."""
     from . import history  # every finished run joins its session's history (recorded in this process)
 
     event = button.click(
         guarded(history.recording(studio.gpu_task(fn, duration=gpu_seconds), api_name), api_name), inputs, outputs,
-        api_name=api_name, concurrency_id=GPU, concurrency_limit=1,
+        api_name=api_name, api_description=api_description, concurrency_id=GPU, concurrency_limit=1,
     )
     if stop is not None:
         # Two ways, as either can miss: gradio cancels the event's task (then ``guarded`` sets its stop

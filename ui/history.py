@@ -252,4 +252,6 @@ def build(studio) -> None:
         # a model run like the tab's own: the GPU queue; API callers call the endpoint itself again
         again.click(guarded(run_again), chosen, outputs, concurrency_id=GPU, concurrency_limit=1,
                     api_visibility="private")
-        download.click(guarded(download_session), None, archive, api_name="download_session")
+        download.click(guarded(download_session), None, archive, api_name="download_session",
+                       api_description="A zip of everything this session made: its WAVs, PNGs and session.json "
+                                       "with every parameter.")

@@ -74,7 +74,12 @@ def build(studio) -> None:
                                      label="Songs with lyrics close to the caption (sample lyrics written for this app)")
         model_event(studio, run, image_to_music,
                     [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody, compute_metrics],
-                    [used, music, metrics_out], api_name="image_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)
+                    [used, music, metrics_out], api_name="image_to_music",
+                    api_description="A picture's BLIP caption (or your prompt) made into music by MusicGen, "
+                                    "optionally following a melody (MusicGen-melody).",
+                    gpu_seconds=zero_gpu_seconds, stop=stop)
         # BLIP and the sentence embedder run on the GPU: inside spaces.GPU on ZeroGPU, as model_event
         suggest.click(guarded(studio.gpu_task(recommend_songs, duration=30)), [image_in, prompt], [used, songs],
-                      api_name="recommend_songs", concurrency_id=GPU, concurrency_limit=1)
+                      api_name="recommend_songs",
+                      api_description="Songs whose lyrics are closest to a picture's caption (or your prompt), from "
+                                      "the studio's lyric index.", concurrency_id=GPU, concurrency_limit=1)

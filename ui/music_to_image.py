@@ -69,7 +69,12 @@ def build(studio) -> None:
                 image = gr.Image(label="Image", type="filepath", format="png")
                 buttons(image, IMAGE)
                 used = gr.Textbox(label="Description used", interactive=False)
-        describe.click(guarded(describe_music), audio_in, [genres, emotions, tempo, description], api_name="describe_music")
+        describe.click(guarded(describe_music), audio_in, [genres, emotions, tempo, description],
+                       api_name="describe_music",
+                       api_description="Genre and emotion (top labels with probabilities), tempo, and TechJam's "
+                                       "sentence for a piece of music.")
         model_event(studio, generate, music_to_image,
                     [audio_in, description, steps, guidance, width, height, seed, lora_scale], [image, used],
-                    api_name="music_to_image", gpu_seconds=zero_gpu_seconds, stop=stop)
+                    api_name="music_to_image",
+                    api_description="A picture from music, or from a description: Stable Diffusion 1.5 with the "
+                                    "TechJam LoRA.", gpu_seconds=zero_gpu_seconds, stop=stop)

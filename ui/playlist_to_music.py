@@ -63,4 +63,6 @@ def build(studio) -> None:
                 metrics_out = metrics_table("Metrics (CLAP similarity of the music to the playlist)")
         model_event(studio, run, playlist_to_music, [files, steps, guidance, seed, compute_metrics],
                     [music, generated, track_images, metrics_out],
-                    api_name="playlist_to_music", gpu_seconds=zero_gpu_seconds, stop=stop)
+                    api_name="playlist_to_music",
+                    api_description="New music in a playlist's taste: the AMUSE VAE's taste vector conditions a "
+                                    "spectrogram diffusion UNet.", gpu_seconds=zero_gpu_seconds, stop=stop)

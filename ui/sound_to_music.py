@@ -121,10 +121,15 @@ def build(studio) -> None:
                       guidance, seed, scheduler, preprocessing, lora_scale, compute_metrics]
         speed.change(lambda name: tuple(SOUND_TO_MUSIC_PRESETS[name][key] for key in ("steps", "scheduler")),
                      speed, [steps, scheduler], api_visibility="private")
-        preview.click(guarded(preview_mask), mask_inputs, [input_image, mask_image], api_name="preview_mask")
+        preview.click(guarded(preview_mask), mask_inputs, [input_image, mask_image], api_name="preview_mask",
+                      api_description="The mask alone, no diffusion: the sound's riffusion spectrogram and the mask "
+                                      "made from it (invert, brightness, contrast, downshift).")
         # live preview while the sliders move or a sound arrives (nothing to show without a sound)
         for trigger in (invert.release, brightness.release, contrast.release, downshift.release, preprocessing.change,
                         audio_in.change):
             trigger(live_preview, mask_inputs, [input_image, mask_image], api_visibility="private")
         model_event(studio, run, masked_img2img, all_inputs, [music, input_image, mask_image, output_image, metrics_out],
-                    api_name="masked_img2img", gpu_seconds=zero_gpu_seconds, stop=stop)
+                    api_name="masked_img2img",
+                    api_description="Sound to music: the sound's spectrogram repainted by masked (differential) "
+                                    "img2img with a style prompt, back to audio; also the input, mask and output "
+                                    "spectrograms and the metrics table.", gpu_seconds=zero_gpu_seconds, stop=stop)

@@ -59,6 +59,11 @@ def build(studio) -> None:
                 buttons(audio_out, ("music_to_image", "playlist"))
                 plot_back = gr.Image(type="pil", format="png", label="Plot with axes", show_label=False, interactive=False)
         to_image.click(guarded(audio_to_spectrogram), [audio_in, preset_in, stereo_in], [image_out, plot_out],
-                       api_name="audio_to_spectrogram")
-        to_audio.click(guarded(spectrogram_to_audio), [image_in, preset_back], [audio_out, plot_back], api_name="spectrogram_to_audio")
+                       api_name="audio_to_spectrogram",
+                       api_description="A sound's spectrogram image (riffusion or audio-diffusion preset) and a plot "
+                                       "of it with axes.")
+        to_audio.click(guarded(spectrogram_to_audio), [image_in, preset_back], [audio_out, plot_back],
+                       api_name="spectrogram_to_audio",
+                       api_description="A spectrogram image back to sound (Griffin-Lim); preset 'auto' reads the "
+                                       "image's own parameters.")
         image_out.change(lambda path: path, image_out, image_in, api_visibility="private")

@@ -92,4 +92,6 @@ def build(studio) -> None:
         model_event(studio, run, style_interpolation,
                     [audio_in, styles, weights, strength, steps, guidance, seed, compute_metrics],
                     [music, content_image, output_image, metrics_out], api_name="style_interpolation",
+                    api_description="Content audio in a weighted mix of MusicTI styles; an unknown style name is "
+                                    "refused with the list of the names available.",
                     gpu_seconds=zero_gpu_seconds, stop=stop)

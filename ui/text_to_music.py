@@ -94,7 +94,11 @@ def build(studio) -> None:
                 image_i = gr.Image(label="Interpolation spectrogram (alpha 0 on the left)", type="filepath",
                                    format="png", interactive=False)
         model_event(studio, run, text_to_music, [prompt, negative, seconds, steps, guidance, seed, model],
-                    [music, image], api_name="text_to_music", gpu_seconds=t2m_gpu_seconds, stop=stop)
+                    [music, image], api_name="text_to_music",
+                    api_description="Riffusion text to music: the seconds asked for, in 5.12 s windows, each "
+                                    "continuing the last.", gpu_seconds=t2m_gpu_seconds, stop=stop)
         model_event(studio, run_i, interpolate_prompts,
                     [prompt_a, prompt_b, seed_a, seed_b, windows, steps_i, guidance_i], [music_i, image_i],
-                    api_name="interpolate_prompts", gpu_seconds=interpolation_gpu_seconds, stop=stop_i)
+                    api_name="interpolate_prompts",
+                    api_description="Riffusion's interpolation: 5.12 s windows moving from one prompt and seed to the"
+                                    " other.", gpu_seconds=interpolation_gpu_seconds, stop=stop_i)
