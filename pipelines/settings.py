@@ -190,6 +190,12 @@ RIFFUSION_SAMPLE_RATE = 44100
 RIFFUSION_WINDOW_SAMPLES = 512 * 441 - 1  # one 512 px spectrogram image (spectrogram.RIFFUSION.window_samples)
 
 
+def riffusion_gpu_seconds(windows: int, steps: float) -> int:
+    """ZeroGPU quota of Riffusion windows from noise: about 0.1 s per denoising step per 5.12 s window
+    on a shared A100, plus 20 s for the codec and the first call's warm-up."""
+    return int(20 + int(windows) * float(steps) * 0.1)
+
+
 def text_to_music_windows(seconds: float, tail_seconds: float = CONTINUATION_TAIL_SECONDS) -> int:
     """Windows that ``seconds`` of text to music need, as ``windows.plan_windows`` cuts them: 1 up to
     5.12 s, then one more per started (5.12 - tail) s."""
@@ -228,9 +234,7 @@ class TextToMusicSettings(limits.Settings):
         return text_to_music_windows(self.seconds)
 
     def gpu_seconds(self) -> int:
-        """ZeroGPU quota: about 0.1 s per denoising step per 5.12 s window on a shared A100, plus 20 s
-        for the codec and the first call's warm-up."""
-        return int(20 + self.windows() * float(self.steps) * 0.1)
+        return riffusion_gpu_seconds(self.windows(), self.steps)
 
 
 @dataclass(frozen=True)
@@ -257,5 +261,4 @@ class PromptInterpolationSettings(limits.Settings):
         return [i / (n - 1) for i in range(n)]
 
     def gpu_seconds(self) -> int:
-        """ZeroGPU quota: as text to music, per step and window."""
-        return int(20 + int(self.windows) * float(self.steps) * 0.1)
+        return riffusion_gpu_seconds(self.windows, self.steps)

@@ -201,8 +201,23 @@ def test_gradios_own_range_checks_read_as_ours_without_a_traceback(client, tone_
     with pytest.raises(AppError) as a_word:
         client.predict(*masked_args(handle_file(tone_wav), steps="fifty"), api_name="/masked_img2img")
     assert str(a_word.value).startswith("Steps must be a number from 1 to 100; got 'fifty'")
+    with pytest.raises(AppError, match=r"Genre LoRA scale \(0: off.*\) must be a number from 0 to 2; got True"):
+        client.predict(*masked_args(handle_file(tone_wav)), "paper", True, api_name="/masked_img2img")
     with pytest.raises(AppError, match="Seed must be a number from 0 to 4294967295; got -1"):
         client.predict(*masked_args(handle_file(tone_wav), seed=-1), api_name="/masked_img2img")
     with pytest.raises(AppError, match="not in the list of choices"):  # other components keep their words
         client.predict(*masked_args(handle_file(tone_wav), scheduler="lcm"), api_name="/masked_img2img")
     assert "Traceback" not in capfd.readouterr().err  # one log line each, as the studio's own errors
+
+
+def test_a_number_without_bounds_given_text_says_it_wants_a_number():
+    import gradio as gr
+
+    from ui import common
+
+    with gr.Blocks() as demo:
+        count = gr.Number(label="Count")
+    common.input_checks_in_our_words(demo)
+    assert count.preprocess(3) == 3
+    with pytest.raises(gr.Error, match=r"Count must be a number; got 'many'\."):
+        count.preprocess("many")

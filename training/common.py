@@ -91,14 +91,10 @@ def check_args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def main_wrapper(main: Callable[[list[str] | None], Any]) -> Callable[[list[str] | None], int]:
-    """Turn InputError into one line on stderr and exit status 2 (bad data, bad flags); the console is
-    the app's (the libraries' unactionable notes and save bars dropped: ``loaders.import_model_libraries``)."""
+    """Turn InputError into one line on stderr and exit status 2 (bad data, bad flags)."""
     import sys
 
     def wrapped(argv: list[str] | None = None) -> int:
-        from pipelines import loaders
-
-        loaders.import_model_libraries()
         try:
             main(argv)
         except InputError as error:
@@ -114,7 +110,12 @@ def main_wrapper(main: Callable[[list[str] | None], Any]) -> Callable[[list[str]
 
 def model_source(role: str, profile: str):
     """Where the app would load ``role`` from in ``profile`` (``STUDIO_MODEL_<ROLE>`` overrides apply);
-    tiny and fullsize models are built on first use. Returns ``pipelines.models.ModelSource``."""
+    tiny and fullsize models are built on first use. Returns ``pipelines.models.ModelSource``.
+    Every recipe's base model comes through here, so the console becomes the app's first (the
+    libraries' unactionable notes and save bars dropped: ``loaders.import_model_libraries``)."""
+    from pipelines import loaders
+
+    loaders.import_model_libraries()
     from pipelines.models import ModelRegistry
 
     builder = None

@@ -138,6 +138,8 @@ def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
             if numeric and component.minimum is not None and component.maximum is not None:
                 message = (f"{label} must be a number from {limits.format_bound(component.minimum)} to "
                            f"{limits.format_bound(component.maximum)}; got {payload!r}.")
+            elif numeric:
+                message = f"{label} must be a number; got {payload!r}."
             else:
                 message = f"{label}: {getattr(error, 'message', None) or error}"
             log.warning("input refused: %s", message)
