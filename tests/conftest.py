@@ -23,6 +23,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def require_real_data(*parts: str) -> Path:
+    """The folder holding the original projects' files under ``parts`` (scripts/real_data.py finds it).
+
+    Skips with one line saying how to get them; fails instead where ``STUDIO_REQUIRE_REAL_DATA=1``
+    (CI, which has them, must notice when they go missing).
+    """
+    from scripts.real_data import HOW_TO_GET, find_real_data
+
+    folder = find_real_data(*parts)
+    if folder is None:
+        if os.environ.get("STUDIO_REQUIRE_REAL_DATA") == "1":
+            pytest.fail(f"STUDIO_REQUIRE_REAL_DATA=1 but {HOW_TO_GET}", pytrace=False)
+        pytest.skip(HOW_TO_GET)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The original projects' files (the mask paper's pairs, MusicTI's clips and images, the TechJam LoRA)."""
+    return require_real_data()
+
+
 @pytest.fixture(scope="session")
 def studio():
     from pipelines.studio import Studio
