@@ -11,6 +11,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("STUDIO_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "studio"))
+# librosa's numba kernels cache their machine code beside the installed package by default; a cache that
+# several test processes write at once (the served app, notebooks, recipes' subprocesses, other checkouts
+# sharing one virtualenv) was seen corrupted, segfaulting the tempo step. Each checkout keeps its own.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
 
 import pytest  # noqa: E402
 
