@@ -60,10 +60,10 @@ def test_every_role_is_built_by_a_fullsize_family_and_documented():
     assert registry.family("mask_model") == registry.family("riffusion") != registry.family("sd15")
 
 
-def test_readme_documents_the_fullsize_sources_and_the_unpinned_roles():
+def test_the_docs_document_the_fullsize_sources_and_the_unpinned_roles():
     from pipelines.models import ROLES, UNPINNED_ROLES
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "HARDWARE.md").read_text()
     section = readme[readme.index("## Fullsize profile"):]
     section = section[:section.find("\n## ", 4) if "\n## " in section[4:] else None]
     for family in fullsize.BUILDERS:
