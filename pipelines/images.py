@@ -120,7 +120,19 @@ def _too_many_pixels(name: str, size: T.Optional[T.Tuple[int, int]]) -> str:
     return f"{name}{shown} is too large: images up to {limits.MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted."
 
 
-STRIP_BYTES = 16 * 2**20  # conversions work on bands of rows of about this many decoded bytes
+STRIP_BYTES = 8 * 2**20  # conversions work on bands of rows of about this many decoded bytes
+BAND_BYTES = 96 * 2**20  # what the bands (and the allocator's leftovers from them) may add, at most
+
+
+def memory_bound(width: int, height: int, mode: str) -> int:
+    """Bytes that opening a ``width`` x ``height`` image whose decoded PIL mode is ``mode`` may take at
+    its peak, beyond the decoding process's baseline: the decoded pixels (PIL keeps 1 byte per pixel for
+    ``1``/``L``/``P``, 2 for ``I;16*``, 4 for every other mode), the 8-bit result (``L``: 1, ``RGB``: 4;
+    none when the image already is one) and ``BAND_BYTES`` for the bands of rows in between.
+    docs/LIMITS.md quotes it; tests/test_hostile_files.py measures it."""
+    decoded = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    result = 0 if mode in ("L", "RGB") else 1 if mode in _GREY_MODES else 4
+    return width * height * (decoded + result) + BAND_BYTES
 
 
 def to_8bit(image: Image.Image) -> Image.Image:
@@ -205,6 +217,9 @@ def _scale_to_8bit(image: Image.Image) -> Image.Image:
         scale, offset = 255.0 / full, 0.0
     out = Image.new("L", image.size)
     for top, band in _bands(image):  # second pass: scale (float64: exact for 32-bit integers)
-        levels = np.clip(np.round((np.asarray(band, dtype=np.float64) - offset) * scale), 0, 255).astype(np.uint8)
-        out.paste(Image.fromarray(levels, "L"), (0, top))
+        levels = np.asarray(band, dtype=np.float64)
+        levels -= offset
+        levels *= scale
+        np.clip(np.round(levels, out=levels), 0, 255, out=levels)
+        out.paste(Image.fromarray(levels.astype(np.uint8), "L"), (0, top))
     return out

@@ -44,7 +44,9 @@ OUTPUT_MAX_FOLDERS = 64  # result folders kept (each request writes one); older 
 
 # Decoding untrusted uploads (pipelines.sandbox: worker processes that are killed on overrun)
 DECODE_SECONDS = _env("DECODE_SECONDS", 20.0)  # one file's decode; past it the worker is killed
-DECODE_MEMORY_BYTES = int(_env("DECODE_MEMORY_MB", 2048) * 2**20)  # each worker's address space (RLIMIT_AS)
+# each worker's address space (RLIMIT_AS): ~115 MB of libraries, then a 50 MP RGBA picture needs ~0.65 GB
+# (pipelines.images.memory_bound, and its trip back) and the longest sound ~0.5 GB
+DECODE_MEMORY_BYTES = int(_env("DECODE_MEMORY_MB", 1024) * 2**20)
 DECODE_WORKERS = int(_env("DECODE_WORKERS", 2))  # decodes at once; more callers wait for a free worker
 
 # Uploads (/gradio_api/upload, before the bytes reach the disk: app.UploadBudget)

@@ -232,10 +232,14 @@ def run(fn: Callable, *args: Any, name: str) -> Any:
     """
     if limits.DECODE_WORKERS <= 0:  # the operator's choice: no workers, no protection (trusted files only)
         return fn(*args)
+    seconds, memory, _ = _limits()
+    too_big = (f"{name} could not be decoded: decoding it needed more than the {memory / 2**20:.0f} MB this app "
+               "allows, or crashed. Export it again, or upload another file.")
     try:
         return POOL.call(fn, *args)
+    except MemoryError:  # the worker's address-space limit, met in Python code
+        raise InputError(too_big) from None
     except _Overrun as overrun:
-        seconds, memory, _ = _limits()
         if overrun.kind == "cancelled":
             raise Cancelled() from None
         if overrun.kind == "time":
@@ -243,9 +247,7 @@ def run(fn: Callable, *args: Any, name: str) -> Any:
             raise InputError(f"{name} could not be decoded within {seconds:g} s, so it was stopped; the file is "
                              "probably damaged or crafted. Export it again, or upload another file.") from None
         log.warning("decode worker died decoding %s", name)
-        raise InputError(f"{name} could not be decoded: decoding it needed more than the "
-                         f"{memory / 2**20:.0f} MB this app allows, or crashed. Export it again, or upload "
-                         "another file.") from None
+        raise InputError(too_big) from None
 
 
 # -- the worker's side ---------------------------------------------------------------------------------------
@@ -276,3 +278,15 @@ def serve(calls_fd: int, answers_fd: int, memory: int) -> None:
             answers.send(answer)
         except Exception as error:  # noqa: BLE001  (an unpicklable result or exception, or no memory)
             answers.send((False, RuntimeError(f"decoding failed: {type(error).__name__}: {str(error)[:200]}")))
+        del answer
+        _give_memory_back()
+
+
+def _give_memory_back() -> None:
+    """Return freed heap pages to the system, so an idle worker does not keep a big file's memory."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
