@@ -59,6 +59,7 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # larger files are refused before decoding
 MAX_INPUT_SECONDS = 60.0  # longer inputs are refused; sound-to-music works window by window
 MIN_INPUT_SECONDS = 0.1
 SILENCE_DBFS = -60.0  # a clip whose peak is below this is treated as silent
+MAX_SAMPLE_PEAK = 1000.0  # float samples beyond this (+60 dBFS) are refused: broken, not loud
 MAX_CHANNELS = 8  # 7.1 surround; more is almost certainly not music
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000  # Hz; outside this a header is broken or hostile
 MAX_TRACK_SECONDS = 600.0  # playlist tracks: whole songs are fine (only one slice is used)

@@ -168,3 +168,43 @@ def test_a_large_image_stays_under_its_documented_peak_memory(tmp_path, make, na
     assert out_mode == mode
     assert int(peak) <= int(bound), f"peak {int(peak) / 2**20:.0f} MB over the bound {int(bound) / 2**20:.0f} MB"
     assert int(bound) < 500 * 2**20  # the bound itself: decoded + result + bands, not float64 copies (1.5 GB)
+
+
+# -- finite but absurd samples: one rule, one message, every endpoint -----------------------------------------
+@pytest.fixture(scope="module")
+def absurd_wav(tmp_path_factory):
+    """A float WAV of finite samples with a peak of 1e30."""
+    path = tmp_path_factory.mktemp("absurd") / "absurd.wav"
+    sf.write(path, (np.sin(np.arange(44100) / 20.0) * 1e30).astype(np.float32), 44100, subtype="FLOAT")
+    return path
+
+
+ABSURD = "The audio file 'absurd.wav' has samples up to 1e+30, far beyond full scale (1.0); at most 1000 is accepted."
+
+
+def test_absurd_samples_are_refused_naming_the_file(absurd_wav):
+    with pytest.raises(InputError) as refused:
+        load_audio(str(absurd_wav), 22050)
+    assert str(refused.value).startswith(ABSURD)
+    loud = (np.sin(np.arange(8000) / 20.0) * 4.0).astype(np.float32)  # hot but real: accepted as before
+    assert load_audio((8000, loud), 8000).num_frames == 8000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("endpoint, args", [
+    ("/audio_to_spectrogram", lambda f: [f, "riffusion", False]),
+    ("/preview_mask", lambda f: [f]),
+    ("/masked_img2img", lambda f: [f, "mask_model", "jazz", "", 1.0, 0.05, 200, 150, 2]),
+    ("/describe_music", lambda f: [f]),
+    ("/music_to_image", lambda f: [f, "", 2, 7.5, 64, 64, 0, 0.0]),
+    ("/style_interpolation", lambda f: [f, ["jazz", "rock"], "0.5, 0.5", 0.5, 2, 5.0, 23, False]),
+    ("/playlist_to_music", lambda f: [[f], 2, 7.5, 0, False]),
+    ("/image_to_music", lambda f: [None, "calm piano", 2, 3.0, 1.0, 250, 0.0, 0, f, False]),
+])
+def test_every_endpoint_gives_absurd_samples_the_same_answer(client, absurd_wav, endpoint, args):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as refused:
+        client.predict(*args(handle_file(str(absurd_wav))), api_name=endpoint)
+    assert ABSURD in str(refused.value)

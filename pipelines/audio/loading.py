@@ -57,7 +57,9 @@ def load_audio(
     keeps the source's channels.
 
     The result is float32 at ``sample_rate``, between ``min_seconds`` and ``max_seconds`` long
-    (``None`` turns a bound off), and not silent unless ``allow_silence``.
+    (``None`` turns a bound off), and not silent unless ``allow_silence``. Samples must be finite and
+    within ``limits.MAX_SAMPLE_PEAK`` (float files can hold any number: a peak of 1e30 is refused,
+    naming the file, whichever pipeline asked).
     """
     target_channels = _resolve_channels(channels, mono)
     target_rate = as_int(sample_rate)
@@ -73,6 +75,13 @@ def load_audio(
         )
     if audio.num_frames == 0:
         raise InputError(f"{name} contains no audio samples. Please upload a clip with sound in it.")
+    peak = max(float(audio.samples.max()), -float(audio.samples.min()))
+    if peak > limits.MAX_SAMPLE_PEAK:  # one rule for every input: refused here, never half-used downstream
+        raise InputError(
+            f"{name} has samples up to {peak:.3g}, far beyond full scale (1.0); at most "
+            f"{limits.MAX_SAMPLE_PEAK:g} is accepted. Normalise it in your audio editor, or export it "
+            "again as 16-bit PCM."
+        )
     _check_duration(audio.duration, name, max_seconds, min_seconds)
     if max_seconds is not None and audio.duration > max_seconds:  # within the slack: cut to the limit
         audio = Audio(audio.samples[:, : int(max_seconds * audio.sample_rate)], audio.sample_rate)
