@@ -208,3 +208,30 @@ def test_every_endpoint_gives_absurd_samples_the_same_answer(client, absurd_wav,
     with pytest.raises(AppError) as refused:
         client.predict(*args(handle_file(str(absurd_wav))), api_name=endpoint)
     assert ABSURD in str(refused.value)
+
+
+# -- gradio's own request checks, in our words -----------------------------------------------------------------
+def call(served_app, endpoint, data):
+    """POST /gradio_api/call/<endpoint> as a plain HTTP caller, and the streamed answer."""
+    import httpx
+
+    started = httpx.post(f"{served_app}gradio_api/call/{endpoint}", json={"data": data}, timeout=30)
+    assert started.status_code == 200, started.text
+    with httpx.stream("GET", f"{served_app}gradio_api/call/{endpoint}/{started.json()['event_id']}", timeout=60) as answer:
+        return answer.read().decode()
+
+
+def test_a_request_naming_a_server_file_does_not_learn_the_install_folder(served_app):
+    from pathlib import Path
+
+    app_py = Path(__file__).resolve().parents[1] / "app.py"
+    text = call(served_app, "audio_to_spectrogram",
+                [{"path": str(app_py), "meta": {"_type": "gradio.FileData"}}, "riffusion", False])
+    assert "event: error" in text and "is not one uploaded to the studio" in text
+    assert str(app_py.parent) not in text and "Cannot move" not in text
+
+
+def test_a_request_with_too_few_inputs_is_told_what_they_are(served_app):
+    text = call(served_app, "audio_to_spectrogram", ["x"])
+    assert "/audio_to_spectrogram takes 3 input(s) (Sound, Preset, Stereo" in text and "the request sent 1" in text
+    assert "object at 0x" not in text and "gradio.components" not in text

@@ -127,7 +127,40 @@ def input_checks_in_our_words(demo: gr.Blocks) -> gr.Blocks:
     for block in demo.blocks.values():
         if isinstance(block, gr.components.Component) and "preprocess" not in vars(block):
             block.preprocess = _checked_preprocess(block, block.preprocess)
+    _request_checks_in_our_words(demo)
     return demo
+
+
+def _request_checks_in_our_words(demo: gr.Blocks) -> None:
+    """gradio's checks of a whole request, reworded where they would show internals: a request that
+    names a file on the server ("Cannot move /.../app.py to the gradio cache dir ...": the install
+    folder) and one with too few inputs ("Wanted inputs: [<gradio.components.textbox.Textbox object
+    at 0x...>]"). Wraps ``demo.validate_inputs`` and ``demo.preprocess_data`` on the instance."""
+    from gradio.exceptions import InvalidPathError
+
+    validate, preprocess_data = demo.validate_inputs, demo.preprocess_data
+
+    def validate_inputs(block_fn: Any, inputs: list) -> None:
+        wanted = block_fn.inputs
+        if len(inputs) < len(wanted):
+            labels = ", ".join(getattr(block, "label", None) or type(block).__name__ for block in wanted)
+            message = (f"{'/' + block_fn.api_name if block_fn.api_name else 'This event'} takes {len(wanted)} input(s) ({labels}); the request "
+                       f"sent {len(inputs)}. The page's 'Use via API' lists them.")
+            log.warning("request refused: %s", message)
+            raise gr.Error(message, print_exception=False)
+        validate(block_fn, inputs)
+
+    async def checked_preprocess_data(block_fn: Any, inputs: list, state: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await preprocess_data(block_fn, inputs, state, *args, **kwargs)
+        except InvalidPathError:
+            message = ("A file in this request is not one uploaded to the studio: upload it first (API callers: "
+                       "gradio_client.handle_file(path)). Files on the server cannot be named.")
+            log.warning("request refused: %s", message)
+            raise gr.Error(message, print_exception=False) from None
+
+    demo.validate_inputs = validate_inputs
+    demo.preprocess_data = checked_preprocess_data
 
 
 def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
