@@ -31,7 +31,7 @@ import gradio as gr  # noqa: E402
 
 _GRADIO_IMPORT_S = time.perf_counter() - _T_GRADIO
 
-from pipelines import limits  # noqa: E402
+from pipelines import limits, sandbox  # noqa: E402
 from pipelines.models import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
@@ -147,9 +147,24 @@ def _warm_up(studio: Studio) -> None:
                                      time.perf_counter() - started)
 
 
+def clean_leftovers() -> None:
+    """What earlier processes left: half-built model folders (a kill -9 during a build) and gradio temp
+    files past the sweep age (gradio forgets those of other processes)."""
+    from pipelines.model_building import remove_stale_builds
+
+    started = time.perf_counter()
+    builds = remove_stale_builds()
+    files, size = uploads.remove_old_temp_files()
+    if builds or files:
+        logging.getLogger("studio").info("removed %d stale build folder(s) and %d old temp file(s) (%.0f MB) in %.1f s",
+                                         len(builds), files, size / 2**20, time.perf_counter() - started)
+
+
 def start(args: argparse.Namespace) -> gr.Blocks:
     """Build, queue and launch the app without blocking (the Colab notebook calls this); returns the demo."""
     quiet_console()
+    clean_leftovers()
+    sandbox.POOL.warm()  # the first upload is decoded by a worker that has its libraries imported
     if os.environ.get("SYSTEM") == "spaces" or os.environ.get("SPACE_ID"):
         args.host = "0.0.0.0"
     common.RUN_LIMITS = common.RunLimits(max_seconds=args.max_run_seconds, per_user=args.max_runs_per_user)

@@ -213,3 +213,30 @@ def temp_folder() -> Path:
     from gradio.utils import get_upload_folder
 
     return Path(get_upload_folder())
+
+
+def remove_old_temp_files(folder: str | os.PathLike | None = None, older_than: float = limits.CACHE_SWEEP[1]) -> tuple[int, int]:
+    """Remove files older than ``older_than`` seconds from gradio's temp folder, and the folders left
+    empty: gradio's own sweep (``delete_cache``) only forgets files of its own process, so those of
+    earlier ones (a restart, a crash) would stay for ever. Younger files may belong to another app
+    sharing the folder and are kept. Returns (files, bytes) removed. Called at app start."""
+    folder = Path(folder or temp_folder())
+    if not folder.is_dir():
+        return 0, 0
+    cutoff, files, size = time.time() - older_than, 0, 0
+    for directory, subdirs, names in os.walk(folder, topdown=False):
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                stat = os.lstat(path)
+                if stat.st_mtime < cutoff:
+                    os.unlink(path)
+                    files, size = files + 1, size + stat.st_size
+            except OSError:  # removed meanwhile
+                pass
+        if directory != str(folder):
+            try:
+                os.rmdir(directory)  # only if empty
+            except OSError:
+                pass
+    return files, size
