@@ -1,7 +1,6 @@
 """Hostile uploads: a decoder that never returns or eats memory is stopped in its worker process, and
 every other request carries on (pipelines.sandbox)."""
 
-import struct
 import threading
 import time
 
@@ -13,18 +12,8 @@ import soundfile as sf
 from core import runs
 from core.errors import Cancelled, InputError
 from pipelines import limits, sandbox
-from pipelines.audio import load_audio, write_wav, Audio
-
-
-def hanging_wav(size: int = 16 * 1024) -> bytes:
-    """A 16 kB PCM WAV whose LIST/INFO holds an unknown sub-chunk of declared size 0xFFFFFFF8:
-    libsndfile 1.2.2 re-reads that sub-chunk forever (libsndfile issue #1118)."""
-    fmt = struct.pack("<HHIIHH", 1, 1, 44100, 88200, 2, 16)
-    info = b"INFO" + b"ZZZZ" + struct.pack("<I", 0xFFFFFFF8) + b"\0" * 16
-    head = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"LIST" + struct.pack("<I", len(info)) + info
-    samples = size - 12 - len(head) - 8
-    body = b"WAVE" + head + b"data" + struct.pack("<I", samples) + b"\0" * samples
-    return b"RIFF" + struct.pack("<I", len(body)) + body
+from benchmarks.soak import hanging_wav  # the recipe's one home: the soak sends it too
+from pipelines.audio import Audio, load_audio, write_wav
 
 
 @pytest.fixture
