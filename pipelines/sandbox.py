@@ -259,6 +259,14 @@ def serve(calls_fd: int, answers_fd: int, memory: int) -> None:
     import traceback
 
     calls, answers = Connection(calls_fd, writable=False), Connection(answers_fd, readable=False)
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the server died (kill -9) while this worker was stuck in a decoder: go too
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=orphaned, name="decode-worker-watchdog", daemon=True).start()
     for module in PRELOAD:
         importlib.import_module(module)
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
