@@ -92,3 +92,43 @@ def test_a_result_is_not_saved_once_its_run_was_told_to_stop(own_outputs):
             common.save(result, "dropped")
     finally:
         runs.current_stop.reset(token)
+
+
+@pytest.fixture
+def stopped_run():
+    """The run in progress (core.runs), its stop flag returned unset."""
+    from core import runs
+
+    flag = threading.Event()
+    token = runs.current_stop.set(flag)
+    yield flag
+    runs.current_stop.reset(token)
+
+
+def test_griffin_lim_stops_between_iterations(stopped_run):
+    from core.errors import Cancelled
+    from pipelines import spectrogram
+
+    mel = np.ones((1, spectrogram.RIFFUSION.n_mels, 64), np.float32)
+    assert spectrogram.mel_to_audio(mel, iterations=2).shape[0] == 1  # not stopped: it runs
+    stopped_run.set()
+    with pytest.raises(Cancelled):
+        spectrogram.mel_to_audio(mel, iterations=2)
+
+
+def test_a_classifier_stops_between_its_features_and_its_network(stopped_run):
+    from types import SimpleNamespace
+
+    from classifiers.keras_model import KerasClassifier
+    from core.errors import Cancelled
+
+    ran = []
+
+    def features(samples):  # the cancel arrives while the features are computed
+        stopped_run.set()
+        return samples
+
+    model = SimpleNamespace(features=features, predict_features=lambda f: ran.append(f), labels=("a", "b"))
+    with pytest.raises(Cancelled):
+        KerasClassifier.classify(model, np.zeros(100, np.float32))
+    assert ran == []
