@@ -16,29 +16,27 @@ from typing import Any
 from core.errors import InputError, ModelUnavailableError, StudioError
 
 from . import audio as audio_io
-from . import limits, spectrogram, windows
+from . import limits, loaders, roles, spectrogram, windows
 from .device import ZERO_GPU, DeviceManager, choose_device
 from .loaders import import_model_libraries
-from .models import ModelRegistry, load_or_explain
+from .models import ModelRegistry
 from .results import Result, SongRecommendationResult, SpectrogramResult
 
 log = logging.getLogger(__name__)
 
+def _model_choices(tab: str, default: str) -> tuple[str, ...]:
+    """The Stable Diffusion roles ``tab`` can run on (role table), ``default`` first."""
+    names = [name for name in roles.tab_roles(tab) if roles.ROLES[name].loader == "sd_img2img"]
+    return tuple(sorted(names, key=lambda name: name != default))
+
+
 # Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.
-SOUND_TO_MUSIC_MODELS = ("mask_model", "riffusion")
+SOUND_TO_MUSIC_MODELS = _model_choices(roles.SOUND_TO_MUSIC, "mask_model")
 CLASSIFIER_ROLES = ("genre_classifier", "emotion_classifier")
 # Models Riffusion's text to music can run on (both are SD 1.x fine-tunes on riffusion spectrograms)
-TEXT_TO_MUSIC_MODELS = ("riffusion", "mask_model")
+TEXT_TO_MUSIC_MODELS = _model_choices(roles.TEXT_TO_MUSIC, "riffusion")
 # The device manager's entries each tab runs on (the About tab names the tabs a missing one stops).
-TAB_MODELS = {
-    "Sound to music": SOUND_TO_MUSIC_MODELS,
-    "Music to image": ("sd15", *CLASSIFIER_ROLES),
-    "Style interpolation": ("riffusion",),
-    "Text to music": TEXT_TO_MUSIC_MODELS,
-    "Image to music": ("blip", "musicgen", "musicgen_melody", "sentence_embedder"),
-    "Playlist to music": ("amuse",),
-    "CLAP metrics (every tab that makes sound; the tabs work without them)": ("clap",),
-}
+TAB_MODELS = roles.tab_entries()
 
 
 def _preset(name: str):
@@ -51,19 +49,6 @@ def _made_by(result: Result, model: str | None) -> Result:
     """Record the registry role(s) that made ``result`` next to its parameters."""
     result.parameters["model"] = model
     return result
-
-
-def _builder(profile: str):
-    """The module that builds a built profile's models on this machine (None for the hub profile)."""
-    if profile == "tiny":
-        from . import tiny
-
-        return tiny
-    if profile == "fullsize":
-        from . import fullsize
-
-        return fullsize
-    return None
 
 
 def available_memory_bytes() -> int | None:
@@ -152,7 +137,7 @@ class Studio:
 
     def __init__(self, profile: str = "hub", device: str | None = None, budget_bytes: int | None = None):
         choice = choose_device(device)
-        self.registry = ModelRegistry(profile, builder=_builder(profile))
+        self.registry = ModelRegistry(profile)
         self.manager = DeviceManager(
             device=choice.device,
             dtype=None if choice.device == "cpu" else choice.dtype,
@@ -182,42 +167,9 @@ class Studio:
 
     # -- loaders -------------------------------------------------------------------------------------
     def _register_loaders(self) -> None:
-        """Name every model the pipelines ask the manager for, and how to load it (nothing loads yet).
-
-        Torch models load in the device's dtype (fp16 on CUDA; None keeps fp32 on the CPU), and SD 1.5
-        from its fp16 variant files when the dtype is 16-bit: a Space downloads and holds half.
-        """
-        from functools import partial
-
-        from . import loaders
-        from .models import ROLES
-
-        dtype = self.manager.dtype
-        simple = {role: partial(loaders.load_sd_img2img, dtype=dtype, variant=(ROLES[role].variants or (None,))[0])
-                  for role in ("riffusion", "mask_model", "sd15")}
-        simple.update({"blip": partial(loaders.load_blip, dtype=dtype),
-                       "musicgen": partial(loaders.load_musicgen, dtype=dtype),
-                       "musicgen_melody": partial(loaders.load_musicgen_melody, dtype=dtype),
-                       "sentence_embedder": partial(loaders.load_sentence_embedder, dtype=dtype),
-                       "clap": partial(loaders.load_clap, dtype=dtype)})
-        simple.update({role: loaders.classifier_loader(role) for role in CLASSIFIER_ROLES})
-        for role, load in simple.items():
-            self.manager.register(role, lambda role=role, load=load: load_or_explain(self.registry.resolve(role), load))
-        for role in ("riffusion", "mask_model", "sd15"):  # SDPA check, channels_last, STUDIO_COMPILE
-            load = simple[role]
-            self.manager.register(role, lambda role=role, load=load: loaders.tune_sd(
-                load_or_explain(self.registry.resolve(role), load), self.device), replace=True)
-        self.manager.register("amuse", self._load_amuse)
-
-    def _load_amuse(self) -> Any:
-        """AMUSE's UNet (Hub) and playlist VAE (not published: a local folder) as one unit."""
-        from . import loaders
-
-        vae = load_or_explain(self.registry.resolve("amuse_vae"), loaders.load_amuse_vae)  # explains first
-        unet_source = self.registry.resolve("amuse_unet")
-        return loaders.ModelBundle(unet=load_or_explain(unet_source, loaders.load_amuse_unet, dtype=self.manager.dtype),
-                                   vae=vae,
-                                   scheduler=load_or_explain(unet_source, loaders.load_amuse_scheduler))
+        """Name every model the pipelines ask the manager for (the role table's loaders; nothing loads yet)."""
+        for name, load in loaders.entry_loaders(self.registry, self.manager.dtype, self.device).items():
+            self.manager.register(name, load)
 
     def gpu_task(self, fn: Callable, duration: int | Callable = 60) -> Callable:
         """``fn`` wrapped to hold the GPU on ZeroGPU (``spaces.GPU`` with that duration), else ``fn`` itself."""
@@ -254,9 +206,7 @@ class Studio:
         import classifiers  # noqa: F401  (sets KERAS_BACKEND=torch before keras loads)
         import keras  # noqa: F401
         if self.registry.profile == "tiny":
-            from .models import ROLES
-
-            for role in ROLES:
+            for role in roles.ROLES:
                 if self.registry.builder.has(self.registry.family(role)):
                     self.registry.resolve(role)  # builds the role's folder once
 
