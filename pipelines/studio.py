@@ -212,8 +212,10 @@ class Studio:
 
     # -- pipelines ----------------------------------------------------------------------------------
     # Each method takes the inputs (audio, pictures, text) and the pipeline's settings dataclass,
-    # leaves validation to the pipeline (called before any model loads), and returns the pipeline's
-    # result with the registry role that made it in ``parameters["model"]``.
+    # validates the settings first, once per request (before any audio decode or model load; the
+    # pipeline's own guard is then free, see ``limits.Settings.validate``), plans a sound's windows
+    # once and passes the plan down, and returns the pipeline's result with the registry role that
+    # made it in ``parameters["model"]``.
 
     def audio_seconds(self, audio_source: Any) -> float:
         """Seconds of an audio file from its header, at most the input limit; the limit itself when it
@@ -250,6 +252,7 @@ class Studio:
         """The input's spectrogram and its change map, without any diffusion (fast, CPU side)."""
         from . import masked_img2img
 
+        mask_settings.validate()  # before the audio decode
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
         return _made_by(masked_img2img.preview_mask(sound.samples, mask_settings), None)
 
@@ -277,12 +280,12 @@ class Studio:
         except ModelUnavailableError as error:
             raise ModelUnavailableError(f"{error} Or set the genre LoRA scale to 0.") from error
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
-        count = len(windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION).starts)
+        plan = windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION)  # once per request
 
         def render_plain(pipe):
             return masked_img2img.render_with_model(
-                pipe, sound.samples, settings, device=self.device, on_progress=on_progress, should_stop=should_stop,
-                batch_size=window_batch_size(self.device, count))
+                pipe, sound.samples, settings, device=self.device, plan=plan, on_progress=on_progress,
+                should_stop=should_stop, batch_size=window_batch_size(self.device, plan.count))
 
         def render(pipe):
             if lora is None:
@@ -448,13 +451,13 @@ class Studio:
         settings = (settings or style_interpolation.StyleInterpolationSettings()).validate()
         styles = self._style_library().get(list(style_names))
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
-        count = len(windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION).starts)
+        plan = windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION)  # once per request
         result = self.manager.run(
             "riffusion",
             lambda pipe: style_interpolation.apply_styles(pipe, sound.samples, styles, weights, settings,
                                                           should_stop=should_stop, device=self.device,
-                                                          on_progress=on_progress,
-                                                          batch_size=window_batch_size(self.device, count)),
+                                                          on_progress=on_progress, plan=plan,
+                                                          batch_size=window_batch_size(self.device, plan.count)),
         )
         return _made_by(result, "riffusion+music_styles")
 
