@@ -124,38 +124,11 @@ class SoundToMusicResult(Result):
                 "output-spectrogram": self.output_spectrogram}
 
 
-def sound_to_music(
-    pipe,
-    audio: np.ndarray,
-    settings: SoundToMusicSettings = SoundToMusicSettings(),
-    *,
-    device: str = "cpu",
-    on_progress: Callable[[float, str], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    batch_size: int = 1,
-) -> SoundToMusicResult:
-    """Turn a sound into music in the style of the prompt: ``render_windows_with_model`` then
-    ``finish`` (the Studio calls the two apart, so the CPU-side second half runs outside the GPU lock).
-
-    Args:
-        pipe: a loaded Stable Diffusion img2img pipeline on a Riffusion-style model (already on
-            ``device``; the device manager puts it there).
-        audio: mono samples at 44.1 kHz, shaped (n,) or (1, n); any length, processed in 5.12 s
-            windows with the same seed schedule and crossfaded back together.
-        settings: prompt, steps, strength, guidance, seed, scheduler and the mask settings.
-        on_progress: called with (fraction done, message) per window and per denoising step.
-        should_stop: polled after every denoising step; True cancels.
-        batch_size: windows denoised together in one UNet batch (1: one at a time). Each window
-            keeps its own generator seeded with ``settings.seed``, so the output does not depend on
-            it beyond floating-point rounding.
-    """
-    rendered = render_with_model(pipe, audio, settings, device=device, on_progress=on_progress, should_stop=should_stop, batch_size=batch_size)
-    return finish(rendered, settings)
-
-
 @dataclass
 class RenderedSound:
-    """What the model part of sound to music made; ``finish`` turns it into the result (CPU only)."""
+    """What the model part of sound to music made (``render_with_model``, under the GPU lock);
+    ``finish`` turns it into the result (CPU only). ``finish(render_with_model(pipe, audio, settings))``
+    is the whole path, as the Studio runs it."""
 
     samples: np.ndarray  # (1, n) the input, float32 at 44.1 kHz
     windows: windows.RenderedWindows  # stitched audio (not normalised), input and output images
@@ -174,7 +147,19 @@ def render_with_model(
     should_stop: Callable[[], bool] | None = None,
     batch_size: int = 1,
 ) -> RenderedSound:
-    """The part of ``sound_to_music`` that needs the model: windows, masks, diffusion, inversion.
+    """Sound to music's model part: windows, masks, diffusion, inversion (``finish`` does the rest).
+
+    Args:
+        pipe: a loaded Stable Diffusion img2img pipeline on a Riffusion-style model (already on
+            ``device``; the device manager puts it there).
+        audio: mono samples at 44.1 kHz, shaped (n,) or (1, n); any length, processed in 5.12 s
+            windows with the same seed schedule and crossfaded back together.
+        settings: prompt, steps, strength, guidance, seed, scheduler and the mask settings.
+        on_progress: called with (fraction done, message) per window and per denoising step.
+        should_stop: polled after every denoising step; True cancels.
+        batch_size: windows denoised together in one UNet batch (1: one at a time). Each window
+            keeps its own generator seeded with ``settings.seed``, so the output does not depend on
+            it beyond floating-point rounding.
 
     ``plan``: the request's ``windows.plan_windows`` for ``audio`` (the Studio makes it once and
     sizes ``batch_size`` from it); None plans riffusion's 0.2 s overlap here. ``settings`` are
