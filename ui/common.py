@@ -171,7 +171,7 @@ def running_events() -> int:
         return sum(len(flags) for flags in _running.values())
 
 
-def start_run(studio: Any, request: gr.Request | None = None) -> threading.Event:
+def start_run(studio: Any) -> threading.Event:
     """Begin a model run: this event's stop flag (set when the request ends for any reason: Cancel,
     API cancel, closed tab, time limit), and a note when real models run on a CPU."""
     if studio.info.device == "cpu" and studio.info.profile != "tiny":
