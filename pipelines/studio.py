@@ -264,10 +264,13 @@ class Studio:
         *,
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        clap: bool | None = False,
     ):
         """Everyday sound -> music in the prompt's style (masked img2img on Riffusion spectrograms).
 
         ``settings``: ``masked_img2img.SoundToMusicSettings``; ``model``: one of SOUND_TO_MUSIC_MODELS.
+        The result's metrics: SSIM and chroma CENS of input and output, and with ``clap`` (None: the
+        device's default, ``metrics_by_default``) the CLAP score and content preservation.
         """
         import_model_libraries()
         from . import masked_img2img
@@ -305,6 +308,7 @@ class Studio:
         result = masked_img2img.finish(rendered, settings)
         if lora is not None:
             result.parameters["lora"] = lora.location
+        self._clap_metrics(result, clap, content=sound, prompt=settings.prompt)
         return _made_by(result, model)
 
     def describe_music(self, audio_source: Any):
@@ -366,8 +370,11 @@ class Studio:
         *,
         should_stop: Callable[[], bool] | None = None,
         on_progress: Callable[[float, str], None] | None = None,
+        clap: bool | None = False,
     ):
         """Picture -> caption (BLIP) -> music (MusicGen). ``prompt`` replaces the caption when given.
+        With ``clap`` (None: the device's default) the result's metrics hold the CLAP score against
+        the prompt used.
 
         ``settings``: ``image_to_music.ImageToMusicSettings`` (None: its defaults). ``melody``: a tune
         (path, gradio audio tuple or ``Audio``; any rate, at most ``MAX_INPUT_SECONDS``, its first 30 s
@@ -395,6 +402,7 @@ class Studio:
             lambda gen: image_to_music.generate_music(gen.model, gen.processor, text, settings, melody=chroma,
                                                       should_stop=should_stop, on_progress=on_progress),
         )
+        self._clap_metrics(result, clap, prompt=result.prompt)
         return _made_by(result, role)
 
     def recommend_songs(self, image: Any = None, caption: str | None = None, k: int = 10) -> SongRecommendationResult:
@@ -437,10 +445,13 @@ class Studio:
         *,
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        clap: bool | None = False,
     ):
         """Content audio rendered in a weighted mix of learned styles, on the shared Riffusion model.
 
         ``settings``: ``style_interpolation.StyleInterpolationSettings`` (None: MusicTI's defaults).
+        With ``clap`` (None: the device's default) the result's metrics hold MusicTI's content
+        preservation and style fit (mean and max over the styles).
         """
         import_model_libraries()
         from . import style_interpolation
@@ -459,6 +470,7 @@ class Studio:
                                                           on_progress=on_progress, plan=plan,
                                                           batch_size=window_batch_size(self.device, plan.count)),
         )
+        self._clap_metrics(result, clap, content=sound, styles=list(style_names))
         return _made_by(result, "riffusion+music_styles")
 
     def playlist_to_music(
@@ -468,10 +480,13 @@ class Studio:
         *,
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        clap: bool | None = False,
     ):
         """A playlist's taste (AMUSE VAE) conditions a spectrogram diffusion model: new music at 22.05 kHz.
 
-        ``settings``: ``playlist_to_music.PlaylistToMusicSettings`` (None: its defaults).
+        ``settings``: ``playlist_to_music.PlaylistToMusicSettings`` (None: its defaults). With
+        ``clap`` (None: the device's default) the result's metrics hold the playlist similarity,
+        measured on the tracks as decoded for the model (mono 22.05 kHz, as the music made).
         """
         import_model_libraries()
         from . import playlist_to_music
@@ -483,6 +498,7 @@ class Studio:
             lambda m: playlist_to_music.playlist_to_music(m.unet, m.vae, m.scheduler, tracks, settings,
                                                           should_stop=should_stop, on_progress=on_progress),
         )
+        self._clap_metrics(result, clap, playlist=tracks)
         return _made_by(result, "amuse_unet+amuse_vae")
 
     # -- metrics ----------------------------------------------------------------------------------------
@@ -497,17 +513,28 @@ class Studio:
     def add_clap_metrics(self, result: Result, *, content: Any = None, prompt: str | None = None,
                          styles: list[str] | None = None, playlist: Any = None) -> Result:
         """Add the CLAP values that fit ``result`` (``clap.result_scores``) to ``result.metrics``, so the
-        saved files carry them. ``content``: the input sound (path or anything ``load_audio`` reads);
-        ``playlist``: the tracks. The result keeps its other metrics; it is returned."""
+        saved files carry them. ``content``: the input sound, an ``Audio`` the request already decoded
+        (resampled to 48 kHz, not read again) or a path; ``playlist``: the tracks, the same way. The
+        result keeps its other metrics; it is returned. The actions call it themselves (``clap=True``)."""
         from .clap import CLAP_SAMPLE_RATE, result_scores
 
-        sound = self.load_input_audio(content, CLAP_SAMPLE_RATE) if content is not None else None
-        tracks = [self.load_input_audio(t, CLAP_SAMPLE_RATE) for t in playlist] if playlist else None
+        def pair(sound: Any) -> tuple[Any, int]:
+            if not isinstance(sound, audio_io.Audio):
+                sound = self.load_input_audio(sound, CLAP_SAMPLE_RATE)
+            return sound.samples, sound.sample_rate
+
+        content_pair = pair(content) if content is not None else None
+        tracks = [pair(t) for t in playlist] if playlist else None
         scores = self.with_clap(lambda embedder: result_scores(
-            embedder, result.audio, result.sample_rate, prompt=prompt, styles=styles,
-            content=(sound.samples, sound.sample_rate) if sound is not None else None,
-            playlist=[(t.samples, t.sample_rate) for t in tracks] if tracks else None))
+            embedder, result.audio, result.sample_rate, prompt=prompt, styles=styles, content=content_pair,
+            playlist=tracks))
         result.metrics.update(scores)
+        return result
+
+    def _clap_metrics(self, result: Result, clap: bool | None, **sources: Any) -> Result:
+        """``add_clap_metrics`` when ``clap`` asks for it (None: ``metrics_by_default``)."""
+        if self.metrics_by_default() if clap is None else bool(clap):
+            self.add_clap_metrics(result, **sources)
         return result
 
     def metrics_by_default(self) -> bool:

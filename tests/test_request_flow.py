@@ -71,3 +71,18 @@ def test_riffusion_window_is_the_spectrogram_presets():
     from pipelines import spectrogram
 
     assert settings.RIFFUSION_WINDOW == (spectrogram.RIFFUSION.window_samples, spectrogram.RIFFUSION.sample_rate)
+
+
+def test_the_studio_measures_its_result_and_decodes_the_input_once(studio, monkeypatch):
+    """CLAP metrics come with the result (the UI only shows them), from the sound the request decoded."""
+    decoded = []
+    load = studio.load_input_audio
+    monkeypatch.setattr(studio, "load_input_audio", lambda *args, **kwargs: decoded.append(args[1:]) or load(*args, **kwargs))
+    result = studio.sound_to_music(str(ASSETS / "knocks.wav"), SoundToMusicSettings(steps=2, strength=0.5),
+                                   model="riffusion", clap=True)
+    assert decoded == [(44100,)]
+    assert {"ssim", "chroma_cens_similarity", "clap_score", "content_preservation"} <= set(result.metrics)
+    plain = studio.sound_to_music(str(ASSETS / "knocks.wav"), SoundToMusicSettings(steps=2, strength=0.5),
+                                  model="riffusion")
+    assert set(plain.metrics) == {"ssim", "chroma_cens_similarity"}  # the CPU's default: no CLAP
+    assert plain.metrics["ssim"] == result.metrics["ssim"]

@@ -102,11 +102,6 @@ def metrics_rows(result: Any) -> list[list[str]]:
     return rows(result.metrics)
 
 
-def wants_metrics(studio: Any, compute: Any) -> bool:
-    """The checkbox's value; None (an API call without it) means the device's default."""
-    return studio.metrics_by_default() if compute is None else bool(compute)
-
-
 def save(result: Any, name: str) -> SavedResult:
     """Write a result's files (WAV and PNGs with their parameters) into a fresh output folder."""
     return save_result(result, name)

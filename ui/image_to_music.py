@@ -8,7 +8,7 @@ import gradio as gr
 from pipelines.settings import ImageToMusicSettings
 
 from .common import ASSETS, GPU, guarded, image_upload, model_event, prompt_box, run_and_cancel_buttons, save
-from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
+from .common import metrics_checkbox, metrics_rows, metrics_table
 from .common import progress_callback, seed_control, slider, start_run, user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
@@ -22,9 +22,7 @@ def build(studio) -> None:
         settings = settings_from(ImageToMusicSettings, locals())
         flag = start_run(studio)
         result = studio.image_to_music(image_path, prompt, settings, melody_path, should_stop=flag.is_set,
-                                       on_progress=progress_callback(progress))
-        if wants_metrics(studio, compute_metrics):
-            studio.add_clap_metrics(result, prompt=result.prompt)  # CLAP score against the caption (or prompt)
+                                       on_progress=progress_callback(progress), clap=compute_metrics)
         return result.prompt, save(result, "image-to-music").audio, metrics_rows(result)
 
     @user_errors

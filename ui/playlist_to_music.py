@@ -8,7 +8,7 @@ from pipelines import limits
 from pipelines.settings import PlaylistToMusicSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
-from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
+from .common import metrics_checkbox, metrics_rows, metrics_table
 from .common import start_run, user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
@@ -22,9 +22,7 @@ def build(studio) -> None:
         paths = [getattr(f, "name", f) for f in (files or [])]
         flag = start_run(studio)
         result = studio.playlist_to_music(paths, settings, should_stop=flag.is_set,
-                                          on_progress=progress_callback(progress))
-        if wants_metrics(studio, compute_metrics):
-            studio.add_clap_metrics(result, playlist=paths)
+                                          on_progress=progress_callback(progress), clap=compute_metrics)
         saved = save(result, "playlist-music")
         tracks = [path for name, path in saved.images.items() if name.startswith("track-")]
         return saved.audio, saved.images["generated-spectrogram"], tracks, metrics_rows(result)

@@ -9,7 +9,7 @@ from pipelines.settings import SCHEDULERS, SOUND_TO_MUSIC_PRESETS, MaskSettings,
 from pipelines.studio import SOUND_TO_MUSIC_MODELS
 
 from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control
-from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, slider, start_run, user_errors, wants_metrics
+from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, slider, start_run, user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
@@ -36,9 +36,7 @@ def build(studio) -> None:
         chosen = settings_from(SoundToMusicSettings, locals())
         flag = start_run(studio)
         result = studio.sound_to_music(audio_path, chosen, model=model, on_progress=progress_callback(progress),
-                                       should_stop=flag.is_set)
-        if wants_metrics(studio, compute_metrics):
-            studio.add_clap_metrics(result, content=audio_path, prompt=chosen.prompt)
+                                       should_stop=flag.is_set, clap=compute_metrics)
         files = save(result, "music")
         images = files.images
         return (files.audio, images["input-spectrogram"], images["mask"], images["output-spectrogram"],

@@ -9,7 +9,7 @@ from pipelines import limits
 from pipelines.settings import StyleInterpolationSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
-from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
+from .common import metrics_checkbox, metrics_rows, metrics_table
 from .common import start_run, user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
@@ -40,9 +40,7 @@ def build(studio) -> None:
         mix = parse_weights(weights, len(styles))
         flag = start_run(studio)
         result = studio.style_interpolation(audio_path, styles, mix, settings, should_stop=flag.is_set,
-                                            on_progress=progress_callback(progress))
-        if wants_metrics(studio, compute_metrics):
-            studio.add_clap_metrics(result, content=audio_path, styles=styles)
+                                            on_progress=progress_callback(progress), clap=compute_metrics)
         files = save(result, "styled")
         return (files.audio, files.images["content-spectrogram"], files.images["output-spectrogram"],
                 metrics_rows(result))
