@@ -43,7 +43,21 @@ TITLE = "Sound ↔ Picture Studio"
 # Handlers turn every error into gr.Error themselves; show_error lets gradio's own input checks
 # (an upload that is not an image, say) reach API callers with their message too. Uploads over our
 # limit are refused while they stream in, before they reach the disk.
-LAUNCH_OPTIONS = {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES}
+# The page's own styling (gradio 6 takes it at launch): a compact header, so that each tab's inputs, main
+# button and result share a laptop's first screen; on a phone, tables that scroll sideways instead of
+# being cut, and model names that are not broken mid-word.
+CSS = """
+#studio-header h1 { font-size: 1.6rem; margin: 0 0 0.15rem 0; }
+#studio-header p { margin: 0; }
+.studio-intro p { font-size: var(--text-sm); margin: 0; }
+.table-wrap, .table-container { overflow-x: auto; }
+.studio-table [role=gridcell] span, .studio-table th span { word-break: normal; overflow-wrap: normal; }
+@media (max-width: 640px) {
+  #studio-header h1 { font-size: 1.3rem; }
+  .studio-table table { min-width: 560px; }
+}
+"""
+LAUNCH_OPTIONS = {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES, "css": CSS}
 TABS = (sound_to_music, music_to_image, style_interpolation, text_to_music, image_to_music, playlist_to_music,
         spectrogram_tab, history, about)
 
@@ -54,9 +68,11 @@ def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEE
         gr.Markdown(
             f"# {TITLE}\nTurn sound into pictures and pictures into sound. "
             f"Audio inputs up to {int(limits.MAX_INPUT_SECONDS)} s."
-            + (" **Tiny profile: random models, output is noise.**" if studio.info.profile == "tiny" else "")
+            + (f" **{studio.info.profile.capitalize()} profile: random models, output is noise.**"
+               if common.random_weights(studio) else ""),
+            elem_id="studio-header",
         )
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # a phone shows every tab's name, on more lines
             for tab in TABS:
                 tab.build(studio)
             send_to.connect()  # results flow between tabs
