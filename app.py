@@ -40,23 +40,25 @@ from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
 
 TITLE = "Sound ↔ Picture Studio"
-# Handlers turn every error into gr.Error themselves; show_error lets gradio's own input checks
-# (an upload that is not an image, say) reach API callers with their message too. Uploads over our
-# limit are refused while they stream in, before they reach the disk.
 # The page's own styling (gradio 6 takes it at launch): a compact header, so that each tab's inputs, main
-# button and result share a laptop's first screen; on a phone, tables that scroll sideways instead of
-# being cut, and model names that are not broken mid-word.
+# button and result share a laptop's first screen; the names in a table's first column (models, roles,
+# parameters) never broken mid-word (on a phone the table scrolls sideways instead); on a phone, the
+# examples wrapped to the screen's width.
 CSS = """
 #studio-header h1 { font-size: 1.6rem; margin: 0 0 0.15rem 0; }
 #studio-header p { margin: 0; }
 .studio-intro p { font-size: var(--text-sm); margin: 0; }
-.table-wrap, .table-container { overflow-x: auto; }
-.studio-table [role=gridcell] span, .studio-table th span { word-break: normal; overflow-wrap: normal; }
+.studio-table [data-col="0"] span, .studio-table .sizing-body td:first-child .cell-wrap,
+.studio-table th:first-child span { white-space: nowrap; word-break: normal; overflow-wrap: normal; }
 @media (max-width: 640px) {
   #studio-header h1 { font-size: 1.3rem; }
-  .studio-table table { min-width: 560px; }
+  .table-wrap > table[role=grid] { table-layout: fixed; width: 100%; }  /* examples: wrapped to fit */
+  .table-wrap > table[role=grid] td, .table-wrap > table[role=grid] th { padding: 6px 4px; }
 }
 """
+# Handlers turn every error into gr.Error themselves; show_error lets gradio's own input checks
+# (an upload that is not an image, say) reach API callers with their message too. Uploads over our
+# limit are refused while they stream in, before they reach the disk.
 LAUNCH_OPTIONS = {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES, "css": CSS}
 TABS = (sound_to_music, music_to_image, style_interpolation, text_to_music, image_to_music, playlist_to_music,
         spectrogram_tab, history, about)

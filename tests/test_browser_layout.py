@@ -46,13 +46,14 @@ CUT_TABLES = """() => [...document.querySelectorAll('table')].filter(t => t.offs
   }
   return true;
 }).map(t => t.innerText.slice(0, 60))"""
-# The first-column cells of the About tab's tables whose one word is drawn on more than one line.
-BROKEN_NAMES = """() => [...document.querySelectorAll('.studio-table [role=gridcell][data-col="0"] span')]
-  .filter(s => s.offsetParent).filter(s => {
+# The first-column cells (names) of the About tab's tables that are broken onto more lines or clipped.
+BROKEN_NAMES = """() => [...document.querySelectorAll('.studio-table [role=gridcell][data-col="0"]')]
+  .filter(cell => cell.offsetParent).filter(cell => {
     const range = document.createRange();
-    range.selectNodeContents(s);
-    return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size > 1;
-  }).map(s => s.innerText)"""
+    range.selectNodeContents(cell.querySelector('span'));
+    const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+    return lines > 1 || range.getBoundingClientRect().right > cell.getBoundingClientRect().right + 1;
+  }).map(cell => cell.innerText)"""
 # The About tab's models table: model name -> uses.
 MODEL_USES = """() => {
   const grid = document.querySelector('[role=grid][aria-label="Models in memory"]');

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gradio as gr
 
 # The published systems this app hosts: (tab, work, links). The README's "Sources" lists the same links.
@@ -54,7 +56,9 @@ def build(studio) -> None:
         return [[r["name"], r["where"], r["mb"], r["uses"], r["load_s"]] for r in info["models"]]
 
     def roles(info: dict) -> list[list]:
-        return [[r["role"], r["source"], r["purpose"]] for r in info["roles"]]
+        # a pinned revision shortened to its first 8 hex digits, as git does (the full one: README, models.py)
+        return [[r["role"], re.sub(r"@([0-9a-f]{8})[0-9a-f]{32}\b", r"@\1", r["source"]), r["purpose"]]
+                for r in info["roles"]]
 
     def refresh():
         info = studio.describe()
@@ -84,5 +88,5 @@ def build(studio) -> None:
         tab.select(refresh, outputs=[info_md, models_df], api_visibility="private")  # current without a click
         gr.Markdown("### Where each model comes from")
         gr.Dataframe(value=roles(info), headers=["role", "source", "purpose"], interactive=False, wrap=True,
-                     column_widths=["18%", "27%", "55%"], elem_classes=["studio-table"])
+                     column_widths=["170px", "340px", "690px"], elem_classes=["studio-table"])
         gr.Markdown(sources_markdown())
