@@ -187,7 +187,7 @@ def amuse_unet():
 
 
 def amuse_vae():
-    from .playlist_to_music import PlaylistVAE
+    from .playlist_vae import PlaylistVAE
 
     return PlaylistVAE()  # the AMUSE code's widths are its defaults
 

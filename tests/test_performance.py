@@ -133,7 +133,7 @@ def zero_gpu(monkeypatch):
     import types
 
     import pipelines.device as device
-    import pipelines.studio as studio_module
+    import pipelines.host as studio_module  # preload and signal_device read the flag there
 
     durations = []
 
@@ -294,7 +294,7 @@ def test_window_batch_size_follows_the_device_and_its_free_memory(monkeypatch):
     import torch
 
     from core.errors import StudioError
-    from pipelines.studio import window_batch_size
+    from pipelines.windows import window_batch_size
 
     monkeypatch.delenv("STUDIO_WINDOW_BATCH", raising=False)
     assert window_batch_size("cpu", 5) == 1 and window_batch_size("mps", 5) == 1
