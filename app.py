@@ -34,7 +34,7 @@ from pipelines import limits  # noqa: E402
 from pipelines.models import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
-from ui import common, history, send_to  # noqa: E402
+from ui import common, history, history_tab, send_to  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
@@ -45,7 +45,7 @@ TITLE = "Sound ↔ Picture Studio"
 # limit are refused while they stream in, before they reach the disk.
 LAUNCH_OPTIONS = {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES}
 TABS = (sound_to_music, music_to_image, style_interpolation, text_to_music, image_to_music, playlist_to_music,
-        spectrogram_tab, history, about)
+        spectrogram_tab, history_tab, about)
 
 
 def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEEP) -> gr.Blocks:

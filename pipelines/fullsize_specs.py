@@ -167,7 +167,7 @@ def sentence_model():
 def amuse_unet_config() -> dict[str, Any]:
     """teticio/audio-diffusion-256's verbatim UNet2DModel config (AMUSE's base model), made conditional:
     its attention blocks become cross-attention blocks (also in the middle) over AMUSE's 64-d condition."""
-    from .playlist_to_music import CONDITION_DIM
+    from .playlist_vae import CONDITION_DIM
 
     base = config(TETICIO, "unet/config.json")
     for key in ("_class_name", "_diffusers_version", "_name_or_path", "time_embedding_type"):

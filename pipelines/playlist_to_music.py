@@ -39,13 +39,12 @@ from core.errors import Cancelled, InputError
 
 from . import audio as audio_io
 from . import limits, spectrogram
-from .playlist_vae import IMAGE_SIZE, TRAIN_TIMESTEPS, PlaylistVAE  # noqa: F401  (the model, in its own module)
+from .playlist_vae import CONDITION_DIM, IMAGE_SIZE, TRAIN_TIMESTEPS, PlaylistVAE  # noqa: F401  (the model, in its own module)
 from .results import Result
 from .settings import SLICE_POSITIONS, PlaylistToMusicSettings
 
 PARAMS = spectrogram.AUDIO_DIFFUSION
 SAMPLE_RATE = PARAMS.sample_rate  # 22050
-CONDITION_DIM = 64  # cat(mu, logvar) of a 32-dim latent
 
 
 

@@ -14,6 +14,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 IMAGE_SIZE = 256  # the UNet's sample size and the mel image's side
+CONDITION_DIM = 64  # cat(mu, logvar) of a 32-dim latent: the UNet's cross-attention width
 TRAIN_TIMESTEPS = 1000  # AMUSE's DDPM training schedule (the UNet's scheduler when its repo has none)
 
 
