@@ -125,6 +125,16 @@ class ModelHost:
         """An input sound as ``Audio`` at ``sample_rate`` (``audio.load_audio``'s checks and messages)."""
         return audio_io.load_audio(source, sample_rate, channels=channels)
 
+    def optional_location(self, role: str, wanted: bool, remedy: str) -> str | None:
+        """Where ``role``'s files are when ``wanted`` (an add-on such as a LoRA), else None; resolved
+        before any model loads. ModelUnavailableError names the role and ends with ``remedy``."""
+        if not wanted:
+            return None
+        try:
+            return self.registry.resolve(role).location
+        except ModelUnavailableError as error:
+            raise ModelUnavailableError(f"{error} {remedy}") from error
+
     def style_names(self) -> list[str]:
         """Names of the MusicTI styles in the styles folder (builds the tiny ones on the tiny profile)."""
         return self._style_library().names()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.errors import InputError, ModelUnavailableError
+from core.errors import InputError
 
 from . import audio as audio_io
 from . import limits, roles, spectrogram, windows
@@ -19,6 +19,7 @@ from . import lora as adapters
 from .host import TAB_MODELS, ModelHost, StudioInfo  # noqa: F401  (TAB_MODELS, StudioInfo: their readers import them here)
 from .loaders import import_model_libraries
 from .results import Result, SongRecommendationResult, SpectrogramResult
+
 
 def _model_choices(tab: str, default: str) -> tuple[str, ...]:
     """The Stable Diffusion roles ``tab`` can run on (role table), ``default`` first."""
@@ -105,15 +106,12 @@ class Studio(ModelHost):
         if model not in SOUND_TO_MUSIC_MODELS:
             raise InputError(f"Unknown model {model!r}: use one of {', '.join(SOUND_TO_MUSIC_MODELS)}.")
         settings.validate()  # before the (slow) audio decode and model load
-        try:
-            lora = self.registry.resolve("s2m_lora") if settings.lora_scale else None
-        except ModelUnavailableError as error:
-            raise ModelUnavailableError(f"{error} Or set the genre LoRA scale to 0.") from error
+        lora = self.optional_location("s2m_lora", bool(settings.lora_scale), "Or set the genre LoRA scale to 0.")
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
         plan = windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION)  # once per request
 
         def render(pipe):
-            with adapters.switched_on(pipe, lora.location if lora else None, settings.lora_scale):
+            with adapters.switched_on(pipe, lora, settings.lora_scale):
                 return masked_img2img.render_with_model(
                     pipe, sound.samples, settings, device=self.device, plan=plan, on_progress=on_progress,
                     should_stop=should_stop, batch_size=windows.window_batch_size(self.device, plan.count))
@@ -122,7 +120,7 @@ class Studio(ModelHost):
         # metrics, image strips and normalising need no GPU: outside its lock, the next request runs
         result = masked_img2img.finish(rendered, settings)
         if lora is not None:
-            result.parameters["lora"] = lora.location
+            result.parameters["lora"] = lora
         self._clap_metrics(result, clap, content=sound, prompt=settings.prompt)
         return _made_by(result, model)
 
@@ -156,14 +154,12 @@ class Studio(ModelHost):
         text = limits.optional_text("image prompt", description)
         if not text and audio_source is None:
             raise InputError("Give a piece of music to describe, or write a description.")
-        try:
-            lora = self.registry.resolve("m2i_lora") if settings.lora_scale else None
-        except ModelUnavailableError as error:
-            raise ModelUnavailableError(f"{error} Or set the LoRA scale to 0 for plain Stable Diffusion 1.5.") from error
+        lora = self.optional_location("m2i_lora", bool(settings.lora_scale),
+                                      "Or set the LoRA scale to 0 for plain Stable Diffusion 1.5.")
         prompt = text or self.describe_music(audio_source)
 
         return _made_by(self.manager.run("sd15", lambda pipe: music_to_image.generate_image(
-            adapters.loaded(pipe, lora.location if lora else None), prompt, settings, should_stop=should_stop)), "sd15")
+            adapters.loaded(pipe, lora), prompt, settings, should_stop=should_stop)), "sd15")
 
     def _caption(self, image: Any) -> str:
         import_model_libraries()
