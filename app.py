@@ -35,7 +35,7 @@ from pipelines import limits, sandbox  # noqa: E402
 from pipelines.models import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
-from ui import common, history, send_to, uploads  # noqa: E402
+from ui import common, history, history_tab, send_to, uploads  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
@@ -85,7 +85,7 @@ class _LaunchOptions(Mapping):
 
 LAUNCH_OPTIONS = _LaunchOptions()
 TABS = (sound_to_music, music_to_image, style_interpolation, text_to_music, image_to_music, playlist_to_music,
-        spectrogram_tab, history, about)
+        spectrogram_tab, history_tab, about)
 
 
 def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEEP) -> gr.Blocks:
