@@ -206,7 +206,8 @@ def call(served_app, endpoint, data):
 
     started = httpx.post(f"{served_app}gradio_api/call/{endpoint}", json={"data": data}, timeout=30)
     assert started.status_code == 200, started.text
-    with httpx.stream("GET", f"{served_app}gradio_api/call/{endpoint}/{started.json()['event_id']}", timeout=60) as answer:
+    event = started.json()["event_id"]
+    with httpx.stream("GET", f"{served_app}gradio_api/call/{endpoint}/{event}", timeout=60) as answer:
         return answer.read().decode()
 
 
@@ -234,7 +235,7 @@ def test_pictures_are_decoded_in_the_memory_limited_worker_too(tmp_path, monkeyp
     path = tmp_path / "wide.png"
     Image.new("RGBA", (5000, 5000), (200, 0, 0, 128)).save(path)  # 100 MB decoded, 80 kB on disk
     monkeypatch.setattr(limits, "DECODE_MEMORY_BYTES", 200 * 2**20)  # the libraries take ~115 MB of it
-    with pytest.raises(InputError, match="The picture wide.png could not be decoded: decoding it needed more than the 200 MB"):
+    with pytest.raises(InputError, match="picture wide.png could not be decoded: decoding it needed more than the 200 MB"):
         open_image(str(path), max_width=8192, max_height=8192)
     monkeypatch.undo()
     assert open_image(str(path), max_width=8192, max_height=8192).size == (5000, 5000)

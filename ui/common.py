@@ -144,8 +144,9 @@ def _request_checks_in_our_words(demo: gr.Blocks) -> None:
         wanted = block_fn.inputs
         if len(inputs) < len(wanted):
             labels = ", ".join(getattr(block, "label", None) or type(block).__name__ for block in wanted)
-            message = (f"{'/' + block_fn.api_name if block_fn.api_name else 'This event'} takes {len(wanted)} input(s) ({labels}); the request "
-                       f"sent {len(inputs)}. The page's 'Use via API' lists them.")
+            endpoint = f"/{block_fn.api_name}" if block_fn.api_name else "This event"
+            message = (f"{endpoint} takes {len(wanted)} input(s) ({labels}); the request sent {len(inputs)}. "
+                       "The page's 'Use via API' lists them.")
             log.warning("request refused: %s", message)
             raise gr.Error(message, print_exception=False)
         validate(block_fn, inputs)
