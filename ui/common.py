@@ -91,21 +91,43 @@ def metrics_checkbox(studio: Any) -> gr.Checkbox:
     return gr.Checkbox(value=studio.metrics_by_default(), label="Compute CLAP metrics (loads CLAP, 0.6 GB)")
 
 
-def metrics_table(label: str = "Metrics") -> gr.Dataframe:
-    """A read-only two-column table (metric, value) for ``metrics_rows``."""
+def metrics_table(label: str = "Metrics", studio: Any = None) -> gr.Dataframe:
+    """A read-only two-column table (metric, value) for ``metrics_rows``, hidden until ``shown_when_filled``
+    shows it with rows. With ``studio``, the label says when CLAP is a random model."""
+    if studio is not None and random_weights(studio):
+        label += random_note(studio, "CLAP")
     return gr.Dataframe(headers=["metric", "value"], datatype=["str", "str"], label=label, interactive=False,
-                        wrap=True)
+                        wrap=True, visible=False)
+
+
+def shown_when_filled(event: Any, output: Any) -> None:
+    """After ``event``, show ``output`` (built with ``visible=False``) when it holds something, and hide it
+    when empty: an empty "metric | value" table or file box says nothing."""
+    def show(value: Any) -> Any:
+        if hasattr(value, "values"):  # a table (pandas): any cell with text
+            value = [cell for row in value.values.tolist() for cell in row if str(cell).strip()]
+        return type(output)(visible=bool(value))
+
+    event.then(show, output, output, queue=False, api_visibility="private")
+
+
+# -- honest labels where the models have random weights (the tiny and fullsize profiles) -----------------
+def random_weights(studio: Any) -> bool:
+    """Whether the studio's models are random stand-ins built on this machine (not trained weights)."""
+    from pipelines.models import BUILT_PROFILES
+
+    return studio.info.profile in BUILT_PROFILES
+
+
+def random_note(studio: Any, what: str = "model") -> str:
+    """" (random <what>: tiny profile)" beside a label whose numbers come from a random model; "" otherwise."""
+    return f" (random {what}: {studio.info.profile} profile)" if random_weights(studio) else ""
 
 
 def metrics_rows(result: Any) -> list[list[str]]:
     from pipelines.metrics import metrics_table as rows
 
     return rows(result.metrics)
-
-
-def wants_metrics(studio: Any, compute: Any) -> bool:
-    """The checkbox's value; None (an API call without it) means the device's default."""
-    return studio.metrics_by_default() if compute is None else bool(compute)
 
 
 def save(result: Any, name: str) -> SavedResult:
@@ -209,7 +231,7 @@ def running_events() -> int:
         return sum(len(flags) for flags in _running.values())
 
 
-def start_run(studio: Any, request: gr.Request | None = None) -> threading.Event:
+def start_run(studio: Any) -> threading.Event:
     """Begin a model run: this event's stop flag (set when the request ends for any reason: Cancel,
     API cancel, closed tab, time limit), and a note when real models run on a CPU."""
     if studio.info.device == "cpu" and studio.info.profile != "tiny":

@@ -163,6 +163,32 @@ def rerun(entry: Entry, session: str | None = None) -> Entry:
     return made
 
 
+def parameter_rows(entry: Entry) -> list[list[str]]:
+    """An entry's endpoint and parameters as (name, value) rows for people: numbers as written, lists and
+    tables on one line ("pop 0.48, rock 0.21"), nested settings as "mask invert", "mask contrast"."""
+    rows = [["endpoint", entry.endpoint]]
+
+    def add(name: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                add(f"{name} {key}".strip(), item)
+        elif isinstance(value, (list, tuple)):
+            rows.append([name, ", ".join(" ".join(_text(part) for part in item) if isinstance(item, (list, tuple))
+                                         else _text(item) for item in value)])
+        else:
+            rows.append([name, _text(value)])
+
+    for key, value in entry.parameters.items():
+        add(key, value)
+    return rows
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
 def forget(request: gr.Request = None) -> None:
     """The page closed: drop its session's history."""
     with _lock:
@@ -194,7 +220,7 @@ def write_zip(session_entries: list[Entry], folder: Path | None = None) -> str:
 
 
 def build(studio) -> None:
-    from .common import GPU, guarded, user_errors
+    from .common import GPU, guarded, shown_when_filled, user_errors
 
     @user_errors
     def download_session(request: gr.Request = None):
@@ -209,7 +235,7 @@ def build(studio) -> None:
         images = [(image, labels[i]) for i, entry in enumerate(mine) for image in entry.images]
         first = mine[0] if mine else None
         return (images, gr.Dropdown(choices=labels, value=labels[0] if labels else None),
-                first.audio if first else None, first.parameters if first else {})
+                first.audio if first else None, parameter_rows(first) if first else [])
 
     @user_errors
     def run_again(label, request: gr.Request = None):
@@ -224,27 +250,30 @@ def build(studio) -> None:
         mine = entries(session_of(request))
         labels = [entry.label(len(mine) - i) for i, entry in enumerate(mine)]
         if label not in labels:
-            return None, {}
-        entry = mine[labels.index(label)]
-        return entry.audio, {"endpoint": entry.endpoint, **entry.parameters}
+            return None, []
+        return mine[labels.index(label)].audio, parameter_rows(mine[labels.index(label)])
 
     with gr.Tab("History") as tab:
         gr.Markdown(
             f"Everything this session made (the {MAX_ENTRIES} newest results), with the parameters of each. "
             "**Download all** gives a zip of the audio, the pictures and a JSON of every parameter. Files are "
-            "kept for up to an hour."
+            "kept for up to an hour.",
+            elem_classes=["studio-intro"],
         )
-        with gr.Row():
-            refresh = gr.Button("Refresh")
-            again = gr.Button("Re-run the chosen result (same settings and seed)")
-            download = gr.Button("Download all", variant="primary")
-        archive = gr.File(label="Session zip", interactive=False)
-        gallery = gr.Gallery(label="Pictures of this session", columns=6, height=240)
         with gr.Row():
             with gr.Column():
                 chosen = gr.Dropdown([], label="Result")
+                with gr.Row():
+                    again = gr.Button("Re-run the chosen result (same settings and seed)", min_width=200)
+                    refresh = gr.Button("Refresh", min_width=100)
                 audio = gr.Audio(label="Its audio", type="filepath", interactive=False)
-            parameters = gr.JSON(label="Its parameters")
+                parameters = gr.Dataframe(headers=["parameter", "value"], datatype=["str", "str"], wrap=True,
+                                          label="Its parameters", interactive=False, max_height=420,
+                                          elem_classes=["studio-table"])
+            with gr.Column():
+                download = gr.Button("Download all", variant="primary")
+                archive = gr.File(label="Session zip", interactive=False, visible=False)  # shown with its zip
+                gallery = gr.Gallery(label="Pictures of this session", columns=4, height=360, interactive=False)
         outputs = [gallery, chosen, audio, parameters]
         tab.select(show, None, outputs, api_visibility="private")
         refresh.click(show, None, outputs, api_visibility="private")
@@ -252,6 +281,7 @@ def build(studio) -> None:
         # a model run like the tab's own: the GPU queue; API callers call the endpoint itself again
         again.click(guarded(run_again), chosen, outputs, concurrency_id=GPU, concurrency_limit=1,
                     api_visibility="private")
-        download.click(guarded(download_session), None, archive, api_name="download_session",
-                       api_description="A zip of everything this session made: its WAVs, PNGs and session.json "
-                                       "with every parameter.")
+        zipped = download.click(guarded(download_session), None, archive, api_name="download_session",
+                                api_description="A zip of everything this session made: its WAVs, PNGs and "
+                                                "session.json with every parameter.")
+        shown_when_filled(zipped, archive)
