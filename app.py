@@ -3,7 +3,8 @@
     python app.py                   # real models from the Hugging Face Hub, loaded on first use
     python app.py --profile tiny    # tiny random models built on this machine: no network, no GPU
 
-This file only assembles: flags, one tab module per pipeline from ui/, the queue, launch. The work
+This file only assembles: flags, one tab module per pipeline from ui/, the queue, the upload budget
+(ui/uploads.py), the start-up cleanup of what earlier processes left, launch. The work
 happens in pipelines/, which never imports gradio; their errors (StudioError) become gr.Error in
 ui/common.py with the same message, so API callers read them too. Importing this module loads no model.
 """
@@ -168,13 +169,13 @@ def _warm_up(studio: Studio) -> None:
 
 
 def clean_leftovers() -> None:
-    """What earlier processes left: half-built model folders (a kill -9 during a build) and gradio temp
-    files past the sweep age (gradio forgets those of other processes)."""
+    """What earlier processes left: half-built model folders (a kill -9 during a build) and their gradio
+    temp files (gradio forgets those of other processes); this process gets its own temp folder."""
     from pipelines.model_building import remove_stale_builds
 
     started = time.perf_counter()
     builds = remove_stale_builds()
-    files, size = uploads.remove_old_temp_files()
+    _, files, size = uploads.claim_temp_folder()
     if builds or files:
         logging.getLogger("studio").info("removed %d stale build folder(s) and %d old temp file(s) (%.0f MB) in %.1f s",
                                          len(builds), files, size / 2**20, time.perf_counter() - started)
