@@ -89,7 +89,8 @@ ROLES: dict[str, Role] = {
              "Caption-to-lyrics similarity for song recommendation"),
         Role("amuse_unet", "alppo/vae-conditioned-diffusion-model_v2", AMUSE_UNET_SHA, "amuse_unet",
              "AMUSE playlist-conditioned spectrogram UNet"),
-        Role("amuse_vae", None, "main", "amuse_vae", "AMUSE playlist VAE (weights not published)"),
+        Role("amuse_vae", None, "main", "amuse_vae", "AMUSE playlist VAE: its weights are published nowhere; train one "
+             "with `python -m training.amuse_vae --data music/ --output models/amuse_vae` (docs/MODELS.md)"),
         Role("music_styles", None, "main", "music_styles",
              "MusicTI styles: one folder per style (style.json + style.safetensors); convert an embeddings.pt "
              "with `python -m scripts.convert_musicti_checkpoint IN.pt OUT_DIR`"),
@@ -158,6 +159,8 @@ class ModelRegistry:
         if self.builder is not None and self.profile in BUILT_PROFILES:
             # builds the folder on first use, once
             return ModelSource(role, str(self.builder.ensure(self.family(role))), None, True, self.profile)
+        if spec.repo_id is None and role in _originals().ORIGINALS:  # TechJam, MusicTI: from GitHub, verified
+            return ModelSource(role, str(_originals().fetch(role, self.environ)), None, True, "github")
         if spec.repo_id is None:
             raise ModelUnavailableError(
                 f"The '{role}' model ({spec.purpose}) is not published on the Hugging Face Hub. "
@@ -182,9 +185,16 @@ class ModelRegistry:
                 built = self.builder.has(family)
                 where = f"{self.profile}:{family}" if built else f"(no {self.profile} model yet)"
             else:
-                where = f"{spec.repo_id}@{spec.revision}" if spec.repo_id else "(not on the Hub: override needed)"
+                where = f"{spec.repo_id}@{spec.revision}" if spec.repo_id else (
+                    _originals().source_label(role) or "(not on the Hub: override needed)")
             rows.append({"role": role, "source": where, "purpose": spec.purpose})
         return rows
+
+
+def _originals():
+    from . import originals  # the original systems' GitHub files (pipelines/originals.py)
+
+    return originals
 
 
 def _parse_override(role: str, value: str, origin: str) -> ModelSource:
