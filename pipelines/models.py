@@ -239,10 +239,16 @@ def explain_missing(source: ModelSource, error: BaseException, unreachable: bool
             f"The '{source.role}' model could not be loaded from {source.location}: {type(error).__name__}: "
             f"{str(error)[:300]}. Check that the folder holds the model in Hugging Face layout."
         )
-    reason = "the Hub is switched off (HF_HUB_OFFLINE=1) and it is not in the local cache" if offline else (
+    from .hub_reach import hub_error_reason
+
+    wrong = hub_error_reason(error, source.location, source.revision, source.role)  # revision, file, repo
+    if wrong:
+        return f"The '{source.role}' model ({source.location}@{source.revision}) is not available: {wrong}. [{type(error).__name__}]"
+    reason = (
+        "the Hub is switched off (HF_HUB_OFFLINE=1) and it is not in the local cache" if offline else (
         "the Hugging Face Hub cannot be reached (no network?) and it is not in the local cache" if unreachable
         else "it is not in the local cache and could not be downloaded"
-    )
+    ))
     return (
         f"The '{source.role}' model ({source.location}@{source.revision}) is not available: {reason}. "
         f"Download it on a machine with network (`hf download {source.location}`), or set "

@@ -6,6 +6,7 @@ So this is our own, as small as the client needs (huggingface_hub 2.4 ``hf_hub_d
 ``snapshot_download`` / ``model_info``, which diffusers and transformers call):
 
 - ``GET /api/models/{repo}/revision/{rev}``: ``{"id", "sha", "siblings": [{"rfilename"}]}``;
+- ``GET /api/models/{repo}/tree/{rev}[/{folder}][?recursive=true]``: ``list_repo_tree``'s entries;
 - ``HEAD|GET /{repo}/resolve/{rev}/{file}``: the bytes, with ``X-Repo-Commit`` (the commit the
   revision names), ``ETag`` (the file's sha256) and ``Content-Length``, as the client reads them;
 - errors as the Hub sends them: 404 with ``X-Error-Code`` ``RepoNotFound``, ``RevisionNotFound`` or
@@ -40,12 +41,15 @@ class _Server:
 
     def __init__(self):
         self.requests: list[tuple[str, str]] = []
+        self.query = ""  # the query string of the request being answered
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self, method: str) -> None:
-                path = unquote(urlsplit(self.path).path)
+                parts = urlsplit(self.path)
+                path = unquote(parts.path)
                 owner.requests.append((method, path))
+                owner.query = parts.query
                 status, headers, body = owner.handle(method, path)
                 self.send_response(status)
                 for key, value in {**headers, "Content-Length": str(len(body))}.items():
@@ -111,6 +115,25 @@ class FakeHub(_Server):
                 return "/".join(parts[:cut]), parts[cut:]
         return None, parts
 
+    @staticmethod
+    def _tree(repo: Repo, folder: str, recursive: bool) -> list[dict]:
+        """``list_repo_tree``'s entries under ``folder``: files (path, size, oid) and folders."""
+        prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
+        entries: dict[str, dict] = {}
+        for name, data in sorted(repo.files.items()):
+            if not name.startswith(prefix):
+                continue
+            rest = name[len(prefix):].split("/")
+            for depth in range(1, len(rest)):
+                if not recursive and depth > 1:
+                    break
+                path = prefix + "/".join(rest[:depth])
+                entries.setdefault(path, {"type": "directory", "path": path, "oid": "0" * 40})
+            if recursive or len(rest) == 1:
+                entries[name] = {"type": "file", "path": name, "size": len(data),
+                                 "oid": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()}
+        return list(entries.values())
+
     def _commit(self, repo: Repo, revision: str) -> str | None:
         return repo.commit if revision in ("main", repo.commit) else None
 
@@ -121,10 +144,13 @@ class FakeHub(_Server):
             if repo_id is None:
                 return _error(404, "RepoNotFound", "Repository not found")
             repo = self.repos[repo_id]
-            revision = rest[1] if len(rest) >= 2 and rest[0] == "revision" else "main"
+            revision = rest[1] if len(rest) >= 2 and rest[0] in ("revision", "tree") else "main"
             commit = self._commit(repo, revision)
             if commit is None:
                 return _error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
+            if rest and rest[0] == "tree":
+                return 200, {"Content-Type": "application/json"}, json.dumps(
+                    self._tree(repo, "/".join(rest[2:]), "recursive=true" in self.query.lower())).encode()
             body = {"id": repo_id, "modelId": repo_id, "sha": commit, "private": False, "disabled": False,
                     "gated": False, "tags": [], "siblings": [{"rfilename": name} for name in sorted(repo.files)]}
             return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
