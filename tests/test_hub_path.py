@@ -116,6 +116,10 @@ def test_every_tab_runs_on_the_hub_profile_through_the_local_hub_and_github(serv
     assert Path(image[0] if isinstance(image, (list, tuple)) else image).is_file()
     styled = client.predict(sound, ["accordion", "chime"], "0.5, 0.5", 0.5, 2, 5.0, 23, api_name="/style_interpolation")
     assert Path(styled[0]).is_file()  # the two MusicTI styles, fetched and converted
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="choose from accordion, chime"):  # the styles the tab offers
+        client.predict(sound, ["jazz"], "", 0.5, 2, 5.0, 23, api_name="/style_interpolation")
     wav, _png = client.predict("funk bassline", "", 2.0, 2, 7.0, 5, "riffusion", api_name="/text_to_music")
     assert Path(wav).is_file()
     used, music, metrics = client.predict(handle_file(str(ASSETS / "sunset.png")), "", 1, 3.0, 1.0, 250, 0.0, 0, None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from core.errors import StudioError
 from pipelines import limits
 from pipelines.settings import PlaylistToMusicSettings
 
@@ -11,6 +12,18 @@ from .common import ASSETS, model_event, progress_callback, run_and_cancel_butto
 from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
 from .common import start_run, user_errors
 from .send_to import AUDIO, buttons, target
+
+
+def vae_missing(studio) -> str | None:
+    """Why the playlist VAE cannot load, said when the page opens (the hub profile without a
+    STUDIO_MODEL_AMUSE_VAE folder: AMUSE's VAE is published nowhere); None when one is set or built."""
+    if studio.info.profile != "hub":
+        return None
+    try:
+        studio.registry.resolve("amuse_vae")  # a folder override resolves without loading anything
+    except StudioError as error:
+        return str(error)
+    return None
 
 
 def build(studio) -> None:
@@ -42,6 +55,9 @@ def build(studio) -> None:
             "the default here so a CPU can keep up. The AMUSE VAE's weights are not published: with the real "
             "models this tab needs a VAE you trained or were given (the README says how to add it)."
         )
+        notice = vae_missing(studio)
+        if notice:
+            gr.Markdown(f"**This tab cannot run here yet.** {notice}", elem_id="playlist-vae-missing")
         with gr.Row():
             with gr.Column():
                 files = gr.File(label="Playlist (audio files)", file_count="multiple", file_types=["audio"],
