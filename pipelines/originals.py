@@ -332,7 +332,7 @@ def describe(environ: Mapping[str, str] = os.environ) -> list[dict[str, str]]:
         except ModelUnavailableError:
             original, cached = ORIGINALS[role], False
         override = environ.get(f"STUDIO_MODEL_{role.upper()}")
-        state = (f"overridden by STUDIO_MODEL_{role.upper()}" if override else "in the cache" if cached
+        state = ("replaced by a copy of your own" if override else "in the cache" if cached
                  else "not fetched: offline" if offline(environ) else "fetched on first use")
         for file in original.files:
             rows.append({"role": role, "file": file.name, "source": file.page(), "commit": file.commit[:7],

@@ -114,7 +114,7 @@ def test_role_override_wins(github, monkeypatch, tmp_path):
     assert ModelRegistry("hub").resolve("m2i_lora").location == str(tmp_path.resolve())
     assert github.requests == []
     row = next(r for r in originals.describe() if r["role"] == "m2i_lora")
-    assert row["state"] == "overridden by STUDIO_MODEL_M2I_LORA"
+    assert row["state"] == "replaced by a copy of your own"
 
 
 def test_musicti_styles_verified_by_git_blob_and_converted(github, monkeypatch, tmp_path):

@@ -34,7 +34,7 @@ ORIGINALS_NOTE = (
     "they are downloaded from the authors' GitHub repositories at the commit below when a tab first needs them, "
     "checked against the recorded checksum, and kept in this machine's cache. **TechJam publishes no licence**: "
     "its files come straight from its repository onto the machine running this app, for your own use; this app "
-    "never ships or re-hosts them. A `STUDIO_MODEL_<ROLE>` folder replaces any of them (docs/MODELS.md)."
+    "never ships or re-hosts them. A copy of your own can replace any of them (docs/MODELS.md says how)."
 )
 
 

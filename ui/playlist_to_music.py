@@ -6,6 +6,7 @@ import gradio as gr
 
 from core.errors import StudioError
 from pipelines import limits
+from pipelines.models import ROLES
 from pipelines.settings import PlaylistToMusicSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
@@ -21,8 +22,8 @@ def vae_missing(studio) -> str | None:
         return None
     try:
         studio.registry.resolve("amuse_vae")  # a folder override resolves without loading anything
-    except StudioError as error:
-        return str(error)
+    except StudioError:
+        return f"{ROLES['amuse_vae'].purpose}."  # the page names no settings; the error a run gives does
     return None
 
 
@@ -30,6 +31,15 @@ def build(studio) -> None:
     @user_errors
     def playlist_to_music(files, steps, guidance, seed, compute_metrics=None, request: gr.Request = None,
                           progress=gr.Progress(track_tqdm=True)):
+        """New music in the taste of a playlist (AMUSE): a VAE sums up the songs, and that taste steers a spectrogram diffusion model.
+
+        Args:
+            files: URLs (http or https) of the playlist's audio files, one or more.
+            steps: Denoising steps; more is slower and finer.
+            guidance: How strongly the playlist's taste steers the music (classifier-free guidance scale).
+            seed: Random seed; the same seed and settings give the same music.
+            compute_metrics: Also score the music's similarity to the playlist with CLAP (slower on a CPU).
+        """
         settings = PlaylistToMusicSettings(steps=steps, guidance=guidance, seed=seed)
         paths = [getattr(f, "name", f) for f in (files or [])]
         flag = start_run(studio, request)
