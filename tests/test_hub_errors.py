@@ -45,3 +45,17 @@ def test_unknown_repository_and_other_errors():
     error = _wrapped(RepositoryNotFoundError("401", response=_response("api/models/nobody/nothing")))
     assert "the Hub has no repository Salesforce/blip-image-captioning-large" in explain_missing(SOURCE, error)
     assert "Download it on a machine with network" in explain_missing(SOURCE, RuntimeError("boom"))  # the general one
+
+
+def test_studio_offline_switches_the_hub_off_without_asking_it(monkeypatch):
+    from huggingface_hub import constants
+
+    from pipelines import hub_reach
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("STUDIO_OFFLINE", "1")
+    monkeypatch.setattr(hub_reach, "hub_reachable", lambda: (_ for _ in ()).throw(AssertionError("probed")))
+    with hub_reach.offline_if_unreachable() as offline:
+        assert offline and constants.HF_HUB_OFFLINE  # every Hub request in the block reads the cache only
+    assert constants.HF_HUB_OFFLINE is False
