@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import shutil
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -228,6 +229,7 @@ def download(file: OriginalFile, dest: Path, role: str, environ: Mapping[str, st
     holding = _holding(ORIGINALS[role]) if role in ORIGINALS else file.name
     dest.parent.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s (%s) from %s", file.path, role, url)
+    started = time.perf_counter()
     request = urllib.request.Request(url, headers={"User-Agent": "sound-picture-studio"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(dest, "wb") as out:
@@ -248,6 +250,8 @@ def download(file: OriginalFile, dest: Path, role: str, environ: Mapping[str, st
     except ModelUnavailableError as error:
         dest.unlink(missing_ok=True)
         raise ModelUnavailableError(f"{error} {_what_to_do(file, role, holding)}") from None
+    log.info("fetched and verified %s: %.1f MB in %.1f s", file.path, dest.stat().st_size / 1e6,
+             time.perf_counter() - started)
     return dest
 
 

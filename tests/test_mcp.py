@@ -50,8 +50,8 @@ def test_schema_lists_every_main_endpoint_with_each_parameter_described(mcp_app)
     schema = httpx.get(f"{mcp_app}gradio_api/mcp/schema", timeout=60).json()
     tools = {tool["name"]: tool for tool in schema}
     assert MAIN_TOOLS <= set(tools)
-    undescribed = {name: [p for p, spec in tools[name]["inputSchema"]["properties"].items()
-                          if len(spec.get("description", "")) < 15] for name in MAIN_TOOLS}
+    undescribed = {name: [p for p, spec in tool["inputSchema"]["properties"].items()
+                          if len(spec.get("description", "")) < 15] for name, tool in tools.items()}  # every tool
     assert {name: params for name, params in undescribed.items() if params} == {}
     for name in MAIN_TOOLS:
         assert len(tools[name]["description"]) >= 30
