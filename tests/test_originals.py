@@ -17,10 +17,6 @@ from fake_servers import FakeGitHub, lfs_pointer
 from pipelines import originals
 from pipelines.models import ModelRegistry
 
-# The project's real files (the lead is adding a fixture for them to conftest.py; until then this env var
-# names the folder, as tests/test_real_lora.py does).
-REAL_DATA = Path(os.environ.get("STUDIO_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
-REAL_LORA = REAL_DATA / "techjam" / "pytorch_lora_weights.safetensors"
 
 
 @pytest.fixture
@@ -47,11 +43,11 @@ def serve(github: FakeGitHub, role: str, name: str, data: bytes, host: str | Non
     return github.add(host or ("media" if file.lfs else "raw"), file.repo, file.commit, file.path, data)
 
 
-def test_real_lora_through_the_raw_host_with_the_real_pin(github):
-    """The published TechJam LoRA (read from ../shared, served locally) passes the pinned sha256 and size."""
-    if not REAL_LORA.is_file():
-        pytest.fail(f"{REAL_LORA} is missing (set STUDIO_REAL_DATA to the folder of the project's real files).")
-    serve(github, "m2i_lora", "pytorch_lora_weights.safetensors", REAL_LORA.read_bytes())
+def test_real_lora_through_the_raw_host_with_the_real_pin(github, real_data):
+    """The published TechJam LoRA (the project's real files, conftest's ``real_data``; served locally) passes
+    the pinned sha256 and size."""
+    lora = real_data / "techjam" / "pytorch_lora_weights.safetensors"
+    serve(github, "m2i_lora", "pytorch_lora_weights.safetensors", lora.read_bytes())
     source = ModelRegistry("hub").resolve("m2i_lora")
     assert source.is_local and source.origin == "github"
     fetched = Path(source.location) / "pytorch_lora_weights.safetensors"
