@@ -52,7 +52,10 @@ def servers(tmp_path_factory):
         env.update({"HF_ENDPOINT": hub.url, "HF_HOME": str(staging / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1",
                     "STUDIO_CACHE": str(staging / "studio-cache"), "STUDIO_ORIGINALS_PINS": str(staging / "pins.json"),
                     # no AMUSE VAE is published anywhere: the playlist tab runs on the tiny one, named as a user would
-                    "STUDIO_MODEL_AMUSE_VAE": str(tiny.ensure("amuse_vae")), "PYTHONUNBUFFERED": "1"})
+                    "STUDIO_MODEL_AMUSE_VAE": str(tiny.ensure("amuse_vae")), "PYTHONUNBUFFERED": "1",
+                    # its own upload folder: gradio deletes its cached files on close, and uploads of the same
+                    # file share one path across apps (another app's groove.wav would go with them)
+                    "GRADIO_TEMP_DIR": str(staging / "gradio")})
         yield hub, github, env
     finally:
         mp.undo()
