@@ -34,14 +34,16 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines import originals
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CACHE = ROOT / ".cache" / "real-data"
 
 MASK_PAPER = ("CappiePappies/Mask-Based-Diffusion-for-Music-Generation-From-Everyday-Sounds",
               "db815f8b789b0a0a3e08c4c4c456212622d6c06e")
-MUSICTI = ("kariander1/interp-music-style", "cf77424fdb937787ed0b1e87f9447874a7ad9832")
-TECHJAM = ("Derek327783/TechJam", "7929cc115c85061225c008ed4ae785db2205a7ae")
+MUSICTI = (originals.MUSICTI, originals.MUSICTI_SHA)  # the app fetches its styles from the same commit
+_LORA = originals.ORIGINALS["m2i_lora"].files[0]  # the app's own pin of the TechJam LoRA
 
 HOW_TO_GET = ("the original projects' files are not here: run `make real-data` (downloads 12 MB from their public "
               "GitHub repositories) or set STUDIO_REAL_DATA to a folder holding them")
@@ -111,8 +113,8 @@ MANIFEST: tuple[RealFile, ...] = tuple(
                  "assets/samples/s_0_5_0_5_c_violin/violin/images/violin1.png",
                  "3d74afd0b9d8d69dc6cfb76143429153fc5d5aa0230ff9e5e7e7be1fb03779ce", 404415),
         # plain git blob (not LFS), so the raw host serves the file itself
-        RealFile("techjam/pytorch_lora_weights.safetensors", *TECHJAM, "Weights/pytorch_lora_weights.safetensors",
-                 "b1b19610541f9a2c6f235a1bac2690d04b98535f9f9f7790e9ad4d0fe8ac89b0", 3226184),
+        RealFile("techjam/pytorch_lora_weights.safetensors", _LORA.repo, _LORA.commit, _LORA.path, _LORA.sha256,
+                 _LORA.size),
     ]
 )
 

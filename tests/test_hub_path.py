@@ -24,7 +24,7 @@ import soundfile as sf
 from fake_servers import FakeGitHub, FakeHub
 from hub_fixtures import serve_tiny_hub, serve_tiny_originals
 from pipelines import originals
-from pipelines.models import ROLES, SD15_SHA
+from pipelines.roles import ROLES, SD15_SHA
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
