@@ -92,6 +92,10 @@ MAX_CAPTION_TOKENS = 100
 RIFFUSION_SECONDS = Range(1.0, 60.0)  # text to music: successive windows continuing each other
 INTERPOLATION_WINDOWS = Range(2, 12, integer=True)  # prompt interpolation: alpha = i / (N - 1), 5.12 s each
 
+# Extend a track, variations (pipelines/extend.py, pipelines/variations.py)
+EXTEND_SECONDS = Range(1.0, 60.0)  # seconds added after the end or before the start, either engine
+VARIATION_SEEDS = Range(2, 8, integer=True)  # one request, N seeds, side by side
+
 # Song recommendation
 SONG_COUNT = Range(1, 20, integer=True)
 

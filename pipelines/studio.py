@@ -610,6 +610,12 @@ class Studio:
         )
         return _made_by(result, "riffusion")
 
+    def extend_music(self, audio_source: Any, settings=None, **callbacks: Any):
+        """A track continued after its end or before its start: ``extend.extend_music`` (on_progress, should_stop)."""
+        from . import extend
+
+        return extend.extend_music(self, audio_source, settings, **callbacks)
+
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {

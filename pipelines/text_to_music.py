@@ -148,13 +148,19 @@ def continuation_source(previous: Image.Image, tail: int) -> tuple[Image.Image, 
 
 
 def continue_window(pipe, previous: Image.Image, settings: TextToMusicSettings, seed: int,
-                    should_stop: Callable[[], bool] | None = None) -> Image.Image:
-    """The window after ``previous``: differential img2img of its rolled copy, the tail kept (see module doc)."""
+                    should_stop: Callable[[], bool] | None = None, before: bool = False) -> Image.Image:
+    """The window after ``previous``: differential img2img of its rolled copy, the tail kept (see module
+    doc). ``before``: the window before it instead, the same in mirror image (``previous``'s first
+    1.28 s moved to the end and kept), for extending a track at its start (``pipelines.extend``)."""
     import torch
 
     from .masked_img2img import with_scheduler
 
-    source, change_map = continuation_source(previous, tail_pixels())
+    if before:
+        mirrored = continuation_source(previous.transpose(Image.Transpose.FLIP_LEFT_RIGHT), tail_pixels())
+        source, change_map = (image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for image in mirrored)
+    else:
+        source, change_map = continuation_source(previous, tail_pixels())
     masked = with_scheduler(pipe, "repo")
     painted = masked(
         prompt=settings.prompt,
