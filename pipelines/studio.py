@@ -616,6 +616,12 @@ class Studio:
 
         return extend.extend_music(self, audio_source, settings, **callbacks)
 
+    def variations(self, engine: str, settings, count: int, **options: Any):
+        """One request with ``count`` seeds: ``variations.variations`` (prompt, on_progress, should_stop)."""
+        from . import variations
+
+        return variations.variations(self, engine, settings, count, **options)
+
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {

@@ -86,19 +86,27 @@ def _text_to_image(pipe):
 
 def generate_window(pipe, prompt_embeds, negative_embeds, noise, steps: int, guidance: float,
                     should_stop: Callable[[], bool] | None = None) -> Image.Image:
-    """One 512x512 spectrogram by text-to-image from given conditioning and start noise.
+    """One window: ``generate_windows`` with one noise (see there)."""
+    return generate_windows(pipe, prompt_embeds, negative_embeds, noise, steps, guidance, should_stop)[0]
+
+
+def generate_windows(pipe, prompt_embeds, negative_embeds, noise, steps: int, guidance: float,
+                     should_stop: Callable[[], bool] | None = None) -> list[Image.Image]:
+    """512x512 spectrograms by text-to-image from given conditioning and start noises, in one batch.
 
     Args:
         pipe: a loaded Stable Diffusion pipeline on a Riffusion-style model (any of diffusers' SD
             1.x pipelines: only its components are used, with a fresh copy of its scheduler).
         prompt_embeds, negative_embeds: (1, 77, width) text-encoder outputs (``encode_prompts``).
-        noise: (1, 4, 64, 64) start latents from ``start_noise`` (or a slerp of two).
+        noise: (B, 4, 64, 64) start latents from ``start_noise`` (or a slerp of two), B windows in one
+            UNet batch (the same conditioning for each: ``pipelines.variations`` batches seeds).
         steps, guidance: diffusers' ``num_inference_steps`` and ``guidance_scale`` (<= 1: no CFG).
         should_stop: polled after every denoising step; True raises Cancelled.
 
-    Returns the mono spectrogram (luminance as RGB) with riffusion's metadata (its default max value).
+    Returns B mono spectrograms (luminance as RGB) with riffusion's metadata (its default max value).
     """
     txt2img = _text_to_image(pipe)
+    count = noise.shape[0]
 
     def on_step_end(p, i, t, callback_kwargs):
         if should_stop is not None and should_stop():
@@ -106,19 +114,19 @@ def generate_window(pipe, prompt_embeds, negative_embeds, noise, steps: int, gui
         return {}
 
     device, dtype = pipe.unet.device, pipe.unet.dtype
-    image = txt2img(
-        prompt_embeds=prompt_embeds.to(device, dtype),
-        negative_prompt_embeds=negative_embeds.to(device, dtype),
+    images = txt2img(
+        prompt_embeds=prompt_embeds.to(device, dtype).expand(count, -1, -1),
+        negative_prompt_embeds=negative_embeds.to(device, dtype).expand(count, -1, -1),
         latents=noise.to(device, dtype),
         height=PARAMS.n_mels,
         width=PARAMS.width,
         num_inference_steps=int(steps),
         guidance_scale=float(guidance),
         callback_on_step_end=on_step_end,
-    ).images[0]
+    ).images
     if txt2img.interrupt:
         raise Cancelled()
-    return with_spectrogram_metadata(image)
+    return [with_spectrogram_metadata(one) for one in images]
 
 
 def with_spectrogram_metadata(painted: Image.Image) -> Image.Image:
@@ -189,6 +197,7 @@ def text_to_music(
     device: str = "cpu",
     on_progress: Callable[[float, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    first_window: Image.Image | None = None,
 ) -> TextToMusicResult:
     """Music from a prompt: ``settings.seconds`` of audio from successive 5.12 s windows continuing each other.
 
@@ -198,6 +207,7 @@ def text_to_music(
         device: where the spectrogram inversion runs.
         on_progress: called with (fraction done, message) before each window and before stitching.
         should_stop: polled after every denoising step; True raises Cancelled.
+        first_window: window 0 when already made (``generate_windows`` batching several seeds).
 
     Returns audio (1, round(seconds * 44100)) float32 peak-normalised to -1 dBFS, and the windows'
     spectrograms side by side. Raises InputError for settings out of range (before any model work).
@@ -214,7 +224,9 @@ def text_to_music(
         for index in range(count):
             if on_progress:
                 on_progress(index / count, f"window {index + 1} of {count}")
-            if index == 0:
+            if index == 0 and first_window is not None:
+                image = first_window
+            elif index == 0:
                 cond, uncond = encode_prompts(pipe, settings.prompt, settings.negative_prompt)
                 image = generate_window(pipe, cond, uncond, start_noise(pipe, settings.seed), settings.steps,
                                         settings.guidance, should_stop)
