@@ -38,7 +38,7 @@ from ui import common, history, send_to  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
-from ui import extend, variations  # noqa: E402
+from ui import extend, streaming, variations  # noqa: E402
 
 TITLE = "Sound ↔ Picture Studio"
 # Handlers turn every error into gr.Error themselves; show_error lets gradio's own input checks
@@ -63,6 +63,7 @@ def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEE
             send_to.connect()  # results flow between tabs
         demo.unload(common.stop_session)  # a closed page stops its runs
         demo.unload(history.forget)  # and its history goes
+        streaming.loop_music(demo)  # loop playback on every music output
     return common.input_checks_in_our_words(demo)
 
 

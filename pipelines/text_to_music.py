@@ -27,6 +27,7 @@ module's window 0 for prompt A (seed A) and prompt B (seed B).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ from PIL import Image
 from core.errors import Cancelled
 
 from . import audio as audio_io
-from . import spectrogram, windows
+from . import spectrogram, streaming, windows
 from .results import Result
 from .settings import CONTINUATION_TAIL_SECONDS, TextToMusicSettings
 
@@ -220,6 +221,7 @@ def text_to_music(
     count = len(plan.starts)
     images: list[Image.Image] = []
     rendered = []
+    live = streaming.Progressive(PARAMS.sample_rate)  # listen while it is made (no-op without a listener)
     with torch.no_grad():
         for index in range(count):
             if on_progress:
@@ -234,9 +236,14 @@ def text_to_music(
                 image = continue_window(pipe, images[-1], settings, settings.seed + index, should_stop)
             images.append(image)
             rendered.append(spectrogram.image_to_audio(image, PARAMS, device=device)[:1])
+            if live.sink is not None and index + 1 < count:  # up to where the next window's crossfade starts
+                done = dataclasses.replace(plan, n_samples=plan.starts[index + 1], starts=plan.starts[: index + 1])
+                live.update(windows.stitch_windows(rendered, done))
     if on_progress:
         on_progress(1.0, "stitching")
-    music = audio_io.peak_normalize(windows.stitch_windows(rendered, plan), headroom_db=1.0)
+    stitched = windows.stitch_windows(rendered, plan)
+    live.update(stitched)
+    music = audio_io.peak_normalize(stitched, headroom_db=1.0)
     parameters = {"pipeline": "text_to_music", **settings.as_dict(), "windows": count,
                   "tail_seconds": CONTINUATION_TAIL_SECONDS}
     return TextToMusicResult(audio=music, sample_rate=PARAMS.sample_rate,

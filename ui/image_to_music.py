@@ -11,9 +11,11 @@ from .common import ASSETS, GPU, guarded, image_upload, model_event, prompt_box,
 from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
 from .common import progress_callback, seed_control, slider, start_run, user_errors
 from .send_to import AUDIO, buttons, target
+from .streaming import listen_along, live_player, streams
 
 
 def build(studio) -> None:
+    @streams("image_to_music")
     @user_errors
     def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody_path=None,
                        compute_metrics=None, request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
@@ -68,16 +70,18 @@ def build(studio) -> None:
             with gr.Column():
                 used = gr.Textbox(label="Prompt used (the caption, or yours)", interactive=False)
                 music = gr.Audio(label="Music", type="filepath")
+                live = live_player()
                 buttons(music, AUDIO)
                 metrics_out = metrics_table("Metrics (CLAP score against the prompt used)")
                 songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False, wrap=True,
                                      label="Songs with lyrics close to the caption (sample lyrics written for this app)")
-        model_event(studio, run, image_to_music,
-                    [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody, compute_metrics],
-                    [used, music, metrics_out], api_name="image_to_music",
-                    api_description="A picture's BLIP caption (or your prompt) made into music by MusicGen, "
-                                    "optionally following a melody (MusicGen-melody).",
-                    gpu_seconds=zero_gpu_seconds, stop=stop)
+        inputs = [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody, compute_metrics]
+        made = model_event(studio, run, image_to_music, inputs, [used, music, metrics_out],
+                           api_name="image_to_music",
+                           api_description="A picture's BLIP caption (or your prompt) made into music by MusicGen, "
+                                           "optionally following a melody (MusicGen-melody).",
+                           gpu_seconds=zero_gpu_seconds, stop=stop)
+        listen_along(run, made, "image_to_music", live)
         # BLIP and the sentence embedder run on the GPU: inside spaces.GPU on ZeroGPU, as model_event
         suggest.click(guarded(studio.gpu_task(recommend_songs, duration=30)), [image_in, prompt], [used, songs],
                       api_name="recommend_songs",

@@ -10,11 +10,13 @@ from pipelines.studio import TEXT_TO_MUSIC_MODELS
 from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control, slider
 from .common import start_run, user_errors
 from .send_to import AUDIO, buttons
+from .streaming import listen_along, live_player, streams
 
 MODEL_LABELS = {"riffusion": "Riffusion v1", "mask_model": "stable-diffusion-music-25 (the mask paper's fine-tune)"}
 
 
 def build(studio) -> None:
+    @streams("text_to_music")
     @user_errors
     def text_to_music(prompt, negative_prompt, seconds, steps, guidance, seed, model, request: gr.Request = None,
                       progress=gr.Progress(track_tqdm=True)):
@@ -70,6 +72,7 @@ def build(studio) -> None:
                 run, stop = run_and_cancel_buttons("Make music")
             with gr.Column():
                 music = gr.Audio(label="Music", type="filepath")
+                live = live_player()
                 buttons(music, AUDIO)
                 image = gr.Image(label="Spectrogram (the windows side by side)", type="filepath", format="png",
                                  interactive=False)
@@ -93,10 +96,11 @@ def build(studio) -> None:
                 buttons(music_i, AUDIO)
                 image_i = gr.Image(label="Interpolation spectrogram (alpha 0 on the left)", type="filepath",
                                    format="png", interactive=False)
-        model_event(studio, run, text_to_music, [prompt, negative, seconds, steps, guidance, seed, model],
-                    [music, image], api_name="text_to_music",
-                    api_description="Riffusion text to music: the seconds asked for, in 5.12 s windows, each "
-                                    "continuing the last.", gpu_seconds=t2m_gpu_seconds, stop=stop)
+        made = model_event(studio, run, text_to_music, [prompt, negative, seconds, steps, guidance, seed, model],
+                           [music, image], api_name="text_to_music",
+                           api_description="Riffusion text to music: the seconds asked for, in 5.12 s windows, each "
+                                           "continuing the last.", gpu_seconds=t2m_gpu_seconds, stop=stop)
+        listen_along(run, made, "text_to_music", live)
         model_event(studio, run_i, interpolate_prompts,
                     [prompt_a, prompt_b, seed_a, seed_b, windows, steps_i, guidance_i], [music_i, image_i],
                     api_name="interpolate_prompts",
