@@ -38,7 +38,7 @@ from ui import common, history, send_to  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
-from ui import extend, streaming, variations  # noqa: E402
+from ui import extend, streaming, train_style, variations  # noqa: E402
 
 TITLE = "Sound ↔ Picture Studio"
 # Handlers turn every error into gr.Error themselves; show_error lets gradio's own input checks
@@ -46,7 +46,7 @@ TITLE = "Sound ↔ Picture Studio"
 # limit are refused while they stream in, before they reach the disk.
 LAUNCH_OPTIONS = {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES}
 TABS = (sound_to_music, music_to_image, style_interpolation, text_to_music, image_to_music, playlist_to_music,
-        extend, variations, spectrogram_tab, history, about)
+        extend, variations, train_style, spectrogram_tab, history, about)
 
 
 def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEEP) -> gr.Blocks:

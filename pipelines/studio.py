@@ -622,6 +622,12 @@ class Studio:
 
         return variations.variations(self, engine, settings, count, **options)
 
+    def train_style(self, clips: Any, settings):
+        """Queue a style training in its own process: ``train_style.submit``; returns the job."""
+        from . import train_style
+
+        return train_style.submit(self, clips, settings)
+
     # -- what the About panel shows ------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         return {
