@@ -60,7 +60,7 @@ def build(studio) -> None:
                     seed = seed_control(ExtendSettings)
                     steps = slider(ExtendSettings, "steps", "Steps (Riffusion)", 1)
                     guidance = gr.Number(value=None, minimum=limits.GUIDANCE.low, maximum=limits.GUIDANCE.high,
-                                         label="Guidance (empty: the engine's default, 7 for Riffusion, 3 for MusicGen)")
+                                         label="Guidance (empty: the engine default, 7 Riffusion, 3 MusicGen)")
                     negative = prompt_box("Negative prompt (Riffusion)")
                 run, stop = run_and_cancel_buttons("Extend")
             with gr.Column():
