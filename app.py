@@ -19,6 +19,7 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 
 from pipelines.device import import_spaces_first  # noqa: E402
 
@@ -30,21 +31,42 @@ import gradio as gr  # noqa: E402
 
 _GRADIO_IMPORT_S = time.perf_counter() - _T_GRADIO
 
-from pipelines import limits  # noqa: E402
+from pipelines import limits, sandbox  # noqa: E402
 from pipelines.models import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
-from ui import common, history, send_to  # noqa: E402
+from ui import common, history, send_to, uploads  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
 from ui import extend, streaming, train_style, variations  # noqa: E402
 
 TITLE = "Sound ↔ Picture Studio"
-# Handlers turn every error into gr.Error themselves; show_error lets gradio's own input checks
-# (an upload that is not an image, say) reach API callers with their message too. Uploads over our
-# limit are refused while they stream in, before they reach the disk.
-LAUNCH_OPTIONS = {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES}
+class _LaunchOptions(Mapping):
+    """``launch()``'s keyword arguments (``demo.launch(**LAUNCH_OPTIONS)``). Handlers turn every error
+    into gr.Error themselves; show_error lets gradio's own input checks (an upload that is not an
+    image, say) reach API callers with their message too. A file over our limit is refused while it
+    streams in, and ``ui.uploads.UploadBudget`` (middleware) refuses a client over its upload budget
+    or a full temp folder before the bytes land. ``app_kwargs`` is made fresh for every launch:
+    gradio writes its own lifespan handler into the dict it is given."""
+
+    def _options(self) -> dict:
+        from starlette.middleware import Middleware
+
+        return {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES,
+                "app_kwargs": {"middleware": [Middleware(uploads.UploadBudget)]}}
+
+    def __getitem__(self, key: str):
+        return self._options()[key]
+
+    def __iter__(self):
+        return iter(self._options())
+
+    def __len__(self) -> int:
+        return len(self._options())
+
+
+LAUNCH_OPTIONS = _LaunchOptions()
 TABS = (sound_to_music, music_to_image, style_interpolation, text_to_music, image_to_music, playlist_to_music,
         extend, variations, train_style, spectrogram_tab, history, about)
 
@@ -127,9 +149,24 @@ def _warm_up(studio: Studio) -> None:
                                      time.perf_counter() - started)
 
 
+def clean_leftovers() -> None:
+    """What earlier processes left: half-built model folders (a kill -9 during a build) and gradio temp
+    files past the sweep age (gradio forgets those of other processes)."""
+    from pipelines.model_building import remove_stale_builds
+
+    started = time.perf_counter()
+    builds = remove_stale_builds()
+    files, size = uploads.remove_old_temp_files()
+    if builds or files:
+        logging.getLogger("studio").info("removed %d stale build folder(s) and %d old temp file(s) (%.0f MB) in %.1f s",
+                                         len(builds), files, size / 2**20, time.perf_counter() - started)
+
+
 def start(args: argparse.Namespace) -> gr.Blocks:
     """Build, queue and launch the app without blocking (the Colab notebook calls this); returns the demo."""
     quiet_console()
+    clean_leftovers()
+    sandbox.POOL.warm()  # the first upload is decoded by a worker that has its libraries imported
     if os.environ.get("SYSTEM") == "spaces" or os.environ.get("SPACE_ID"):
         args.host = "0.0.0.0"
     common.RUN_LIMITS = common.RunLimits(max_seconds=args.max_run_seconds, per_user=args.max_runs_per_user)

@@ -83,6 +83,34 @@ def ensure_built(target: Path, build: Callable[[Path], None], seed: int = 0) -> 
     return target
 
 
+def remove_stale_builds(root: Path | None = None) -> list[Path]:
+    """Remove the temporary build folders (``<cache>/<profile>/.<family>-v<N>-xxxx``) that a build killed
+    halfway left behind (kill -9, a full disk: ``ensure_built``'s own cleanup never ran). A folder is
+    stale when no process holds its target's lock, so a build in progress elsewhere keeps its folder.
+    Returns the folders removed. Called at app start."""
+    import fcntl
+
+    removed = []
+    root = Path(root or studio_cache_root())
+    for profile in (p for p in root.iterdir() if p.is_dir()) if root.is_dir() else ():
+        for tmp in profile.glob(".*-*"):
+            if not tmp.is_dir():
+                continue
+            target = tmp.name[1:].rsplit("-", 1)[0]  # ".sd-v3-abc123" -> "sd-v3"
+            lock = profile / f".{target}.lock"
+            with open(lock, "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # being built right now
+                try:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    removed.append(tmp)
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+    return removed
+
+
 class FileLock:
     def __init__(self, path: Path):
         self.path = path

@@ -236,6 +236,7 @@ def explain_missing(source: ModelSource, error: BaseException, unreachable: bool
     return (
         f"The '{source.role}' model ({source.location}@{source.revision}) is not available: {reason}. "
         f"Download it on a machine with network (`hf download {source.location}`), or set "
-        f"STUDIO_MODEL_{source.role.upper()} to a local folder, or start the app with --profile tiny. "
+        f"STUDIO_MODEL_{source.role.upper()} to a local folder, or use the tiny profile: add --profile tiny to this "
+        "command (python app.py, python -m evaluation ..., python -m training.<recipe> all take it). "
         f"[{type(error).__name__}]"
     )

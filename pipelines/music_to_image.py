@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core import runs
 from core.errors import Cancelled, InputError, ModelUnavailableError
 
 from . import audio as audio_io
@@ -94,8 +95,9 @@ def describe_music(
             raise InputError("Give the sample rate of the audio samples.")
     sound = audio_io.load_audio(audio_samples, SAMPLE_RATE, channels=1, source_rate=source_rate)
     mono = sound.samples[0]
-    genre = genre_model.classify(mono)
+    genre = genre_model.classify(mono)  # each classifier checks the run's stop flag (core.runs)
     emotion = emotion_model.classify(mono)
+    runs.raise_if_stopped()
     tempo = estimate_tempo(mono, SAMPLE_RATE)
     genres, emotions = genre.top(top_k), emotion.top(top_k)
     return Description(

@@ -158,12 +158,16 @@ def build_stable_diffusion(folder: Path) -> None:
 
 
 # -- music to image: the two Keras classifiers and the TechJam LoRA ------------------------------------
+# The tiny CNNs' widths (also what ``python -m training.classifiers --profile tiny`` trains).
+TINY_CLASSIFIER_WIDTHS = {"genre": {"filters": (4, 4, 4), "dense_units": 8}, "emotion": {"filters": (2,) * 9}}
+
+
 @builder("keras_genre", version=1)
 def build_keras_genre(folder: Path) -> None:
     """The GTZAN genre CNN's layer types and (259, 13, 1) input, 4-channel convs and 8 dense units."""
     from classifiers import genre
 
-    model = genre.build_model(filters=(4, 4, 4), dense_units=8)
+    model = genre.build_model(**TINY_CLASSIFIER_WIDTHS["genre"])
     randomize_keras(model, seed=1)
     folder.mkdir(parents=True, exist_ok=True)
     save_keras_like_original(model, folder / genre.WEIGHTS_FILE)
@@ -174,7 +178,7 @@ def build_keras_emotion(folder: Path) -> None:
     """The Emotify CNN's 9 conv + 9 batch-norm + dense layers and (1024, 431, 1) input, 2 channels each."""
     from classifiers import emotion
 
-    model = emotion.build_model(filters=(2,) * 9)
+    model = emotion.build_model(**TINY_CLASSIFIER_WIDTHS["emotion"])
     randomize_keras(model, seed=2)
     folder.mkdir(parents=True, exist_ok=True)
     save_keras_like_original(model, folder / emotion.WEIGHTS_FILE)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from core import runs
 from core.errors import InputError
 
 
@@ -213,6 +214,7 @@ def render_windows(
 
     step = 1 if batch_size is None else batch_size
     for first in range(0, count, step):
+        runs.raise_if_stopped()  # Cancel and the time limit end the run between windows
         indices = list(range(first, min(first + step, count)))
         if on_progress:
             which = f"window {first + 1}" if len(indices) == 1 else f"windows {first + 1}-{indices[-1] + 1}"

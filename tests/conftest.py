@@ -11,6 +11,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("STUDIO_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "studio"))
+# librosa's numba kernels cache their machine code beside the installed package by default; a cache that
+# several test processes write at once (the served app, notebooks, recipes' subprocesses, other checkouts
+# sharing one virtualenv) was seen corrupted, segfaulting the tempo step. Each checkout keeps its own.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
 
 import pytest  # noqa: E402
 
@@ -21,6 +25,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def require_real_data(*parts: str) -> Path:
+    """The folder holding the original projects' files under ``parts`` (scripts/real_data.py finds it).
+
+    Skips with one line saying how to get them; fails instead where ``STUDIO_REQUIRE_REAL_DATA=1``
+    (CI, which has them, must notice when they go missing).
+    """
+    from scripts.real_data import HOW_TO_GET, find_real_data
+
+    folder = find_real_data(*parts)
+    if folder is None:
+        if os.environ.get("STUDIO_REQUIRE_REAL_DATA") == "1":
+            pytest.fail(f"STUDIO_REQUIRE_REAL_DATA=1 but {HOW_TO_GET}", pytrace=False)
+        pytest.skip(HOW_TO_GET)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The original projects' files (the mask paper's pairs, MusicTI's clips and images, the TechJam LoRA)."""
+    return require_real_data()
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,7 @@ import pytest
 from core.errors import InputError
 from pipelines import metrics
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "mask-paper"
 PAIRS = ["clock_tick", "cuckoo", "geese", "loud_honking", "mario_kart", "train_passing"]
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real/mask-paper is not here")
 
 
 def notebook_ssim_cens(input_path: Path, output_path: Path) -> tuple[float, float]:
@@ -48,21 +46,21 @@ def notebook_ssim_cens(input_path: Path, output_path: Path) -> tuple[float, floa
     return float(ssim), float(ca @ cb / (np.linalg.norm(ca) * np.linalg.norm(cb)))
 
 
-def paper_pair(name: str) -> dict[str, float]:
+def paper_pair(real: Path, name: str) -> dict[str, float]:
     from pipelines import audio as audio_io
 
     def load(path):
         return audio_io.load_audio(str(path), 44100, mono=True, max_seconds=None).samples[0]
 
-    return metrics.pair_metrics(load(REAL / "everyday" / f"{name}.wav"),
-                                load(REAL / "generated" / f"{name}_output.wav"), "paper")
+    return metrics.pair_metrics(load(real / "everyday" / f"{name}.wav"),
+                                load(real / "generated" / f"{name}_output.wav"), "paper")
 
 
-@needs_real
 @pytest.mark.parametrize("name", [pytest.param(p, marks=() if p == "clock_tick" else pytest.mark.slow) for p in PAIRS])
-def test_paper_mode_matches_the_notebook_formula_on_the_papers_pairs(name):
-    ours = paper_pair(name)
-    ssim, cens = notebook_ssim_cens(REAL / "everyday" / f"{name}.wav", REAL / "generated" / f"{name}_output.wav")
+def test_paper_mode_matches_the_notebook_formula_on_the_papers_pairs(real_data, name):
+    real = real_data / "mask-paper"
+    ours = paper_pair(real, name)
+    ssim, cens = notebook_ssim_cens(real / "everyday" / f"{name}.wav", real / "generated" / f"{name}_output.wav")
     assert ours["ssim"] == pytest.approx(ssim, abs=1e-4)
     assert ours["chroma_cens"] == pytest.approx(cens, abs=1e-4)
     assert 0.05 < ours["ssim"] < 0.95 and 0.3 < ours["chroma_cens"] < 1.0  # a real, partial similarity

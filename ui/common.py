@@ -14,13 +14,14 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar, copy_context
+from contextvars import copy_context
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from core import runs
 from core.errors import Cancelled, StudioError
 from pipelines import limits
 from pipelines.outputs import SavedResult, save_result
@@ -108,7 +109,11 @@ def wants_metrics(studio: Any, compute: Any) -> bool:
 
 
 def save(result: Any, name: str) -> SavedResult:
-    """Write a result's files (WAV and PNGs with their parameters) into a fresh output folder."""
+    """Write a result's files (WAV and PNGs with their parameters) into a fresh output folder.
+
+    Raises ``Cancelled`` instead when the run has been told to stop (a run cancelled after its last
+    step writes nothing)."""
+    runs.raise_if_stopped()
     return save_result(result, name)
 
 
@@ -122,7 +127,40 @@ def input_checks_in_our_words(demo: gr.Blocks) -> gr.Blocks:
     for block in demo.blocks.values():
         if isinstance(block, gr.components.Component) and "preprocess" not in vars(block):
             block.preprocess = _checked_preprocess(block, block.preprocess)
+    _request_checks_in_our_words(demo)
     return demo
+
+
+def _request_checks_in_our_words(demo: gr.Blocks) -> None:
+    """gradio's checks of a whole request, reworded where they would show internals: a request that
+    names a file on the server ("Cannot move /.../app.py to the gradio cache dir ...": the install
+    folder) and one with too few inputs ("Wanted inputs: [<gradio.components.textbox.Textbox object
+    at 0x...>]"). Wraps ``demo.validate_inputs`` and ``demo.preprocess_data`` on the instance."""
+    from gradio.exceptions import InvalidPathError
+
+    validate, preprocess_data = demo.validate_inputs, demo.preprocess_data
+
+    def validate_inputs(block_fn: Any, inputs: list) -> None:
+        wanted = block_fn.inputs
+        if len(inputs) < len(wanted):
+            labels = ", ".join(getattr(block, "label", None) or type(block).__name__ for block in wanted)
+            message = (f"{'/' + block_fn.api_name if block_fn.api_name else 'This event'} takes {len(wanted)} input(s) ({labels}); the request "
+                       f"sent {len(inputs)}. The page's 'Use via API' lists them.")
+            log.warning("request refused: %s", message)
+            raise gr.Error(message, print_exception=False)
+        validate(block_fn, inputs)
+
+    async def checked_preprocess_data(block_fn: Any, inputs: list, state: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await preprocess_data(block_fn, inputs, state, *args, **kwargs)
+        except InvalidPathError:
+            message = ("A file in this request is not one uploaded to the studio: upload it first (API callers: "
+                       "gradio_client.handle_file(path)). Files on the server cannot be named.")
+            log.warning("request refused: %s", message)
+            raise gr.Error(message, print_exception=False) from None
+
+    demo.validate_inputs = validate_inputs
+    demo.preprocess_data = checked_preprocess_data
 
 
 def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
@@ -159,7 +197,6 @@ class RunLimits:
 
 
 RUN_LIMITS = RunLimits()  # app.py sets these from its flags
-_current_stop: ContextVar[threading.Event | None] = ContextVar("studio_stop", default=None)
 _running: dict[str, dict[threading.Event, str]] = {}  # session -> {stop flag: event name} of its events in progress
 _running_lock = threading.Lock()
 _threads = ThreadPoolExecutor(max_workers=40, thread_name_prefix="studio-event")  # gradio's own thread limit
@@ -176,7 +213,7 @@ def start_run(studio: Any, request: gr.Request | None = None) -> threading.Event
     API cancel, closed tab, time limit), and a note when real models run on a CPU."""
     if studio.info.device == "cpu" and studio.info.profile != "tiny":
         gr.Info("Running on the CPU: with the real models this takes minutes. Fewer steps make it faster.")
-    flag = _current_stop.get()
+    flag = runs.current_stop.get()
     return flag if flag is not None else threading.Event()  # called outside an event (scripts, tests)
 
 
@@ -198,7 +235,9 @@ def guarded(fn: Callable, name: str | None = None) -> Callable:
 
     Gradio cancels the event's asyncio task (Cancel button, API ``job.cancel()``), but a thread it runs
     keeps going; here the handler runs in a thread we await, and whatever ends the wait (cancel,
-    time limit, error) sets the flag, which the pipeline polls after every step. Raises gr.Error when
+    time limit, error) sets the flag (``core.runs.current_stop`` in the thread), which the pipeline
+    polls after every step. The run keeps its place in the per-user count, and its task (so its
+    concurrency slot in gradio's queue), until the thread has returned: limits count work that runs. Raises gr.Error when
     the session already has ``RUN_LIMITS.per_user`` events running or the run passes ``max_seconds``.
     ``name`` (default: the handler's) is what ``stop_session(request, name)`` stops.
     """
@@ -221,21 +260,35 @@ def guarded(fn: Callable, name: str | None = None) -> Callable:
             raise gr.Error(f"Busy: you already have {busy} run(s) in progress (at most {RUN_LIMITS.per_user} "
                            "at a time). Try again when one finishes.")
         context = copy_context()  # gradio's request, progress and toasts follow the handler into its thread
-        context.run(_current_stop.set, flag)
+        context.run(runs.current_stop.set, flag)
         work = asyncio.get_running_loop().run_in_executor(_threads, functools.partial(context.run, fn, *args, **kwargs))
         try:
-            return await asyncio.wait_for(work, RUN_LIMITS.max_seconds)
+            return await asyncio.wait_for(asyncio.shield(work), RUN_LIMITS.max_seconds)
         except TimeoutError:
             raise gr.Error(f"This run passed the time limit of {RUN_LIMITS.max_seconds:g} s per request and was "
                            "stopped. Try fewer steps or a shorter input.") from None
         finally:
             flag.set()  # ended for whatever reason: the pipeline stops at its next step
+            # Hold this run's places (the session's count here, the event's concurrency slot in gradio's
+            # queue, which waits on this task) until its thread has really stopped.
+            await _until_done(work)
             with _running_lock:
                 mine.pop(flag, None)
                 if not mine and _running.get(session) is mine:
                     del _running[session]
 
     return event
+
+
+async def _until_done(work: asyncio.Future) -> None:
+    """Wait until ``work`` (a handler's thread) has ended, through any further cancellation of this task."""
+    while not work.done():
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            continue  # this task was cancelled (again); the thread still runs: keep waiting
+        except Exception:  # noqa: BLE001  (its error was reported, or is not wanted, by the caller)
+            return
 
 
 def admit_requests(demo: gr.Blocks, per_user: int = limits.MAX_QUEUED_PER_USER) -> gr.Blocks:

@@ -40,7 +40,7 @@ def build(studio) -> None:
             "spectrogram); their average conditions a spectrogram diffusion model that makes new music in that "
             f"taste (AMUSE). 1 to {limits.MAX_PLAYLIST_TRACKS} tracks. The original ran 1000 DDPM steps; 50 is "
             "the default here so a CPU can keep up. The AMUSE VAE's weights are not published: with the real "
-            "models this tab needs a VAE you trained or were given (the README says how to add it)."
+            "models this tab needs a VAE you trained or were given (the manual's docs/TRAINING.md says how to train one)."
         )
         with gr.Row():
             with gr.Column():

@@ -8,6 +8,7 @@ import gradio as gr
 from pipelines import spectrogram
 from pipelines.spectrogram_plot import plot_spectrogram
 
+from . import history
 from .common import ASSETS, guarded, save, user_errors
 from .send_to import buttons, target
 
@@ -58,11 +59,12 @@ def build(studio) -> None:
                 audio_out = gr.Audio(label="Sound", type="filepath")
                 buttons(audio_out, ("music_to_image", "playlist"))
                 plot_back = gr.Image(type="pil", format="png", label="Plot with axes", show_label=False, interactive=False)
-        to_image.click(guarded(audio_to_spectrogram), [audio_in, preset_in, stereo_in], [image_out, plot_out],
+        # both conversions join the session's History, as every model run does
+        to_image.click(guarded(history.recording(audio_to_spectrogram, "audio_to_spectrogram")), [audio_in, preset_in, stereo_in], [image_out, plot_out],
                        api_name="audio_to_spectrogram",
                        api_description="A sound's spectrogram image (riffusion or audio-diffusion preset) and a plot "
                                        "of it with axes.")
-        to_audio.click(guarded(spectrogram_to_audio), [image_in, preset_back], [audio_out, plot_back],
+        to_audio.click(guarded(history.recording(spectrogram_to_audio, "spectrogram_to_audio")), [image_in, preset_back], [audio_out, plot_back],
                        api_name="spectrogram_to_audio",
                        api_description="A spectrogram image back to sound (Griffin-Lim); preset 'auto' reads the "
                                        "image's own parameters.")
