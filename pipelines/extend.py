@@ -27,8 +27,10 @@ n - fade seconds (before) are the input. The same settings and seed give the sam
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -125,11 +127,23 @@ def _own_rate(source: Any) -> int | None:
         return source.sample_rate
     if isinstance(source, (tuple, list)) and len(source) == 2:
         return audio_io.clip.as_int(source[0])
-    try:
-        import soundfile
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    from . import sandbox
 
-        return int(soundfile.info(str(source)).samplerate)
-    except Exception:  # noqa: BLE001  (formats soundfile cannot read: the engine's rate)
+    try:  # headers are read in a decode worker, as every upload's (``pipelines.sandbox``)
+        return sandbox.run(_header_rate, os.fspath(source), name=f"The audio file '{Path(source).name}'")
+    except InputError:
+        return None  # load_audio then says what is wrong with the file
+
+
+def _header_rate(path: str) -> int | None:
+    """The sample rate in a file's header (None for formats libsndfile cannot read: the engine's rate)."""
+    import soundfile
+
+    try:
+        return int(soundfile.info(path).samplerate)
+    except Exception:  # noqa: BLE001
         return None
 
 

@@ -15,6 +15,7 @@ from contextvars import copy_context
 import gradio as gr
 
 from core.errors import Cancelled, StudioError
+from core.runs import current_stop
 from pipelines import limits
 from pipelines.device import ZERO_GPU
 from pipelines.outputs import new_output_dir
@@ -80,6 +81,7 @@ def stoppable(handler):
         with _stops_lock:
             _stops.setdefault(session, set()).add(flag)
         context = copy_context()  # gradio's request, progress and toasts follow the handler into its thread
+        context.run(current_stop.set, flag)  # decoding the clips stops with it too (core.runs)
         call = functools.partial(context.run, handler, clips, name, kind, steps, flag, progress)
         try:
             return await asyncio.get_running_loop().run_in_executor(None, call)
