@@ -30,7 +30,7 @@ def load(wav, rate):
     return audio_io.load_audio(wav, rate, mono=False, allow_silence=True).samples
 
 
-@pytest.mark.parametrize("engine", ["riffusion", "musicgen"])
+@pytest.mark.parametrize("engine", [pytest.param("riffusion", marks=pytest.mark.slow), "musicgen"])
 def test_six_seconds_extended_by_eight_keeps_the_input_and_repeats_with_its_seed(client, tmp_path, engine):
     rate = RATES[engine]
     path, original = track(tmp_path / "in.wav", rate=rate)

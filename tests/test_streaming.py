@@ -30,6 +30,7 @@ def same_up_to_gain(parts, final):
     assert kept.mean() > 0.5 and np.allclose(ratio, np.median(ratio), rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_text_to_music_hands_out_each_window_as_it_is_done(studio):
     settings = TextToMusicSettings(prompt="funk", seconds=12.0, steps=2, seed=5)
     parts, result = collect(lambda: studio.text_to_music(settings))

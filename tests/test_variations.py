@@ -19,6 +19,7 @@ def samples(path, rate=SR):
     return audio_io.load_audio(path, rate, allow_silence=True).samples
 
 
+@pytest.mark.slow
 def test_four_seeds_give_four_different_results_each_the_single_call(client):
     wavs, seeds = client.predict(*args(), api_name="/variations")
     assert seeds == [11, 12, 13, 14] and len(wavs) == 4
@@ -43,6 +44,7 @@ def test_musicgen_variations_are_its_single_calls(client):
     assert np.abs(samples(wavs[0], 32000) - samples(wavs[1], 32000)).max() > 0
 
 
+@pytest.mark.slow
 def test_a_batch_of_first_windows_equals_the_windows_made_one_by_one(studio, monkeypatch):
     """Where memory allows the seeds' first windows share one UNet batch (forced here on the CPU):
     each is its single call's window up to float rounding (at most one grey level)."""
