@@ -71,3 +71,21 @@ def test_a_batch_of_first_windows_equals_the_windows_made_one_by_one(studio, mon
 def test_bad_variations_arguments(client, changes, words):
     with pytest.raises(AppError, match=words):
         client.predict(*args(**changes), api_name="/variations")
+
+
+def test_the_page_lays_out_one_player_per_seed_each_with_use_this(studio):
+    import gradio as gr
+
+    import app
+
+    demo = app.build_demo(studio)
+    assert sum(isinstance(b, gr.Button) and b.value == "Use this" for b in demo.blocks.values()) == 8
+    show = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "show" and len(f.outputs) == 24)
+    updates = show(["/tmp/a.wav", "/tmp/b.wav", "/tmp/c.wav"], [3, 4, 5])
+    columns, players, seeds = updates[0::3], updates[1::3], updates[2::3]
+    assert [c.visible for c in columns] == [True] * 3 + [False] * 5
+    assert [p.label for p in players[:3]] == ["Seed 3", "Seed 4", "Seed 5"] and seeds[:4] == [3, 4, 5, None]
+    use = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "use")
+    assert use(4, "/tmp/b.wav") == (4, "/tmp/b.wav")  # its seed into the seed box, it becomes the chosen one
+    with pytest.raises(gr.Error, match="make variations first"):
+        use(None, None)
