@@ -73,6 +73,7 @@ class TrainingJob:
     styles_root: Path
     profile: str
     workdir: Path
+    device: str = "cpu"  # the app's device: on CUDA the frozen models train in fp16 (half the memory)
     state: str = "waiting"
     losses: list[tuple[int, float]] = field(default_factory=list)
     error: str = ""
@@ -152,6 +153,8 @@ class Trainer:
                    "--checkpoint-every", "0"]
         if job.profile == "tiny":
             command += ["--resolution", str(TINY_RESOLUTION)]
+        if job.device.startswith("cuda"):  # beside the app's own models on the same card
+            command += ["--mixed-precision", "fp16"]
         log = (job.workdir / "training.log").open("w")
         root = Path(__file__).resolve().parents[1]
         # its own process group (start_new_session): a cancel stops all of it
@@ -257,4 +260,4 @@ def submit(studio, clips: Any, settings: TrainStyleSettings, trainer: Trainer | 
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     return trainer.add(TrainingJob(settings=settings, styles_root=root, profile=studio.info.profile,
-                                   workdir=workdir))
+                                   workdir=workdir, device=studio.info.device))
