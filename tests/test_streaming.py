@@ -90,7 +90,18 @@ def test_live_players_where_gradio_can_stream_and_every_player_loops(studio, mon
     demo = app.build_demo(studio)
     players = [block for block in demo.blocks.values() if isinstance(block, gr.Audio)]
     live = [player for player in players if player.streaming]
-    assert len(live) == (2 if ffmpeg else 0)  # text to music (Riffusion) and image to music (MusicGen)
+    assert len(live) == (4 if ffmpeg else 0)  # sound to music, style interpolation, text to music, image to music
     assert all(player.loop for player in players if not player.streaming) and len(players) > 10
     names = set(demo.get_api_info()["named_endpoints"])
     assert not any("listen" in name for name in names)  # the listeners are not API endpoints
+
+
+def test_sound_to_music_hands_out_each_window_as_it_is_done(studio):
+    """Every windowed pipeline (``windows.render_windows``: sound to music, style interpolation) streams."""
+    from pipelines.settings import SoundToMusicSettings
+
+    t = np.arange(int(9.0 * 44100)) / 44100
+    sound = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    parts, result = collect(lambda: studio.sound_to_music((44100, sound), SoundToMusicSettings(steps=2)))
+    assert len(parts) == 2 and parts[0][0].shape[-1] == 512 * 441 - 1 - round(0.2 * 44100)
+    same_up_to_gain(parts, result.audio)

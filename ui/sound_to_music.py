@@ -11,6 +11,7 @@ from pipelines.studio import SOUND_TO_MUSIC_MODELS
 from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control
 from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, slider, start_run, user_errors, wants_metrics
 from .send_to import AUDIO, buttons
+from .streaming import listen_along, live_player, streams
 
 MODEL_LABELS = {"mask_model": "Mask-based paper model (stable-diffusion-music-25)", "riffusion": "Riffusion v1"}
 
@@ -36,6 +37,7 @@ def build(studio) -> None:
     def live_preview(audio_path, *mask_values):
         return (None, None) if not audio_path else preview_mask(audio_path, *mask_values)
 
+    @streams("masked_img2img")
     @user_errors
     def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
                        steps, strength, guidance, seed, scheduler, preprocessing="paper", lora_scale=0.0, compute_metrics=None,
@@ -110,6 +112,7 @@ def build(studio) -> None:
                 run, stop = run_and_cancel_buttons("Make music")
             with gr.Column():
                 music = gr.Audio(label="Music", type="filepath")
+                live = live_player()
                 buttons(music, AUDIO)
                 metrics_out = metrics_table("Similarity to the input (SSIM, chroma CENS; CLAP when asked)")
         with gr.Row(equal_height=True):
@@ -128,8 +131,10 @@ def build(studio) -> None:
         for trigger in (invert.release, brightness.release, contrast.release, downshift.release, preprocessing.change,
                         audio_in.change):
             trigger(live_preview, mask_inputs, [input_image, mask_image], api_visibility="private")
-        model_event(studio, run, masked_img2img, all_inputs, [music, input_image, mask_image, output_image, metrics_out],
-                    api_name="masked_img2img",
-                    api_description="Sound to music: the sound's spectrogram repainted by masked (differential) "
-                                    "img2img with a style prompt, back to audio; also the input, mask and output "
-                                    "spectrograms and the metrics table.", gpu_seconds=zero_gpu_seconds, stop=stop)
+        outputs = [music, input_image, mask_image, output_image, metrics_out]
+        made = model_event(studio, run, masked_img2img, all_inputs, outputs, api_name="masked_img2img",
+                           api_description="Sound to music: the sound's spectrogram repainted by masked "
+                                           "(differential) img2img with a style prompt, back to audio; also the input, "
+                                           "mask and output spectrograms and the metrics table.",
+                           gpu_seconds=zero_gpu_seconds, stop=stop)
+        listen_along(run, made, "masked_img2img", live)

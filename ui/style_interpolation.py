@@ -12,6 +12,7 @@ from .common import ASSETS, model_event, progress_callback, run_and_cancel_butto
 from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
 from .common import start_run, user_errors
 from .send_to import AUDIO, buttons
+from .streaming import listen_along, live_player, streams
 
 
 def parse_weights(text: str | None, count: int) -> list[float] | None:
@@ -28,6 +29,7 @@ def parse_weights(text: str | None, count: int) -> list[float] | None:
 
 
 def build(studio) -> None:
+    @streams("style_interpolation")
     @user_errors
     def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, compute_metrics=None,
                             request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
@@ -84,14 +86,16 @@ def build(studio) -> None:
                 run, stop = run_and_cancel_buttons("Apply styles")
             with gr.Column():
                 music = gr.Audio(label="Styled audio", type="filepath")
+                live = live_player()
                 buttons(music, AUDIO)
                 content_image = gr.Image(label="Content spectrogram", type="filepath", format="png", interactive=False)
                 output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", interactive=False)
                 metrics_out = metrics_table("Metrics (CLAP content preservation, style fit mean and max)")
         tab.select(available_styles, None, styles, api_visibility="private")
-        model_event(studio, run, style_interpolation,
-                    [audio_in, styles, weights, strength, steps, guidance, seed, compute_metrics],
-                    [music, content_image, output_image, metrics_out], api_name="style_interpolation",
-                    api_description="Content audio in a weighted mix of MusicTI styles; an unknown style name is "
-                                    "refused with the list of the names available.",
-                    gpu_seconds=zero_gpu_seconds, stop=stop)
+        made = model_event(studio, run, style_interpolation,
+                           [audio_in, styles, weights, strength, steps, guidance, seed, compute_metrics],
+                           [music, content_image, output_image, metrics_out], api_name="style_interpolation",
+                           api_description="Content audio in a weighted mix of MusicTI styles; an unknown style name "
+                                           "is refused with the list of the names available.",
+                           gpu_seconds=zero_gpu_seconds, stop=stop)
+        listen_along(run, made, "style_interpolation", live)
