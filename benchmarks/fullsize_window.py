@@ -44,14 +44,14 @@ def run_window(studio, steps: int, strength: float, log) -> dict:
     stock.set_progress_bar_config(disable=True)
 
     def ours():
-        masked_img2img.sound_to_music(pipe, one, settings, device=device)
+        masked_img2img.render_with_model(pipe, one, settings, device=device)
 
     def theirs():
         stock(prompt=settings.prompt, image=image.convert("RGB"), strength=strength, num_inference_steps=steps,
               guidance_scale=settings.guidance, generator=torch.Generator().manual_seed(settings.seed))
 
     def windows(batch: int):
-        return lambda: masked_img2img.sound_to_music(pipe, two, settings, device=device, batch_size=batch)
+        return lambda: masked_img2img.render_with_model(pipe, two, settings, device=device, batch_size=batch)
 
     with torch.no_grad():
         if device != "cpu":  # kernel selection and allocator growth: one untimed call of each first

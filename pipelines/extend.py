@@ -40,7 +40,7 @@ from core.errors import Cancelled, InputError
 from . import limits
 from .results import Result
 from .settings import (CONTINUATION_TAIL_SECONDS, ImageToMusicSettings, TextToMusicSettings, riffusion_gpu_seconds,
-                       text_to_music_windows)
+                       riffusion_windows)
 
 ENGINES = ("riffusion", "musicgen")
 SIDES = ("after", "before")
@@ -86,7 +86,7 @@ class ExtendSettings(limits.Settings):
 
     def riffusion_windows(self) -> int:
         """New 5.12 s windows, cut as text to music cuts the tail and the new seconds: 3.84 s new each."""
-        return text_to_music_windows(CONTINUATION_TAIL_SECONDS + float(self.seconds))
+        return riffusion_windows(CONTINUATION_TAIL_SECONDS + float(self.seconds), CONTINUATION_TAIL_SECONDS)
 
     def text_to_music(self) -> TextToMusicSettings:
         """The Riffusion continuation's settings (``text_to_music.continue_window`` reads them)."""

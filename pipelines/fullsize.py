@@ -42,9 +42,8 @@ from .fullsize_specs import (ALPPO, RIFFUSION, SD15, amuse_unet, amuse_vae, blip
 FAMILIES = model_building.ModelFamilies("fullsize")
 BUILDERS = FAMILIES.builders
 builder, has, ensure, is_built = FAMILIES.builder, FAMILIES.has, FAMILIES.ensure, FAMILIES.is_built
-
-# Roles whose fullsize folder is not their tiny family's: the three SD roles differ in layout.
-ROLE_FAMILIES = {"riffusion": "riffusion", "mask_model": "riffusion", "sd15": "sd15"}
+# Which family each role uses here is the role's own (``roles.Role.fullsize_family``): the three SD
+# roles share the tiny "sd" family but not a real layout.
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -15,6 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from .roles import ROLES
+
 CONFIG_FILE = Path(__file__).with_name("fullsize_configs.json")
 SD15 = "stable-diffusion-v1-5--stable-diffusion-v1-5"
 RIFFUSION = "riffusion--riffusion-model-v1"
@@ -52,25 +54,9 @@ SOURCES: dict[str, str] = {
 }
 
 
-# The real repositories' weight files, in bytes, from the manifests (decimal GB/MB as the Hub lists
-# them): {role: {part: bytes}}. Only sizes a manifest gives; a part missing here is unknown.
-REAL_SIZES: dict[str, dict[str, int]] = {
-    # riffusion: the unmerged safetensors PR's per-component files (main's .bin are the same tensors)
-    "riffusion": {"unet": 3_438_167_534, "text_encoder": 492_265_879, "vae": 334_643_276},
-    "mask_model": {"unet": 3_440_000_000},  # unet/diffusion_pytorch_model.bin 3.44 GB; other parts not listed
-    # SD 1.5: v1-5-pruned-emaonly.safetensors holds exactly the unet, vae and text encoder the pipeline loads
-    "sd15": {"pipeline": 4_270_000_000},
-    "m2i_lora": {"lora": 3_226_184},
-    "blip": {"model": 1_880_000_000},
-    "musicgen": {"model": 2_360_000_000},
-    "musicgen_melody": {"model": 6_230_000_000},  # two shards, 4.97 + 1.26 GB (newest tree)  # model.safetensors (audiocraft's own files are another 1.08 GB)
-    "clap": {"model": 615_000_000},
-    "sentence_embedder": {"model": 328_000_000},
-    "amuse_unet": {"unet": 472_000_000},
-    # Keras .h5 saved after fit: the weights plus Adam's two slots per weight, so 3x the weights
-    "genre_classifier": {"h5": 6_874_520},
-    "emotion_classifier": {"h5": 246_095_376},
-}
+# The real repositories' weight files, in bytes ({role: {part: bytes}}): each role's own
+# ``real_sizes`` in the role table (``roles.ROLES``).
+REAL_SIZES: dict[str, dict[str, int]] = {name: dict(role.real_sizes) for name, role in ROLES.items() if role.real_sizes}
 
 
 # -- configurations ----------------------------------------------------------------------------------

@@ -176,7 +176,14 @@ class Settings:
     LABEL_PREFIX: ClassVar[str] = ""  # e.g. "mask ": errors say "Mask invert must be ..."
 
     def validate(self):
-        """Check every field; return ``self`` so ``settings.validate()`` chains. Raises InputError."""
+        """Check every field; return ``self`` so ``settings.validate()`` chains. Raises InputError.
+
+        Settings are frozen, so a passed check is remembered on the instance: the Studio validates
+        once per request, before any audio decode or model load, and the pipeline's own guard for
+        direct callers costs nothing after that (``dataclasses.replace`` makes a new, unchecked one).
+        """
+        if self.__dict__.get("_validated"):
+            return self
         for name, (label, required, hint) in self.TEXTS.items():
             check_text(label, getattr(self, name), required=required, hint=hint)
         for name, allowed in self.CHOICES.items():
@@ -186,6 +193,7 @@ class Settings:
         for name, valid in self.RANGES.items():
             valid.check(self.LABEL_PREFIX + name.replace("_", " "), getattr(self, name))
         self.check()
+        object.__setattr__(self, "_validated", True)
         return self
 
     def check(self) -> None:

@@ -16,29 +16,27 @@ from typing import Any
 from core.errors import InputError, ModelUnavailableError, StudioError
 
 from . import audio as audio_io
-from . import limits, spectrogram, windows
+from . import limits, loaders, roles, spectrogram, windows
 from .device import ZERO_GPU, DeviceManager, choose_device
 from .loaders import import_model_libraries
-from .models import ModelRegistry, load_or_explain
+from .models import ModelRegistry
 from .results import Result, SongRecommendationResult, SpectrogramResult
 
 log = logging.getLogger(__name__)
 
+def _model_choices(tab: str, default: str) -> tuple[str, ...]:
+    """The Stable Diffusion roles ``tab`` can run on (role table), ``default`` first."""
+    names = [name for name in roles.tab_roles(tab) if roles.ROLES[name].loader == "sd_img2img"]
+    return tuple(sorted(names, key=lambda name: name != default))
+
+
 # Models the sound-to-music tab can run on: the paper's fine-tune first, plain Riffusion second.
-SOUND_TO_MUSIC_MODELS = ("mask_model", "riffusion")
+SOUND_TO_MUSIC_MODELS = _model_choices(roles.SOUND_TO_MUSIC, "mask_model")
 CLASSIFIER_ROLES = ("genre_classifier", "emotion_classifier")
 # Models Riffusion's text to music can run on (both are SD 1.x fine-tunes on riffusion spectrograms)
-TEXT_TO_MUSIC_MODELS = ("riffusion", "mask_model")
+TEXT_TO_MUSIC_MODELS = _model_choices(roles.TEXT_TO_MUSIC, "riffusion")
 # The device manager's entries each tab runs on (the About tab names the tabs a missing one stops).
-TAB_MODELS = {
-    "Sound to music": SOUND_TO_MUSIC_MODELS,
-    "Music to image": ("sd15", *CLASSIFIER_ROLES),
-    "Style interpolation": ("riffusion",),
-    "Text to music": TEXT_TO_MUSIC_MODELS,
-    "Image to music": ("blip", "musicgen", "musicgen_melody", "sentence_embedder"),
-    "Playlist to music": ("amuse",),
-    "CLAP metrics (every tab that makes sound; the tabs work without them)": ("clap",),
-}
+TAB_MODELS = roles.tab_entries()
 
 
 def _preset(name: str):
@@ -51,19 +49,6 @@ def _made_by(result: Result, model: str | None) -> Result:
     """Record the registry role(s) that made ``result`` next to its parameters."""
     result.parameters["model"] = model
     return result
-
-
-def _builder(profile: str):
-    """The module that builds a built profile's models on this machine (None for the hub profile)."""
-    if profile == "tiny":
-        from . import tiny
-
-        return tiny
-    if profile == "fullsize":
-        from . import fullsize
-
-        return fullsize
-    return None
 
 
 def available_memory_bytes() -> int | None:
@@ -152,7 +137,7 @@ class Studio:
 
     def __init__(self, profile: str = "hub", device: str | None = None, budget_bytes: int | None = None):
         choice = choose_device(device)
-        self.registry = ModelRegistry(profile, builder=_builder(profile))
+        self.registry = ModelRegistry(profile)
         self.manager = DeviceManager(
             device=choice.device,
             dtype=None if choice.device == "cpu" else choice.dtype,
@@ -182,42 +167,9 @@ class Studio:
 
     # -- loaders -------------------------------------------------------------------------------------
     def _register_loaders(self) -> None:
-        """Name every model the pipelines ask the manager for, and how to load it (nothing loads yet).
-
-        Torch models load in the device's dtype (fp16 on CUDA; None keeps fp32 on the CPU), and SD 1.5
-        from its fp16 variant files when the dtype is 16-bit: a Space downloads and holds half.
-        """
-        from functools import partial
-
-        from . import loaders
-        from .models import ROLES
-
-        dtype = self.manager.dtype
-        simple = {role: partial(loaders.load_sd_img2img, dtype=dtype, variant=(ROLES[role].variants or (None,))[0])
-                  for role in ("riffusion", "mask_model", "sd15")}
-        simple.update({"blip": partial(loaders.load_blip, dtype=dtype),
-                       "musicgen": partial(loaders.load_musicgen, dtype=dtype),
-                       "musicgen_melody": partial(loaders.load_musicgen_melody, dtype=dtype),
-                       "sentence_embedder": partial(loaders.load_sentence_embedder, dtype=dtype),
-                       "clap": partial(loaders.load_clap, dtype=dtype)})
-        simple.update({role: loaders.classifier_loader(role) for role in CLASSIFIER_ROLES})
-        for role, load in simple.items():
-            self.manager.register(role, lambda role=role, load=load: load_or_explain(self.registry.resolve(role), load))
-        for role in ("riffusion", "mask_model", "sd15"):  # SDPA check, channels_last, STUDIO_COMPILE
-            load = simple[role]
-            self.manager.register(role, lambda role=role, load=load: loaders.tune_sd(
-                load_or_explain(self.registry.resolve(role), load), self.device), replace=True)
-        self.manager.register("amuse", self._load_amuse)
-
-    def _load_amuse(self) -> Any:
-        """AMUSE's UNet (Hub) and playlist VAE (not published: a local folder) as one unit."""
-        from . import loaders
-
-        vae = load_or_explain(self.registry.resolve("amuse_vae"), loaders.load_amuse_vae)  # explains first
-        unet_source = self.registry.resolve("amuse_unet")
-        return loaders.ModelBundle(unet=load_or_explain(unet_source, loaders.load_amuse_unet, dtype=self.manager.dtype),
-                                   vae=vae,
-                                   scheduler=load_or_explain(unet_source, loaders.load_amuse_scheduler))
+        """Name every model the pipelines ask the manager for (the role table's loaders; nothing loads yet)."""
+        for name, load in loaders.entry_loaders(self.registry, self.manager.dtype, self.device).items():
+            self.manager.register(name, load)
 
     def gpu_task(self, fn: Callable, duration: int | Callable = 60) -> Callable:
         """``fn`` wrapped to hold the GPU on ZeroGPU (``spaces.GPU`` with that duration), else ``fn`` itself."""
@@ -254,16 +206,16 @@ class Studio:
         import classifiers  # noqa: F401  (sets KERAS_BACKEND=torch before keras loads)
         import keras  # noqa: F401
         if self.registry.profile == "tiny":
-            from .models import ROLES
-
-            for role in ROLES:
+            for role in roles.ROLES:
                 if self.registry.builder.has(self.registry.family(role)):
                     self.registry.resolve(role)  # builds the role's folder once
 
     # -- pipelines ----------------------------------------------------------------------------------
     # Each method takes the inputs (audio, pictures, text) and the pipeline's settings dataclass,
-    # leaves validation to the pipeline (called before any model loads), and returns the pipeline's
-    # result with the registry role that made it in ``parameters["model"]``.
+    # validates the settings first, once per request (before any audio decode or model load; the
+    # pipeline's own guard is then free, see ``limits.Settings.validate``), plans a sound's windows
+    # once and passes the plan down, and returns the pipeline's result with the registry role that
+    # made it in ``parameters["model"]``.
 
     def audio_seconds(self, audio_source: Any) -> float:
         """Seconds of an audio file from its header, at most the input limit; the limit itself when it
@@ -300,6 +252,7 @@ class Studio:
         """The input's spectrogram and its change map, without any diffusion (fast, CPU side)."""
         from . import masked_img2img
 
+        mask_settings.validate()  # before the audio decode
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
         return _made_by(masked_img2img.preview_mask(sound.samples, mask_settings), None)
 
@@ -311,10 +264,13 @@ class Studio:
         *,
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        clap: bool | None = False,
     ):
         """Everyday sound -> music in the prompt's style (masked img2img on Riffusion spectrograms).
 
         ``settings``: ``masked_img2img.SoundToMusicSettings``; ``model``: one of SOUND_TO_MUSIC_MODELS.
+        The result's metrics: SSIM and chroma CENS of input and output, and with ``clap`` (None: the
+        device's default, ``metrics_by_default``) the CLAP score and content preservation.
         """
         import_model_libraries()
         from . import masked_img2img
@@ -327,12 +283,12 @@ class Studio:
         except ModelUnavailableError as error:
             raise ModelUnavailableError(f"{error} Or set the genre LoRA scale to 0.") from error
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
-        count = len(windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION).starts)
+        plan = windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION)  # once per request
 
         def render_plain(pipe):
             return masked_img2img.render_with_model(
-                pipe, sound.samples, settings, device=self.device, on_progress=on_progress, should_stop=should_stop,
-                batch_size=window_batch_size(self.device, count))
+                pipe, sound.samples, settings, device=self.device, plan=plan, on_progress=on_progress,
+                should_stop=should_stop, batch_size=window_batch_size(self.device, plan.count))
 
         def render(pipe):
             if lora is None:
@@ -352,6 +308,7 @@ class Studio:
         result = masked_img2img.finish(rendered, settings)
         if lora is not None:
             result.parameters["lora"] = lora.location
+        self._clap_metrics(result, clap, content=sound, prompt=settings.prompt)
         return _made_by(result, model)
 
     def describe_music(self, audio_source: Any):
@@ -413,8 +370,11 @@ class Studio:
         *,
         should_stop: Callable[[], bool] | None = None,
         on_progress: Callable[[float, str], None] | None = None,
+        clap: bool | None = False,
     ):
         """Picture -> caption (BLIP) -> music (MusicGen). ``prompt`` replaces the caption when given.
+        With ``clap`` (None: the device's default) the result's metrics hold the CLAP score against
+        the prompt used.
 
         ``settings``: ``image_to_music.ImageToMusicSettings`` (None: its defaults). ``melody``: a tune
         (path, gradio audio tuple or ``Audio``; any rate, at most ``MAX_INPUT_SECONDS``, its first 30 s
@@ -442,6 +402,7 @@ class Studio:
             lambda gen: image_to_music.generate_music(gen.model, gen.processor, text, settings, melody=chroma,
                                                       should_stop=should_stop, on_progress=on_progress),
         )
+        self._clap_metrics(result, clap, prompt=result.prompt)
         return _made_by(result, role)
 
     def recommend_songs(self, image: Any = None, caption: str | None = None, k: int = 10) -> SongRecommendationResult:
@@ -484,10 +445,13 @@ class Studio:
         *,
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        clap: bool | None = False,
     ):
         """Content audio rendered in a weighted mix of learned styles, on the shared Riffusion model.
 
         ``settings``: ``style_interpolation.StyleInterpolationSettings`` (None: MusicTI's defaults).
+        With ``clap`` (None: the device's default) the result's metrics hold MusicTI's content
+        preservation and style fit (mean and max over the styles).
         """
         import_model_libraries()
         from . import style_interpolation
@@ -498,14 +462,15 @@ class Studio:
         settings = (settings or style_interpolation.StyleInterpolationSettings()).validate()
         styles = self._style_library().get(list(style_names))
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
-        count = len(windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION).starts)
+        plan = windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION)  # once per request
         result = self.manager.run(
             "riffusion",
             lambda pipe: style_interpolation.apply_styles(pipe, sound.samples, styles, weights, settings,
                                                           should_stop=should_stop, device=self.device,
-                                                          on_progress=on_progress,
-                                                          batch_size=window_batch_size(self.device, count)),
+                                                          on_progress=on_progress, plan=plan,
+                                                          batch_size=window_batch_size(self.device, plan.count)),
         )
+        self._clap_metrics(result, clap, content=sound, styles=list(style_names))
         return _made_by(result, "riffusion+music_styles")
 
     def playlist_to_music(
@@ -515,10 +480,13 @@ class Studio:
         *,
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        clap: bool | None = False,
     ):
         """A playlist's taste (AMUSE VAE) conditions a spectrogram diffusion model: new music at 22.05 kHz.
 
-        ``settings``: ``playlist_to_music.PlaylistToMusicSettings`` (None: its defaults).
+        ``settings``: ``playlist_to_music.PlaylistToMusicSettings`` (None: its defaults). With
+        ``clap`` (None: the device's default) the result's metrics hold the playlist similarity,
+        measured on the tracks as decoded for the model (mono 22.05 kHz, as the music made).
         """
         import_model_libraries()
         from . import playlist_to_music
@@ -530,6 +498,7 @@ class Studio:
             lambda m: playlist_to_music.playlist_to_music(m.unet, m.vae, m.scheduler, tracks, settings,
                                                           should_stop=should_stop, on_progress=on_progress),
         )
+        self._clap_metrics(result, clap, playlist=tracks)
         return _made_by(result, "amuse_unet+amuse_vae")
 
     # -- metrics ----------------------------------------------------------------------------------------
@@ -544,17 +513,28 @@ class Studio:
     def add_clap_metrics(self, result: Result, *, content: Any = None, prompt: str | None = None,
                          styles: list[str] | None = None, playlist: Any = None) -> Result:
         """Add the CLAP values that fit ``result`` (``clap.result_scores``) to ``result.metrics``, so the
-        saved files carry them. ``content``: the input sound (path or anything ``load_audio`` reads);
-        ``playlist``: the tracks. The result keeps its other metrics; it is returned."""
+        saved files carry them. ``content``: the input sound, an ``Audio`` the request already decoded
+        (resampled to 48 kHz, not read again) or a path; ``playlist``: the tracks, the same way. The
+        result keeps its other metrics; it is returned. The actions call it themselves (``clap=True``)."""
         from .clap import CLAP_SAMPLE_RATE, result_scores
 
-        sound = self.load_input_audio(content, CLAP_SAMPLE_RATE) if content is not None else None
-        tracks = [self.load_input_audio(t, CLAP_SAMPLE_RATE) for t in playlist] if playlist else None
+        def pair(sound: Any) -> tuple[Any, int]:
+            if not isinstance(sound, audio_io.Audio):
+                sound = self.load_input_audio(sound, CLAP_SAMPLE_RATE)
+            return sound.samples, sound.sample_rate
+
+        content_pair = pair(content) if content is not None else None
+        tracks = [pair(t) for t in playlist] if playlist else None
         scores = self.with_clap(lambda embedder: result_scores(
-            embedder, result.audio, result.sample_rate, prompt=prompt, styles=styles,
-            content=(sound.samples, sound.sample_rate) if sound is not None else None,
-            playlist=[(t.samples, t.sample_rate) for t in tracks] if tracks else None))
+            embedder, result.audio, result.sample_rate, prompt=prompt, styles=styles, content=content_pair,
+            playlist=tracks))
         result.metrics.update(scores)
+        return result
+
+    def _clap_metrics(self, result: Result, clap: bool | None, **sources: Any) -> Result:
+        """``add_clap_metrics`` when ``clap`` asks for it (None: ``metrics_by_default``)."""
+        if self.metrics_by_default() if clap is None else bool(clap):
+            self.add_clap_metrics(result, **sources)
         return result
 
     def metrics_by_default(self) -> bool:

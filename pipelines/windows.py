@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import typing as T
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -49,6 +49,10 @@ class WindowPlan:
         return self.window - self.overlap
 
     @property
+    def count(self) -> int:
+        return len(self.starts)
+
+    @property
     def padded_length(self) -> int:
         return self.starts[-1] + self.window
 
@@ -62,6 +66,12 @@ def _window_length(params) -> T.Tuple[int, int]:
 
 
 def plan_windows(n_samples: int, params, overlap_s: float = OVERLAP_SECONDS, channels: T.Optional[int] = None) -> WindowPlan:
+    """Where the windows of ``n_samples`` sit: the one window-count formula of the project.
+
+    One window up to ``window`` samples, then one more per started ``window - overlap`` samples:
+    ``count = 1 + ceil((n - window) / (window - overlap))``. ``params``: SpectrogramParams or
+    (window_samples, sample_rate). Raises InputError for n < 1 or an overlap over half a window.
+    """
     window, sr = _window_length(params)
     if n_samples < 1:
         raise InputError("Audio is empty: nothing to cut into windows")
@@ -76,15 +86,30 @@ def plan_windows(n_samples: int, params, overlap_s: float = OVERLAP_SECONDS, cha
     return WindowPlan(n_samples, window, overlap, starts, channels, sr)
 
 
-def split_windows(audio: np.ndarray, params, overlap_s: float = OVERLAP_SECONDS) -> T.Tuple[np.ndarray, WindowPlan]:
+def windows_for_seconds(seconds: float, params, overlap_s: float = OVERLAP_SECONDS) -> int:
+    """How many windows ``seconds`` of audio (at least one sample) need: ``plan_windows``'s count."""
+    _, sr = _window_length(params)
+    return plan_windows(max(1, int(round(float(seconds) * sr))), params, overlap_s).count
+
+
+def split_windows(audio: np.ndarray, params, overlap_s: float = OVERLAP_SECONDS,
+                  plan: T.Optional[WindowPlan] = None) -> T.Tuple[np.ndarray, WindowPlan]:
     """(windows, plan): windows is (count, window) for 1-D audio, (count, channels, window) for 2-D.
 
     ``params`` is a SpectrogramParams (its image width sets the window) or (window_samples, sample_rate).
+    ``plan``: the request's plan, made once (``plan_windows``); None plans here. Raises InputError
+    for a plan made for another length or layout.
     """
     x = np.asarray(audio)
     if x.ndim not in (1, 2):
         raise InputError(f"Audio must be (samples,) or (channels, samples), got shape {x.shape}")
-    plan = plan_windows(x.shape[-1], params, overlap_s, channels=None if x.ndim == 1 else x.shape[0])
+    channels = None if x.ndim == 1 else x.shape[0]
+    if plan is None:
+        plan = plan_windows(x.shape[-1], params, overlap_s, channels=channels)
+    elif plan.n_samples != x.shape[-1]:
+        raise InputError(f"The window plan is for {plan.n_samples} samples, the audio has {x.shape[-1]}.")
+    elif plan.channels != channels:
+        plan = WindowPlan(plan.n_samples, plan.window, plan.overlap, plan.starts, channels, plan.sample_rate)
     pad = [(0, 0)] * (x.ndim - 1) + [(0, plan.padded_length - x.shape[-1])]
     padded = np.pad(x, pad)
     windows = np.stack([padded[..., s : s + plan.window] for s in plan.starts])
@@ -169,6 +194,7 @@ def render_windows(
     on_progress: T.Optional[Callable[[float, str], None]] = None,
     max_value: T.Optional[Callable[[float], float]] = None,
     batch_size: T.Optional[int] = None,
+    plan: T.Optional[WindowPlan] = None,
 ) -> RenderedWindows:
     """Cut mono audio into windows, render each window's spectrogram image, stitch the results.
 
@@ -188,6 +214,8 @@ def render_windows(
         max_value: the mel value that maps to full level, as a function of the window's own peak
             (None: the peak itself).
         batch_size: windows per ``render`` call (>= 1), or None for one window per call.
+        plan: the request's ``plan_windows`` for these samples (made once by the caller, which
+            sizes its batches from it); None plans here with ``overlap_s``.
 
     When inverting, each output becomes the luminance of what ``render`` painted (a model paints
     RGB) with the input's metadata, and is inverted with ``params``; the stitched audio has the
@@ -202,7 +230,7 @@ def render_windows(
         mono = mono[None]
     if mono.ndim != 2 or mono.shape[0] != 1:
         raise InputError(f"Audio must be mono, (n,) or (1, n); got shape {np.shape(samples)}")
-    chunks, plan = split_windows(mono, params, overlap_s)
+    chunks, plan = split_windows(mono, params, overlap_s, plan=plan)
     count = len(chunks)
     inputs, outputs, rendered = [], [], []
 
@@ -234,8 +262,7 @@ def render_windows(
             inputs.append(image)
             outputs.append(output)
         if to_audio and live.sink is not None and len(rendered) < count:  # up to the next window's crossfade
-            done = WindowPlan(plan.starts[len(rendered)], plan.window, plan.overlap, plan.starts[: len(rendered)],
-                              plan.channels, plan.sample_rate)
+            done = replace(plan, n_samples=plan.starts[len(rendered)], starts=plan.starts[: len(rendered)])
             live.update(stitch_windows(rendered, done))
     if not to_audio:
         return RenderedWindows(None, inputs, outputs, plan)

@@ -77,7 +77,7 @@ def test_parameter_counts_times_4_bytes_match_the_real_weight_files(role):
     """fp32 parameters (meta device: no memory, no init) x 4 bytes within 2% of the manifest's file size."""
     from pipelines.models import ROLES
 
-    family = fullsize.ROLE_FAMILIES.get(role, ROLES[role].family)
+    family = ROLES[role].family_for("fullsize")
     counts = fullsize_specs.parameter_counts(family)
     for part, real in fullsize_specs.REAL_SIZES[role].items():
         ours = 4 * (sum(counts.values()) if part in ("pipeline", "model") else counts[part])

@@ -32,6 +32,11 @@ def pndm_pipe(tiny_pipe):
     return pipe
 
 
+def sound_to_music(pipe, audio, settings, **kwargs):
+    """The whole sound-to-music path as the Studio runs it: the model half, then the CPU half."""
+    return masked_img2img.finish(masked_img2img.render_with_model(pipe, audio, settings, **kwargs), settings)
+
+
 def everyday_sound(seconds: float, rate: int = 44100) -> np.ndarray:
     """Noise bursts and a gliding tone, different in every window (so windows are not interchangeable)."""
     rng = np.random.default_rng(3)
@@ -45,13 +50,13 @@ def test_batched_windows_give_the_same_music_as_one_at_a_time(tiny_pipe):
     """Same seed, same audio: 3 windows one at a time, in one batch, and as a batch of 2 plus 1."""
     sound = everyday_sound(12.0)  # 3 windows of 5.12 s
     settings = SoundToMusicSettings(prompt="funk drums", **FAST)
-    alone = masked_img2img.sound_to_music(tiny_pipe, sound, settings, batch_size=1)
+    alone = sound_to_music(tiny_pipe, sound, settings, batch_size=1)
     assert alone.parameters["windows"] == 3
     first = np.asarray(alone.output_spectrogram)[:, :512].astype(int)
     assert np.abs(first - np.asarray(alone.output_spectrogram)[:, 512:1024].astype(int)).max() > 10, \
         "windows must differ, or swapping their noise would go unnoticed"
     for batch in (3, 2):
-        together = masked_img2img.sound_to_music(tiny_pipe, sound, settings, batch_size=batch)
+        together = sound_to_music(tiny_pipe, sound, settings, batch_size=batch)
         difference = np.abs(np.asarray(together.output_spectrogram, dtype=int) -
                             np.asarray(alone.output_spectrogram, dtype=int))
         assert difference.max() <= 1, f"batch {batch}: pixels differ by up to {difference.max()} levels"
@@ -109,7 +114,7 @@ def test_progress_and_parameters_report_the_steps_that_ran(pndm_pipe):
     pndm_pipe.unet.forward = counted
     try:
         with torch.no_grad():
-            result = masked_img2img.sound_to_music(pndm_pipe, everyday_sound(2.0), settings,
+            result = sound_to_music(pndm_pipe, everyday_sound(2.0), settings,
                                                    on_progress=lambda fraction, message: messages.append(message))
     finally:
         del pndm_pipe.unet.forward

@@ -103,11 +103,6 @@ def metrics_rows(result: Any) -> list[list[str]]:
     return rows(result.metrics)
 
 
-def wants_metrics(studio: Any, compute: Any) -> bool:
-    """The checkbox's value; None (an API call without it) means the device's default."""
-    return studio.metrics_by_default() if compute is None else bool(compute)
-
-
 def save(result: Any, name: str) -> SavedResult:
     """Write a result's files (WAV and PNGs with their parameters) into a fresh output folder.
 
@@ -208,7 +203,7 @@ def running_events() -> int:
         return sum(len(flags) for flags in _running.values())
 
 
-def start_run(studio: Any, request: gr.Request | None = None) -> threading.Event:
+def start_run(studio: Any) -> threading.Event:
     """Begin a model run: this event's stop flag (set when the request ends for any reason: Cancel,
     API cancel, closed tab, time limit), and a note when real models run on a CPU."""
     if studio.info.device == "cpu" and studio.info.profile != "tiny":

@@ -22,10 +22,10 @@ SIDE_LABELS = {"after": "After its end", "before": "Before its start"}
 def build(studio) -> None:
     @user_errors
     def extend_music(audio_path, prompt, seconds, engine, side, seed, steps, guidance, negative_prompt="",
-                     request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+                     progress=gr.Progress(track_tqdm=True)):
         settings = ExtendSettings(prompt=prompt, seconds=seconds, engine=engine, side=side, seed=seed, steps=steps,
                                   guidance=guidance, negative_prompt=negative_prompt or "")
-        flag = start_run(studio, request)
+        flag = start_run(studio)
         result = studio.extend_music(audio_path, settings, on_progress=progress_callback(progress),
                                      should_stop=flag.is_set)
         files = save(result, "extended")

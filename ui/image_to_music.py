@@ -8,8 +8,10 @@ import gradio as gr
 from pipelines.settings import ImageToMusicSettings
 
 from .common import ASSETS, GPU, guarded, image_upload, model_event, prompt_box, run_and_cancel_buttons, save
-from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
+from .common import metrics_checkbox, metrics_rows, metrics_table
 from .common import progress_callback, seed_control, slider, start_run, user_errors
+from . import binding
+from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target
 from .streaming import listen_along, live_player, streams
 
@@ -18,14 +20,11 @@ def build(studio) -> None:
     @streams("image_to_music")
     @user_errors
     def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody_path=None,
-                       compute_metrics=None, request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
-        settings = ImageToMusicSettings(seconds=seconds, guidance=guidance, temperature=temperature, top_k=top_k,
-                                        top_p=top_p, seed=seed)
-        flag = start_run(studio, request)
+                       compute_metrics=None, progress=gr.Progress(track_tqdm=True)):
+        settings = settings_from(ImageToMusicSettings, locals())
+        flag = start_run(studio)
         result = studio.image_to_music(image_path, prompt, settings, melody_path, should_stop=flag.is_set,
-                                       on_progress=progress_callback(progress))
-        if wants_metrics(studio, compute_metrics):
-            studio.add_clap_metrics(result, prompt=result.prompt)  # CLAP score against the caption (or prompt)
+                                       on_progress=progress_callback(progress), clap=compute_metrics)
         return result.prompt, save(result, "image-to-music").audio, metrics_rows(result)
 
     @user_errors
@@ -34,11 +33,8 @@ def build(studio) -> None:
         rows = [[m.artist, m.title, round(m.score, 3), " / ".join(line for line, _ in m.lines)] for m in found.matches]
         return found.caption, rows
 
-    def zero_gpu_seconds(image_path, prompt, seconds, *rest, **kwargs) -> int:
-        try:
-            return ImageToMusicSettings(seconds=float(seconds)).gpu_seconds()
-        except (TypeError, ValueError):
-            return ImageToMusicSettings(seconds=ImageToMusicSettings.RANGES["seconds"].high).gpu_seconds()
+    zero_gpu_seconds = gpu_estimate(image_to_music, ImageToMusicSettings, lambda chosen, args: chosen.gpu_seconds(),
+                                    ImageToMusicSettings(seconds=ImageToMusicSettings.RANGES["seconds"].high))
 
     with gr.Tab("Image to music"):
         gr.Markdown(
@@ -75,9 +71,12 @@ def build(studio) -> None:
                 metrics_out = metrics_table("Metrics (CLAP score against the prompt used)")
                 songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False, wrap=True,
                                      label="Songs with lyrics close to the caption (sample lyrics written for this app)")
-        inputs = [image_in, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody, compute_metrics]
-        made = model_event(studio, run, image_to_music, inputs, [used, music, metrics_out],
-                           api_name="image_to_music",
+        made = model_event(studio, run, image_to_music,
+                           binding.inputs(image_to_music, {
+                               "image_path": image_in, "prompt": prompt, "seconds": seconds, "guidance": guidance,
+                               "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
+                               "melody_path": melody, "compute_metrics": compute_metrics}),
+                           [used, music, metrics_out], api_name="image_to_music",
                            api_description="A picture's BLIP caption (or your prompt) made into music by MusicGen, "
                                            "optionally following a melody (MusicGen-melody).",
                            gpu_seconds=zero_gpu_seconds, stop=stop)

@@ -9,6 +9,8 @@ from pipelines.settings import MusicToImageSettings
 
 from .common import ASSETS, model_event, prompt_box, run_and_cancel_buttons, save, seed_control, slider, start_run
 from .common import guarded, user_errors
+from . import binding
+from .binding import gpu_estimate, settings_from
 from .send_to import IMAGE, buttons, target
 
 
@@ -24,18 +26,15 @@ def build(studio) -> None:
 
     @user_errors
     def music_to_image(audio_path, description, steps, guidance, width, height, seed, lora_scale,
-                       request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
-        settings = MusicToImageSettings(steps=steps, guidance=guidance, width=width, height=height, seed=seed,
-                                        lora_scale=lora_scale)
-        flag = start_run(studio, request)
+                       progress=gr.Progress(track_tqdm=True)):
+        settings = settings_from(MusicToImageSettings, locals())
+        flag = start_run(studio)
         result = studio.music_to_image(audio_path, description, settings, should_stop=flag.is_set)
         return save(result, "music-to-image").images["music-to-image"], result.prompt
 
-    def zero_gpu_seconds(audio_path, description, steps, guidance, width, height, *rest, **kwargs) -> int:
-        try:
-            return MusicToImageSettings(steps=int(steps), width=int(width), height=int(height)).gpu_seconds()
-        except (TypeError, ValueError):
-            return MusicToImageSettings(steps=100, width=1024, height=1024).gpu_seconds()
+    most = {name: MusicToImageSettings.RANGES[name].high for name in ("steps", "width", "height")}
+    zero_gpu_seconds = gpu_estimate(music_to_image, MusicToImageSettings, lambda chosen, args: chosen.gpu_seconds(),
+                                    MusicToImageSettings(**most))
 
     with gr.Tab("Music to image"):
         gr.Markdown(
@@ -74,7 +73,9 @@ def build(studio) -> None:
                        api_description="Genre and emotion (top labels with probabilities), tempo, and TechJam's "
                                        "sentence for a piece of music.")
         model_event(studio, generate, music_to_image,
-                    [audio_in, description, steps, guidance, width, height, seed, lora_scale], [image, used],
+                    binding.inputs(music_to_image, {
+                        "audio_path": audio_in, "description": description, "steps": steps, "guidance": guidance,
+                        "width": width, "height": height, "seed": seed, "lora_scale": lora_scale}), [image, used],
                     api_name="music_to_image",
                     api_description="A picture from music, or from a description: Stable Diffusion 1.5 with the "
                                     "TechJam LoRA.", gpu_seconds=zero_gpu_seconds, stop=stop)

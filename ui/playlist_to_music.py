@@ -8,31 +8,27 @@ from pipelines import limits
 from pipelines.settings import PlaylistToMusicSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
-from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
+from .common import metrics_checkbox, metrics_rows, metrics_table
 from .common import start_run, user_errors
+from . import binding
+from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target
 
 
 def build(studio) -> None:
     @user_errors
-    def playlist_to_music(files, steps, guidance, seed, compute_metrics=None, request: gr.Request = None,
-                          progress=gr.Progress(track_tqdm=True)):
-        settings = PlaylistToMusicSettings(steps=steps, guidance=guidance, seed=seed)
+    def playlist_to_music(files, steps, guidance, seed, compute_metrics=None, progress=gr.Progress(track_tqdm=True)):
+        settings = settings_from(PlaylistToMusicSettings, locals())
         paths = [getattr(f, "name", f) for f in (files or [])]
-        flag = start_run(studio, request)
+        flag = start_run(studio)
         result = studio.playlist_to_music(paths, settings, should_stop=flag.is_set,
-                                          on_progress=progress_callback(progress))
-        if wants_metrics(studio, compute_metrics):
-            studio.add_clap_metrics(result, playlist=paths)
+                                          on_progress=progress_callback(progress), clap=compute_metrics)
         saved = save(result, "playlist-music")
         tracks = [path for name, path in saved.images.items() if name.startswith("track-")]
         return saved.audio, saved.images["generated-spectrogram"], tracks, metrics_rows(result)
 
-    def zero_gpu_seconds(files, steps, *rest, **kwargs) -> int:
-        try:
-            return PlaylistToMusicSettings(steps=int(steps)).gpu_seconds()
-        except (TypeError, ValueError):
-            return PlaylistToMusicSettings(steps=limits.MAX_PLAYLIST_STEPS).gpu_seconds()
+    zero_gpu_seconds = gpu_estimate(playlist_to_music, PlaylistToMusicSettings, lambda chosen, args: chosen.gpu_seconds(),
+                                    PlaylistToMusicSettings(steps=limits.MAX_PLAYLIST_STEPS))
 
     with gr.Tab("Playlist to music"):
         gr.Markdown(
@@ -61,7 +57,9 @@ def build(studio) -> None:
                 track_images = gr.Gallery(label="The slice of each track the VAE saw", columns=5, height=260,
                                            object_fit="contain")
                 metrics_out = metrics_table("Metrics (CLAP similarity of the music to the playlist)")
-        model_event(studio, run, playlist_to_music, [files, steps, guidance, seed, compute_metrics],
+        model_event(studio, run, playlist_to_music,
+                    binding.inputs(playlist_to_music, {"files": files, "steps": steps, "guidance": guidance,
+                                                       "seed": seed, "compute_metrics": compute_metrics}),
                     [music, generated, track_images, metrics_out],
                     api_name="playlist_to_music",
                     api_description="New music in a playlist's taste: the AMUSE VAE's taste vector conditions a "

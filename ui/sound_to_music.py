@@ -9,7 +9,9 @@ from pipelines.settings import SCHEDULERS, SOUND_TO_MUSIC_PRESETS, MaskSettings,
 from pipelines.studio import SOUND_TO_MUSIC_MODELS
 
 from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control
-from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, slider, start_run, user_errors, wants_metrics
+from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, slider, start_run, user_errors
+from . import binding
+from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
 from .streaming import listen_along, live_player, streams
 
@@ -17,50 +19,33 @@ MODEL_LABELS = {"mask_model": "Mask-based paper model (stable-diffusion-music-25
 
 
 def build(studio) -> None:
-    def mask_settings(invert, brightness, contrast, downshift, preprocessing="paper") -> MaskSettings:
-        return MaskSettings(invert=invert, brightness=brightness, contrast=contrast, downshift=downshift,
-                            preprocessing=preprocessing)
-
-    def settings(prompt, negative_prompt, invert, brightness, contrast, downshift, steps, strength, guidance, seed,
-                 scheduler, preprocessing, lora_scale=0.0) -> SoundToMusicSettings:
-        return SoundToMusicSettings(prompt=prompt, negative_prompt=negative_prompt or "", steps=steps,
-                                    strength=strength, guidance=guidance, seed=seed, scheduler=scheduler,
-                                    mask=mask_settings(invert, brightness, contrast, downshift, preprocessing),
-                                    lora_scale=lora_scale)
-
+    # The signatures are the endpoints' public parameter orders; every control reaches the settings
+    # field of its parameter's name (ui/binding.py), and the inputs lists follow from the names.
     @user_errors
     def preview_mask(audio_path, invert, brightness, contrast, downshift, preprocessing="paper"):
-        chosen = mask_settings(invert, brightness, contrast, downshift, preprocessing)
+        chosen = settings_from(MaskSettings, locals())
         files = save(studio.preview_mask(audio_path, chosen), "mask")
         return files.images["input-spectrogram"], files.images["mask"]
 
-    def live_preview(audio_path, *mask_values):
-        return (None, None) if not audio_path else preview_mask(audio_path, *mask_values)
+    def live_preview(*args):
+        return (None, None) if not args[0] else preview_mask(*args)
 
     @streams("masked_img2img")
     @user_errors
     def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
                        steps, strength, guidance, seed, scheduler, preprocessing="paper", lora_scale=0.0, compute_metrics=None,
-                       request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
-        chosen = settings(prompt, negative_prompt, invert, brightness, contrast, downshift, steps, strength,
-                          guidance, seed, scheduler, preprocessing, lora_scale)
-        flag = start_run(studio, request)
+                       progress=gr.Progress(track_tqdm=True)):
+        chosen = settings_from(SoundToMusicSettings, locals())
+        flag = start_run(studio)
         result = studio.sound_to_music(audio_path, chosen, model=model, on_progress=progress_callback(progress),
-                                       should_stop=flag.is_set)
-        if wants_metrics(studio, compute_metrics):
-            studio.add_clap_metrics(result, content=audio_path, prompt=chosen.prompt)
+                                       should_stop=flag.is_set, clap=compute_metrics)
         files = save(result, "music")
         images = files.images
         return (files.audio, images["input-spectrogram"], images["mask"], images["output-spectrogram"],
                 metrics_rows(result))
 
-    def zero_gpu_seconds(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
-                         steps, strength, *rest, **kwargs) -> int:
-        try:
-            chosen = SoundToMusicSettings(steps=int(steps), strength=float(strength))
-        except (TypeError, ValueError):
-            chosen = SoundToMusicSettings()
-        return chosen.gpu_seconds(studio.audio_seconds(audio_path))
+    zero_gpu_seconds = gpu_estimate(masked_img2img, SoundToMusicSettings,
+                                    lambda chosen, args: chosen.gpu_seconds(studio.audio_seconds(args["audio_path"])))
 
     with gr.Tab("Sound to music"):
         gr.Markdown(
@@ -119,9 +104,13 @@ def build(studio) -> None:
             input_image = gr.Image(label="Input spectrogram", type="filepath", format="png", height=320)
             mask_image = gr.Image(label="Mask (bright = kept longer)", type="filepath", format="png", height=320)
             output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=320)
-        mask_inputs = [audio_in, invert, brightness, contrast, downshift, preprocessing]
-        all_inputs = [audio_in, model, prompt, negative, invert, brightness, contrast, downshift, steps, strength,
-                      guidance, seed, scheduler, preprocessing, lora_scale, compute_metrics]
+        mask_controls = {"audio_path": audio_in, "invert": invert, "brightness": brightness, "contrast": contrast,
+                         "downshift": downshift, "preprocessing": preprocessing}
+        mask_inputs = binding.inputs(preview_mask, mask_controls)
+        all_inputs = binding.inputs(masked_img2img, {
+            **mask_controls, "model": model, "prompt": prompt, "negative_prompt": negative, "steps": steps,
+            "strength": strength, "guidance": guidance, "seed": seed, "scheduler": scheduler,
+            "lora_scale": lora_scale, "compute_metrics": compute_metrics})
         speed.change(lambda name: tuple(SOUND_TO_MUSIC_PRESETS[name][key] for key in ("steps", "scheduler")),
                      speed, [steps, scheduler], api_visibility="private")
         preview.click(guarded(preview_mask), mask_inputs, [input_image, mask_image], api_name="preview_mask",

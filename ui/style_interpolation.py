@@ -9,8 +9,10 @@ from pipelines import limits
 from pipelines.settings import StyleInterpolationSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
-from .common import metrics_checkbox, metrics_rows, metrics_table, wants_metrics
+from .common import metrics_checkbox, metrics_rows, metrics_table
 from .common import start_run, user_errors
+from . import binding
+from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
 from .streaming import listen_along, live_player, streams
 
@@ -32,27 +34,23 @@ def build(studio) -> None:
     @streams("style_interpolation")
     @user_errors
     def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, compute_metrics=None,
-                            request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
-        settings = StyleInterpolationSettings(strength=strength, steps=steps, guidance=guidance, seed=seed)
+                            progress=gr.Progress(track_tqdm=True)):
+        settings = settings_from(StyleInterpolationSettings, locals())
         if isinstance(styles, str):  # an API caller's "jazz" or "jazz, rock", not its letters
             styles = [name.strip() for name in styles.split(",") if name.strip()]
         styles = list(styles or [])
         mix = parse_weights(weights, len(styles))
-        flag = start_run(studio, request)
+        flag = start_run(studio)
         result = studio.style_interpolation(audio_path, styles, mix, settings, should_stop=flag.is_set,
-                                            on_progress=progress_callback(progress))
-        if wants_metrics(studio, compute_metrics):
-            studio.add_clap_metrics(result, content=audio_path, styles=styles)
+                                            on_progress=progress_callback(progress), clap=compute_metrics)
         files = save(result, "styled")
         return (files.audio, files.images["content-spectrogram"], files.images["output-spectrogram"],
                 metrics_rows(result))
 
-    def zero_gpu_seconds(audio_path, styles, weights, strength, steps, *rest, **kwargs) -> int:
-        try:
-            settings = StyleInterpolationSettings(strength=float(strength), steps=int(steps))
-        except (TypeError, ValueError):
-            settings = StyleInterpolationSettings(strength=1.0, steps=int(limits.STEPS.high))
-        return settings.gpu_seconds(studio.audio_seconds(audio_path))
+    zero_gpu_seconds = gpu_estimate(
+        style_interpolation, StyleInterpolationSettings,
+        lambda chosen, args: chosen.gpu_seconds(studio.audio_seconds(args["audio_path"])),
+        StyleInterpolationSettings(strength=1.0, steps=int(limits.STEPS.high)))
 
     def available_styles():
         try:
@@ -93,7 +91,9 @@ def build(studio) -> None:
                 metrics_out = metrics_table("Metrics (CLAP content preservation, style fit mean and max)")
         tab.select(available_styles, None, styles, api_visibility="private")
         made = model_event(studio, run, style_interpolation,
-                           [audio_in, styles, weights, strength, steps, guidance, seed, compute_metrics],
+                           binding.inputs(style_interpolation, {
+                               "audio_path": audio_in, "styles": styles, "weights": weights, "strength": strength,
+                               "steps": steps, "guidance": guidance, "seed": seed, "compute_metrics": compute_metrics}),
                            [music, content_image, output_image, metrics_out], api_name="style_interpolation",
                            api_description="Content audio in a weighted mix of MusicTI styles; an unknown style name "
                                            "is refused with the list of the names available.",

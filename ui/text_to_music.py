@@ -9,6 +9,8 @@ from pipelines.studio import TEXT_TO_MUSIC_MODELS
 
 from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control, slider
 from .common import start_run, user_errors
+from . import binding
+from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
 from .streaming import listen_along, live_player, streams
 
@@ -18,38 +20,29 @@ MODEL_LABELS = {"riffusion": "Riffusion v1", "mask_model": "stable-diffusion-mus
 def build(studio) -> None:
     @streams("text_to_music")
     @user_errors
-    def text_to_music(prompt, negative_prompt, seconds, steps, guidance, seed, model, request: gr.Request = None,
+    def text_to_music(prompt, negative_prompt, seconds, steps, guidance, seed, model,
                       progress=gr.Progress(track_tqdm=True)):
-        settings = TextToMusicSettings(prompt=prompt, negative_prompt=negative_prompt or "", seconds=seconds,
-                                       steps=steps, guidance=guidance, seed=seed)
-        flag = start_run(studio, request)
+        settings = settings_from(TextToMusicSettings, locals())
+        flag = start_run(studio)
         result = studio.text_to_music(settings, model=model, on_progress=progress_callback(progress),
                                       should_stop=flag.is_set)
         files = save(result, "text-to-music")
         return files.audio, files.images["spectrogram"]
 
     @user_errors
-    def interpolate_prompts(prompt_a, prompt_b, seed_a, seed_b, windows, steps, guidance, request: gr.Request = None,
+    def interpolate_prompts(prompt_a, prompt_b, seed_a, seed_b, windows, steps, guidance,
                             progress=gr.Progress(track_tqdm=True)):
-        settings = PromptInterpolationSettings(prompt_a=prompt_a, prompt_b=prompt_b, seed_a=seed_a, seed_b=seed_b,
-                                               windows=windows, steps=steps, guidance=guidance)
-        flag = start_run(studio, request)
+        settings = settings_from(PromptInterpolationSettings, locals())
+        flag = start_run(studio)
         result = studio.interpolate_prompts(settings, on_progress=progress_callback(progress), should_stop=flag.is_set)
         files = save(result, "interpolation")
         return files.audio, files.images["spectrogram"]
 
-    def t2m_gpu_seconds(prompt, negative_prompt, seconds, steps, *rest, **kwargs) -> int:
-        try:
-            return TextToMusicSettings(seconds=float(seconds), steps=int(steps)).gpu_seconds()
-        except (TypeError, ValueError):
-            return TextToMusicSettings(seconds=TextToMusicSettings.RANGES["seconds"].high).gpu_seconds()
-
-    def interpolation_gpu_seconds(prompt_a, prompt_b, seed_a, seed_b, windows, steps, *rest, **kwargs) -> int:
-        try:
-            return PromptInterpolationSettings(windows=int(windows), steps=int(steps)).gpu_seconds()
-        except (TypeError, ValueError):
-            most = int(PromptInterpolationSettings.RANGES["windows"].high)
-            return PromptInterpolationSettings(windows=most).gpu_seconds()
+    t2m_gpu_seconds = gpu_estimate(text_to_music, TextToMusicSettings, lambda chosen, args: chosen.gpu_seconds(),
+                                   TextToMusicSettings(seconds=TextToMusicSettings.RANGES["seconds"].high))
+    interpolation_gpu_seconds = gpu_estimate(
+        interpolate_prompts, PromptInterpolationSettings, lambda chosen, args: chosen.gpu_seconds(),
+        PromptInterpolationSettings(windows=int(PromptInterpolationSettings.RANGES["windows"].high)))
 
     with gr.Tab("Text to music"):
         gr.Markdown(
@@ -96,13 +89,18 @@ def build(studio) -> None:
                 buttons(music_i, AUDIO)
                 image_i = gr.Image(label="Interpolation spectrogram (alpha 0 on the left)", type="filepath",
                                    format="png", interactive=False)
-        made = model_event(studio, run, text_to_music, [prompt, negative, seconds, steps, guidance, seed, model],
+        made = model_event(studio, run, text_to_music,
+                           binding.inputs(text_to_music, {"prompt": prompt, "negative_prompt": negative,
+                                                          "seconds": seconds, "steps": steps, "guidance": guidance,
+                                                          "seed": seed, "model": model}),
                            [music, image], api_name="text_to_music",
                            api_description="Riffusion text to music: the seconds asked for, in 5.12 s windows, each "
                                            "continuing the last.", gpu_seconds=t2m_gpu_seconds, stop=stop)
         listen_along(run, made, "text_to_music", live)
         model_event(studio, run_i, interpolate_prompts,
-                    [prompt_a, prompt_b, seed_a, seed_b, windows, steps_i, guidance_i], [music_i, image_i],
+                    binding.inputs(interpolate_prompts, {
+                        "prompt_a": prompt_a, "prompt_b": prompt_b, "seed_a": seed_a, "seed_b": seed_b,
+                        "windows": windows, "steps": steps_i, "guidance": guidance_i}), [music_i, image_i],
                     api_name="interpolate_prompts",
                     api_description="Riffusion's interpolation: 5.12 s windows moving from one prompt and seed to the"
                                     " other.", gpu_seconds=interpolation_gpu_seconds, stop=stop_i)

@@ -24,8 +24,7 @@ PER_ROW = 4
 
 def build(studio) -> None:
     @user_errors
-    def variations(prompt, engine, seconds, seed, count, steps, guidance, request: gr.Request = None,
-                   progress=gr.Progress(track_tqdm=True)):
+    def variations(prompt, engine, seconds, seed, count, steps, guidance, progress=gr.Progress(track_tqdm=True)):
         if engine == "musicgen":
             default = ImageToMusicSettings.default("guidance")
             settings = ImageToMusicSettings(seconds=seconds, seed=seed,
@@ -34,7 +33,7 @@ def build(studio) -> None:
             default = TextToMusicSettings.default("guidance")
             settings = TextToMusicSettings(prompt=prompt, seconds=seconds, seed=seed, steps=steps,
                                            guidance=default if guidance is None else guidance)
-        flag = start_run(studio, request)
+        flag = start_run(studio)
         made = studio.variations(engine, settings, count, prompt=prompt, on_progress=progress_callback(progress),
                                  should_stop=flag.is_set)
         folder = new_output_dir()
