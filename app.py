@@ -3,7 +3,8 @@
     python app.py                   # real models from the Hugging Face Hub, loaded on first use
     python app.py --profile tiny    # tiny random models built on this machine: no network, no GPU
 
-This file only assembles: flags, one tab module per pipeline from ui/, the queue, launch. The work
+This file only assembles: flags, one tab module per pipeline from ui/, the queue, the upload budget
+(ui/uploads.py), the start-up cleanup of what earlier processes left, launch. The work
 happens in pipelines/, which never imports gradio; their errors (StudioError) become gr.Error in
 ui/common.py with the same message, so API callers read them too. Importing this module loads no model.
 """
@@ -35,25 +36,43 @@ from pipelines import limits, sandbox  # noqa: E402
 from pipelines.models import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
-from ui import common, history, send_to, uploads  # noqa: E402
+from ui import common, history, history_tab, send_to, uploads  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
 from ui import extend, streaming, train_style, variations  # noqa: E402
 
 TITLE = "Sound ↔ Picture Studio"
+# The page's own styling (gradio 6 takes it at launch): a compact header, so that each tab's inputs, main
+# button and result share a laptop's first screen; the names in a table's first column (models, roles,
+# parameters) never broken mid-word (on a phone the table scrolls sideways instead); on a phone, the
+# examples wrapped to the screen's width.
+CSS = """
+#studio-header h1 { font-size: 1.6rem; margin: 0 0 0.15rem 0; }
+#studio-header p { margin: 0; }
+.studio-intro p { font-size: var(--text-sm); margin: 0; }
+.studio-table [data-col="0"] span, .studio-table .sizing-body td:first-child .cell-wrap,
+.studio-table th:first-child span { white-space: nowrap; word-break: normal; overflow-wrap: normal; }
+@media (max-width: 640px) {
+  #studio-header h1 { font-size: 1.3rem; }
+  .table-wrap > table[role=grid] { table-layout: fixed; width: 100%; }  /* examples: wrapped to fit */
+  .table-wrap > table[role=grid] td, .table-wrap > table[role=grid] th { padding: 6px 4px; }
+}
+"""
+
+
 class _LaunchOptions(Mapping):
     """``launch()``'s keyword arguments (``demo.launch(**LAUNCH_OPTIONS)``). Handlers turn every error
     into gr.Error themselves; show_error lets gradio's own input checks (an upload that is not an
     image, say) reach API callers with their message too. A file over our limit is refused while it
     streams in, and ``ui.uploads.UploadBudget`` (middleware) refuses a client over its upload budget
-    or a full temp folder before the bytes land. ``app_kwargs`` is made fresh for every launch:
-    gradio writes its own lifespan handler into the dict it is given."""
+    or a full temp folder before the bytes land; ``css`` is the page's styling (``CSS``). ``app_kwargs``
+    is made fresh for every launch: gradio writes its own lifespan handler into the dict it is given."""
 
     def _options(self) -> dict:
         from starlette.middleware import Middleware
 
-        return {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES,
+        return {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES, "css": CSS,
                 "app_kwargs": {"middleware": [Middleware(uploads.UploadBudget)]}}
 
     def __getitem__(self, key: str):
@@ -68,7 +87,7 @@ class _LaunchOptions(Mapping):
 
 LAUNCH_OPTIONS = _LaunchOptions()
 TABS = (sound_to_music, music_to_image, style_interpolation, text_to_music, image_to_music, playlist_to_music,
-        extend, variations, train_style, spectrogram_tab, history, about)
+        extend, variations, train_style, spectrogram_tab, history_tab, about)
 
 
 def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEEP) -> gr.Blocks:
@@ -77,9 +96,11 @@ def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEE
         gr.Markdown(
             f"# {TITLE}\nTurn sound into pictures and pictures into sound. "
             f"Audio inputs up to {int(limits.MAX_INPUT_SECONDS)} s."
-            + (" **Tiny profile: random models, output is noise.**" if studio.info.profile == "tiny" else "")
+            + (f" **{studio.info.profile.capitalize()} profile: random models, output is noise.**"
+               if common.random_weights(studio) else ""),
+            elem_id="studio-header",
         )
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # a phone shows every tab's name, on more lines
             for tab in TABS:
                 tab.build(studio)
             send_to.connect()  # results flow between tabs
@@ -150,13 +171,13 @@ def _warm_up(studio: Studio) -> None:
 
 
 def clean_leftovers() -> None:
-    """What earlier processes left: half-built model folders (a kill -9 during a build) and gradio temp
-    files past the sweep age (gradio forgets those of other processes)."""
+    """What earlier processes left: half-built model folders (a kill -9 during a build) and their gradio
+    temp files (gradio forgets those of other processes); this process gets its own temp folder."""
     from pipelines.model_building import remove_stale_builds
 
     started = time.perf_counter()
     builds = remove_stale_builds()
-    files, size = uploads.remove_old_temp_files()
+    _, files, size = uploads.claim_temp_folder()
     if builds or files:
         logging.getLogger("studio").info("removed %d stale build folder(s) and %d old temp file(s) (%.0f MB) in %.1f s",
                                          len(builds), files, size / 2**20, time.perf_counter() - started)

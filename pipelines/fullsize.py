@@ -17,7 +17,7 @@ the Hub repos, so the real layouts' surprises (``../shared/reference/hub/README.
 The configurations come from ``fullsize_configs.json`` (a copy of ``../shared/reference/hub``'s files,
 so the builder also works where ``../shared`` is absent, e.g. a lent GPU machine); roles whose config
 was never captured are reconstructed from the published architecture here, each saying from what
-(``SOURCES``, summarised in the README's fullsize table). Parts a loader never reads are not built
+(``fullsize_specs.FAMILIES``, summarised in the README's fullsize table). Parts a loader never reads are not built
 (safety checker, ``unet_traced/``, single-file ``.ckpt``, duplicate ``.bin`` beside ``.safetensors``).
 
 ``ensure(family)`` builds into ``$STUDIO_CACHE/fullsize/<family>-v<N>`` with ``model_building``'s

@@ -326,7 +326,7 @@ def load_amuse_scheduler(location: str, revision: str | None = None):
     """The UNet repo's scheduler config if it has one, else DDPMScheduler(1000) (the training recipe's)."""
     from diffusers import DDPMScheduler
 
-    from .playlist_to_music import TRAIN_TIMESTEPS
+    from .playlist_vae import TRAIN_TIMESTEPS
 
     try:
         return _subfolder_first(DDPMScheduler.from_pretrained, location, "scheduler", revision)
@@ -336,7 +336,7 @@ def load_amuse_scheduler(location: str, revision: str | None = None):
 
 def load_amuse_vae(location: str, revision: str | None = None):
     """The playlist VAE (not published: in practice a local folder made by training)."""
-    from .playlist_to_music import PlaylistVAE
+    from .playlist_vae import PlaylistVAE
 
     if Path(location).expanduser().is_dir():
         return PlaylistVAE.from_pretrained(str(Path(location).expanduser())).eval()

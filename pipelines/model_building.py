@@ -221,3 +221,40 @@ def spread_encodec_codebooks(model) -> None:
             layer.codebook.embed.normal_()
             layer.codebook.embed_avg.copy_(layer.codebook.embed)
             layer.codebook.cluster_size.fill_(1.0)
+
+
+# -- a CLIP tokenizer made offline, with merges for chosen words -------------------------------------
+def clip_word_merges(words) -> list[tuple[str, str]]:
+    """BPE merges that join each word left to right into one ``word</w>`` token (CLIP's end-of-word
+    form). Every merge's result is a new vocabulary entry; a word whose pairs are claimed by an
+    earlier word's merges still tokenizes, in more pieces."""
+    merges: list[tuple[str, str]] = []
+    for word in dict.fromkeys(words):
+        pieces = [*word[:-1], word[-1] + "</w>"]
+        joined = pieces[0]
+        for piece in pieces[1:]:
+            if (joined, piece) not in merges:
+                merges.append((joined, piece))
+            joined += piece
+    return merges
+
+
+def write_clip_tokenizer(folder: Path, words) -> int:
+    """A working byte-level CLIP tokenizer: every byte is a token, plus one token per word of
+    ``words`` (``clip_word_merges``). Returns the vocab size."""
+    chars = byte_level_alphabet()
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    merges = clip_word_merges(words)
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+    tokenizer.save_pretrained(folder)
+    return len(vocab)

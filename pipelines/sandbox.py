@@ -66,6 +66,7 @@ class _Worker:
         self.memory = memory
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        _widen(from_child_w)  # a decoded sound or picture comes back in fewer, larger writes
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -107,6 +108,16 @@ class _Worker:
             log.warning("decode worker %d did not exit after SIGKILL", self.process.pid)
         for conn in (self.calls, self.answers):
             conn.close()
+
+
+def _widen(fd: int, size: int = 2**20) -> None:
+    """Grow a pipe's buffer (Linux ``F_SETPIPE_SZ``; 1 MB is the default most a user may ask for)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except (OSError, ImportError):  # another system, or a lower limit: the default buffer works too
+        pass
 
 
 class _Overrun(Exception):

@@ -1,8 +1,10 @@
 """Test harness: no network, tiny models, and the real app served on a free localhost port."""
 
+import atexit
 import os
 import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -11,6 +13,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("STUDIO_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "studio"))
+# gradio's copies of uploads and examples: this run's own folder. In the shared /tmp/gradio, another test
+# run closing its app deletes the files it made there, which are the same paths (content hashes) as ours.
+if "GRADIO_TEMP_DIR" not in os.environ:
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="studio-tests-gradio-")
+    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
 # librosa's numba kernels cache their machine code beside the installed package by default; a cache that
 # several test processes write at once (the served app, notebooks, recipes' subprocesses, other checkouts
 # sharing one virtualenv) was seen corrupted, segfaulting the tempo step. Each checkout keeps its own.
@@ -134,17 +141,31 @@ ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--d
         "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-@pytest.fixture(scope="module")
-def page(served_app):
-    """A headless Chromium page (Debian's package, driven by Playwright) on the served app, per module."""
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's package, driven by Playwright) for every browser test."""
     from playwright.sync_api import sync_playwright
 
     if not shutil.which("chromium"):
         pytest.fail("Chromium is not installed: run `make browser` (Debian: apt-get install chromium).")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.set_default_timeout(120_000)
-        page.goto(served_app)
-        yield page
+        yield browser
         browser.close()
+
+
+def open_page(browser, url: str, width: int, height: int):
+    """A new page (its own session) of ``width`` x ``height`` CSS pixels on ``url``, its tabs drawn."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    page.wait_for_selector("[role='tab']")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, served_app):
+    """A tall page on the served app, per module (the flow tests; the layout tests size their own)."""
+    page = open_page(browser, served_app, 1400, 1800)
+    yield page
+    page.close()

@@ -206,7 +206,8 @@ def call(served_app, endpoint, data):
 
     started = httpx.post(f"{served_app}gradio_api/call/{endpoint}", json={"data": data}, timeout=30)
     assert started.status_code == 200, started.text
-    with httpx.stream("GET", f"{served_app}gradio_api/call/{endpoint}/{started.json()['event_id']}", timeout=60) as answer:
+    event = started.json()["event_id"]
+    with httpx.stream("GET", f"{served_app}gradio_api/call/{endpoint}/{event}", timeout=60) as answer:
         return answer.read().decode()
 
 
@@ -224,3 +225,17 @@ def test_a_request_with_too_few_inputs_is_told_what_they_are(served_app):
     text = call(served_app, "audio_to_spectrogram", ["x"])
     assert "/audio_to_spectrogram takes 3 input(s) (Sound, Preset, Stereo" in text and "the request sent 1" in text
     assert "object at 0x" not in text and "gradio.components" not in text
+
+
+def test_pictures_are_decoded_in_the_memory_limited_worker_too(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from pipelines.images import open_image
+
+    path = tmp_path / "wide.png"
+    Image.new("RGBA", (5000, 5000), (200, 0, 0, 128)).save(path)  # 100 MB decoded, 80 kB on disk
+    monkeypatch.setattr(limits, "DECODE_MEMORY_BYTES", 200 * 2**20)  # the libraries take ~115 MB of it
+    with pytest.raises(InputError, match="picture wide.png could not be decoded: decoding it needed more than the 200 MB"):
+        open_image(str(path), max_width=8192, max_height=8192)
+    monkeypatch.undo()
+    assert open_image(str(path), max_width=8192, max_height=8192).size == (5000, 5000)

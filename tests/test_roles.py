@@ -12,6 +12,7 @@ def test_every_role_names_a_loader_families_and_tabs_that_exist():
         assert role.loader is None or role.loader in loaders.LOADERS or role.loader in ("amuse", "keras_classifier"), name
         assert tiny.has(role.family_for("tiny")), name
         assert fullsize.has(role.family_for("fullsize")), name
+        assert role.family_for("fullsize") in fullsize_specs.FAMILIES, name  # its source and torch parts
         assert role.tabs, f"{name} names no tab"
     assert fullsize_specs.REAL_SIZES["musicgen_melody"] == ROLES["musicgen_melody"].real_sizes
 

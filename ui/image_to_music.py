@@ -8,8 +8,8 @@ import gradio as gr
 from pipelines.settings import ImageToMusicSettings
 
 from .common import ASSETS, GPU, guarded, image_upload, model_event, prompt_box, run_and_cancel_buttons, save
-from .common import metrics_checkbox, metrics_rows, metrics_table
-from .common import progress_callback, seed_control, slider, start_run, user_errors
+from .common import metrics_checkbox, metrics_rows, metrics_table, shown_when_filled
+from .common import progress_callback, random_note, seed_control, slider, start_run, user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target
@@ -39,48 +39,58 @@ def build(studio) -> None:
     with gr.Tab("Image to music"):
         gr.Markdown(
             "A picture becomes a caption (BLIP), the caption becomes music (MusicGen), and songs whose lyrics "
-            "are closest in meaning to the caption are suggested. Write your own prompt to skip the caption."
+            "are closest in meaning to the caption are suggested. Write your own prompt to skip the caption.",
+            elem_classes=["studio-intro"],
         )
         with gr.Row():
             with gr.Column():
-                image_in = image_upload(label="Picture", sources=["upload", "webcam", "clipboard"])
+                image_in = image_upload(label="Picture", sources=["upload", "webcam", "clipboard"], height=260)
+                target("image_to_music", image_in)
+                with gr.Row():
+                    prompt = prompt_box("Music prompt (empty: the picture's caption)", min_width=240)
+                    seconds = slider(ImageToMusicSettings, "seconds", "Duration (s)", 1, min_width=240)
+                run, stop = run_and_cancel_buttons("Make music")
+            with gr.Column():
+                used = gr.Textbox(label=f"Prompt used (the caption, or yours){random_note(studio, 'captioner')}",
+                                  interactive=False)
+                music = gr.Audio(label="Music", type="filepath", interactive=False)
+                live = live_player()
+                buttons(music, AUDIO)
+                metrics_out = metrics_table("Metrics (CLAP score against the prompt used)", studio)
+        with gr.Row():
+            with gr.Column():
                 gr.Examples([[str(ASSETS / "sunset.png")], [str(ASSETS / "forest.png")]], inputs=[image_in],
                             cache_examples=False)
-                target("image_to_music", image_in)
-                prompt = prompt_box("Music prompt (empty: the picture's caption)")
-                seconds = slider(ImageToMusicSettings, "seconds", "Duration (s)", 1)
                 with gr.Accordion("Follow a melody (optional)", open=False):
                     melody = gr.Audio(label="Melody: a tune to follow (its first 30 s; music up to 30 s)",
                                       type="filepath", sources=["upload", "microphone"])
                     gr.Markdown("With a melody, MusicGen-melody makes the music, following the tune's notes "
                                 "(one pitch class at a time); without one, musicgen-small makes its own.")
-                with gr.Accordion("Sampling", open=False):
+                with gr.Accordion("Sampling, seed and metrics", open=False):
                     guidance = slider(ImageToMusicSettings, "guidance", "Guidance (classifier-free)", 0.5)
                     temperature = slider(ImageToMusicSettings, "temperature", "Temperature", 0.05)
                     top_k = slider(ImageToMusicSettings, "top_k", "Top-k (0: off)", 1)
                     top_p = slider(ImageToMusicSettings, "top_p", "Top-p (0: off)", 0.01)
                     seed = seed_control(ImageToMusicSettings)
-                compute_metrics = metrics_checkbox(studio)
-                run, stop = run_and_cancel_buttons("Make music")
-                suggest = gr.Button("Suggest songs")
+                    compute_metrics = metrics_checkbox(studio)
             with gr.Column():
-                used = gr.Textbox(label="Prompt used (the caption, or yours)", interactive=False)
-                music = gr.Audio(label="Music", type="filepath")
-                live = live_player()
-                buttons(music, AUDIO)
-                metrics_out = metrics_table("Metrics (CLAP score against the prompt used)")
-                songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False, wrap=True,
-                                     label="Songs with lyrics close to the caption (sample lyrics written for this app)")
-        made = model_event(studio, run, image_to_music,
-                           binding.inputs(image_to_music, {
-                               "image_path": image_in, "prompt": prompt, "seconds": seconds, "guidance": guidance,
-                               "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
-                               "melody_path": melody, "compute_metrics": compute_metrics}),
-                           [used, music, metrics_out], api_name="image_to_music",
-                           api_description="A picture's BLIP caption (or your prompt) made into music by MusicGen, "
-                                           "optionally following a melody (MusicGen-melody).",
-                           gpu_seconds=zero_gpu_seconds, stop=stop)
-        listen_along(run, made, "image_to_music", live)
+                suggest = gr.Button("Suggest songs")
+                songs = gr.Dataframe(headers=["artist", "title", "score", "matching lines"], interactive=False,
+                                     wrap=True,
+                                     label="Songs with lyrics close to the caption (sample lyrics written for this app)"
+                                           + random_note(studio, "sentence embedder"),
+                                     elem_classes=["studio-table"])
+        ran = model_event(studio, run, image_to_music,
+                          binding.inputs(image_to_music, {
+                              "image_path": image_in, "prompt": prompt, "seconds": seconds, "guidance": guidance,
+                              "temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed,
+                              "melody_path": melody, "compute_metrics": compute_metrics}),
+                          [used, music, metrics_out], api_name="image_to_music",
+                          api_description="A picture's BLIP caption (or your prompt) made into music by MusicGen, "
+                                          "optionally following a melody (MusicGen-melody).",
+                          gpu_seconds=zero_gpu_seconds, stop=stop)
+        shown_when_filled(ran, metrics_out)
+        listen_along(run, ran, "image_to_music", live)
         # BLIP and the sentence embedder run on the GPU: inside spaces.GPU on ZeroGPU, as model_event
         suggest.click(guarded(studio.gpu_task(recommend_songs, duration=30)), [image_in, prompt], [used, songs],
                       api_name="recommend_songs",

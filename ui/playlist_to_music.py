@@ -8,7 +8,7 @@ from pipelines import limits
 from pipelines.settings import PlaylistToMusicSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
-from .common import metrics_checkbox, metrics_rows, metrics_table
+from .common import metrics_checkbox, metrics_rows, metrics_table, shown_when_filled
 from .common import start_run, user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
@@ -36,31 +36,36 @@ def build(studio) -> None:
             "spectrogram); their average conditions a spectrogram diffusion model that makes new music in that "
             f"taste (AMUSE). 1 to {limits.MAX_PLAYLIST_TRACKS} tracks. The original ran 1000 DDPM steps; 50 is "
             "the default here so a CPU can keep up. The AMUSE VAE's weights are not published: with the real "
-            "models this tab needs a VAE you trained or were given (the manual's docs/TRAINING.md says how to train one)."
+            "models this tab needs a VAE you trained or were given (the manual's docs/TRAINING.md says how to train one).",
+            elem_classes=["studio-intro"],
         )
         with gr.Row():
             with gr.Column():
                 files = gr.File(label="Playlist (audio files)", file_count="multiple", file_types=["audio"],
-                                type="filepath")
+                                type="filepath", height=240)
+                target("playlist", files, append=True)
+                run, stop = run_and_cancel_buttons("Make music")
                 gr.Examples([[[str(ASSETS / "groove.wav"), str(ASSETS / "rain.wav")]]], inputs=[files],
                             cache_examples=False)
-                target("playlist", files, append=True)
-                steps = slider(PlaylistToMusicSettings, "steps", "Steps (DDPM)", 1)
-                guidance = slider(PlaylistToMusicSettings, "guidance", "Guidance (how strongly the taste steers)", 0.5)
-                seed = seed_control(PlaylistToMusicSettings)
-                compute_metrics = metrics_checkbox(studio)
-                run, stop = run_and_cancel_buttons("Make music")
+                with gr.Accordion("Diffusion, seed and metrics", open=False):
+                    steps = slider(PlaylistToMusicSettings, "steps", "Steps (DDPM)", 1)
+                    guidance = slider(PlaylistToMusicSettings, "guidance", "Guidance (how strongly the taste steers)",
+                                      0.5)
+                    seed = seed_control(PlaylistToMusicSettings)
+                    compute_metrics = metrics_checkbox(studio)
             with gr.Column():
-                music = gr.Audio(label="Music", type="filepath")
+                music = gr.Audio(label="Music", type="filepath", interactive=False)
                 buttons(music, AUDIO)
-                generated = gr.Image(label="Generated spectrogram", type="filepath", format="png", interactive=False)
-                track_images = gr.Gallery(label="The slice of each track the VAE saw", columns=5, height=260,
-                                           object_fit="contain")
-                metrics_out = metrics_table("Metrics (CLAP similarity of the music to the playlist)")
-        model_event(studio, run, playlist_to_music,
-                    binding.inputs(playlist_to_music, {"files": files, "steps": steps, "guidance": guidance,
-                                                       "seed": seed, "compute_metrics": compute_metrics}),
-                    [music, generated, track_images, metrics_out],
-                    api_name="playlist_to_music",
-                    api_description="New music in a playlist's taste: the AMUSE VAE's taste vector conditions a "
-                                    "spectrogram diffusion UNet.", gpu_seconds=zero_gpu_seconds, stop=stop)
+                generated = gr.Image(label="Generated spectrogram", type="filepath", format="png", height=240,
+                                     interactive=False)
+                metrics_out = metrics_table("Metrics (CLAP similarity of the music to the playlist)", studio)
+                track_images = gr.Gallery(label="The slice of each track the VAE saw", columns=5, height=200,
+                                           object_fit="contain", interactive=False)
+        ran = model_event(studio, run, playlist_to_music,
+                          binding.inputs(playlist_to_music, {"files": files, "steps": steps, "guidance": guidance,
+                                                             "seed": seed, "compute_metrics": compute_metrics}),
+                          [music, generated, track_images, metrics_out],
+                          api_name="playlist_to_music",
+                          api_description="New music in a playlist's taste: the AMUSE VAE's taste vector conditions a "
+                                          "spectrogram diffusion UNet.", gpu_seconds=zero_gpu_seconds, stop=stop)
+        shown_when_filled(ran, metrics_out)

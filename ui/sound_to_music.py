@@ -9,13 +9,14 @@ from pipelines.settings import SCHEDULERS, SOUND_TO_MUSIC_PRESETS, MaskSettings,
 from pipelines.studio import SOUND_TO_MUSIC_MODELS
 
 from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control
-from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, slider, start_run, user_errors
+from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, shown_when_filled, slider, start_run
+from .common import user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
 from .streaming import listen_along, live_player, streams
 
-MODEL_LABELS = {"mask_model": "Mask-based paper model (stable-diffusion-music-25)", "riffusion": "Riffusion v1"}
+MODEL_LABELS = {"mask_model": "Mask paper's (sd-music-25)", "riffusion": "Riffusion v1"}
 
 
 def build(studio) -> None:
@@ -52,15 +53,29 @@ def build(studio) -> None:
             "Turn an everyday sound into music. The sound's own spectrogram makes a mask: bright parts stay tied "
             "to the original for more of the denoising steps, dark parts are repainted in the prompt's style "
             "(Mask-Based Diffusion for Music Generation From Everyday Sounds, ECAI'25). "
-            f"Sounds up to {int(limits.MAX_INPUT_SECONDS)} s, processed in 5.12 s windows."
+            f"Sounds up to {int(limits.MAX_INPUT_SECONDS)} s, processed in 5.12 s windows.",
+            elem_classes=["studio-intro"],
         )
+        # Inputs, the button and the music together in the first screen; below, examples and the folded
+        # settings beside the spectrograms the mask is made from (a narrow page stacks them in this order).
         with gr.Row():
             with gr.Column():
                 audio_in = gr.Audio(label="Everyday sound", sources=["upload", "microphone"], type="filepath")
-                model = gr.Dropdown([(label, key) for key, label in MODEL_LABELS.items()],
-                                    value=SOUND_TO_MUSIC_MODELS[0], label="Model")
-                prompt = prompt_box("Style prompt", SoundToMusicSettings.default("prompt"))
-                negative = prompt_box("Negative prompt")
+                with gr.Row():
+                    prompt = prompt_box("Style prompt", SoundToMusicSettings.default("prompt"), min_width=240)
+                    model = gr.Dropdown([(label, key) for key, label in MODEL_LABELS.items()],
+                                        value=SOUND_TO_MUSIC_MODELS[0], label="Model", min_width=240)
+                run, stop = run_and_cancel_buttons("Make music")
+            with gr.Column():
+                music = gr.Audio(label="Music", type="filepath", interactive=False)
+                live = live_player()
+                buttons(music, AUDIO)
+                output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=240,
+                                        interactive=False)
+                metrics_out = metrics_table("Similarity to the input (SSIM, chroma CENS; CLAP when asked)", studio)
+        with gr.Row():
+            with gr.Column():
+                negative = prompt_box("Negative prompt", render=False)  # shown in the folded settings below
                 gr.Examples(
                     [
                         [str(ASSETS / "kettle.wav"), "mask_model", "instrumental , saxophone , flute", ""],
@@ -71,7 +86,7 @@ def build(studio) -> None:
                     inputs=[audio_in, model, prompt, negative],
                     cache_examples=False,
                 )
-                with gr.Accordion("Mask (a negative value skips that step)", open=True):
+                with gr.Accordion("Mask (a negative value skips that step)", open=False):
                     invert = slider(MaskSettings, "invert", "Invert blend", 0.05)
                     brightness = slider(MaskSettings, "brightness", "Brightness", 0.01)
                     contrast = slider(MaskSettings, "contrast", "Contrast", 1)
@@ -80,10 +95,13 @@ def build(studio) -> None:
                                              value=MaskSettings.default("preprocessing"),
                                              label="Preprocessing (paper: its image scale and mask resize; "
                                                    "exact: exact peak, antialiased resize)")
-                speed = gr.Radio([("paper: 50 steps, the repo's PNDM (41 run)", "paper"),
-                                  ("fast: 25 steps, DPM-Solver++ (20 run, about half the time; coarser mask)", "fast")],
-                                 value="paper", label="Speed preset (sets steps and scheduler below)")
-                with gr.Accordion("Diffusion", open=False):
+                    preview = gr.Button("Preview mask")
+                with gr.Accordion("Negative prompt, diffusion, seed and metrics", open=False):
+                    negative.render()
+                    speed = gr.Radio([("paper: 50 steps, the repo's PNDM (41 run)", "paper"),
+                                      ("fast: 25 steps, DPM-Solver++ (20 run, about half the time; coarser mask)",
+                                       "fast")],
+                                     value="paper", label="Speed preset (sets steps and scheduler below)")
                     steps = slider(SoundToMusicSettings, "steps", "Steps", 1)
                     strength = slider(SoundToMusicSettings, "strength", "Strength", 0.01)
                     guidance = slider(SoundToMusicSettings, "guidance", "Guidance", 0.5)
@@ -92,18 +110,12 @@ def build(studio) -> None:
                                             label="Scheduler (repo: the model's own)")
                     lora_scale = slider(SoundToMusicSettings, "lora_scale",
                                         "Genre LoRA scale (0: off; needs a genre LoRA trained for this app)", 0.05)
-                compute_metrics = metrics_checkbox(studio)
-                preview = gr.Button("Preview mask")
-                run, stop = run_and_cancel_buttons("Make music")
-            with gr.Column():
-                music = gr.Audio(label="Music", type="filepath")
-                live = live_player()
-                buttons(music, AUDIO)
-                metrics_out = metrics_table("Similarity to the input (SSIM, chroma CENS; CLAP when asked)")
-        with gr.Row(equal_height=True):
-            input_image = gr.Image(label="Input spectrogram", type="filepath", format="png", height=320)
-            mask_image = gr.Image(label="Mask (bright = kept longer)", type="filepath", format="png", height=320)
-            output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=320)
+                    compute_metrics = metrics_checkbox(studio)
+            with gr.Column(), gr.Row(equal_height=True):
+                input_image = gr.Image(label="Input spectrogram", type="filepath", format="png", height=300,
+                                       interactive=False)
+                mask_image = gr.Image(label="Mask (bright = kept longer)", type="filepath", format="png", height=300,
+                                      interactive=False)
         mask_controls = {"audio_path": audio_in, "invert": invert, "brightness": brightness, "contrast": contrast,
                          "downshift": downshift, "preprocessing": preprocessing}
         mask_inputs = binding.inputs(preview_mask, mask_controls)
@@ -120,10 +132,12 @@ def build(studio) -> None:
         for trigger in (invert.release, brightness.release, contrast.release, downshift.release, preprocessing.change,
                         audio_in.change):
             trigger(live_preview, mask_inputs, [input_image, mask_image], api_visibility="private")
-        outputs = [music, input_image, mask_image, output_image, metrics_out]
-        made = model_event(studio, run, masked_img2img, all_inputs, outputs, api_name="masked_img2img",
-                           api_description="Sound to music: the sound's spectrogram repainted by masked "
-                                           "(differential) img2img with a style prompt, back to audio; also the input, "
-                                           "mask and output spectrograms and the metrics table.",
-                           gpu_seconds=zero_gpu_seconds, stop=stop)
-        listen_along(run, made, "masked_img2img", live)
+        ran = model_event(studio, run, masked_img2img, all_inputs,
+                          [music, input_image, mask_image, output_image, metrics_out],
+                          api_name="masked_img2img",
+                          api_description="Sound to music: the sound's spectrogram repainted by masked (differential) "
+                                          "img2img with a style prompt, back to audio; also the input, mask and output "
+                                          "spectrograms and the metrics table.",
+                          gpu_seconds=zero_gpu_seconds, stop=stop)
+        shown_when_filled(ran, metrics_out)
+        listen_along(run, ran, "masked_img2img", live)

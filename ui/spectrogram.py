@@ -31,7 +31,8 @@ def build(studio) -> None:
     with gr.Tab("Spectrogram"):
         gr.Markdown(
             "Sound as a picture and back. **riffusion**: 44.1 kHz, 512 mel bands up to 10 kHz, 5.12 s per 512 px "
-            "(the image every Riffusion model paints). **audio-diffusion**: 22.05 kHz, 256x256, dB scale."
+            "(the image every Riffusion model paints). **audio-diffusion**: 22.05 kHz, 256x256, dB scale.",
+            elem_classes=["studio-intro"],
         )
         gr.Markdown("### Sound → spectrogram")
         with gr.Row():
@@ -56,7 +57,7 @@ def build(studio) -> None:
                 preset_back = gr.Radio(["auto", *presets], value="auto", label="Preset (auto reads the image's metadata)")
                 to_audio = gr.Button("Spectrogram → sound", variant="primary")
             with gr.Column():
-                audio_out = gr.Audio(label="Sound", type="filepath")
+                audio_out = gr.Audio(label="Sound", type="filepath", interactive=False)
                 buttons(audio_out, ("music_to_image", "playlist"))
                 plot_back = gr.Image(type="pil", format="png", label="Plot with axes", show_label=False, interactive=False)
         # both conversions join the session's History, as every model run does

@@ -9,7 +9,7 @@ from pipelines import limits
 from pipelines.settings import StyleInterpolationSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
-from .common import metrics_checkbox, metrics_rows, metrics_table
+from .common import metrics_checkbox, metrics_rows, metrics_table, shown_when_filled
 from .common import start_run, user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
@@ -65,37 +65,49 @@ def build(studio) -> None:
             "Play a piece of audio in a mix of learned music styles (MusicTI time-varying textual inversion on "
             "Riffusion, with the interpolation of *Style Embedding Interpolation in Music Generation*). Each style "
             "is a small network that gives the placeholder token a different embedding at every denoising step; "
-            "the weights mix the styles before the text encoder."
+            "the weights mix the styles before the text encoder.",
+            elem_classes=["studio-intro"],
         )
         with gr.Row():
             with gr.Column():
                 audio_in = gr.Audio(label="Content audio", sources=["upload", "microphone"], type="filepath")
-                # names are checked by the style library; the choices arrive when the tab opens
-                styles = gr.Dropdown([], multiselect=True, max_choices=limits.MAX_STYLES, allow_custom_value=True,
-                                     label=f"Styles (1 to {limits.MAX_STYLES})")
-                weights = gr.Textbox(label="Weights, one per style (empty: equal)", placeholder="0.5, 0.5")
-                gr.Examples([[str(ASSETS / "groove.wav"), "0.5, 0.5"]], inputs=[audio_in, weights], cache_examples=False)
-                strength = gr.Slider(0.05, limits.STRENGTH.high, value=StyleInterpolationSettings.default("strength"),
-                                     step=0.05, label="Strength (how far from the content)")
-                steps = slider(StyleInterpolationSettings, "steps", "Steps (DDIM)", 1)
-                guidance = slider(StyleInterpolationSettings, "guidance", "Guidance", 0.5)
-                seed = seed_control(StyleInterpolationSettings)
-                compute_metrics = metrics_checkbox(studio)
+                with gr.Row():
+                    # names are checked by the style library; the choices arrive when the tab opens
+                    styles = gr.Dropdown([], multiselect=True, max_choices=limits.MAX_STYLES, allow_custom_value=True,
+                                         label=f"Styles (1 to {limits.MAX_STYLES})", min_width=240)
+                    weights = gr.Textbox(label="Weights, one per style (empty: equal)", placeholder="0.5, 0.5",
+                                         min_width=240)
                 run, stop = run_and_cancel_buttons("Apply styles")
             with gr.Column():
-                music = gr.Audio(label="Styled audio", type="filepath")
+                music = gr.Audio(label="Styled audio", type="filepath", interactive=False)
                 live = live_player()
                 buttons(music, AUDIO)
-                content_image = gr.Image(label="Content spectrogram", type="filepath", format="png", interactive=False)
-                output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", interactive=False)
-                metrics_out = metrics_table("Metrics (CLAP content preservation, style fit mean and max)")
+                output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=240,
+                                        interactive=False)
+                metrics_out = metrics_table("Metrics (CLAP content preservation, style fit mean and max)", studio)
+        with gr.Row():
+            with gr.Column():
+                gr.Examples([[str(ASSETS / "groove.wav"), "0.5, 0.5"]], inputs=[audio_in, weights],
+                            cache_examples=False)
+                with gr.Accordion("Strength, diffusion, seed and metrics", open=False):
+                    strength = gr.Slider(0.05, limits.STRENGTH.high,
+                                         value=StyleInterpolationSettings.default("strength"),
+                                         step=0.05, label="Strength (how far from the content)")
+                    steps = slider(StyleInterpolationSettings, "steps", "Steps (DDIM)", 1)
+                    guidance = slider(StyleInterpolationSettings, "guidance", "Guidance", 0.5)
+                    seed = seed_control(StyleInterpolationSettings)
+                    compute_metrics = metrics_checkbox(studio)
+            with gr.Column():
+                content_image = gr.Image(label="Content spectrogram", type="filepath", format="png", height=240,
+                                         interactive=False)
         tab.select(available_styles, None, styles, api_visibility="private")
-        made = model_event(studio, run, style_interpolation,
-                           binding.inputs(style_interpolation, {
-                               "audio_path": audio_in, "styles": styles, "weights": weights, "strength": strength,
-                               "steps": steps, "guidance": guidance, "seed": seed, "compute_metrics": compute_metrics}),
-                           [music, content_image, output_image, metrics_out], api_name="style_interpolation",
-                           api_description="Content audio in a weighted mix of MusicTI styles; an unknown style name "
-                                           "is refused with the list of the names available.",
-                           gpu_seconds=zero_gpu_seconds, stop=stop)
-        listen_along(run, made, "style_interpolation", live)
+        ran = model_event(studio, run, style_interpolation,
+                          binding.inputs(style_interpolation, {
+                              "audio_path": audio_in, "styles": styles, "weights": weights, "strength": strength,
+                              "steps": steps, "guidance": guidance, "seed": seed, "compute_metrics": compute_metrics}),
+                          [music, content_image, output_image, metrics_out], api_name="style_interpolation",
+                          api_description="Content audio in a weighted mix of MusicTI styles; an unknown style name is "
+                                          "refused with the list of the names available.",
+                          gpu_seconds=zero_gpu_seconds, stop=stop)
+        shown_when_filled(ran, metrics_out)
+        listen_along(run, ran, "style_interpolation", live)

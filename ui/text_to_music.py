@@ -14,7 +14,12 @@ from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
 from .streaming import listen_along, live_player, streams
 
-MODEL_LABELS = {"riffusion": "Riffusion v1", "mask_model": "stable-diffusion-music-25 (the mask paper's fine-tune)"}
+MODEL_LABELS = {"riffusion": "Riffusion v1", "mask_model": "Mask paper's (sd-music-25)"}
+# prompt, seconds, model: a few styles to start from (short, so that a CPU answers quickly)
+EXAMPLES = [["lofi hip hop beat with a warm electric piano", 5.0, "riffusion"],
+            ["upbeat funk with slap bass and a brass section", 8.0, "riffusion"],
+            ["slow ambient synth pads, calm and wide", 10.0, "riffusion"],
+            ["acoustic folk guitar and a soft violin", 5.0, "mask_model"]]
 
 
 def build(studio) -> None:
@@ -49,26 +54,29 @@ def build(studio) -> None:
             "Type a prompt, hear music: Riffusion paints 5.12 s spectrograms and each new window continues the last "
             "(img2img from its final 1.28 s, which is kept and crossfaded), for any length up to "
             f"{TextToMusicSettings.RANGES['seconds'].high:g} s. Below, Riffusion's interpolation walks from one prompt "
-            "and seed to another, one window per step (text embeddings mixed linearly, start noise by slerp)."
+            "and seed to another, one window per step (text embeddings mixed linearly, start noise by slerp).",
+            elem_classes=["studio-intro"],
         )
         with gr.Row():
             with gr.Column():
                 prompt = prompt_box("Prompt", TextToMusicSettings.default("prompt"))
-                negative = prompt_box("Negative prompt")
-                seconds = slider(TextToMusicSettings, "seconds", "Length (s)", 0.5)
-                model = gr.Dropdown([(MODEL_LABELS[key], key) for key in TEXT_TO_MUSIC_MODELS],
-                                    value=TEXT_TO_MUSIC_MODELS[0], label="Model")
-                with gr.Accordion("Diffusion", open=False):
+                with gr.Row():
+                    seconds = slider(TextToMusicSettings, "seconds", "Length (s)", 0.5, min_width=240)
+                    model = gr.Dropdown([(MODEL_LABELS[key], key) for key in TEXT_TO_MUSIC_MODELS],
+                                        value=TEXT_TO_MUSIC_MODELS[0], label="Model", min_width=240)
+                run, stop = run_and_cancel_buttons("Make music")
+                with gr.Accordion("Negative prompt, diffusion and seed", open=False):
+                    negative = prompt_box("Negative prompt")
                     steps = slider(TextToMusicSettings, "steps", "Steps", 1)
                     guidance = slider(TextToMusicSettings, "guidance", "Guidance", 0.5)
                     seed = seed_control(TextToMusicSettings)
-                run, stop = run_and_cancel_buttons("Make music")
             with gr.Column():
-                music = gr.Audio(label="Music", type="filepath")
+                music = gr.Audio(label="Music", type="filepath", interactive=False)
                 live = live_player()
                 buttons(music, AUDIO)
                 image = gr.Image(label="Spectrogram (the windows side by side)", type="filepath", format="png",
-                                 interactive=False)
+                                 height=240, interactive=False)
+        gr.Examples(EXAMPLES, inputs=[prompt, seconds, model], cache_examples=False)
         gr.Markdown("### Interpolate between two prompts")
         with gr.Row():
             with gr.Column():
@@ -85,18 +93,18 @@ def build(studio) -> None:
                     guidance_i = slider(PromptInterpolationSettings, "guidance", "Guidance", 0.5)
                 run_i, stop_i = run_and_cancel_buttons("Interpolate")
             with gr.Column():
-                music_i = gr.Audio(label="Interpolation", type="filepath")
+                music_i = gr.Audio(label="Interpolation", type="filepath", interactive=False)
                 buttons(music_i, AUDIO)
                 image_i = gr.Image(label="Interpolation spectrogram (alpha 0 on the left)", type="filepath",
-                                   format="png", interactive=False)
-        made = model_event(studio, run, text_to_music,
-                           binding.inputs(text_to_music, {"prompt": prompt, "negative_prompt": negative,
-                                                          "seconds": seconds, "steps": steps, "guidance": guidance,
-                                                          "seed": seed, "model": model}),
-                           [music, image], api_name="text_to_music",
-                           api_description="Riffusion text to music: the seconds asked for, in 5.12 s windows, each "
-                                           "continuing the last.", gpu_seconds=t2m_gpu_seconds, stop=stop)
-        listen_along(run, made, "text_to_music", live)
+                                   format="png", height=240, interactive=False)
+        ran = model_event(studio, run, text_to_music,
+                          binding.inputs(text_to_music, {"prompt": prompt, "negative_prompt": negative,
+                                                         "seconds": seconds, "steps": steps, "guidance": guidance,
+                                                         "seed": seed, "model": model}),
+                          [music, image], api_name="text_to_music",
+                          api_description="Riffusion text to music: the seconds asked for, in 5.12 s windows, each "
+                                          "continuing the last.", gpu_seconds=t2m_gpu_seconds, stop=stop)
+        listen_along(run, ran, "text_to_music", live)
         model_event(studio, run_i, interpolate_prompts,
                     binding.inputs(interpolate_prompts, {
                         "prompt_a": prompt_a, "prompt_b": prompt_b, "seed_a": seed_a, "seed_b": seed_b,

@@ -203,7 +203,8 @@ def _saved_paths(body: bytes) -> list[str]:
 async def _plain(send: Any, status: int, message: str) -> None:
     body = message.encode("utf-8")
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
 
@@ -215,28 +216,48 @@ def temp_folder() -> Path:
     return Path(get_upload_folder())
 
 
-def remove_old_temp_files(folder: str | os.PathLike | None = None, older_than: float = limits.CACHE_SWEEP[1]) -> tuple[int, int]:
-    """Remove files older than ``older_than`` seconds from gradio's temp folder, and the folders left
-    empty: gradio's own sweep (``delete_cache``) only forgets files of its own process, so those of
-    earlier ones (a restart, a crash) would stay for ever. Younger files may belong to another app
-    sharing the folder and are kept. Returns (files, bytes) removed. Called at app start."""
-    folder = Path(folder or temp_folder())
-    if not folder.is_dir():
-        return 0, 0
-    cutoff, files, size = time.time() - older_than, 0, 0
-    for directory, subdirs, names in os.walk(folder, topdown=False):
-        for name in names:
-            path = os.path.join(directory, name)
-            try:
-                stat = os.lstat(path)
-                if stat.st_mtime < cutoff:
-                    os.unlink(path)
-                    files, size = files + 1, size + stat.st_size
-            except OSError:  # removed meanwhile
-                pass
-        if directory != str(folder):
-            try:
-                os.rmdir(directory)  # only if empty
-            except OSError:
-                pass
-    return files, size
+_OWN_PREFIX = "studio-"  # <gradio temp>/studio-<pid>: one process's own temp folder
+_claimed: list[Path] = []
+
+
+def claim_temp_folder() -> tuple[Path, int, int]:
+    """Give this process its own gradio temp folder, ``<GRADIO_TEMP_DIR or /tmp/gradio>/studio-<pid>``
+    (set as ``GRADIO_TEMP_DIR``: call before building the demo), and remove what earlier processes
+    left: the folders of studio processes that are gone, and this folder's own files when an earlier
+    process had the same pid (a restarted container). gradio's sweep only knows the files of its own
+    process, and a folder per process tells whose files are whose, so another app sharing the base
+    folder loses nothing. Returns (folder, files removed, bytes removed). Called at app start.
+    """
+    import shutil
+
+    if _claimed:  # a second start in this process (a notebook): its files belong to the first demo
+        return _claimed[0], 0, 0
+    base = Path(os.environ.get("GRADIO_TEMP_DIR") or temp_folder())
+    mine = base / f"{_OWN_PREFIX}{os.getpid()}"
+    files = size = 0
+    for folder in base.glob(f"{_OWN_PREFIX}*") if base.is_dir() else ():
+        owner = folder.name[len(_OWN_PREFIX):]
+        if not owner.isdigit() or (folder != mine and _alive(int(owner))):
+            continue
+        for directory, _, names in os.walk(folder):
+            for name in names:
+                try:
+                    size += os.lstat(os.path.join(directory, name)).st_size
+                    files += 1
+                except OSError:
+                    pass
+        shutil.rmtree(folder, ignore_errors=True)
+    mine.mkdir(parents=True, exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(mine)
+    _claimed.append(mine)
+    return mine, files, size
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
