@@ -2,6 +2,7 @@
 
     python app.py                   # real models from the Hugging Face Hub, loaded on first use
     python app.py --profile tiny    # tiny random models built on this machine: no network, no GPU
+    python app.py --no-mcp          # without the MCP server (every tab is an MCP tool by default; STUDIO_MCP=0)
 
 This file only assembles: flags, one tab module per pipeline from ui/, the queue, the upload budget
 (ui/uploads.py), the start-up cleanup of what earlier processes left, launch. The work
@@ -132,6 +133,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-queued-per-user", type=int,
                         default=int(os.environ.get("STUDIO_MAX_QUEUED_PER_USER", limits.MAX_QUEUED_PER_USER)),
                         help="requests of one session waiting in the queue; more are refused as busy")
+    parser.add_argument("--no-mcp", dest="mcp", action="store_false",
+                        default=os.environ.get("STUDIO_MCP", "1").strip().lower() not in ("0", "false", "no", "off"),
+                        help="do not serve the tabs as MCP tools at /gradio_api/mcp/ (env STUDIO_MCP=0 does the same)")
     parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
                         help="skip importing the model libraries (and building tiny models) in the background at start")
     return parser.parse_args(argv)
@@ -198,11 +202,12 @@ def start(args: argparse.Namespace) -> gr.Blocks:
     demo = queue(build_demo(studio), args.max_queue, args.max_queued_per_user)
     # quiet: gradio's own lines would suggest `share=True`, where our flag is --share; we print the URLs
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
-                quiet=True, **LAUNCH_OPTIONS)
+                quiet=True, mcp_server=args.mcp, **LAUNCH_OPTIONS)
     print(
         f"Serving {TITLE} (profile {args.profile}, device {studio.device}) after "
         f"{time.perf_counter() - _T0:.2f} s from start ({_GRADIO_IMPORT_S:.2f} s of it importing gradio) "
-        f"at {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else " (--share for a public link)"),
+        f"at {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else " (--share for a public link)")
+        + (f"; MCP tools at {demo.local_url}gradio_api/mcp/ (--no-mcp to switch off)" if args.mcp else ""),
         flush=True,
     )
     return demo

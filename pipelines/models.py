@@ -106,6 +106,8 @@ class ModelRegistry:
         if self.builder is not None and self.profile in BUILT_PROFILES:
             # builds the folder on first use, once
             return ModelSource(role, str(self.builder.ensure(self.family(role))), None, True, self.profile)
+        if spec.repo_id is None and role in _originals().ORIGINALS:  # TechJam, MusicTI: from GitHub, verified
+            return ModelSource(role, str(_originals().fetch(role, self.environ)), None, True, "github")
         if spec.repo_id is None:
             raise ModelUnavailableError(
                 f"The '{role}' model ({spec.purpose}) is not published on the Hugging Face Hub. "
@@ -130,9 +132,16 @@ class ModelRegistry:
                 built = self.builder.has(family)
                 where = f"{self.profile}:{family}" if built else f"(no {self.profile} model yet)"
             else:
-                where = f"{spec.repo_id}@{spec.revision}" if spec.repo_id else "(not on the Hub: override needed)"
+                where = f"{spec.repo_id}@{spec.revision}" if spec.repo_id else (
+                    _originals().source_label(role) or "(not on the Hub: override needed)")
             rows.append({"role": role, "source": where, "purpose": spec.purpose})
         return rows
+
+
+def _originals():
+    from . import originals  # the original systems' GitHub files (pipelines/originals.py)
+
+    return originals
 
 
 def _parse_override(role: str, value: str, origin: str) -> ModelSource:
@@ -177,10 +186,16 @@ def explain_missing(source: ModelSource, error: BaseException, unreachable: bool
             f"The '{source.role}' model could not be loaded from {source.location}: {type(error).__name__}: "
             f"{str(error)[:300]}. Check that the folder holds the model in Hugging Face layout."
         )
-    reason = "the Hub is switched off (HF_HUB_OFFLINE=1) and it is not in the local cache" if offline else (
+    from .hub_reach import hub_error_reason
+
+    wrong = hub_error_reason(error, source.location, source.revision, source.role)  # revision, file, repo
+    if wrong:
+        return f"The '{source.role}' model ({source.location}@{source.revision}) is not available: {wrong}. [{type(error).__name__}]"
+    reason = (
+        "the Hub is switched off (HF_HUB_OFFLINE=1) and it is not in the local cache" if offline else (
         "the Hugging Face Hub cannot be reached (no network?) and it is not in the local cache" if unreachable
         else "it is not in the local cache and could not be downloaded"
-    )
+    ))
     return (
         f"The '{source.role}' model ({source.location}@{source.revision}) is not available: {reason}. "
         f"Download it on a machine with network (`hf download {source.location}`), or set "

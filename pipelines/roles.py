@@ -111,7 +111,8 @@ ROLES: dict[str, Role] = {
         Role("amuse_unet", "alppo/vae-conditioned-diffusion-model_v2", AMUSE_UNET_SHA, "amuse_unet",
              "AMUSE playlist-conditioned spectrogram UNet", loader="amuse", entry="amuse",
              tabs=(PLAYLIST_TO_MUSIC,), real_sizes={"unet": 472_000_000}),
-        Role("amuse_vae", None, "main", "amuse_vae", "AMUSE playlist VAE (weights not published)",
+        Role("amuse_vae", None, "main", "amuse_vae", "AMUSE playlist VAE: its weights are published nowhere; train one "
+             "with `python -m training.amuse_vae --data music/ --output models/amuse_vae` (docs/MODELS.md)",
              entry="amuse", tabs=(PLAYLIST_TO_MUSIC,)),
         Role("music_styles", None, "main", "music_styles",
              "MusicTI styles: one folder per style (style.json + style.safetensors); convert an embeddings.pt "

@@ -6,6 +6,8 @@ import re
 
 import gradio as gr
 
+from pipelines import originals
+
 # The published systems this app hosts: (tab, work, links). The README's "Sources" lists the same links.
 SYSTEMS = (
     ("Sound to music", "Mask-Based Diffusion for Music Generation From Everyday Sounds (ECAI'25)",
@@ -26,6 +28,22 @@ SYSTEMS = (
       ("model", "https://huggingface.co/alppo/vae-conditioned-diffusion-model_v2"))),
     ("Spectrogram", "Riffusion's spectrogram images", (("code", "https://github.com/riffusion/riffusion"),)),
 )
+
+
+ORIGINALS_NOTE = (
+    "### The originals' own files, fetched from GitHub\n"
+    "TechJam's classifiers and LoRA and MusicTI's accordion and chime styles are not on the Hugging Face Hub: "
+    "they are downloaded from the authors' GitHub repositories at the commit below when a tab first needs them, "
+    "checked against the recorded checksum, and kept in this machine's cache. **TechJam publishes no licence**: "
+    "its files come straight from its repository onto the machine running this app, for your own use; this app "
+    "never ships or re-hosts them. A copy of your own can replace any of them (docs/MODELS.md says how)."
+)
+
+
+def original_files() -> list[list[str]]:
+    """One row per original file: role, file, source page, commit, licence, checksum, state (no download)."""
+    return [[r["role"], r["file"], r["source"], r["commit"], r["licence"], r["pin"], r["state"]]
+            for r in originals.describe()]
 
 
 def sources_markdown() -> str:
@@ -89,4 +107,8 @@ def build(studio) -> None:
         gr.Markdown("### Where each model comes from")
         gr.Dataframe(value=roles(info), headers=["role", "source", "purpose"], interactive=False, wrap=True,
                      column_widths=["170px", "340px", "690px"], elem_classes=["studio-table"])
+        gr.Markdown(ORIGINALS_NOTE)
+        gr.Dataframe(value=original_files(), headers=["role", "file", "source", "commit", "licence", "checksum", "state"],
+                     interactive=False, wrap=True, label="Original files fetched from GitHub",
+                     elem_classes=["studio-table"])
         gr.Markdown(sources_markdown())

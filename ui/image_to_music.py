@@ -21,6 +21,20 @@ def build(studio) -> None:
     @user_errors
     def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody_path=None,
                        compute_metrics=None, progress=gr.Progress(track_tqdm=True)):
+        """Music for a picture: its BLIP caption (or your prompt) made into music by MusicGen, optionally following a melody.
+
+        Args:
+            image_path: URL (http or https) of a picture (PNG, JPEG or WebP) to caption; may be empty when a prompt is given.
+            prompt: Your own music prompt; when given it replaces the picture's caption.
+            seconds: Length of the music in seconds.
+            guidance: Classifier-free guidance scale; 1 or less switches it off.
+            temperature: Sampling temperature: higher is more surprising.
+            top_k: Sample from the k likeliest tokens; 0 switches this off.
+            top_p: Sample from the likeliest tokens whose probabilities add up to p; 0 switches this off.
+            seed: Random seed; the same seed and settings give the same music.
+            melody_path: URL (http or https) of an audio file whose melody the music follows (MusicGen-melody); empty for none.
+            compute_metrics: Also score the music against the caption with CLAP (slower on a CPU).
+        """
         settings = settings_from(ImageToMusicSettings, locals())
         flag = start_run(studio)
         result = studio.image_to_music(image_path, prompt, settings, melody_path, should_stop=flag.is_set,
@@ -29,6 +43,12 @@ def build(studio) -> None:
 
     @user_errors
     def recommend_songs(image_path, caption):
+        """Songs whose lyrics are closest in meaning to a picture's caption (or your own caption).
+
+        Args:
+            image_path: URL (http or https) of a picture to caption; may be empty when a caption is given.
+            caption: Your own caption; when given it replaces the picture's.
+        """
         found = studio.recommend_songs(image_path, caption)
         rows = [[m.artist, m.title, round(m.score, 3), " / ".join(line for line, _ in m.lines)] for m in found.matches]
         return found.caption, rows

@@ -23,12 +23,29 @@ def _labels(pairs) -> dict[str, float]:
 def build(studio) -> None:
     @user_errors
     def describe_music(audio_path):
+        """Genre and emotion of a piece of music (TechJam's classifiers), its tempo, and the sentence that prompts the picture.
+
+        Args:
+            audio_path: URL (http or https) of an audio file (at most the app's input length): the music to describe (the whole track is used).
+        """
         described = studio.describe_music(audio_path)
         return _labels(described.genres), _labels(described.emotions), described.tempo_text, described.sentence
 
     @user_errors
     def music_to_image(audio_path, description, steps, guidance, width, height, seed, lora_scale,
                        progress=gr.Progress(track_tqdm=True)):
+        """A picture from music, or from a description: Stable Diffusion 1.5 with TechJam's LoRA, prompted by the music's genre, emotion and tempo.
+
+        Args:
+            audio_path: URL (http or https) of an audio file (at most the app's input length): the music to picture; may be empty when a description is given.
+            description: Your own description of the picture; when given it replaces the sentence made from the music.
+            steps: Denoising steps; more is slower and finer.
+            guidance: How closely the picture follows the sentence (classifier-free guidance scale).
+            width: Picture width in pixels, a multiple of 8.
+            height: Picture height in pixels, a multiple of 8.
+            seed: Random seed; the same seed and settings give the same picture.
+            lora_scale: Strength of TechJam's music-to-image LoRA; 0 is plain Stable Diffusion 1.5.
+        """
         settings = settings_from(MusicToImageSettings, locals())
         flag = start_run(studio)
         result = studio.music_to_image(audio_path, description, settings, should_stop=flag.is_set)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from core.errors import StudioError
 from pipelines import limits
+from pipelines.models import ROLES
 from pipelines.settings import PlaylistToMusicSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
@@ -15,9 +17,30 @@ from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target
 
 
+def vae_missing(studio) -> str | None:
+    """Why the playlist VAE cannot load, said when the page opens (the hub profile without a
+    STUDIO_MODEL_AMUSE_VAE folder: AMUSE's VAE is published nowhere); None when one is set or built."""
+    if studio.info.profile != "hub":
+        return None
+    try:
+        studio.registry.resolve("amuse_vae")  # a folder override resolves without loading anything
+    except StudioError:
+        return f"{ROLES['amuse_vae'].purpose}."  # the page names no settings; the error a run gives does
+    return None
+
+
 def build(studio) -> None:
     @user_errors
     def playlist_to_music(files, steps, guidance, seed, compute_metrics=None, progress=gr.Progress(track_tqdm=True)):
+        """New music in the taste of a playlist (AMUSE): a VAE sums up the songs, and that taste steers a spectrogram diffusion model.
+
+        Args:
+            files: URLs (http or https) of the playlist's audio files, one or more.
+            steps: Denoising steps; more is slower and finer.
+            guidance: How strongly the playlist's taste steers the music (classifier-free guidance scale).
+            seed: Random seed; the same seed and settings give the same music.
+            compute_metrics: Also score the music's similarity to the playlist with CLAP (slower on a CPU).
+        """
         settings = settings_from(PlaylistToMusicSettings, locals())
         paths = [getattr(f, "name", f) for f in (files or [])]
         flag = start_run(studio)
@@ -39,6 +62,9 @@ def build(studio) -> None:
             "models this tab needs a VAE you trained or were given (the manual's docs/TRAINING.md says how to train one).",
             elem_classes=["studio-intro"],
         )
+        notice = vae_missing(studio)
+        if notice:
+            gr.Markdown(f"**This tab cannot run here yet.** {notice}", elem_id="playlist-vae-missing")
         with gr.Row():
             with gr.Column():
                 files = gr.File(label="Playlist (audio files)", file_count="multiple", file_types=["audio"],

@@ -24,6 +24,16 @@ def build(studio) -> None:
     # field of its parameter's name (ui/binding.py), and the inputs lists follow from the names.
     @user_errors
     def preview_mask(audio_path, invert, brightness, contrast, downshift, preprocessing="paper"):
+        """The change map alone, before any diffusion: the sound's spectrogram and where the model may repaint it.
+
+        Args:
+            audio_path: URL (http or https) of an audio file (at most the app's input length): the everyday sound to turn into music.
+            invert: How far the spectrogram is blended with its inverse before the map is made (1: fully inverted, so loud parts are kept; a negative value skips this step).
+            brightness: Brightness factor applied to the map (small values darken it: more of the sound is repainted; negative skips the step).
+            contrast: Contrast factor applied to the map (high values make it black and white; negative skips the step).
+            downshift: Intensity subtracted from the map, 0 to 255: larger values give the model more freedom (negative skips the step).
+            preprocessing: "paper" (the paper's notebook: scale by the rounded-up loudness, plain resize) or "exact" (the exact loudness and an antialiased resize).
+        """
         chosen = settings_from(MaskSettings, locals())
         files = save(studio.preview_mask(audio_path, chosen), "mask")
         return files.images["input-spectrogram"], files.images["mask"]
@@ -36,6 +46,26 @@ def build(studio) -> None:
     def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
                        steps, strength, guidance, seed, scheduler, preprocessing="paper", lora_scale=0.0, compute_metrics=None,
                        progress=gr.Progress(track_tqdm=True)):
+        """Sound to music: the sound's spectrogram repainted by Riffusion where the change map allows, turned back into audio.
+
+        Args:
+            audio_path: URL (http or https) of an audio file (at most the app's input length): the everyday sound to turn into music; long sounds are done in 5.12 s windows.
+            model: Which model repaints: "mask_model" (the paper's fine-tune) or "riffusion" (plain Riffusion).
+            prompt: The music to hear, in words, for example "instrumental , saxophone , flute".
+            negative_prompt: What to keep out of the music, in words (may be empty).
+            invert: How far the spectrogram is blended with its inverse before the change map is made (1: fully inverted; negative skips the step).
+            brightness: Brightness factor of the change map (negative skips the step).
+            contrast: Contrast factor of the change map (negative skips the step).
+            downshift: Intensity subtracted from the change map, 0 to 255: larger gives the model more freedom (negative skips the step).
+            steps: Denoising steps; more is slower and finer.
+            strength: How much of the sound is redrawn, 0 to 1 (higher: further from the original sound).
+            guidance: How closely the music follows the prompt (classifier-free guidance scale).
+            seed: Random seed; the same seed and settings give the same music.
+            scheduler: Sampler: "repo" (the model's own), "ddim" or "dpm++" (fast at 25 steps).
+            preprocessing: "paper" (as the paper's notebooks) or "exact" change-map preprocessing.
+            lora_scale: Strength of the genre LoRA, if one is installed; 0 uses the model alone.
+            compute_metrics: Also score the result with CLAP (slower on a CPU).
+        """
         chosen = settings_from(SoundToMusicSettings, locals())
         flag = start_run(studio)
         result = studio.sound_to_music(audio_path, chosen, model=model, on_progress=progress_callback(progress),

@@ -18,12 +18,25 @@ def build(studio) -> None:
 
     @user_errors
     def audio_to_spectrogram(audio_path, preset, stereo=False):
+        """A sound's spectrogram as an image (Riffusion's or audio-diffusion's format) and a plot of it.
+
+        Args:
+            audio_path: URL (http or https) of an audio file (at most the app's input length).
+            preset: The image format: "riffusion" or "audio-diffusion".
+            stereo: Keep both channels (Riffusion's format only).
+        """
         result = studio.audio_to_spectrogram(audio_path, preset, stereo=bool(stereo))
         (png,) = save(result, "spectrogram").images.values()
         return png, plot_spectrogram(result.image, result.params)
 
     @user_errors
     def spectrogram_to_audio(image_path, preset):
+        """A spectrogram image turned back into sound.
+
+        Args:
+            image_path: URL (http or https) of a spectrogram image (PNG), for example one this app made.
+            preset: The image's format: "auto" reads it from the image, else "riffusion" or "audio-diffusion".
+        """
         image = spectrogram.load_image(image_path)
         result = studio.spectrogram_to_audio(image, None if preset == "auto" else preset)
         return save(result, "from-spectrogram").audio, plot_spectrogram(image, result.params)

@@ -35,6 +35,18 @@ def build(studio) -> None:
     @user_errors
     def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, compute_metrics=None,
                             progress=gr.Progress(track_tqdm=True)):
+        """A piece of audio played in a weighted mix of learned music styles (MusicTI on Riffusion).
+
+        Args:
+            audio_path: URL (http or https) of an audio file (at most the app's input length): the content to restyle.
+            styles: One to four style names, for example ["accordion", "chime"] (an unknown name is refused with the list of names available).
+            weights: One weight per style, separated by commas, for example "0.7, 0.3"; empty mixes them equally.
+            strength: How far the result moves from the content, above 0 and up to 1.
+            steps: Denoising (DDIM) steps; more is slower and finer.
+            guidance: How strongly the styles steer the result (classifier-free guidance scale).
+            seed: Random seed; the same seed and settings give the same audio.
+            compute_metrics: Also score the result with CLAP: content kept and fit to each style (slower on a CPU).
+        """
         settings = settings_from(StyleInterpolationSettings, locals())
         if isinstance(styles, str):  # an API caller's "jazz" or "jazz, rock", not its letters
             styles = [name.strip() for name in styles.split(",") if name.strip()]

@@ -27,6 +27,17 @@ def build(studio) -> None:
     @user_errors
     def text_to_music(prompt, negative_prompt, seconds, steps, guidance, seed, model,
                       progress=gr.Progress(track_tqdm=True)):
+        """Music from a text prompt with Riffusion, in 5.12 s windows each continuing the one before.
+
+        Args:
+            prompt: The music to hear, in words, for example "funk bassline with a jazzy saxophone solo".
+            negative_prompt: What to keep out of the music, in words (may be empty).
+            seconds: Length of the music in seconds.
+            steps: Denoising steps per window; more is slower and finer.
+            guidance: How closely the music follows the prompt (classifier-free guidance scale).
+            seed: Random seed; the same seed and settings give the same music.
+            model: Which model makes it: "riffusion" or "mask_model".
+        """
         settings = settings_from(TextToMusicSettings, locals())
         flag = start_run(studio)
         result = studio.text_to_music(settings, model=model, on_progress=progress_callback(progress),
@@ -37,6 +48,17 @@ def build(studio) -> None:
     @user_errors
     def interpolate_prompts(prompt_a, prompt_b, seed_a, seed_b, windows, steps, guidance,
                             progress=gr.Progress(track_tqdm=True)):
+        """Music that moves from one prompt to another over several 5.12 s windows (Riffusion's interpolation).
+
+        Args:
+            prompt_a: The prompt the music starts from.
+            prompt_b: The prompt the music ends at.
+            seed_a: Random seed of the first window.
+            seed_b: Random seed of the last window.
+            windows: How many 5.12 s windows the journey takes.
+            steps: Denoising steps per window.
+            guidance: How closely each window follows its prompt (classifier-free guidance scale).
+        """
         settings = settings_from(PromptInterpolationSettings, locals())
         flag = start_run(studio)
         result = studio.interpolate_prompts(settings, on_progress=progress_callback(progress), should_stop=flag.is_set)
