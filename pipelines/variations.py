@@ -5,7 +5,7 @@ variation is exactly the result of the single request with its seed, so a chosen
 again, longer or extended, from its seed alone.
 
 * **Riffusion** text to music: the first window of every seed is denoised in one UNet batch where
-  memory allows (``studio.window_batch_size``: on CUDA cards of 40 GiB and more, as many as fit at
+  memory allows (``windows.window_batch_size``: on CUDA cards of 40 GiB and more, as many as fit at
   1 GiB each, at most 4 at a time; one at a time on the CPU, or ``STUDIO_WINDOW_BATCH=N``). Each
   seed's start noise comes from its own CPU generator and the scheduler draws nothing more, so a
   batched window differs from the single one only by float rounding (at most one grey level in a
@@ -92,7 +92,7 @@ def _riffusion(studio, pipe, settings, seeds: list[int], on_progress, should_sto
     import torch
 
     from . import text_to_music as t2m
-    from .studio import window_batch_size
+    from .windows import window_batch_size
 
     batch = window_batch_size(studio.device, len(seeds))
     results: list[Result] = []

@@ -23,6 +23,19 @@ def build(studio) -> None:
     @user_errors
     def extend_music(audio_path, prompt, seconds, engine, side, seed, steps, guidance, negative_prompt="",
                      progress=gr.Progress(track_tqdm=True)):
+        """A track continued by some seconds after its end or before its start, with Riffusion or MusicGen.
+
+        Args:
+            audio_path: URL (http or https) of an audio file, 1.28 to 60 s: the track to continue (kept unchanged up to a short crossfade at the seam).
+            prompt: How the music goes on, in words, for example "jazzy saxophone solo".
+            seconds: Seconds of new music to add, 1 to 60.
+            engine: Which model continues it: "riffusion" (spectrogram windows keeping the track's last 1.28 s) or "musicgen" (prompted with the track's last seconds).
+            side: Where the new music goes: "after" its end or "before" its start.
+            seed: Random seed; the same track, settings and seed give the same audio.
+            steps: Denoising steps per Riffusion window (MusicGen ignores it).
+            guidance: Classifier-free guidance scale; empty for the engine's default (7 Riffusion, 3 MusicGen).
+            negative_prompt: What to keep out of the new music, in words (Riffusion only; may be empty).
+        """
         settings = ExtendSettings(prompt=prompt, seconds=seconds, engine=engine, side=side, seed=seed, steps=steps,
                                   guidance=guidance, negative_prompt=negative_prompt or "")
         flag = start_run(studio)

@@ -90,6 +90,7 @@ def stoppable(handler):
             with _stops_lock:
                 _stops.get(session, set()).discard(flag)
 
+    event.__doc__ = handler.__doc__  # the endpoint's description (API page, MCP), not its signature
     return event
 
 
@@ -104,6 +105,14 @@ def stop_trainings(request: gr.Request) -> None:
 def build(studio) -> None:
     @user_errors
     def train_style(clips, name, kind, steps, flag, progress):
+        """Learn a MusicTI music style from 3 to 20 clips, in a training process of its own, one at a time.
+
+        Args:
+            clips: URLs (http or https) of 3 to 20 audio files in the style to learn.
+            name: The new style's name, as the Style interpolation tab will list it, for example "accordion".
+            kind: What to learn: "musicti" (a MusicTI style for style interpolation).
+            steps: Optimizer steps, 1 to 10000 (MusicTI trains 10000; a few hundred already give a usable style).
+        """
         settings = TrainStyleSettings(name=(name or "").strip(), kind=kind, steps=steps)
         job = studio.train_style(clips, settings)
         if studio.info.device == "cpu":

@@ -25,6 +25,17 @@ PER_ROW = 4
 def build(studio) -> None:
     @user_errors
     def variations(prompt, engine, seconds, seed, count, steps, guidance, progress=gr.Progress(track_tqdm=True)):
+        """The same text-to-music request made with 2 to 8 seeds, each equal to the single call with its seed.
+
+        Args:
+            prompt: The music to hear, in words, for example "funk bassline with a jazzy saxophone solo".
+            engine: Which model makes it: "riffusion" (Riffusion text to music) or "musicgen" (MusicGen).
+            seconds: Length of each variation in seconds.
+            seed: The first seed; the others follow it (seed + 1, seed + 2, ...).
+            count: How many variations (seeds), 2 to 8.
+            steps: Denoising steps per Riffusion window (MusicGen ignores it).
+            guidance: Classifier-free guidance scale; empty for the engine's default (7 Riffusion, 3 MusicGen).
+        """
         if engine == "musicgen":
             default = ImageToMusicSettings.default("guidance")
             settings = ImageToMusicSettings(seconds=seconds, seed=seed,
