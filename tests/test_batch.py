@@ -124,3 +124,21 @@ def test_the_command_line_says_what_is_wrong_and_lists_settings(tmp_path, capsys
     assert "does not exist" in capsys.readouterr().err
     assert main(["batch", "extend_music", "--list"]) == 0
     assert "engine='riffusion'" in capsys.readouterr().out
+
+
+def test_the_documented_batch_commands_are_accepted_as_written():
+    """Every ``-m studio batch`` line in a bash block of docs/FEATURES.md parses, and its settings are valid."""
+    import re
+    import shlex
+
+    from studio.__main__ import build_parser
+
+    text = (ROOT / "docs" / "FEATURES.md").read_text()
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.splitlines()
+             if "-m studio batch" in line]
+    assert len(lines) >= 5
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        args = build_parser().parse_args(words[words.index("studio") + 1 :])
+        if not args.list:
+            batch.parse_settings(args.pipeline, args.settings)
