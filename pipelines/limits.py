@@ -111,6 +111,16 @@ MAX_CAPTION_TOKENS = 100
 RIFFUSION_SECONDS = Range(1.0, 60.0)  # text to music: successive windows continuing each other
 INTERPOLATION_WINDOWS = Range(2, 12, integer=True)  # prompt interpolation: alpha = i / (N - 1), 5.12 s each
 
+# Extend a track, variations (pipelines/extend.py, pipelines/variations.py)
+EXTEND_SECONDS = Range(1.0, 60.0)  # seconds added after the end or before the start, either engine
+VARIATION_SEEDS = Range(2, 8, integer=True)  # one request, N seeds, side by side
+
+# Training a style in the app (pipelines/train_style.py)
+TRAIN_CLIPS = Range(3, 20, integer=True)  # audio clips of the style
+TRAIN_STEPS = Range(1, 10_000, integer=True)  # MusicTI's own recipe runs 10 000
+TRAIN_MAX_SECONDS = 1800.0  # a training running longer is stopped
+TRAIN_QUEUE = 8  # trainings waiting or running at most, all users together
+
 # Song recommendation
 SONG_COUNT = Range(1, 20, integer=True)
 
