@@ -51,7 +51,9 @@ DECODE_WORKERS = int(_env("DECODE_WORKERS", 2))  # decodes at once; more callers
 
 # Uploads (/gradio_api/upload, before the bytes reach the disk: app.UploadBudget)
 UPLOAD_BYTES_PER_MINUTE = int(_env("UPLOAD_MB_PER_MINUTE", 300) * 2**20)  # per client (IP address)
-UPLOAD_FILES_WAITING = int(_env("UPLOAD_FILES_WAITING", 40))  # per client: its uploads still on disk
+# per client: its uploads still on disk (kept 15 min). A playlist run uploads up to 10 files, so 120 leaves a
+# busy user a dozen runs per sweep; the disk itself is bounded by TEMP_BUDGET_BYTES.
+UPLOAD_FILES_WAITING = int(_env("UPLOAD_FILES_WAITING", 120))
 TEMP_BUDGET_BYTES = int(_env("TEMP_BUDGET_MB", 4096) * 2**20)  # gradio's temp folder, all files together
 
 # Audio input
