@@ -145,9 +145,10 @@ ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--d
         "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Chromium (Debian's package, driven by Playwright) for every browser test."""
+    """One headless Chromium (Debian's package, driven by Playwright) per module: Playwright's sync API keeps an
+    event loop running in the main thread while it is open, which later tests' asyncio.run() cannot share."""
     from playwright.sync_api import sync_playwright
 
     if not shutil.which("chromium"):
