@@ -354,3 +354,81 @@ def test_window_batch_size_follows_the_device_and_its_free_memory(monkeypatch):
         monkeypatch.setenv("STUDIO_WINDOW_BATCH", bad)
         with pytest.raises(StudioError, match="STUDIO_WINDOW_BATCH must be a whole number"):
             window_batch_size("cpu", 4)
+
+
+# -- nothing of ours reads the device inside a denoising loop -------------------------------------------------
+
+class HostReads:
+    """Counts tensor -> host reads (``item``, ``tolist``, ``cpu``, ``numpy``, ``bool``/``float``/``int``
+    of a tensor), each a GPU sync on CUDA, made between a pipe's first UNet call and its VAE decode:
+    the denoising loop. Counted on the CPU, where the same code runs."""
+
+    METHODS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")
+
+    def __init__(self, monkeypatch, pipe):
+        import torch
+
+        self.count, self.armed = 0, False
+        for name in self.METHODS:
+            original = getattr(torch.Tensor, name)
+
+            def read(tensor, *args, _original=original, **kwargs):
+                self.count += self.armed
+                return _original(tensor, *args, **kwargs)
+
+            monkeypatch.setattr(torch.Tensor, name, read)
+        unet_forward, vae_decode = pipe.unet.forward, pipe.vae.decode
+
+        def arm(*args, **kwargs):
+            self.armed = True
+            return unet_forward(*args, **kwargs)
+
+        def disarm(*args, **kwargs):
+            self.armed = False
+            return vae_decode(*args, **kwargs)
+
+        monkeypatch.setattr(pipe.unet, "forward", arm)
+        monkeypatch.setattr(pipe.vae, "decode", disarm)
+
+    def take(self) -> int:
+        count, self.count, self.armed = self.count, 0, False
+        return count
+
+
+def test_our_denoising_loops_read_no_more_device_values_than_stock_img2img(tiny_pipe, studio, monkeypatch):
+    """Sound to music (differential img2img: the change map and the source blend every step) and style
+    interpolation (conditioning read from the request's one encoding, DDIM) make no host read of
+    their own inside the loop: as many as stock diffusers img2img with the same scheduler and steps."""
+    import torch
+    from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
+
+    from pipelines import spectrogram, style_embedding, style_interpolation
+    from pipelines.settings import StyleInterpolationSettings
+
+    sound = everyday_sound(5.0)
+    image = spectrogram.audio_to_image(sound[None], spectrogram.RIFFUSION).convert("RGB")
+    settings = SoundToMusicSettings(steps=6, strength=0.8, scheduler="ddim")
+    reads = HostReads(monkeypatch, tiny_pipe)
+    masked_img2img.sound_to_music(tiny_pipe, sound, settings)
+    ours = reads.take()
+    ddim = DDIMScheduler.from_config(tiny_pipe.scheduler.config)
+    stock = StableDiffusionImg2ImgPipeline(**{**tiny_pipe.components, "scheduler": ddim}, requires_safety_checker=False)
+    stock.set_progress_bar_config(disable=True)
+    stock(settings.prompt, image=image, strength=0.8, num_inference_steps=6, guidance_scale=settings.guidance,
+          generator=torch.Generator().manual_seed(0))
+    theirs = reads.take()
+    assert ours <= theirs, f"sound to music reads {ours} device values in its loop, stock img2img {theirs}"
+
+    pipe = studio.manager.get_cpu("riffusion")
+    pipe.set_progress_bar_config(disable=True)
+    styles = style_embedding.StyleLibrary(studio.registry.resolve("music_styles").location).get(["jazz", "rock"])
+    reads = HostReads(monkeypatch, pipe)
+    style_interpolation.apply_styles(pipe, sound, styles, settings=StyleInterpolationSettings(steps=6, strength=0.7))
+    ours = reads.take()
+    stock = StableDiffusionImg2ImgPipeline(**{**pipe.components, "scheduler": style_interpolation.make_scheduler(pipe)},
+                                           requires_safety_checker=False)
+    stock.set_progress_bar_config(disable=True)
+    stock("*", image=image, strength=0.7, num_inference_steps=6, guidance_scale=5.0,
+          generator=torch.Generator().manual_seed(0))
+    theirs = reads.take()
+    assert ours <= theirs, f"style interpolation reads {ours} device values in its loop, stock img2img {theirs}"
