@@ -337,15 +337,11 @@ class Studio:
         def render(pipe):
             if lora is None:
                 return render_plain(pipe)
-            from .music_to_image import load_lora
+            from .music_to_image import fused_lora, load_lora
 
             name = load_lora(pipe, lora.location, adapter_name="genre")  # loaded once, left switched off
-            pipe.enable_lora()
-            pipe.set_adapters([name], adapter_weights=[float(settings.lora_scale)])
-            try:
+            with fused_lora(pipe, name, float(settings.lora_scale)):  # in the weights for this call, then exact base
                 return render_plain(pipe)
-            finally:
-                pipe.disable_lora()  # the pipe is shared (style tab, the other model choice): leave it plain
 
         rendered = self.manager.run(model, render)
         # metrics, image strips and normalising need no GPU: outside its lock, the next request runs
