@@ -13,6 +13,7 @@ UNet, VAE decode, spectrogram codec, mask, metrics; "other" is the rest: the pip
 
 from __future__ import annotations
 
+import statistics
 import time
 
 from fullsize_tabs import Stages, synthetic_sound
@@ -48,9 +49,12 @@ def split_of(stages: Stages, total: float) -> dict:
     return split
 
 
-def run_window(studio, steps: int, strength: float, log, *, split: bool = False, batched: bool = True) -> dict:
+def run_window(studio, steps: int, strength: float, log, *, split: bool = False, batched: bool = True,
+               repeats: int = 1) -> dict:
     """Seconds of our window, the stock img2img, and (``batched``) two windows unbatched and batched,
-    on ``studio``'s device; with ``split`` a per-stage split of both sides (``ours_split``, ``stock_split``)."""
+    on ``studio``'s device; with ``split`` a per-stage split of both sides (``ours_split``, ``stock_split``,
+    from the last repeat). ``repeats`` > 1 times the two sides alternately (stock first, then ours
+    first, ...) and reports the medians, every run in ``ours_runs_s`` and ``stock_runs_s``."""
     import torch
     from diffusers import StableDiffusionImg2ImgPipeline
 
@@ -103,8 +107,14 @@ def run_window(studio, steps: int, strength: float, log, *, split: bool = False,
                 fn()
         log(f"window: ours vs stock img2img, {steps} steps at strength {strength} "
             f"({result['unet_calls']} UNet calls) on {device} ...")
-        result["stock_s"] = timed_with_split(theirs, "stock") if split else _timed(theirs, sync)
-        result["ours_s"] = timed_with_split(ours, "ours") if split else _timed(ours, sync)
+        runs: dict[str, list[float]] = {"ours": [], "stock": []}
+        for repeat in range(repeats):
+            order = (("stock", theirs), ("ours", ours)) if repeat % 2 == 0 else (("ours", ours), ("stock", theirs))
+            for key, fn in order:
+                runs[key].append(timed_with_split(fn, key) if split else _timed(fn, sync))
+        for key in runs:
+            result[f"{key}_s"] = statistics.median(runs[key])
+            result[f"{key}_runs_s"] = [round(x, 3) for x in runs[key]]
         if batched:
             log("window: two windows one at a time, then batched ...")
             result["two_windows_one_at_a_time_s"] = _timed(windows(1), sync)

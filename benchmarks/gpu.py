@@ -115,6 +115,31 @@ class Context:
         return stages
 
 
+def compare(ctx: Context, pipe, ours, theirs) -> dict:
+    """Ours against stock on the same pipe: ``--repeats`` alternating runs (stock first, then ours
+    first, ...), medians and every run, and each side's UNet and text-encoder calls per request."""
+    import statistics
+
+    runs: dict[str, list[float]] = {"ours": [], "stock": []}
+    counted, made = {}, None
+    for repeat in range(ctx.args.repeats):
+        order = (("stock", theirs), ("ours", ours)) if repeat % 2 == 0 else (("ours", ours), ("stock", theirs))
+        for key, fn in order:
+            stages = ctx.counting(pipe)
+            try:
+                seconds, out = ctx.timed(fn)
+            finally:
+                stages.restore()
+            runs[key].append(seconds)
+            counted[key] = calls_of(stages)
+            made = out if key == "ours" else made
+    ours_s, stock_s = statistics.median(runs["ours"]), statistics.median(runs["stock"])
+    return {"ours_s": round(ours_s, 3), "stock_s": round(stock_s, 3), "ours_over_stock": round(ours_s / stock_s, 3),
+            "ours_runs_s": [round(x, 3) for x in runs["ours"]], "stock_runs_s": [round(x, 3) for x in runs["stock"]],
+            **counted["ours"], "stock_unet_calls": counted["stock"]["unet_calls"],
+            "stock_text_encoder_calls": counted["stock"]["text_encoder_calls"], "made": made}
+
+
 def calls_of(stages: Stages) -> dict:
     return {"unet_calls": stages.calls["UNet"], "text_encoder_calls": stages.calls["text encoder"]}
 
@@ -129,7 +154,7 @@ def stage_window(ctx: Context) -> dict:
     from fullsize_window import run_window
 
     steps = ctx.steps(50)
-    result = run_window(ctx.studio, steps, 0.8, log, split=True, batched=False)
+    result = run_window(ctx.studio, steps, 0.8, log, split=True, batched=False, repeats=ctx.args.repeats)
     result["settings"] = {"steps": steps, "strength": 0.8, "scheduler": "repo (PNDM)"}
     return result
 
@@ -162,8 +187,8 @@ def stage_sound_to_music_60s(ctx: Context) -> dict:
                     continue
                 os.environ["STUDIO_WINDOW_BATCH"] = str(auto if batch == "auto" else 1)
                 if ctx.cuda:  # the batch's shapes once (kernel choice, allocator, a compile), untimed
-                    warm = write_wav(synthetic_sound(5.0 * min(auto if batch == "auto" else 1, count), rate),
-                                     rate, ctx.folder, "warm.wav")
+                    batched = min(auto if batch == "auto" else 1, count)  # windows of 5.12 s, 4.92 s apart
+                    warm = write_wav(synthetic_sound(4.92 * batched + 0.1, rate), rate, ctx.folder, "warm.wav")
                     studio.sound_to_music(warm, SoundToMusicSettings.preset(preset, prompt=PROMPT, steps=4,
                                                                             strength=1.0))
                 stages = ctx.counting(pipe)
@@ -213,22 +238,11 @@ def stage_style(ctx: Context) -> dict:
 
     if ctx.cuda:
         ours(), theirs()
-    stages = ctx.counting(pipe)
-    try:
-        ours_s, made = ctx.timed(ours)
-    finally:
-        stages.restore()
-    counted = calls_of(stages)
-    stages = ctx.counting(pipe)
-    try:
-        stock_s, _ = ctx.timed(theirs)
-    finally:
-        stages.restore()
+    compared = compare(ctx, pipe, ours, theirs)
+    made = compared.pop("made")
     return {"styles": names, "settings": {"steps": settings.steps, "strength": settings.strength,
                                           "guidance": settings.guidance, "scheduler": "DDIM (both)"},
-            "ours_s": round(ours_s, 3), "stock_s": round(stock_s, 3), "ours_over_stock": round(ours_s / stock_s, 3),
-            **counted, "stock_unet_calls": stages.calls["UNet"], "stock_text_encoder_calls": stages.calls["text encoder"],
-            "text_encoder_calls_recorded": made.parameters.get("text_encoder_calls")}
+            **compared, "text_encoder_calls_recorded": made.parameters.get("text_encoder_calls")}
 
 
 def stage_music_to_image(ctx: Context) -> dict:
@@ -248,27 +262,25 @@ def stage_music_to_image(ctx: Context) -> dict:
     if ctx.cuda:
         ours()
         stock_sd(pipe, None, described.sentence, settings.steps, 1.0, settings.guidance, ctx.device, (size, size))
-    ours()  # loads the LoRA into the UNet first (once per process), so the timed call is a warm one
+    ours()  # loads the LoRA into the UNet first (once per process), so the timed calls are warm ones
     layers = music_to_image._lora_layers(pipe.unet, music_to_image.DEFAULT_ADAPTER)
     fused_in_calls: list[bool] = []
-    stages = ctx.counting(pipe)
-    counted_forward = pipe.unet.forward
+    handle = pipe.unet.register_forward_pre_hook(
+        lambda module, args: fused_in_calls.append(bool(layers) and all(layer.merged for layer in layers)))
 
-    def watched(*args, **kwargs):
-        fused_in_calls.append(bool(layers) and all(layer.merged for layer in layers))
-        return counted_forward(*args, **kwargs)
+    def theirs():
+        return stock_sd(pipe, None, described.sentence, settings.steps, 1.0, settings.guidance, ctx.device,
+                        (size, size))
 
-    pipe.unet.forward = watched
     try:
-        ours_s, made = ctx.timed(ours)
+        compared = compare(ctx, pipe, ours, theirs)
     finally:
-        del pipe.unet.forward
-        stages.restore()
-    counted = calls_of(stages)
-    stock_s = stock_sd(pipe, None, described.sentence, settings.steps, 1.0, settings.guidance, ctx.device, (size, size))
-    return {"describe_s": round(describe_s, 3), "size": size, "steps": settings.steps, "lora_scale": 1.0,
-            "ours_s": round(ours_s, 3), "stock_s": round(stock_s, 3), "ours_over_stock": round(ours_s / stock_s, 3),
-            **counted, "lora_fused": bool(fused_in_calls) and all(fused_in_calls),
+        handle.remove()
+    made = compared.pop("made")
+    # the hook saw both sides: every call of ours on fused weights, none of stock's
+    ours_calls, stock_calls = (compared[key] * ctx.args.repeats for key in ("unet_calls", "stock_unet_calls"))
+    return {"describe_s": round(describe_s, 3), "size": size, "steps": settings.steps, "lora_scale": 1.0, **compared,
+            "lora_fused": sum(fused_in_calls) == ours_calls > 0 and len(fused_in_calls) == ours_calls + stock_calls,
             "lora_fused_layers": made.parameters.get("lora_fused_layers")}
 
 
@@ -348,9 +360,11 @@ def stage_compile(ctx: Context) -> dict:
             unet(sample, 500, hidden)
             result["eager_s_per_call"] = round(per_call(), 4)
             eager_out = unet(sample, 500, hidden).sample
-        if not result["compiled_at_load"]:
+        if result["compiled_at_load"]:
+            torch._dynamo.reset()  # the earlier stages compiled their shapes: time this one's compile afresh
+        else:
             result["compiled_blocks"] = compile_unet(unet)
-        first_s, _ = ctx.timed(lambda: unet(sample, 500, hidden))  # compiles this shape unless done already
+        first_s, _ = ctx.timed(lambda: unet(sample, 500, hidden))  # compiles the shape
         result["first_call_s"] = round(first_s, 2)
         result["compiled_s_per_call"] = round(per_call(), 4)
         result["max_abs_difference"] = float((unet(sample, 500, hidden).sample - eager_out).abs().max())
@@ -464,6 +478,8 @@ def run(args) -> dict:
                 import torch
 
                 torch.cuda.empty_cache()
+            else:
+                studio.manager.evict_all()  # on the CPU one stage's models at a time (full size: ~4.3 GB each)
             save()
     summary["total_s"] = round(time.perf_counter() - started, 1)
     save()
@@ -484,6 +500,8 @@ def parse(argv: list[str] | None = None):
     parser.add_argument("--image-size", type=int, default=512, help="music to image width and height")
     parser.add_argument("--training-recipes", default=None, help="comma-separated (default: every recipe)")
     parser.add_argument("--training-steps", type=int, default=4, help="optimizer steps per recipe (>= 3)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="ours and stock timed alternately this many times each (medians reported)")
     parser.add_argument("--out", default=None, help="JSON file, rewritten after every stage")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ def test_the_gpu_benchmark_runs_tiny_on_the_cpu_and_reports_every_stage(tmp_path
     command = [sys.executable, "benchmarks/gpu.py", "--profile", "tiny", "--device", "cpu", "--json",
                "--steps", "2", "--long-seconds", "6", "--text-seconds", "6", "--music-seconds", "1",
                "--image-size", "64", "--training-recipes", "style", "--training-steps", "2", "--budget-s", "900",
-               "--out", str(out)]
+               "--repeats", "2", "--out", str(out)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
@@ -30,6 +30,7 @@ def test_the_gpu_benchmark_runs_tiny_on_the_cpu_and_reports_every_stage(tmp_path
 
     window = stages["window"]  # ours vs stock img2img, split per stage, the same UNet calls on both sides
     assert window["ours_s"] > 0 and window["stock_s"] > 0
+    assert len(window["ours_runs_s"]) == len(window["stock_runs_s"]) == 2  # --repeats 2: medians of alternating runs
     assert window["ours_split"]["UNet"]["calls"] == window["stock_split"]["UNet"]["calls"] == window["unet_calls"]
     assert {"spectrogram codec", "mask", "metrics", "text encoder", "VAE encode", "VAE decode", "other"} <= set(
         window["ours_split"])
@@ -45,6 +46,7 @@ def test_the_gpu_benchmark_runs_tiny_on_the_cpu_and_reports_every_stage(tmp_path
     style = stages["style"]  # one text-encoder call per style request
     assert style["text_encoder_calls"] == style["text_encoder_calls_recorded"] == 1
     assert style["unet_calls"] == 1 + style["stock_unet_calls"]  # MusicTI's one-step inversion, then the same steps
+    assert style["stock_text_encoder_calls"] == 2 and len(style["ours_runs_s"]) == 2
 
     image = stages["music_to_image"]  # the LoRA fused into every UNet call
     assert image["lora_fused"] is True and image["lora_fused_layers"] > 0
