@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast venv browser bench clean
+.PHONY: demo test test-fast venv browser bench clean real-data
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: venv browser  ## run the whole test suite (tiny models, no network): what 
 
 test-fast: venv  ## the quick set while editing (under 2 minutes): no browser, nothing marked slow
 	$(PY) -m pytest -q -m "not browser and not slow"
+
+real-data: venv  ## download the original projects' files the tests compare with (12 MB, pinned, checksummed) into .cache/real-data
+	$(PY) -m scripts.real_data fetch
 
 bench: venv  ## print the speed benchmarks (the fullsize one builds ~16 GB of random full-size models once)
 	$(PY) benchmarks/spectrogram.py

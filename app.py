@@ -2,8 +2,10 @@
 
     python app.py                   # real models from the Hugging Face Hub, loaded on first use
     python app.py --profile tiny    # tiny random models built on this machine: no network, no GPU
+    python app.py --no-mcp          # without the MCP server (every tab is an MCP tool by default; STUDIO_MCP=0)
 
-This file only assembles: flags, one tab module per pipeline from ui/, the queue, launch. The work
+This file only assembles: flags, one tab module per pipeline from ui/, the queue, the upload budget
+(ui/uploads.py), the start-up cleanup of what earlier processes left, launch. The work
 happens in pipelines/, which never imports gradio; their errors (StudioError) become gr.Error in
 ui/common.py with the same message, so API callers read them too. Importing this module loads no model.
 """
@@ -19,6 +21,7 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
+from collections.abc import Mapping  # noqa: E402
 
 from pipelines.device import import_spaces_first  # noqa: E402
 
@@ -30,22 +33,61 @@ import gradio as gr  # noqa: E402
 
 _GRADIO_IMPORT_S = time.perf_counter() - _T_GRADIO
 
-from pipelines import limits  # noqa: E402
+from pipelines import limits, sandbox  # noqa: E402
 from pipelines.models import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
-from ui import common, history, send_to  # noqa: E402
+from ui import common, history, history_tab, send_to, uploads  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
 
 TITLE = "Sound ↔ Picture Studio"
-# Handlers turn every error into gr.Error themselves; show_error lets gradio's own input checks
-# (an upload that is not an image, say) reach API callers with their message too. Uploads over our
-# limit are refused while they stream in, before they reach the disk.
-LAUNCH_OPTIONS = {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES}
+# The page's own styling (gradio 6 takes it at launch): a compact header, so that each tab's inputs, main
+# button and result share a laptop's first screen; the names in a table's first column (models, roles,
+# parameters) never broken mid-word (on a phone the table scrolls sideways instead); on a phone, the
+# examples wrapped to the screen's width.
+CSS = """
+#studio-header h1 { font-size: 1.6rem; margin: 0 0 0.15rem 0; }
+#studio-header p { margin: 0; }
+.studio-intro p { font-size: var(--text-sm); margin: 0; }
+.studio-table [data-col="0"] span, .studio-table .sizing-body td:first-child .cell-wrap,
+.studio-table th:first-child span { white-space: nowrap; word-break: normal; overflow-wrap: normal; }
+@media (max-width: 640px) {
+  #studio-header h1 { font-size: 1.3rem; }
+  .table-wrap > table[role=grid] { table-layout: fixed; width: 100%; }  /* examples: wrapped to fit */
+  .table-wrap > table[role=grid] td, .table-wrap > table[role=grid] th { padding: 6px 4px; }
+}
+"""
+
+
+class _LaunchOptions(Mapping):
+    """``launch()``'s keyword arguments (``demo.launch(**LAUNCH_OPTIONS)``). Handlers turn every error
+    into gr.Error themselves; show_error lets gradio's own input checks (an upload that is not an
+    image, say) reach API callers with their message too. A file over our limit is refused while it
+    streams in, and ``ui.uploads.UploadBudget`` (middleware) refuses a client over its upload budget
+    or a full temp folder before the bytes land; ``css`` is the page's styling (``CSS``). ``app_kwargs``
+    is made fresh for every launch: gradio writes its own lifespan handler into the dict it is given."""
+
+    def _options(self) -> dict:
+        from starlette.middleware import Middleware
+
+        return {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES, "css": CSS,
+                "app_kwargs": {"middleware": [Middleware(uploads.UploadBudget)]}}
+
+    def __getitem__(self, key: str):
+        return self._options()[key]
+
+    def __iter__(self):
+        return iter(self._options())
+
+    def __len__(self) -> int:
+        return len(self._options())
+
+
+LAUNCH_OPTIONS = _LaunchOptions()
 TABS = (sound_to_music, music_to_image, style_interpolation, text_to_music, image_to_music, playlist_to_music,
-        spectrogram_tab, history, about)
+        spectrogram_tab, history_tab, about)
 
 
 def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEEP) -> gr.Blocks:
@@ -54,9 +96,11 @@ def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEE
         gr.Markdown(
             f"# {TITLE}\nTurn sound into pictures and pictures into sound. "
             f"Audio inputs up to {int(limits.MAX_INPUT_SECONDS)} s."
-            + (" **Tiny profile: random models, output is noise.**" if studio.info.profile == "tiny" else "")
+            + (f" **{studio.info.profile.capitalize()} profile: random models, output is noise.**"
+               if common.random_weights(studio) else ""),
+            elem_id="studio-header",
         )
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # a phone shows every tab's name, on more lines
             for tab in TABS:
                 tab.build(studio)
             send_to.connect()  # results flow between tabs
@@ -87,6 +131,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-queued-per-user", type=int,
                         default=int(os.environ.get("STUDIO_MAX_QUEUED_PER_USER", limits.MAX_QUEUED_PER_USER)),
                         help="requests of one session waiting in the queue; more are refused as busy")
+    parser.add_argument("--no-mcp", dest="mcp", action="store_false",
+                        default=os.environ.get("STUDIO_MCP", "1").strip().lower() not in ("0", "false", "no", "off"),
+                        help="do not serve the tabs as MCP tools at /gradio_api/mcp/ (env STUDIO_MCP=0 does the same)")
     parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
                         help="skip importing the model libraries (and building tiny models) in the background at start")
     return parser.parse_args(argv)
@@ -125,9 +172,24 @@ def _warm_up(studio: Studio) -> None:
                                      time.perf_counter() - started)
 
 
+def clean_leftovers() -> None:
+    """What earlier processes left: half-built model folders (a kill -9 during a build) and their gradio
+    temp files (gradio forgets those of other processes); this process gets its own temp folder."""
+    from pipelines.model_building import remove_stale_builds
+
+    started = time.perf_counter()
+    builds = remove_stale_builds()
+    _, files, size = uploads.claim_temp_folder()
+    if builds or files:
+        logging.getLogger("studio").info("removed %d stale build folder(s) and %d old temp file(s) (%.0f MB) in %.1f s",
+                                         len(builds), files, size / 2**20, time.perf_counter() - started)
+
+
 def start(args: argparse.Namespace) -> gr.Blocks:
     """Build, queue and launch the app without blocking (the Colab notebook calls this); returns the demo."""
     quiet_console()
+    clean_leftovers()
+    sandbox.POOL.warm()  # the first upload is decoded by a worker that has its libraries imported
     if os.environ.get("SYSTEM") == "spaces" or os.environ.get("SPACE_ID"):
         args.host = "0.0.0.0"
     common.RUN_LIMITS = common.RunLimits(max_seconds=args.max_run_seconds, per_user=args.max_runs_per_user)
@@ -138,11 +200,12 @@ def start(args: argparse.Namespace) -> gr.Blocks:
     demo = queue(build_demo(studio), args.max_queue, args.max_queued_per_user)
     # quiet: gradio's own lines would suggest `share=True`, where our flag is --share; we print the URLs
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
-                quiet=True, **LAUNCH_OPTIONS)
+                quiet=True, mcp_server=args.mcp, **LAUNCH_OPTIONS)
     print(
         f"Serving {TITLE} (profile {args.profile}, device {studio.device}) after "
         f"{time.perf_counter() - _T0:.2f} s from start ({_GRADIO_IMPORT_S:.2f} s of it importing gradio) "
-        f"at {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else " (--share for a public link)"),
+        f"at {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else " (--share for a public link)")
+        + (f"; MCP tools at {demo.local_url}gradio_api/mcp/ (--no-mcp to switch off)" if args.mcp else ""),
         flush=True,
     )
     return demo

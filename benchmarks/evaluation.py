@@ -4,7 +4,7 @@
     python benchmarks/evaluation.py --profile fullsize   # CLAP at its real size (random weights)
     python benchmarks/evaluation.py --device cuda --profile hub
 
-Pairs: ``../shared/data/real/mask-paper`` (5.11 s each) when present, else synthetic 5 s sounds. CLAP:
+Pairs: the mask paper's own (5.11 s each; scripts/real_data.py finds them) when present, else synthetic 5 s sounds. CLAP:
 one 10 s window at 48 kHz, embedded ``--runs`` times after one warm-up (median printed). Prints the
 paper-mode values of each pair too, so the numbers in the README can be checked.
 """
@@ -17,17 +17,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-REAL = ROOT.parent / "shared" / "data" / "real" / "mask-paper"
 
 
 def pairs():
     import numpy as np
 
-    if REAL.is_dir():
+    from scripts.real_data import find_real_data
+
+    if (found := find_real_data("mask-paper")) is not None:
         from evaluation.pair import load_44k
 
-        for path in sorted((REAL / "everyday").glob("*.wav")):
-            yield path.stem, load_44k(path), load_44k(REAL / "generated" / f"{path.stem}_output.wav")
+        real = found / "mask-paper"
+
+        for path in sorted((real / "everyday").glob("*.wav")):
+            yield path.stem, load_44k(path), load_44k(real / "generated" / f"{path.stem}_output.wav")
         return
     rng = np.random.default_rng(0)
     for i in range(3):

@@ -73,15 +73,15 @@ def run_window(studio, steps: int, strength: float, log, *, split: bool = False,
     stock = StableDiffusionImg2ImgPipeline(**pipe.components, requires_safety_checker=False)
     stock.set_progress_bar_config(disable=True)
 
-    def ours():
-        masked_img2img.sound_to_music(pipe, one, settings, device=device)
+    def ours():  # the whole window as the Studio runs it: the model half, then the CPU half (metrics)
+        masked_img2img.finish(masked_img2img.render_with_model(pipe, one, settings, device=device), settings)
 
     def theirs():
         stock(prompt=settings.prompt, image=image.convert("RGB"), strength=strength, num_inference_steps=steps,
               guidance_scale=settings.guidance, generator=torch.Generator().manual_seed(settings.seed))
 
     def windows(batch: int):
-        return lambda: masked_img2img.sound_to_music(pipe, two, settings, device=device, batch_size=batch)
+        return lambda: masked_img2img.render_with_model(pipe, two, settings, device=device, batch_size=batch)
 
     def timed_with_split(fn, key: str) -> float:
         stages = Stages(sync)

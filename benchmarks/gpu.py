@@ -17,7 +17,7 @@ after every stage.
    components, image and settings, each with a per-stage split (text encoder, VAE, UNet, codec,
    mask, metrics, other) and call counts (``fullsize_window.run_window``).
 2. ``sound_to_music_60s``: a 60 s sound (13 windows) through ``Studio.sound_to_music`` as the app calls
-   it, at the "paper" and "fast" presets, window batch auto (``studio.window_batch_size``) and 1:
+   it, at the "paper" and "fast" presets, window batch auto (``windows.window_batch_size``) and 1:
    seconds, real-time factor, UNet and text-encoder calls, peak host and GPU memory.
 3. ``style``: ``Studio.style_interpolation`` on one window (2 styles, MusicTI's 50 steps at 0.7) against
    stock img2img with the same DDIM scheduler, steps, strength and guidance; UNet and text-encoder
@@ -162,7 +162,7 @@ def stage_window(ctx: Context) -> dict:
 def stage_sound_to_music_60s(ctx: Context) -> dict:
     from pipelines import spectrogram, windows
     from pipelines.settings import SoundToMusicSettings
-    from pipelines.studio import window_batch_size
+    from pipelines.windows import window_batch_size
 
     args, studio = ctx.args, ctx.studio
     rate = spectrogram.RIFFUSION.sample_rate

@@ -135,7 +135,11 @@ class KerasClassifier:
 
     def classify(self, samples: np.ndarray) -> Prediction:
         """Mono samples at 22050 Hz (any length) -> the mean of every segment's probabilities."""
-        per_segment = self.predict_features(self.features(samples))
+        from core import runs
+
+        features = self.features(samples)
+        runs.raise_if_stopped()  # a cancelled run stops between the feature step and the network
+        per_segment = self.predict_features(features)
         mean = per_segment.mean(axis=0)
         return Prediction(self.labels, mean / mean.sum(), len(per_segment), per_segment)
 

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     pair.add_argument("input", help="the input sound (any format the app reads)")
     pair.add_argument("output", help="the generated sound")
     pair.add_argument("--mode", choices=PAIR_MODES, default="paper",
-                      help="paper: the mask paper's notebook; studio: the app's own way (README, Evaluation)")
+                      help="paper: the mask paper's notebook; studio: the app's own way (docs/EVALUATION.md)")
     pair.add_argument("--clap", action="store_true", help="add CLAP content preservation (and the CLAP score with --prompt)")
     pair.add_argument("--prompt", default=None, help="the prompt of the output, for the CLAP score")
     pair.add_argument("--styles", type=_names, default=None,

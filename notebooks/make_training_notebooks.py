@@ -92,8 +92,8 @@ def notebook(recipe: str, title: str, intro: str, parameters: str, toy: str, tra
              serve: str) -> dict:
     cells = [
         markdown(f"# {title}\n{intro}\n\nPick a GPU runtime on Colab (Runtime → Change runtime type). The same "
-                 f"training runs on several GPUs with `accelerate launch -m training.{recipe} ...` (see the README's "
-                 "*Training* section)."),
+                 f"training runs on several GPUs with `accelerate launch -m training.{recipe} ...` (see the manual's "
+                 "`docs/TRAINING.md`)."),
         code(CLONE, ("colab-setup",)),
         code(f'RECIPE = "{recipe}"\n' + parameters, ("parameters",)),
         code(toy),

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from core import runs
 from core.errors import InputError
 
 CLAP_SAMPLE_RATE = 48_000  # Hz; laion/clap-htsat-unfused's feature extractor
@@ -101,6 +102,7 @@ class ClapEmbedder:
         dtype = next(self.model.parameters()).dtype
         out = []
         for start in range(0, len(pieces), self.batch_size):
+            runs.raise_if_stopped()  # metrics of a cancelled run stop between batches
             batch = [np.asarray(p, dtype=np.float32) for p in pieces[start:start + self.batch_size]]
             inputs = self.processor(audio=batch, sampling_rate=CLAP_SAMPLE_RATE, return_tensors="pt")
             inputs = {k: v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device)

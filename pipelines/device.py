@@ -32,6 +32,22 @@ from core.errors import OutOfMemoryError, StudioError
 log = logging.getLogger(__name__)
 
 ZERO_GPU = bool(os.environ.get("SPACES_ZERO_GPU"))
+# What ZeroGPU accepts (Hugging Face's ZeroGPU page, 2026): the README front matter's python_version and
+# pre-requirements.txt's torch pin must be among these (tests/test_spaces_conventions.py checks both).
+ZERO_GPU_PYTHONS = ("3.10", "3.12")  # 3.10.13 and 3.12.12
+ZERO_GPU_TORCH = ("2.8.0", "2.11.0")  # oldest and newest accepted
+# ``spaces.GPU(size=...)``: "large" is half a card (the default, 1x quota), "xlarge" a whole one (2x quota).
+# Every tab's models fit half a card (17.6 GB fp32 for all of them together), so requests ask for "large"
+# unless STUDIO_ZERO_GPU_SIZE says otherwise.
+ZERO_GPU_SIZES = ("large", "xlarge")
+
+
+def zero_gpu_size() -> str:
+    """The ZeroGPU size requests ask for: ``STUDIO_ZERO_GPU_SIZE`` ("large" or "xlarge"), else "large"."""
+    value = os.environ.get("STUDIO_ZERO_GPU_SIZE", "large").strip().lower()
+    if value not in ZERO_GPU_SIZES:
+        raise StudioError(f"STUDIO_ZERO_GPU_SIZE must be one of {', '.join(ZERO_GPU_SIZES)}, not {value!r}.")
+    return value
 
 
 def import_spaces_first() -> Any | None:
@@ -208,12 +224,35 @@ class DeviceManager:
         entry.uses += 1
         return entry.model
 
-    def gpu_task(self, fn: Callable, duration: int | Callable = 60) -> Callable:
-        """Wrap a function that does GPU work: ``spaces.GPU(duration=...)`` on ZeroGPU, else as is."""
+    def gpu_task(self, fn: Callable, duration: int | Callable = 60, size: str | Callable | None = None) -> Callable:
+        """Wrap a function that does GPU work: ``spaces.GPU(duration=..., size=...)`` on ZeroGPU, else as is.
+
+        ``duration`` (seconds) and ``size`` ("large" or "xlarge", ``ZERO_GPU_SIZES``; None: ``zero_gpu_size()``)
+        may each be a number/name or a callable of the request's arguments, so every request asks for
+        what it needs. ``spaces.GPU`` takes one fixed size, so a callable size picks, per call, one of two
+        decorated copies of ``fn``."""
         if not ZERO_GPU:
             return fn
         spaces = import_spaces_first()
-        return spaces.GPU(duration=duration)(fn)
+        size = zero_gpu_size() if size is None else size
+
+        def decorate(name: str) -> Callable:  # "large" is spaces' default: not named, so older spaces work too
+            return spaces.GPU(duration=duration, **({} if name == "large" else {"size": name}))(fn)
+
+        if not callable(size):
+            return decorate(size)
+        import functools
+
+        sized = {name: decorate(name) for name in ZERO_GPU_SIZES}
+
+        @functools.wraps(fn)
+        def per_request(*args, **kwargs):
+            name = size(*args, **kwargs)
+            if name not in sized:
+                raise StudioError(f"A ZeroGPU size must be one of {', '.join(ZERO_GPU_SIZES)}, not {name!r}.")
+            return sized[name](*args, **kwargs)
+
+        return per_request
 
     def preload(self, names: list[str] | None = None) -> None:
         """Load and place models now (ZeroGPU wants them on "cuda" before any request)."""
@@ -415,3 +454,46 @@ def compile_unet(unet: Any, **options: Any) -> int:
     for block in blocks:
         block.compile(dynamic=False, **options)
     return len(blocks)
+
+
+# -- how much the manager may keep loaded -----------------------------------------------------------
+def available_memory_bytes() -> int | None:
+    """Host memory available for new allocations now (Linux ``MemAvailable``: free memory plus the
+    page cache that can be dropped), else the free pages the OS reports; None when neither is known."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts kiB
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_budget(device: str) -> int | None:
+    """Bytes of weights the manager keeps loaded on ``device``: STUDIO_MEMORY_BUDGET_GB when set; on
+    CUDA 75% of the card (activations, the CUDA context and the allocator's cache need the rest);
+    on the CPU and MPS (which shares host memory) 75% of the host memory available when the Studio
+    starts (the rest for activations, audio and the app), so a CPU Space drops the least recently
+    used model instead of running out of memory (every tab once holds ~17.6 GB in fp32); on ZeroGPU
+    none (the platform places the models)."""
+    value = os.environ.get("STUDIO_MEMORY_BUDGET_GB")
+    if value:
+        try:
+            gigabytes = float(value)
+        except ValueError:
+            gigabytes = -1.0
+        if not gigabytes > 0:
+            raise StudioError(f"STUDIO_MEMORY_BUDGET_GB must be a positive number of GiB, not {value!r}.")
+        return int(gigabytes * 2**30)
+    if ZERO_GPU:
+        return None
+    if device.startswith("cuda"):
+        import torch
+
+        return int(0.75 * torch.cuda.get_device_properties(torch.device(device)).total_memory)
+    available = available_memory_bytes()
+    return None if available is None else int(0.75 * available)

@@ -17,7 +17,7 @@ the Hub repos, so the real layouts' surprises (``../shared/reference/hub/README.
 The configurations come from ``fullsize_configs.json`` (a copy of ``../shared/reference/hub``'s files,
 so the builder also works where ``../shared`` is absent, e.g. a lent GPU machine); roles whose config
 was never captured are reconstructed from the published architecture here, each saying from what
-(``SOURCES``, summarised in the README's fullsize table). Parts a loader never reads are not built
+(``fullsize_specs.FAMILIES``, summarised in the README's fullsize table). Parts a loader never reads are not built
 (safety checker, ``unet_traced/``, single-file ``.ckpt``, duplicate ``.bin`` beside ``.safetensors``).
 
 ``ensure(family)`` builds into ``$STUDIO_CACHE/fullsize/<family>-v<N>`` with ``model_building``'s
@@ -42,9 +42,8 @@ from .fullsize_specs import (ALPPO, RIFFUSION, SD15, amuse_unet, amuse_vae, blip
 FAMILIES = model_building.ModelFamilies("fullsize")
 BUILDERS = FAMILIES.builders
 builder, has, ensure, is_built = FAMILIES.builder, FAMILIES.has, FAMILIES.ensure, FAMILIES.is_built
-
-# Roles whose fullsize folder is not their tiny family's: the three SD roles differ in layout.
-ROLE_FAMILIES = {"riffusion": "riffusion", "mask_model": "riffusion", "sd15": "sd15"}
+# Which family each role uses here is the role's own (``roles.Role.fullsize_family``): the three SD
+# roles share the tiny "sd" family but not a real layout.
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from .roles import ROLES
 
 CONFIG_FILE = Path(__file__).with_name("fullsize_configs.json")
 SD15 = "stable-diffusion-v1-5--stable-diffusion-v1-5"
@@ -21,56 +24,11 @@ RIFFUSION = "riffusion--riffusion-model-v1"
 ALPPO = "alppo--vae-conditioned-diffusion-model_v2"
 TETICIO = "teticio--audio-diffusion-256"
 
-# What each family is built from (the README's verbatim/reconstructed table).
-SOURCES: dict[str, str] = {
-    "riffusion": "riffusion/riffusion-model-v1: scheduler + vae configs verbatim, unet + model_index reconstructed "
-                 "(manifest); text encoder = SD 1.5's verbatim CLIP ViT-L/14 config (riffusion's own not captured). "
-                 "Also stands in for cappiepappie/stable-diffusion-music-25 (no config captured; same SD 1.x UNet)",
-    "sd15": "stable-diffusion-v1-5: model_index, scheduler, text_encoder, tokenizer configs verbatim; unet, vae, "
-            "feature_extractor reconstructed (manifest, size-checked)",
-    "lora": "Derek327783/TechJam's LoRA layout: 128 rank-4 pairs, old `.lora.down/up` keys, on SD 1.5's UNet",
-    "blip": "Salesforce/blip-image-captioning-large: preprocessor + special tokens from the manifest; model config "
-            "reconstructed from the manifest's key values (ViT-L 24x1024 vision, BERT-base 12x768 text decoder)",
-    "musicgen": "facebook/musicgen-small: generation + preprocessor configs from the manifest (reconstructed); "
-                "model config reconstructed from the published architecture (T5-base text encoder, 24x1024 "
-                "decoder with 4 codebooks of 2048, EnCodec 32 kHz)",
-    "musicgen_melody": "facebook/musicgen-melody (not in the manifests): the published decoder config (48x1536, "
-                       "24 heads, ffn 6144) with musicgen-small's T5-base and EnCodec; preprocessor values as "
-                       "published; 1.56 B parameters, the real 6.23 GB",
-    "clap": "laion/clap-htsat-unfused: preprocessor config from the manifest (reconstructed); model config = "
-            "transformers' ClapConfig defaults (HTSAT-tiny audio, RoBERTa-base text, 512 projection, unfused)",
-    "sentence": "sentence-transformers/all-distilroberta-v1: modules.json verbatim, config.json + "
-                "config_sentence_transformers.json reconstructed (manifest); 1_Pooling = mean pooling over 768",
-    "amuse_unet": "alppo/vae-conditioned-diffusion-model_v2: model_index verbatim, scheduler reconstructed "
-                  "(manifest); unet config NOT captured: reconstructed as teticio/audio-diffusion-256's verbatim "
-                  "UNet2DModel config (its base model) with a cross-attention mid block over AMUSE's 64-d "
-                  "condition, the one variant whose size matches the real 472 MB file",
-    "amuse_vae": "AMUSE playlist VAE (not published): the AMUSE code's encoder widths 32..512, latent 32",
-    "music_styles": "MusicTI styles (kariander1/interp-music-style): three random 768-wide TVTI styles (17.9 M each)",
-    "keras_genre": "TechJam genre CNN: the original's layer types and widths (classifiers.genre)",
-    "keras_emotion": "TechJam emotion CNN: the original's nine conv widths (classifiers.emotion)",
-}
 
 
-# The real repositories' weight files, in bytes, from the manifests (decimal GB/MB as the Hub lists
-# them): {role: {part: bytes}}. Only sizes a manifest gives; a part missing here is unknown.
-REAL_SIZES: dict[str, dict[str, int]] = {
-    # riffusion: the unmerged safetensors PR's per-component files (main's .bin are the same tensors)
-    "riffusion": {"unet": 3_438_167_534, "text_encoder": 492_265_879, "vae": 334_643_276},
-    "mask_model": {"unet": 3_440_000_000},  # unet/diffusion_pytorch_model.bin 3.44 GB; other parts not listed
-    # SD 1.5: v1-5-pruned-emaonly.safetensors holds exactly the unet, vae and text encoder the pipeline loads
-    "sd15": {"pipeline": 4_270_000_000},
-    "m2i_lora": {"lora": 3_226_184},
-    "blip": {"model": 1_880_000_000},
-    "musicgen": {"model": 2_360_000_000},
-    "musicgen_melody": {"model": 6_230_000_000},  # two shards, 4.97 + 1.26 GB (newest tree)  # model.safetensors (audiocraft's own files are another 1.08 GB)
-    "clap": {"model": 615_000_000},
-    "sentence_embedder": {"model": 328_000_000},
-    "amuse_unet": {"unet": 472_000_000},
-    # Keras .h5 saved after fit: the weights plus Adam's two slots per weight, so 3x the weights
-    "genre_classifier": {"h5": 6_874_520},
-    "emotion_classifier": {"h5": 246_095_376},
-}
+# The real repositories' weight files, in bytes ({role: {part: bytes}}): each role's own
+# ``real_sizes`` in the role table (``roles.ROLES``).
+REAL_SIZES: dict[str, dict[str, int]] = {name: dict(role.real_sizes) for name, role in ROLES.items() if role.real_sizes}
 
 
 # -- configurations ----------------------------------------------------------------------------------
@@ -181,7 +139,7 @@ def sentence_model():
 def amuse_unet_config() -> dict[str, Any]:
     """teticio/audio-diffusion-256's verbatim UNet2DModel config (AMUSE's base model), made conditional:
     its attention blocks become cross-attention blocks (also in the middle) over AMUSE's 64-d condition."""
-    from .playlist_to_music import CONDITION_DIM
+    from .playlist_vae import CONDITION_DIM
 
     base = config(TETICIO, "unet/config.json")
     for key in ("_class_name", "_diffusers_version", "_name_or_path", "time_embedding_type"):
@@ -201,7 +159,7 @@ def amuse_unet():
 
 
 def amuse_vae():
-    from .playlist_to_music import PlaylistVAE
+    from .playlist_vae import PlaylistVAE
 
     return PlaylistVAE()  # the AMUSE code's widths are its defaults
 
@@ -212,19 +170,65 @@ def style_module():
     return StyleEmbedding(width=768)
 
 
-# torch models per family, for parameter counts without weights (``parameter_counts``)
-TORCH_PARTS: dict[str, dict[str, Callable[[], Any]]] = {
-    "riffusion": {"unet": lambda: sd_unet(RIFFUSION), "vae": lambda: sd_vae(RIFFUSION), "text_encoder": clip_text_encoder},
-    "sd15": {"unet": sd_unet, "vae": sd_vae, "text_encoder": clip_text_encoder},
-    "blip": {"model": blip_model},
-    "musicgen": {"model": musicgen_model},
-    "musicgen_melody": {"model": musicgen_melody_model},
-    "clap": {"model": clap_model},
-    "sentence": {"model": sentence_model},
-    "amuse_unet": {"unet": amuse_unet},
-    "amuse_vae": {"model": amuse_vae},
-    "music_styles": {"style": style_module},
+@dataclass(frozen=True)
+class Family:
+    """One full-size family (``fullsize.py`` builds it under this name): what it is built from (the
+    README's verbatim/reconstructed table) and its torch parts, for parameter counts without weights."""
+
+    source: str
+    parts: dict[str, Callable[[], Any]] = field(default_factory=dict, hash=False)
+
+
+# Every full-size family, one entry each (the roles name theirs: ``roles.Role.fullsize_family``).
+FAMILIES: dict[str, Family] = {
+    "riffusion": Family(
+        "riffusion/riffusion-model-v1: scheduler + vae configs verbatim, unet + model_index reconstructed "
+        "(manifest); text encoder = SD 1.5's verbatim CLIP ViT-L/14 config (riffusion's own not captured). "
+        "Also stands in for cappiepappie/stable-diffusion-music-25 (no config captured; same SD 1.x UNet)",
+        {"unet": lambda: sd_unet(RIFFUSION), "vae": lambda: sd_vae(RIFFUSION), "text_encoder": clip_text_encoder}),
+    "sd15": Family(
+        "stable-diffusion-v1-5: model_index, scheduler, text_encoder, tokenizer configs verbatim; unet, vae, "
+        "feature_extractor reconstructed (manifest, size-checked)",
+        {"unet": sd_unet, "vae": sd_vae, "text_encoder": clip_text_encoder}),
+    "lora": Family("Derek327783/TechJam's LoRA layout: 128 rank-4 pairs, old `.lora.down/up` keys, on SD 1.5's UNet"),
+    "blip": Family(
+        "Salesforce/blip-image-captioning-large: preprocessor + special tokens from the manifest; model config "
+        "reconstructed from the manifest's key values (ViT-L 24x1024 vision, BERT-base 12x768 text decoder)",
+        {"model": blip_model}),
+    "musicgen": Family(
+        "facebook/musicgen-small: generation + preprocessor configs from the manifest (reconstructed); "
+        "model config reconstructed from the published architecture (T5-base text encoder, 24x1024 "
+        "decoder with 4 codebooks of 2048, EnCodec 32 kHz)",
+        {"model": musicgen_model}),
+    "musicgen_melody": Family(
+        "facebook/musicgen-melody (not in the manifests): the published decoder config (48x1536, "
+        "24 heads, ffn 6144) with musicgen-small's T5-base and EnCodec; preprocessor values as "
+        "published; 1.56 B parameters, the real 6.23 GB",
+        {"model": musicgen_melody_model}),
+    "clap": Family(
+        "laion/clap-htsat-unfused: preprocessor config from the manifest (reconstructed); model config = "
+        "transformers' ClapConfig defaults (HTSAT-tiny audio, RoBERTa-base text, 512 projection, unfused)",
+        {"model": clap_model}),
+    "sentence": Family(
+        "sentence-transformers/all-distilroberta-v1: modules.json verbatim, config.json + "
+        "config_sentence_transformers.json reconstructed (manifest); 1_Pooling = mean pooling over 768",
+        {"model": sentence_model}),
+    "amuse_unet": Family(
+        "alppo/vae-conditioned-diffusion-model_v2: model_index verbatim, scheduler reconstructed "
+        "(manifest); unet config NOT captured: reconstructed as teticio/audio-diffusion-256's verbatim "
+        "UNet2DModel config (its base model) with a cross-attention mid block over AMUSE's 64-d "
+        "condition, the one variant whose size matches the real 472 MB file",
+        {"unet": amuse_unet}),
+    "amuse_vae": Family("AMUSE playlist VAE (not published): the AMUSE code's encoder widths 32..512, latent 32",
+                        {"model": amuse_vae}),
+    "music_styles": Family("MusicTI styles (kariander1/interp-music-style): three random 768-wide TVTI styles "
+                           "(17.9 M each)", {"style": style_module}),
+    "keras_genre": Family("TechJam genre CNN: the original's layer types and widths (classifiers.genre)"),
+    "keras_emotion": Family("TechJam emotion CNN: the original's nine conv widths (classifiers.emotion)"),
 }
+SOURCES: dict[str, str] = {name: family.source for name, family in FAMILIES.items()}
+TORCH_PARTS: dict[str, dict[str, Callable[[], Any]]] = {name: family.parts for name, family in FAMILIES.items()
+                                                        if family.parts}
 
 
 def parameter_counts(family: str) -> dict[str, int]:

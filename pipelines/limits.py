@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from core.errors import InputError
+
+
+def _env(name: str, default: float) -> float:
+    """A limit an operator may set in the environment (``STUDIO_<NAME>``); ``default`` otherwise."""
+    return float(os.environ.get(f"STUDIO_{name}", default))
 
 
 @dataclass(frozen=True)
@@ -36,11 +42,24 @@ MAX_QUEUED_PER_USER = 4  # requests of one session waiting at a time; more are r
 CACHE_SWEEP = (60, 900)  # gradio's temporary files: every 60 s, those older than 900 s are removed
 OUTPUT_MAX_FOLDERS = 64  # result folders kept (each request writes one); older ones are removed
 
+# Decoding untrusted uploads (pipelines.sandbox: worker processes that are killed on overrun)
+DECODE_SECONDS = _env("DECODE_SECONDS", 20.0)  # one file's decode; past it the worker is killed
+# each worker's address space (RLIMIT_AS): ~115 MB of libraries, then a 50 MP RGBA picture needs ~0.65 GB
+# (pipelines.images.memory_bound, and its trip back) and the longest sound ~0.5 GB
+DECODE_MEMORY_BYTES = int(_env("DECODE_MEMORY_MB", 1024) * 2**20)
+DECODE_WORKERS = int(_env("DECODE_WORKERS", 2))  # decodes at once; more callers wait for a free worker
+
+# Uploads (/gradio_api/upload, before the bytes reach the disk: app.UploadBudget)
+UPLOAD_BYTES_PER_MINUTE = int(_env("UPLOAD_MB_PER_MINUTE", 300) * 2**20)  # per client (IP address)
+UPLOAD_FILES_WAITING = int(_env("UPLOAD_FILES_WAITING", 40))  # per client: its uploads still on disk
+TEMP_BUDGET_BYTES = int(_env("TEMP_BUDGET_MB", 4096) * 2**20)  # gradio's temp folder, all files together
+
 # Audio input
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # larger files are refused before decoding
 MAX_INPUT_SECONDS = 60.0  # longer inputs are refused; sound-to-music works window by window
 MIN_INPUT_SECONDS = 0.1
 SILENCE_DBFS = -60.0  # a clip whose peak is below this is treated as silent
+MAX_SAMPLE_PEAK = 1000.0  # float samples beyond this (+60 dBFS) are refused: broken, not loud
 MAX_CHANNELS = 8  # 7.1 surround; more is almost certainly not music
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000  # Hz; outside this a header is broken or hostile
 MAX_TRACK_SECONDS = 600.0  # playlist tracks: whole songs are fine (only one slice is used)
@@ -147,7 +166,14 @@ class Settings:
     LABEL_PREFIX: ClassVar[str] = ""  # e.g. "mask ": errors say "Mask invert must be ..."
 
     def validate(self):
-        """Check every field; return ``self`` so ``settings.validate()`` chains. Raises InputError."""
+        """Check every field; return ``self`` so ``settings.validate()`` chains. Raises InputError.
+
+        Settings are frozen, so a passed check is remembered on the instance: the Studio validates
+        once per request, before any audio decode or model load, and the pipeline's own guard for
+        direct callers costs nothing after that (``dataclasses.replace`` makes a new, unchecked one).
+        """
+        if self.__dict__.get("_validated"):
+            return self
         for name, (label, required, hint) in self.TEXTS.items():
             check_text(label, getattr(self, name), required=required, hint=hint)
         for name, allowed in self.CHOICES.items():
@@ -157,6 +183,7 @@ class Settings:
         for name, valid in self.RANGES.items():
             valid.check(self.LABEL_PREFIX + name.replace("_", " "), getattr(self, name))
         self.check()
+        object.__setattr__(self, "_validated", True)
         return self
 
     def check(self) -> None:

@@ -317,7 +317,7 @@ def load_amuse_scheduler(location: str, revision: str | None = None):
     """The UNet repo's scheduler config if it has one, else DDPMScheduler(1000) (the training recipe's)."""
     from diffusers import DDPMScheduler
 
-    from .playlist_to_music import TRAIN_TIMESTEPS
+    from .playlist_vae import TRAIN_TIMESTEPS
 
     try:
         return _subfolder_first(DDPMScheduler.from_pretrained, location, "scheduler", revision)
@@ -327,8 +327,56 @@ def load_amuse_scheduler(location: str, revision: str | None = None):
 
 def load_amuse_vae(location: str, revision: str | None = None):
     """The playlist VAE (not published: in practice a local folder made by training)."""
-    from .playlist_to_music import PlaylistVAE
+    from .playlist_vae import PlaylistVAE
 
     if Path(location).expanduser().is_dir():
         return PlaylistVAE.from_pretrained(str(Path(location).expanduser())).eval()
     return PlaylistVAE.from_pretrained(location, revision=revision).eval()
+
+
+# -- the device manager's entries, from the role table ---------------------------------------------------
+def _load_amuse(registry: Any, dtype: Any) -> ModelBundle:
+    """AMUSE's UNet (Hub) and playlist VAE (not published: a local folder) as one unit."""
+    from .models import load_or_explain
+
+    vae = load_or_explain(registry.resolve("amuse_vae"), load_amuse_vae)  # the VAE explains itself first
+    unet_source = registry.resolve("amuse_unet")
+    return ModelBundle(unet=load_or_explain(unet_source, load_amuse_unet, dtype=dtype), vae=vae,
+                       scheduler=load_or_explain(unet_source, load_amuse_scheduler))
+
+
+# ``Role.loader`` -> the loader of a single role (``(location, revision=None, **kwargs)``)
+LOADERS: dict[str, Callable[..., Any]] = {
+    "sd_img2img": load_sd_img2img, "blip": load_blip, "musicgen": load_musicgen,
+    "musicgen_melody": load_musicgen_melody, "clap": load_clap, "sentence_embedder": load_sentence_embedder,
+}
+
+
+def entry_loaders(registry: Any, dtype: Any, device: str) -> dict[str, Callable[[], Any]]:
+    """One zero-argument loader per device-manager entry, for every role with a ``loader`` in the
+    role table (``roles.ROLES``); nothing loads until one is called.
+
+    Torch models load in ``dtype`` (fp16 on CUDA; None keeps fp32), SD pipelines from their fp16
+    variant files when the dtype is 16-bit and with ``tune_sd``'s GPU switches for ``device``; the
+    Keras classifiers on the CPU; AMUSE's UNet, VAE and scheduler as one bundle. Each failure comes
+    back as ``models.load_or_explain``'s message. KeyError for a ``Role.loader`` no loader has.
+    """
+    from .models import load_or_explain
+    from .roles import loaded_roles
+
+    made: dict[str, Callable[[], Any]] = {}
+    for role in loaded_roles():
+        name, kind = role.name, role.loader
+        if kind == "amuse":
+            made[role.manager_entry] = lambda: _load_amuse(registry, dtype)
+        elif kind == "keras_classifier":
+            made[role.manager_entry] = lambda name=name: load_or_explain(registry.resolve(name), classifier_loader(name))
+        elif kind == "sd_img2img":  # SDPA check, channels_last, STUDIO_COMPILE
+            variant = (role.variants or (None,))[0]
+            made[role.manager_entry] = lambda name=name, variant=variant: tune_sd(load_or_explain(
+                registry.resolve(name), load_sd_img2img, dtype=dtype, variant=variant), device)
+        else:
+            load = LOADERS[kind]
+            made[role.manager_entry] = lambda name=name, load=load: load_or_explain(registry.resolve(name), load,
+                                                                                    dtype=dtype)
+    return made

@@ -13,8 +13,10 @@ The system of "Mask-Based Diffusion for Music Generation From Everyday Sounds" (
 4. the output image becomes audio again; long inputs go window by window and are crossfaded.
 
 The diffusion step lives in differential_img2img.py (diffusers' ``StableDiffusionImg2ImgPipeline``
-plus a ``change_map`` argument), imported only when a model runs; this module holds the mask, the
-settings and ``sound_to_music``, the whole audio-to-audio path with its images and metrics.
+plus a ``change_map`` argument), imported only when a model runs; the settings live in settings.py
+(``SoundToMusicSettings``, ``MaskSettings``). This module holds the change map and the audio-to-audio
+path in two halves: ``render_with_model`` (windows, masks, diffusion, inversion: under the GPU lock)
+and ``finish`` (normalising, image strips, SSIM and chroma CENS: CPU side).
 """
 
 from __future__ import annotations
@@ -37,7 +39,11 @@ from .settings import SCHEDULERS, MaskSettings, SoundToMusicSettings
 
 
 def make_mask(spectrogram_image: Image.Image, settings: MaskSettings = MaskSettings()) -> Image.Image:
-    """The change map (grayscale, same size) made from the sound's own spectrogram image."""
+    """The change map (grayscale, same size) made from the sound's own spectrogram image.
+
+    Raises InputError for mask settings out of range (checked once per settings object: a request's
+    later windows pass for free, ``limits.Settings.validate``).
+    """
     settings.validate()
     gray = spectrogram_image.convert("L")
     if settings.invert >= 0:
@@ -118,40 +124,11 @@ class SoundToMusicResult(Result):
                 "output-spectrogram": self.output_spectrogram}
 
 
-def sound_to_music(
-    pipe,
-    audio: np.ndarray,
-    settings: SoundToMusicSettings = SoundToMusicSettings(),
-    *,
-    device: str = "cpu",
-    overlap_seconds: float = windows.OVERLAP_SECONDS,
-    on_progress: Callable[[float, str], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    batch_size: int = 1,
-) -> SoundToMusicResult:
-    """Turn a sound into music in the style of the prompt: ``render_windows_with_model`` then
-    ``finish`` (the Studio calls the two apart, so the CPU-side second half runs outside the GPU lock).
-
-    Args:
-        pipe: a loaded Stable Diffusion img2img pipeline on a Riffusion-style model (already on
-            ``device``; the device manager puts it there).
-        audio: mono samples at 44.1 kHz, shaped (n,) or (1, n); any length, processed in 5.12 s
-            windows with the same seed schedule and crossfaded back together.
-        settings: prompt, steps, strength, guidance, seed, scheduler and the mask settings.
-        on_progress: called with (fraction done, message) per window and per denoising step.
-        should_stop: polled after every denoising step; True cancels.
-        batch_size: windows denoised together in one UNet batch (1: one at a time). Each window
-            keeps its own generator seeded with ``settings.seed``, so the output does not depend on
-            it beyond floating-point rounding.
-    """
-    rendered = render_with_model(pipe, audio, settings, device=device, overlap_seconds=overlap_seconds,
-                                 on_progress=on_progress, should_stop=should_stop, batch_size=batch_size)
-    return finish(rendered, settings)
-
-
 @dataclass
 class RenderedSound:
-    """What the model part of sound to music made; ``finish`` turns it into the result (CPU only)."""
+    """What the model part of sound to music made (``render_with_model``, under the GPU lock);
+    ``finish`` turns it into the result (CPU only). ``finish(render_with_model(pipe, audio, settings))``
+    is the whole path, as the Studio runs it."""
 
     samples: np.ndarray  # (1, n) the input, float32 at 44.1 kHz
     windows: windows.RenderedWindows  # stitched audio (not normalised), input and output images
@@ -165,13 +142,28 @@ def render_with_model(
     settings: SoundToMusicSettings = SoundToMusicSettings(),
     *,
     device: str = "cpu",
-    overlap_seconds: float = windows.OVERLAP_SECONDS,
+    plan: windows.WindowPlan | None = None,
     on_progress: Callable[[float, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     batch_size: int = 1,
 ) -> RenderedSound:
-    """The part of ``sound_to_music`` that needs the model: windows, masks, diffusion, inversion.
+    """Sound to music's model part: windows, masks, diffusion, inversion (``finish`` does the rest).
 
+    Args:
+        pipe: a loaded Stable Diffusion img2img pipeline on a Riffusion-style model (already on
+            ``device``; the device manager puts it there).
+        audio: mono samples at 44.1 kHz, shaped (n,) or (1, n); any length, processed in 5.12 s
+            windows with the same seed schedule and crossfaded back together.
+        settings: prompt, steps, strength, guidance, seed, scheduler and the mask settings.
+        on_progress: called with (fraction done, message) per window and per denoising step.
+        should_stop: polled after every denoising step; True cancels.
+        batch_size: windows denoised together in one UNet batch (1: one at a time). Each window
+            keeps its own generator seeded with ``settings.seed``, so the output does not depend on
+            it beyond floating-point rounding.
+
+    ``plan``: the request's ``windows.plan_windows`` for ``audio`` (the Studio makes it once and
+    sizes ``batch_size`` from it); None plans riffusion's 0.2 s overlap here. ``settings`` are
+    validated (a no-op when the Studio already did, see ``limits.Settings.validate``).
     Raises InputError for empty audio or settings out of range, Cancelled when ``should_stop``
     says so (within one denoising step).
     """
@@ -185,7 +177,8 @@ def render_with_model(
     masked = with_scheduler(pipe, settings.scheduler)
     masks: list = []
     steps_run: list[int] = []
-    count = len(windows.plan_windows(samples.shape[1], params, overlap_seconds).starts)
+    plan = plan or windows.plan_windows(samples.shape[1], params)
+    count = plan.count
 
     def render(indices: list[int], source_images: list[Image.Image]) -> list[Image.Image]:
         change_maps = [make_mask(image, settings.mask) for image in source_images]
@@ -218,8 +211,7 @@ def render_with_model(
         steps_run.append(len(masked._run_timesteps))
         return list(result.images)
 
-    done = windows.render_windows(samples, params, render, device=device, overlap_s=overlap_seconds,
-                                  on_progress=on_progress, max_value=_max_value(settings.mask),
+    done = windows.render_windows(samples, params, render, device=device, plan=plan, on_progress=on_progress, max_value=_max_value(settings.mask),
                                   batch_size=int(batch_size))
     return RenderedSound(samples=samples, windows=done, masks=masks, steps_run=steps_run[0])
 

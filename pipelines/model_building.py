@@ -83,6 +83,34 @@ def ensure_built(target: Path, build: Callable[[Path], None], seed: int = 0) -> 
     return target
 
 
+def remove_stale_builds(root: Path | None = None) -> list[Path]:
+    """Remove the temporary build folders (``<cache>/<profile>/.<family>-v<N>-xxxx``) that a build killed
+    halfway left behind (kill -9, a full disk: ``ensure_built``'s own cleanup never ran). A folder is
+    stale when no process holds its target's lock, so a build in progress elsewhere keeps its folder.
+    Returns the folders removed. Called at app start."""
+    import fcntl
+
+    removed = []
+    root = Path(root or studio_cache_root())
+    for profile in (p for p in root.iterdir() if p.is_dir()) if root.is_dir() else ():
+        for tmp in profile.glob(".*-*"):
+            if not tmp.is_dir():
+                continue
+            target = tmp.name[1:].rsplit("-", 1)[0]  # ".sd-v3-abc123" -> "sd-v3"
+            lock = profile / f".{target}.lock"
+            with open(lock, "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # being built right now
+                try:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    removed.append(tmp)
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+    return removed
+
+
 class FileLock:
     def __init__(self, path: Path):
         self.path = path
@@ -193,3 +221,40 @@ def spread_encodec_codebooks(model) -> None:
             layer.codebook.embed.normal_()
             layer.codebook.embed_avg.copy_(layer.codebook.embed)
             layer.codebook.cluster_size.fill_(1.0)
+
+
+# -- a CLIP tokenizer made offline, with merges for chosen words -------------------------------------
+def clip_word_merges(words) -> list[tuple[str, str]]:
+    """BPE merges that join each word left to right into one ``word</w>`` token (CLIP's end-of-word
+    form). Every merge's result is a new vocabulary entry; a word whose pairs are claimed by an
+    earlier word's merges still tokenizes, in more pieces."""
+    merges: list[tuple[str, str]] = []
+    for word in dict.fromkeys(words):
+        pieces = [*word[:-1], word[-1] + "</w>"]
+        joined = pieces[0]
+        for piece in pieces[1:]:
+            if (joined, piece) not in merges:
+                merges.append((joined, piece))
+            joined += piece
+    return merges
+
+
+def write_clip_tokenizer(folder: Path, words) -> int:
+    """A working byte-level CLIP tokenizer: every byte is a token, plus one token per word of
+    ``words`` (``clip_word_merges``). Returns the vocab size."""
+    chars = byte_level_alphabet()
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    merges = clip_word_merges(words)
+    for left, right in merges:
+        vocab.setdefault(left + right, len(vocab))
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+    tokenizer.save_pretrained(folder)
+    return len(vocab)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from core import runs
 from core.errors import Cancelled, InputError, ModelUnavailableError
 
 from . import audio as audio_io
@@ -65,9 +66,14 @@ class Description(Result):
     @property
     def tempo_text(self) -> str:
         """The tempo for people: "117 BPM (refined 120.0)", or "no steady beat"."""
-        if self.bpm is None:
-            return NO_BEAT
-        return f"{self.bpm} BPM (refined {self.refined_bpm:.1f})"
+        return tempo_text(self.bpm, self.refined_bpm)
+
+
+def tempo_text(bpm: int | None, refined_bpm: float | None = None) -> str:
+    """A tempo for people: "117 BPM (refined 120.0)", "117 BPM" without a refined value, or "no steady beat"."""
+    if bpm is None:
+        return NO_BEAT
+    return f"{bpm} BPM" + (f" (refined {refined_bpm:.1f})" if refined_bpm is not None else "")
 
 
 def make_sentence(genre: str, bpm: int | None, emotion: str) -> str:
@@ -98,8 +104,9 @@ def describe_music(
             raise InputError("Give the sample rate of the audio samples.")
     sound = audio_io.load_audio(audio_samples, SAMPLE_RATE, channels=1, source_rate=source_rate)
     mono = sound.samples[0]
-    genre = genre_model.classify(mono)
+    genre = genre_model.classify(mono)  # each classifier checks the run's stop flag (core.runs)
     emotion = emotion_model.classify(mono)
+    runs.raise_if_stopped()
     tempo = estimate_tempo(mono, SAMPLE_RATE)
     genres, emotions = genre.top(top_k), emotion.top(top_k)
     return Description(
@@ -275,7 +282,8 @@ def generate_image(
     }
     described = description if isinstance(description, Description) else None
     if described is not None:
-        parameters.update(genres=described.genres, emotions=described.emotions, bpm=described.bpm)
+        parameters.update(genres=described.genres, emotions=described.emotions, bpm=described.bpm,
+                          refined_bpm=described.refined_bpm)
     return MusicImageResult(image=output.images[0], prompt=prompt, description=described, parameters=parameters)
 
 

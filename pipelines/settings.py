@@ -11,12 +11,11 @@ Field names follow the papers and diffusers where they exist: ``steps`` is diffu
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from core.errors import InputError
 
-from . import limits
+from . import limits, windows
 
 # Sound to music: scheduler choices by name (classes are looked up in diffusers only when a pipeline is built)
 SCHEDULERS = {"repo": None, "ddim": "DDIMScheduler", "dpm++": "DPMSolverMultistepScheduler"}
@@ -28,11 +27,6 @@ SOUND_TO_MUSIC_PRESETS = {"paper": {"steps": 50, "scheduler": "repo"}, "fast": {
 # Playlist to music
 SAMPLERS = ("ddpm", "ddim")
 SLICE_POSITIONS = ("middle", "first")
-
-
-def _windows(audio_seconds: float) -> int:
-    """How many 5.12 s windows (with their overlap) an input of ``audio_seconds`` needs, at least 1."""
-    return max(1, int(audio_seconds // 5) + 1)
 
 
 @dataclass(frozen=True)
@@ -90,7 +84,7 @@ class SoundToMusicSettings(limits.Settings):
     def gpu_seconds(self, audio_seconds: float) -> int:
         """ZeroGPU quota: about 0.1 s per denoising step per 5.12 s window on a shared A100, plus 20 s
         for the codec and the first call's warm-up."""
-        return int(20 + _windows(audio_seconds) * float(self.steps) * float(self.strength) * 0.1)
+        return int(20 + riffusion_windows(audio_seconds) * float(self.steps) * float(self.strength) * 0.1)
 
 
 @dataclass(frozen=True)
@@ -113,7 +107,7 @@ class StyleInterpolationSettings(limits.Settings):
     def gpu_seconds(self, audio_seconds: float) -> int:
         """ZeroGPU quota: as sound to music per step and window, plus the DDIM inversion pass and 30 s
         of margin for the styles' text-encoder passes at every step."""
-        return int(30 + _windows(audio_seconds) * (float(self.steps) * float(self.strength) + 1) * 0.15)
+        return int(30 + riffusion_windows(audio_seconds) * (float(self.steps) * float(self.strength) + 1) * 0.15)
 
 
 @dataclass(frozen=True)
@@ -188,20 +182,20 @@ class PlaylistToMusicSettings(limits.Settings):
 CONTINUATION_TAIL_SECONDS = 1.28
 RIFFUSION_SAMPLE_RATE = 44100
 RIFFUSION_WINDOW_SAMPLES = 512 * 441 - 1  # one 512 px spectrogram image (spectrogram.RIFFUSION.window_samples)
+RIFFUSION_WINDOW = (RIFFUSION_WINDOW_SAMPLES, RIFFUSION_SAMPLE_RATE)  # (samples, rate) for windows.plan_windows
+
+
+def riffusion_windows(seconds: float, overlap_seconds: float = windows.OVERLAP_SECONDS) -> int:
+    """5.12 s windows that ``seconds`` of audio need with ``overlap_seconds`` shared by neighbours
+    (``windows.plan_windows``, the one count formula): sound to music and style interpolation with
+    riffusion's 0.2 s, text to music with its continuation tail. At least 1."""
+    return windows.windows_for_seconds(seconds, RIFFUSION_WINDOW, overlap_seconds)
 
 
 def riffusion_gpu_seconds(windows: int, steps: float) -> int:
     """ZeroGPU quota of Riffusion windows from noise: about 0.1 s per denoising step per 5.12 s window
     on a shared A100, plus 20 s for the codec and the first call's warm-up."""
     return int(20 + int(windows) * float(steps) * 0.1)
-
-
-def text_to_music_windows(seconds: float, tail_seconds: float = CONTINUATION_TAIL_SECONDS) -> int:
-    """Windows that ``seconds`` of text to music need, as ``windows.plan_windows`` cuts them: 1 up to
-    5.12 s, then one more per started (5.12 - tail) s."""
-    n = int(round(float(seconds) * RIFFUSION_SAMPLE_RATE))
-    step = RIFFUSION_WINDOW_SAMPLES - int(round(tail_seconds * RIFFUSION_SAMPLE_RATE))
-    return 1 if n <= RIFFUSION_WINDOW_SAMPLES else 1 + math.ceil((n - RIFFUSION_WINDOW_SAMPLES) / step)
 
 
 @dataclass(frozen=True)
@@ -230,8 +224,13 @@ class TextToMusicSettings(limits.Settings):
         if self.windows() > 1 and self.continuation_strength * self.steps < 1:
             raise InputError("Continuation strength x steps must allow at least one denoising step; raise one of them.")
 
+    def plan(self) -> windows.WindowPlan:
+        """The windows of ``seconds`` of audio, each continuing the previous one's tail (mono)."""
+        n_samples = int(round(float(self.seconds) * RIFFUSION_SAMPLE_RATE))
+        return windows.plan_windows(n_samples, RIFFUSION_WINDOW, overlap_s=CONTINUATION_TAIL_SECONDS, channels=1)
+
     def windows(self) -> int:
-        return text_to_music_windows(self.seconds)
+        return self.plan().count
 
     def gpu_seconds(self) -> int:
         return riffusion_gpu_seconds(self.windows(), self.steps)

@@ -279,6 +279,7 @@ def apply_styles(
     overlap_seconds: float = windows.OVERLAP_SECONDS,
     on_progress: Callable[[float, str], None] | None = None,
     batch_size: int = 1,
+    plan: windows.WindowPlan | None = None,
 ) -> StyleInterpolationResult:
     """Render the content audio in a mix of learned styles (MusicTI style interpolation).
 
@@ -292,6 +293,8 @@ def apply_styles(
         should_stop: polled after every denoising step; True cancels (raises Cancelled).
         batch_size: windows styled together in one UNet batch (1: one at a time); the music is the
             same either way (each window keeps its own generator seeded with ``settings.seed``).
+        plan: the request's ``windows.plan_windows`` for the content (the Studio's, made once);
+            None plans here with ``overlap_seconds``.
     """
     check_style_mix(len(styles), weights)
     settings.validate()
@@ -318,7 +321,7 @@ def apply_styles(
         return _style_windows(pipe, scheduler, conditioner, contents, strength, steps, guidance, seed, should_stop)[0]
 
     done = windows.render_windows(samples, params, render, device=device, overlap_s=overlap_seconds,
-                                  on_progress=on_progress, batch_size=int(batch_size))
+                                  on_progress=on_progress, batch_size=int(batch_size), plan=plan)
     music = audio_io.peak_normalize(done.audio, headroom_db=1.0)
     parameters = {
         "pipeline": "style_interpolation",

@@ -199,9 +199,8 @@ def text_to_music(
     import torch
 
     settings.validate()
-    n_samples = int(round(float(settings.seconds) * PARAMS.sample_rate))
-    plan = windows.plan_windows(n_samples, PARAMS, overlap_s=CONTINUATION_TAIL_SECONDS, channels=1)
-    count = len(plan.starts)
+    plan = settings.plan()
+    count = plan.count
     images: list[Image.Image] = []
     rendered = []
     with torch.no_grad():

@@ -12,11 +12,12 @@ test workers and a crash halfway never leave a broken model behind.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from .model_building import (bert_wordpiece_vocab, byte_level_alphabet, randomize_keras, save_keras_like_original, t5_unigram_vocab, write_melody_preprocessor_config, spread_encodec_codebooks, ModelFamilies)
+from . import model_building
+from .model_building import (clip_word_merges,  # noqa: F401  (tests and the docs name it here)
+                             bert_wordpiece_vocab, byte_level_alphabet, randomize_keras, save_keras_like_original, t5_unigram_vocab, write_melody_preprocessor_config, spread_encodec_codebooks, ModelFamilies)
 
 FAMILIES = ModelFamilies("tiny")
 BUILDERS = FAMILIES.builders
@@ -35,40 +36,10 @@ TOKENIZER_WORDS = (
 ).split()
 
 
-def clip_word_merges(words) -> list[tuple[str, str]]:
-    """BPE merges that join each word left to right into one ``word</w>`` token (CLIP's end-of-word
-    form). Every merge's result is a new vocabulary entry; a word whose pairs are claimed by an
-    earlier word's merges still tokenizes, in more pieces."""
-    merges: list[tuple[str, str]] = []
-    for word in dict.fromkeys(words):
-        pieces = [*word[:-1], word[-1] + "</w>"]
-        joined = pieces[0]
-        for piece in pieces[1:]:
-            if (joined, piece) not in merges:
-                merges.append((joined, piece))
-            joined += piece
-    return merges
-
-
 def write_clip_tokenizer(folder: Path) -> int:
-    """A working byte-level CLIP tokenizer: every byte is a token, plus one token per word of
-    ``TOKENIZER_WORDS`` (``clip_word_merges``). Returns the vocab size."""
-    chars = byte_level_alphabet()
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    merges = clip_word_merges(TOKENIZER_WORDS)
-    for left, right in merges:
-        vocab.setdefault(left + right, len(vocab))
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges))
-    from transformers import CLIPTokenizer
-
-    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
-    tokenizer.save_pretrained(folder)
-    return len(vocab)
+    """The tiny profile's CLIP tokenizer: every byte a token plus one token per word of
+    ``TOKENIZER_WORDS`` (``model_building.write_clip_tokenizer``). Returns the vocab size."""
+    return model_building.write_clip_tokenizer(folder, TOKENIZER_WORDS)
 
 
 def tiny_clip_text_encoder(vocab_size: int, eos_token_id: int, hidden: int = 32):
@@ -158,12 +129,16 @@ def build_stable_diffusion(folder: Path) -> None:
 
 
 # -- music to image: the two Keras classifiers and the TechJam LoRA ------------------------------------
+# The tiny CNNs' widths (also what ``python -m training.classifiers --profile tiny`` trains).
+TINY_CLASSIFIER_WIDTHS = {"genre": {"filters": (4, 4, 4), "dense_units": 8}, "emotion": {"filters": (2,) * 9}}
+
+
 @builder("keras_genre", version=1)
 def build_keras_genre(folder: Path) -> None:
     """The GTZAN genre CNN's layer types and (259, 13, 1) input, 4-channel convs and 8 dense units."""
     from classifiers import genre
 
-    model = genre.build_model(filters=(4, 4, 4), dense_units=8)
+    model = genre.build_model(**TINY_CLASSIFIER_WIDTHS["genre"])
     randomize_keras(model, seed=1)
     folder.mkdir(parents=True, exist_ok=True)
     save_keras_like_original(model, folder / genre.WEIGHTS_FILE)
@@ -174,7 +149,7 @@ def build_keras_emotion(folder: Path) -> None:
     """The Emotify CNN's 9 conv + 9 batch-norm + dense layers and (1024, 431, 1) input, 2 channels each."""
     from classifiers import emotion
 
-    model = emotion.build_model(filters=(2,) * 9)
+    model = emotion.build_model(**TINY_CLASSIFIER_WIDTHS["emotion"])
     randomize_keras(model, seed=2)
     folder.mkdir(parents=True, exist_ok=True)
     save_keras_like_original(model, folder / emotion.WEIGHTS_FILE)
@@ -383,7 +358,7 @@ def build_amuse_unet(folder: Path) -> None:
 @builder("amuse_vae", version=1)
 def build_amuse_vae(folder: Path) -> None:
     """The AMUSE VAE encoder (five stride-2 stages, latent 32) with widths 8..32 instead of 32..512 (narrower ones die in the first ReLU)."""
-    from .playlist_to_music import PlaylistVAE
+    from .playlist_vae import PlaylistVAE
 
     PlaylistVAE(hidden_dims=(8, 8, 16, 16, 32), latent_dim=32).save_pretrained(folder, safe_serialization=True)
 

@@ -19,6 +19,7 @@ render it, invert each rendered image to audio and stitch.
 from __future__ import annotations
 
 import math
+import os
 import typing as T
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from core.errors import InputError
+from core import runs
+from core.errors import InputError, StudioError
 
 
 OVERLAP_SECONDS = 0.2  # between 5.12 s windows, as riffusion's own audio-to-audio mode
@@ -48,6 +50,10 @@ class WindowPlan:
         return self.window - self.overlap
 
     @property
+    def count(self) -> int:
+        return len(self.starts)
+
+    @property
     def padded_length(self) -> int:
         return self.starts[-1] + self.window
 
@@ -61,6 +67,12 @@ def _window_length(params) -> T.Tuple[int, int]:
 
 
 def plan_windows(n_samples: int, params, overlap_s: float = OVERLAP_SECONDS, channels: T.Optional[int] = None) -> WindowPlan:
+    """Where the windows of ``n_samples`` sit: the one window-count formula of the project.
+
+    One window up to ``window`` samples, then one more per started ``window - overlap`` samples:
+    ``count = 1 + ceil((n - window) / (window - overlap))``. ``params``: SpectrogramParams or
+    (window_samples, sample_rate). Raises InputError for n < 1 or an overlap over half a window.
+    """
     window, sr = _window_length(params)
     if n_samples < 1:
         raise InputError("Audio is empty: nothing to cut into windows")
@@ -75,15 +87,30 @@ def plan_windows(n_samples: int, params, overlap_s: float = OVERLAP_SECONDS, cha
     return WindowPlan(n_samples, window, overlap, starts, channels, sr)
 
 
-def split_windows(audio: np.ndarray, params, overlap_s: float = OVERLAP_SECONDS) -> T.Tuple[np.ndarray, WindowPlan]:
+def windows_for_seconds(seconds: float, params, overlap_s: float = OVERLAP_SECONDS) -> int:
+    """How many windows ``seconds`` of audio (at least one sample) need: ``plan_windows``'s count."""
+    _, sr = _window_length(params)
+    return plan_windows(max(1, int(round(float(seconds) * sr))), params, overlap_s).count
+
+
+def split_windows(audio: np.ndarray, params, overlap_s: float = OVERLAP_SECONDS,
+                  plan: T.Optional[WindowPlan] = None) -> T.Tuple[np.ndarray, WindowPlan]:
     """(windows, plan): windows is (count, window) for 1-D audio, (count, channels, window) for 2-D.
 
     ``params`` is a SpectrogramParams (its image width sets the window) or (window_samples, sample_rate).
+    ``plan``: the request's plan, made once (``plan_windows``); None plans here. Raises InputError
+    for a plan made for another length or layout.
     """
     x = np.asarray(audio)
     if x.ndim not in (1, 2):
         raise InputError(f"Audio must be (samples,) or (channels, samples), got shape {x.shape}")
-    plan = plan_windows(x.shape[-1], params, overlap_s, channels=None if x.ndim == 1 else x.shape[0])
+    channels = None if x.ndim == 1 else x.shape[0]
+    if plan is None:
+        plan = plan_windows(x.shape[-1], params, overlap_s, channels=channels)
+    elif plan.n_samples != x.shape[-1]:
+        raise InputError(f"The window plan is for {plan.n_samples} samples, the audio has {x.shape[-1]}.")
+    elif plan.channels != channels:
+        plan = WindowPlan(plan.n_samples, plan.window, plan.overlap, plan.starts, channels, plan.sample_rate)
     pad = [(0, 0)] * (x.ndim - 1) + [(0, plan.padded_length - x.shape[-1])]
     padded = np.pad(x, pad)
     windows = np.stack([padded[..., s : s + plan.window] for s in plan.starts])
@@ -147,6 +174,38 @@ def stitch_windows(windows: T.Sequence[np.ndarray], plan: WindowPlan, mode: str 
     return out[..., : plan.n_samples].astype(np.float32)
 
 
+# Windows of sound to music denoised in one UNet batch, on CUDA only. Each window adds about 0.7 GB
+# of fp16 activations at 512x512 with CFG (README GPU table: 2.84 GB peak for 2.13 GB of weights):
+# 1 GiB is asked free per window. Public img2img figures show ~2x throughput at 4 images on
+# A100-class cards and nothing on a T4, so smaller cards keep one window at a time (as the CPU).
+WINDOW_BATCH_MAX = 4
+WINDOW_ACTIVATION_BYTES = 2**30
+WINDOW_BATCH_MIN_CARD_BYTES = 40 * 2**30
+
+
+def window_batch_size(device: str, windows: int) -> int:
+    """Windows of a sound to denoise at once on ``device`` (1 <= result <= windows).
+
+    STUDIO_WINDOW_BATCH=N forces N (1 turns batching off). Otherwise 1 on the CPU and MPS (one
+    window already keeps every core busy: batching only delays the first result) and on cards under
+    40 GiB; on larger CUDA cards as many as the free memory holds at 1 GiB a window, at most 4.
+    Raises StudioError for a forced value that is not a whole number >= 1.
+    """
+    value = os.environ.get("STUDIO_WINDOW_BATCH")
+    if value:
+        if not value.strip().isdigit() or int(value) < 1:
+            raise StudioError(f"STUDIO_WINDOW_BATCH must be a whole number >= 1, not {value!r}.")
+        return max(1, min(int(value), windows))
+    if not device.startswith("cuda"):
+        return 1
+    import torch
+
+    free, total = torch.cuda.mem_get_info(torch.device(device))
+    if total < WINDOW_BATCH_MIN_CARD_BYTES:
+        return 1
+    return max(1, min(WINDOW_BATCH_MAX, windows, free // WINDOW_ACTIVATION_BYTES))
+
+
 @dataclass
 class RenderedWindows:
     """What ``render_windows`` gives back; ``inputs[i]`` and ``outputs[i]`` belong to window i."""
@@ -168,6 +227,7 @@ def render_windows(
     on_progress: T.Optional[Callable[[float, str], None]] = None,
     max_value: T.Optional[Callable[[float], float]] = None,
     batch_size: T.Optional[int] = None,
+    plan: T.Optional[WindowPlan] = None,
 ) -> RenderedWindows:
     """Cut mono audio into windows, render each window's spectrogram image, stitch the results.
 
@@ -187,6 +247,8 @@ def render_windows(
         max_value: the mel value that maps to full level, as a function of the window's own peak
             (None: the peak itself).
         batch_size: windows per ``render`` call (>= 1), or None for one window per call.
+        plan: the request's ``plan_windows`` for these samples (made once by the caller, which
+            sizes its batches from it); None plans here with ``overlap_s``.
 
     When inverting, each output becomes the luminance of what ``render`` painted (a model paints
     RGB) with the input's metadata, and is inverted with ``params``; the stitched audio has the
@@ -201,7 +263,7 @@ def render_windows(
         mono = mono[None]
     if mono.ndim != 2 or mono.shape[0] != 1:
         raise InputError(f"Audio must be mono, (n,) or (1, n); got shape {np.shape(samples)}")
-    chunks, plan = split_windows(mono, params, overlap_s)
+    chunks, plan = split_windows(mono, params, overlap_s, plan=plan)
     count = len(chunks)
     inputs, outputs, rendered = [], [], []
 
@@ -213,6 +275,7 @@ def render_windows(
 
     step = 1 if batch_size is None else batch_size
     for first in range(0, count, step):
+        runs.raise_if_stopped()  # Cancel and the time limit end the run between windows
         indices = list(range(first, min(first + step, count)))
         if on_progress:
             which = f"window {first + 1}" if len(indices) == 1 else f"windows {first + 1}-{indices[-1] + 1}"

@@ -1,8 +1,10 @@
 """Test harness: no network, tiny models, and the real app served on a free localhost port."""
 
+import atexit
 import os
 import shutil
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -11,6 +13,15 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("STUDIO_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "studio"))
+# gradio's copies of uploads and examples: this run's own folder. In the shared /tmp/gradio, another test
+# run closing its app deletes the files it made there, which are the same paths (content hashes) as ours.
+if "GRADIO_TEMP_DIR" not in os.environ:
+    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="studio-tests-gradio-")
+    atexit.register(shutil.rmtree, os.environ["GRADIO_TEMP_DIR"], ignore_errors=True)
+# librosa's numba kernels cache their machine code beside the installed package by default; a cache that
+# several test processes write at once (the served app, notebooks, recipes' subprocesses, other checkouts
+# sharing one virtualenv) was seen corrupted, segfaulting the tempo step. Each checkout keeps its own.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
 
 import pytest  # noqa: E402
 
@@ -21,6 +32,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def require_real_data(*parts: str) -> Path:
+    """The folder holding the original projects' files under ``parts`` (scripts/real_data.py finds it).
+
+    Skips with one line saying how to get them; fails instead where ``STUDIO_REQUIRE_REAL_DATA=1``
+    (CI, which has them, must notice when they go missing).
+    """
+    from scripts.real_data import HOW_TO_GET, find_real_data
+
+    folder = find_real_data(*parts)
+    if folder is None:
+        if os.environ.get("STUDIO_REQUIRE_REAL_DATA") == "1":
+            pytest.fail(f"STUDIO_REQUIRE_REAL_DATA=1 but {HOW_TO_GET}", pytrace=False)
+        pytest.skip(HOW_TO_GET)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The original projects' files (the mask paper's pairs, MusicTI's clips and images, the TechJam LoRA)."""
+    return require_real_data()
 
 
 @pytest.fixture(scope="session")
@@ -108,17 +141,31 @@ ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--d
         "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-@pytest.fixture(scope="module")
-def page(served_app):
-    """A headless Chromium page (Debian's package, driven by Playwright) on the served app, per module."""
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's package, driven by Playwright) for every browser test."""
     from playwright.sync_api import sync_playwright
 
     if not shutil.which("chromium"):
         pytest.fail("Chromium is not installed: run `make browser` (Debian: apt-get install chromium).")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.set_default_timeout(120_000)
-        page.goto(served_app)
-        yield page
+        yield browser
         browser.close()
+
+
+def open_page(browser, url: str, width: int, height: int):
+    """A new page (its own session) of ``width`` x ``height`` CSS pixels on ``url``, its tabs drawn."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    page.wait_for_selector("[role='tab']")
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, served_app):
+    """A tall page on the served app, per module (the flow tests; the layout tests size their own)."""
+    page = open_page(browser, served_app, 1400, 1800)
+    yield page
+    page.close()

@@ -66,6 +66,7 @@ def _soundfile_cannot_open(monkeypatch):
         raise sf.LibsndfileError(1, "Format not recognised")
 
     monkeypatch.setattr(audio_loading.sf, "SoundFile", refuse)
+    monkeypatch.setattr(limits, "DECODE_WORKERS", 0)  # the patched decoder runs in this process
 
 
 def test_fallback_decoder_is_used_when_soundfile_cannot_open(tmp_path, monkeypatch):
@@ -238,6 +239,7 @@ def test_too_long_is_checked_from_the_header(tmp_path, monkeypatch):
         raise AssertionError("decoded a file that the header already showed to be too long")
 
     monkeypatch.setattr(audio_loading.sf.SoundFile, "read", no_decoding)
+    monkeypatch.setattr(limits, "DECODE_WORKERS", 0)  # the patched decoder runs in this process
     expect_error(path, "too long", f"{limits.MAX_INPUT_SECONDS:g} s", "trim")
 
 

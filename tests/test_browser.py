@@ -45,7 +45,7 @@ def test_music_to_image_describe_then_generate(page, artifacts):
     description = page.get_by_label("Description (editable; empty: made from the music)")
     page.wait_for_function(
         "() => [...document.querySelectorAll('textarea')].some(t => t.value.startsWith('This piece of music'))")
-    tempo = page.get_by_label("Tempo (as the sentence states it; refined by a fit through the beats)").input_value()
+    tempo = page.get_by_label("Tempo (beat tracking; refined by a fit through the beats)").input_value()
     stated = tempo.split(" BPM")[0]  # int() of librosa's estimate, as TechJam; the groove is made at 120 BPM
     assert abs(int(stated) - 120) <= 4 and f"It is of tempo {stated} " in description.input_value()
     description.fill("A neon city at night, drawn in ink")  # the user edits the sentence

@@ -62,12 +62,17 @@ def test_results_flow_between_tabs_and_the_session_downloads_them(page, artifact
     page.get_by_role("tab", name="History").click()
     page.wait_for_selector("[data-testid='gallery'] img, .gallery img, button img", state="attached")
     assert page.locator("img[src*='music-to-image.png']").count() >= 1
-    # the newest result (image to music) runs again with the same settings: a fourth result, same parameters
-    page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value.startsWith('3. '))")
+    # four results, the newest the spectrogram conversion; the image-to-music one, chosen, shows its parameters
+    # and runs again with the same settings: a fifth result
+    page.wait_for_function("() => [...document.querySelectorAll('input')]"
+                           ".some(i => i.value.startsWith('4. ') && i.value.endsWith('audio_to_spectrogram'))")
+    page.get_by_label("Result").click()
+    page.get_by_role("option").filter(has_text="image_to_music").first.click()
+    page.wait_for_function("() => [...document.querySelectorAll('[role=gridcell]')]"
+                           ".some(c => c.offsetParent && c.innerText.trim() === 'image_to_music')")
     visible(page, "button", "Re-run the chosen result (same settings and seed)").click()
-    page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value.startsWith('4. ')"
+    page.wait_for_function("() => [...document.querySelectorAll('input')].some(i => i.value.startsWith('5. ')"
                            " && i.value.endsWith('image_to_music'))", timeout=120_000)
-    page.wait_for_function("document.body.innerText.includes('image_to_music')")
     visible(page, "button", "Download all").click()
     page.wait_for_selector("a[href*='.zip']", state="attached", timeout=60_000)
     page.screenshot(path=str(artifacts / "send_to_and_history.png"), full_page=True)

@@ -231,3 +231,30 @@ def test_train_from_csv_and_label_errors(synthetic_dataset, tmp_path):
         train.train("emotion", synthetic_dataset, tmp_path, epochs=1)
     with pytest.raises(InputError, match="3 positive conv widths"):
         train.train("genre", synthetic_dataset, tmp_path, filters=(2, 2))
+
+
+def test_train_cli_takes_every_recipes_profile_and_max_steps(synthetic_dataset, tmp_path, capsys):
+    """``--profile tiny --max-steps 2`` (flags every recipe takes): the tiny widths, two batches only."""
+    import keras
+
+    from pipelines.tiny import TINY_CLASSIFIER_WIDTHS
+    from training import classifiers as train
+
+    seen = []
+    original_fit = keras.Model.fit
+
+    def counting_fit(self, *args, callbacks=None, **kwargs):
+        counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(batch))
+        return original_fit(self, *args, callbacks=[*(callbacks or []), counter], **kwargs)
+
+    import unittest.mock as mock
+
+    with mock.patch.object(keras.Model, "fit", counting_fit):
+        code = train.main(["genre", "--data", str(synthetic_dataset), "--output", str(tmp_path), "--profile", "tiny",
+                           "--max-steps", "2", "--batch-size", "4", "--epochs", "5"])
+    assert code == 0, capsys.readouterr()
+    assert len(seen) == 2  # 5 epochs of several batches, stopped after two
+    model = genre.load(tmp_path).model
+    widths = [layer.filters for layer in model.layers if hasattr(layer, "filters")]
+    assert tuple(widths) == TINY_CLASSIFIER_WIDTHS["genre"]["filters"]
+    assert train.main(["genre", "--data", str(synthetic_dataset), "--output", str(tmp_path), "--max-steps", "0"]) == 2

@@ -13,9 +13,7 @@ import pytest
 from core.errors import InputError
 from pipelines import metrics
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "mask-paper"
 PAIRS = ["clock_tick", "cuckoo", "geese", "loud_honking", "mario_kart", "train_passing"]
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real/mask-paper is not here")
 
 
 def notebook_ssim_cens(input_path: Path, output_path: Path) -> tuple[float, float]:
@@ -48,21 +46,21 @@ def notebook_ssim_cens(input_path: Path, output_path: Path) -> tuple[float, floa
     return float(ssim), float(ca @ cb / (np.linalg.norm(ca) * np.linalg.norm(cb)))
 
 
-def paper_pair(name: str) -> dict[str, float]:
+def paper_pair(real: Path, name: str) -> dict[str, float]:
     from pipelines import audio as audio_io
 
     def load(path):
         return audio_io.load_audio(str(path), 44100, mono=True, max_seconds=None).samples[0]
 
-    return metrics.pair_metrics(load(REAL / "everyday" / f"{name}.wav"),
-                                load(REAL / "generated" / f"{name}_output.wav"), "paper")
+    return metrics.pair_metrics(load(real / "everyday" / f"{name}.wav"),
+                                load(real / "generated" / f"{name}_output.wav"), "paper")
 
 
-@needs_real
 @pytest.mark.parametrize("name", [pytest.param(p, marks=() if p == "clock_tick" else pytest.mark.slow) for p in PAIRS])
-def test_paper_mode_matches_the_notebook_formula_on_the_papers_pairs(name):
-    ours = paper_pair(name)
-    ssim, cens = notebook_ssim_cens(REAL / "everyday" / f"{name}.wav", REAL / "generated" / f"{name}_output.wav")
+def test_paper_mode_matches_the_notebook_formula_on_the_papers_pairs(real_data, name):
+    real = real_data / "mask-paper"
+    ours = paper_pair(real, name)
+    ssim, cens = notebook_ssim_cens(real / "everyday" / f"{name}.wav", real / "generated" / f"{name}_output.wav")
     assert ours["ssim"] == pytest.approx(ssim, abs=1e-4)
     assert ours["chroma_cens"] == pytest.approx(cens, abs=1e-4)
     assert 0.05 < ours["ssim"] < 0.95 and 0.3 < ours["chroma_cens"] < 1.0  # a real, partial similarity
@@ -246,3 +244,45 @@ def test_add_clap_metrics_keeps_the_results_own(studio, tmp_path):
     assert result.metrics["playlist_similarity"] == pytest.approx(result.metrics["content_preservation"])
     by_hand = studio.with_clap(lambda e: clap.clap_score(e, out, 44100, "a bell"))
     assert result.metrics["clap_score"] == pytest.approx(by_hand)
+
+
+class FixedEmbedder:
+    """Unit vectors chosen by hand for each clip (its first sample is its index): no model."""
+
+    VECTORS = np.array([[0.6, 0.8, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+    def audio(self, clips, sample_rate):
+        return np.stack([self.VECTORS[int(np.asarray(clip).reshape(-1)[0])] for clip in clips])
+
+
+def test_playlist_similarity_is_the_cosine_with_the_tracks_mean():
+    """Output (0.6, 0.8), tracks (1, 0) and (0, 1): their mean (0.5, 0.5) has length 0.707, so the
+    cosine is 0.7 / 0.707 = 0.98995 (a plain dot product would give 0.7)."""
+    from pipelines import clap
+
+    clip = lambda index: np.full(48000, float(index), dtype=np.float32)  # noqa: E731
+    scores = clap.result_scores(FixedEmbedder(), clip(0), 48000, playlist=[(clip(1), 48000), (clip(2), 48000)])
+    assert scores["playlist_similarity"] == pytest.approx(0.7 / np.sqrt(0.5), abs=1e-12)
+
+
+def test_playlist_similarity_of_a_real_result_matches_one_computed_apart(studio):
+    """Through the Studio with the tiny CLAP: embeddings taken one by one, the cosine written out here."""
+    from pipelines import audio as audio_io
+    from pipelines.results import Result
+
+    result = Result()
+    result.audio, result.sample_rate = tone(660, 2.0, 22050)[None], 22050
+    tracks = [audio_io.Audio(tone(220, 3.0, 22050), 22050), audio_io.Audio(np.sign(tone(1500, 3.0, 22050)), 22050)]
+    studio.add_clap_metrics(result, playlist=tracks)
+
+    def apart(embedder):
+        out = embedder.audio([result.audio[0]], 22050)[0]
+        each = np.stack([embedder.audio([t.samples[0]], 22050)[0] for t in tracks])
+        return out, each
+
+    out, each = studio.with_clap(apart)
+    mean = each.mean(axis=0)
+    assert np.linalg.norm(mean) < 0.999, "the tracks must differ, or the normalisation would go unseen"
+    expected = float(out @ mean / (np.linalg.norm(out) * np.linalg.norm(mean)))
+    assert result.metrics["playlist_similarity"] == pytest.approx(expected, abs=1e-9)
+    assert result.metrics["playlist_similarity"] != pytest.approx(float(out @ mean), abs=1e-6)

@@ -99,3 +99,18 @@ def test_a_result_runs_again_with_the_same_arguments(monkeypatch, own_outputs):
     assert history.entries("default") == [again, entry]
     with pytest.raises(InputError, match="cannot be run again"):
         history.rerun(history.Entry("unknown_endpoint", 0.0, []), session="default")
+
+
+def test_the_spectrogram_tabs_results_join_the_history(served_app, own_outputs):
+    """Both conversions of the Spectrogram tab appear in the session's history, as every other tab's runs do."""
+    from gradio_client import handle_file
+
+    from ui.common import ASSETS
+
+    mine = Client(served_app, verbose=False)
+    png, _plot = mine.predict(handle_file(str(ASSETS / "knocks.wav")), "riffusion", False, api_name="/audio_to_spectrogram")
+    mine.predict(handle_file(png), "auto", api_name="/spectrogram_to_audio")
+    archive = mine.predict(api_name="/download_session")
+    with zipfile.ZipFile(archive) as zipped:
+        folders = sorted({name.split("/")[0] for name in zipped.namelist() if "/" in name})
+    assert folders == ["01-audio_to_spectrogram", "02-spectrogram_to_audio"]

@@ -177,7 +177,10 @@ def test_pipeline_is_built_from_shared_components(tiny_pipe):
 
 
 # -- the paper's preprocessing (mode "paper") beside ours ("exact") ---------------------------------------
-REAL_EVERYDAY = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared/data/real/mask-paper/everyday"
+@pytest.fixture
+def everyday(real_data):
+    """The mask paper's six everyday sounds (the originals' files, found by conftest's ``real_data``)."""
+    return real_data / "mask-paper" / "everyday"
 
 
 def _latent_map(change_map, resize, side=64):
@@ -199,12 +202,12 @@ def test_paper_resize_is_bilinear_without_antialiasing():
     assert float(paper.min()) == 1.0 and float(smooth.max()) < 0.5
 
 
-def test_paper_scale_is_the_ceiling_of_the_fourth_root():
+def test_paper_scale_is_the_ceiling_of_the_fourth_root(everyday):
     from pipelines import masked_img2img, spectrogram
 
     # on librosa's float scale: 5.5e6 / 32768 = 167.8, ** 0.25 = 3.6 -> 4
     assert masked_img2img.paper_max_value(5.5e6) == pytest.approx(4.0**4 * spectrogram.INT16_SCALE)
-    audio, _ = __import__("soundfile").read(REAL_EVERYDAY / "cuckoo.wav", dtype="float32")
+    audio, _ = __import__("soundfile").read(everyday / "cuckoo.wav", dtype="float32")
     audio = np.pad(audio, (0, 512 * 441 - 1 - len(audio)))  # exactly one window, as render_windows pads it
     preview = masked_img2img.preview_mask(audio, MaskSettings(preprocessing="paper"))
     # the notebook's image: the mel of librosa's float audio (no int16 scale), its own ceil(max ** 0.25)
@@ -219,10 +222,10 @@ def test_paper_scale_is_the_ceiling_of_the_fourth_root():
     assert np.asarray(preview.input_spectrogram.convert("L")).min() > 0
 
 
-def test_the_two_modes_differ_in_kept_steps_on_a_real_sound():
+def test_the_two_modes_differ_in_kept_steps_on_a_real_sound(everyday):
     from pipelines import masked_img2img
 
-    audio, _ = __import__("soundfile").read(REAL_EVERYDAY / "train_passing.wav", dtype="float32")
+    audio, _ = __import__("soundfile").read(everyday / "train_passing.wav", dtype="float32")
     steps = 40
     kept = {}
     for mode, resize in (("paper", "paper"), ("exact", "antialias")):
@@ -237,10 +240,10 @@ def test_unknown_preprocessing_is_refused():
         MaskSettings(preprocessing="fancy").validate()
 
 
-def test_preview_mask_takes_the_preprocessing_through_the_api(client):
+def test_preview_mask_takes_the_preprocessing_through_the_api(client, everyday):
     from gradio_client import handle_file
 
-    sound = handle_file(str(REAL_EVERYDAY / "clock_tick.wav"))
+    sound = handle_file(str(everyday / "clock_tick.wav"))
     (paper, _), (exact, _) = (client.predict(sound, 1.0, 0.05, 200, 150, mode, api_name="/preview_mask")
                               for mode in ("paper", "exact"))
     assert np.asarray(Image.open(exact).convert("L")).min() == 0

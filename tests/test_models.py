@@ -2,6 +2,9 @@
 
 import json
 
+import os
+from pathlib import Path
+
 import pytest
 
 from pipelines import tiny
@@ -153,3 +156,22 @@ def test_the_tiny_clip_tokenizer_fits_the_pages_prompts_in_77_tokens_as_the_real
     assert longest <= tokenizer.model_max_length == 77
     assert tokenizer.tokenize("music falls") == ["music</w>", "falls</w>"]  # one token per listed word
     assert tokenizer.tokenize("zq") == ["z", "q</w>"]  # any other text still tokenizes, byte by byte
+
+
+def test_the_evaluation_command_offline_names_its_own_profile_flag(tmp_path):
+    """``python -m evaluation pair --mode studio`` without the models: the remedy is this command's --profile tiny."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import soundfile as sf
+
+    for name in ("a", "b"):
+        sf.write(tmp_path / f"{name}.wav", 0.1 * np.sin(np.arange(44100) / 10.0), 44100)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run([sys.executable, "-m", "evaluation", "pair", str(tmp_path / "a.wav"), str(tmp_path / "b.wav"),
+                           "--mode", "studio", "--clap", "--profile", "hub"], cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True,
+                          text=True, timeout=300)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and "add --profile tiny to this command" in said, said[-2000:]
+    assert "start the app" not in said and "Traceback" not in said

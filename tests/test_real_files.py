@@ -1,4 +1,4 @@
-"""The original systems' own files (../shared/data/real, read in place, never copied) through the API."""
+"""The original systems' own files (found by conftest's ``real_data``, read in place, never copied) through the API."""
 
 from pathlib import Path
 
@@ -8,14 +8,16 @@ import soundfile as sf
 from gradio_client import handle_file
 from PIL import Image
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-SOUNDS = sorted((REAL / "mask-paper").glob("*/*.wav")) + sorted((REAL / "musicti" / "audio").glob("*.wav"))
+from scripts.real_data import MANIFEST
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real is not here")]
+SOUNDS = sorted(Path(f.path) for f in MANIFEST if f.path.endswith(".wav"))
+
+pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("path", SOUNDS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_real_sound_describes_and_makes_a_spectrogram_and_mask(client, path, capsys):
+@pytest.mark.parametrize("sound", SOUNDS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_real_sound_describes_and_makes_a_spectrogram_and_mask(real_data, client, sound, capsys):
+    path = real_data / sound
     genres, emotions, tempo, sentence = client.predict(handle_file(str(path)), api_name="/describe_music")
     png, _plot = client.predict(handle_file(str(path)), "riffusion", False, api_name="/audio_to_spectrogram")
     source, mask = client.predict(handle_file(str(path)), 1.0, 0.05, 200, 40, "paper", api_name="/preview_mask")

@@ -1,9 +1,9 @@
 """The real TechJam LoRA loads through the app's LoRA code into a full-size SD 1.5 UNet.
 
-The UNet is built in memory from SD 1.5's own ``unet/config.json`` (``../shared/reference/hub/``),
+The UNet is built in memory from SD 1.5's own ``unet/config.json`` (the copy in ``fullsize_configs.json``),
 with random weights: 860 M parameters, 3.4 GB in fp32, about 20 s to build on 2 cores. Nothing is
-saved. The LoRA file is read where the project keeps the original systems' files
-(``../shared/data/real/techjam/``, or ``$STUDIO_REAL_DATA/techjam/``); it is never copied into the repo.
+saved. The LoRA file is read where conftest's ``real_data`` finds the original systems' files
+(``make real-data`` downloads it for the tests); it is never copied into the repo.
 
 What is proven:
 - the file holds exactly the 128 down/up pairs of to_q, to_k, to_v and to_out.0 of attn1 and attn2
@@ -15,16 +15,7 @@ What is proven:
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REAL_DATA = Path(os.environ.get("STUDIO_REAL_DATA", SHARED / "data" / "real"))
-HUB_REFERENCE = Path(os.environ.get("STUDIO_HUB_REFERENCE", SHARED / "reference" / "hub"))
-LORA_FILE = REAL_DATA / "techjam" / "pytorch_lora_weights.safetensors"
-UNET_CONFIG = HUB_REFERENCE / "stable-diffusion-v1-5--stable-diffusion-v1-5" / "unet" / "config.json"
 
 # SD 1.x's 16 transformer blocks: 2 per attention in down blocks 0-2 (6), 3 per up block 1-3 (9), 1 mid.
 BLOCKS = (
@@ -36,15 +27,6 @@ PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 TARGETS = sorted(
     f"{block}.transformer_blocks.0.{attn}.{proj}" for block in BLOCKS for attn in ("attn1", "attn2") for proj in PROJECTIONS
 )
-
-
-def _require(path: Path) -> Path:
-    if not path.is_file():
-        pytest.fail(  # not a skip: CI must notice that the real file is gone
-            f"{path} is missing. The real-LoRA test reads the project's shared files (../shared relative to the "
-            "repository; set STUDIO_REAL_DATA / STUDIO_HUB_REFERENCE to their folders elsewhere)."
-        )
-    return path
 
 
 def pipeline_around(unet):
@@ -61,10 +43,15 @@ def pipeline_around(unet):
 
 
 @pytest.fixture(scope="module")
-def lora_tensors():
+def lora_file(real_data):
+    return real_data / "techjam" / "pytorch_lora_weights.safetensors"
+
+
+@pytest.fixture(scope="module")
+def lora_tensors(lora_file):
     from safetensors.torch import load_file
 
-    return load_file(str(_require(LORA_FILE)))
+    return load_file(str(lora_file))
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +59,10 @@ def unet():
     import torch
     from diffusers import UNet2DConditionModel
 
-    config = UNet2DConditionModel.load_config(str(_require(UNET_CONFIG).parent))
+    from pipelines import fullsize_specs
+
     torch.manual_seed(0)
-    return UNet2DConditionModel.from_config(config).eval()
+    return fullsize_specs.sd_unet().eval()
 
 
 def test_the_file_holds_exactly_the_128_pairs_of_sd15s_attention_projections(lora_tensors):
@@ -86,7 +74,7 @@ def test_the_file_holds_exactly_the_128_pairs_of_sd15s_attention_projections(lor
         assert down.shape[0] == 4 and up.shape[1] == 4, target  # rank 4
 
 
-def test_real_lora_changes_all_128_layers_and_scale_zero_is_the_base_model(unet, lora_tensors):
+def test_real_lora_changes_all_128_layers_and_scale_zero_is_the_base_model(unet, lora_file, lora_tensors):
     import torch
 
     from pipelines import music_to_image
@@ -102,7 +90,7 @@ def test_real_lora_changes_all_128_layers_and_scale_zero_is_the_base_model(unet,
 
     base = forward()
     pipe = pipeline_around(unet)
-    adapter = music_to_image.load_lora(pipe, LORA_FILE)
+    adapter = music_to_image.load_lora(pipe, lora_file)
 
     # every targeted Linear now carries this adapter, with the file's own matrices
     modules = dict(unet.named_modules())

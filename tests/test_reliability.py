@@ -57,6 +57,14 @@ def run_event(fn, session="s1", *args, name=None):
     return common.guarded(fn, name)(*args)
 
 
+def all_stopped(within: float = 5.0) -> bool:
+    """True once no run is counted: a run's place is given back when its thread returns."""
+    deadline = time.monotonic() + within
+    while common.running_events() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return common.running_events() == 0
+
+
 def looping(started: threading.Event, seen: list):
     """A handler that polls its stop flag like a pipeline, and records whether it was stopped."""
 
@@ -94,7 +102,7 @@ def test_cancelling_one_event_leaves_the_other_event_of_the_session_running():
         assert seen_b == ["stopped"]
 
     asyncio.run(scenario())
-    assert common.running_events() == 0 and common._running == {}  # nothing left behind
+    assert all_stopped() and common._running == {}  # nothing left behind, once the threads have returned
 
 
 def test_the_cancel_button_also_stops_its_tabs_run_on_the_server_and_no_other():
@@ -123,7 +131,7 @@ def test_the_cancel_button_also_stops_its_tabs_run_on_the_server_and_no_other():
         await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(scenario())
-    assert common._running == {}
+    assert all_stopped() and common._running == {}
 
 
 def test_a_run_past_the_time_limit_is_stopped_and_the_caller_told(monkeypatch):
@@ -136,7 +144,7 @@ def test_a_run_past_the_time_limit_is_stopped_and_the_caller_told(monkeypatch):
         await asyncio.sleep(0.1)
 
     asyncio.run(scenario())
-    assert seen == ["stopped"] and common.running_events() == 0
+    assert seen == ["stopped"] and all_stopped()
 
 
 def test_a_session_over_its_run_limit_is_told_it_is_busy(monkeypatch):
@@ -168,7 +176,7 @@ def test_closing_the_page_stops_the_sessions_runs():
         assert await task == "stopped"
 
     asyncio.run(scenario())
-    assert common.running_events() == 0
+    assert all_stopped()
 
 
 # -- temporary files and uploads ---------------------------------------------------------------------------
@@ -342,3 +350,68 @@ def test_a_full_queue_says_so_in_the_studios_words(gated_app):
     assert detail == "Busy: the studio's queue is full (2 requests waiting, at most 2). Please try again in a minute."
     gate.set()
     assert [job.result(timeout=30) for job in jobs] == ["run", "a", "b"]
+
+
+def test_a_cancelled_run_counts_until_its_thread_has_returned(monkeypatch):
+    """The cancel returns at once, but the session's place is given back only when the work stops."""
+    monkeypatch.setattr(common, "RUN_LIMITS", common.RunLimits(max_seconds=60, per_user=1))
+    release = threading.Event()
+
+    def stubborn():  # a step that does not poll its flag for a while
+        started.set()
+        release.wait(10)
+        return "done"
+
+    async def scenario():
+        task = asyncio.create_task(run_event(stubborn))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 1.0)  # the cancel itself does not wait for the work
+        with pytest.raises(gr.Error, match="a cancelled run counts until it has stopped"):
+            await run_event(lambda: "again")
+        release.set()
+        assert all_stopped()
+        return await run_event(lambda: "again")
+
+    started = threading.Event()
+    assert asyncio.run(scenario()) == "again"
+
+
+def test_the_next_run_of_a_concurrency_group_waits_for_a_cancelled_one_to_stop():
+    """Gradio frees an event's concurrency slot when its task is cancelled; the thread's own slot makes
+    the next run (another user's) wait until the cancelled work has really returned."""
+    import app
+    from gradio_client import Client
+
+    release, log = threading.Event(), []
+
+    def step(text):
+        log.append(f"start {text}")
+        if text == "stubborn":
+            release.wait(20)  # a step that does not poll its flag
+        log.append(f"end {text}")
+        return text
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        box.submit(common.guarded(step), box, box, api_name="step", concurrency_limit=1)
+    app.queue(demo)
+    demo.launch(prevent_thread_lock=True, quiet=True)
+    try:
+        first = Client(demo.local_url, verbose=False).submit("stubborn", api_name="/step")
+        deadline = time.monotonic() + 20
+        while log != ["start stubborn"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        first.cancel()
+        second = Client(demo.local_url, verbose=False).submit("next", api_name="/step")
+        time.sleep(1.5)
+        assert log == ["start stubborn"]  # gradio started the next job, but its work waits for the slot
+        release.set()
+        assert second.result(timeout=20) == "next"
+        assert log == ["start stubborn", "end stubborn", "start next", "end next"]
+    finally:
+        release.set()
+        demo.close()

@@ -1,8 +1,7 @@
 """Our spectrogram PNGs open in riffusion's reader, and riffusion's / MusicTI's images decode at
-their own sample rate and width (issue 10, item 3; real files from ../shared/data/real)."""
+their own sample rate and width (issue 10, item 3; the originals' files through conftest's ``real_data``)."""
 
 import enum
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,6 @@ from PIL import Image
 
 from pipelines import spectrogram
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-MUSICTI_IMAGES = REAL / "musicti" / "images"
 
 
 class RiffusionExifTags(enum.Enum):
@@ -74,8 +71,8 @@ def test_a_copied_foreign_exif_tag_is_not_written_into_a_spectrogram(tmp_path):
 @pytest.mark.parametrize("name, rate, width", [("violin1.png", 48000, 502), ("color1.png", 44100, 502),
                                                ("accordion.png", 24000, 500),
                                                ("generated_accordion_chime_0.5_violin1.png", 44100, 512)])
-def test_musictis_images_decode_at_their_own_rate_and_width_through_the_api(client, name, rate, width):
-    wav, _plot = client.predict(handle_file(str(MUSICTI_IMAGES / name)), "auto", api_name="/spectrogram_to_audio")
+def test_musictis_images_decode_at_their_own_rate_and_width_through_the_api(real_data, client, name, rate, width):
+    wav, _plot = client.predict(handle_file(str(real_data / "musicti" / "images" / name)), "auto", api_name="/spectrogram_to_audio")
     samples, sample_rate = sf.read(wav)
     assert sample_rate == rate
     assert abs(len(samples) / sample_rate - width * 0.010) < 0.002  # 10 ms per column

@@ -10,7 +10,7 @@ import torch
 from core.errors import Cancelled, InputError
 from pipelines import prompt_interpolation as pi
 from pipelines import text_to_music as ttm
-from pipelines.settings import PromptInterpolationSettings, TextToMusicSettings, text_to_music_windows
+from pipelines.settings import CONTINUATION_TAIL_SECONDS, PromptInterpolationSettings, TextToMusicSettings, riffusion_windows
 
 SR = 44100
 
@@ -30,7 +30,7 @@ def luminance(image) -> np.ndarray:
 @pytest.mark.parametrize("seconds,count", [(1, 1), (5.0, 1), (8.9, 2), (12, 3), (12.7, 3), (12.9, 4), (60, 16)])
 def test_window_count_follows_the_tail(seconds, count):
     """5.12 s, then 5.12 - 1.28 = 3.84 s more per window: 12 s needs three."""
-    assert text_to_music_windows(seconds) == count == TextToMusicSettings(seconds=seconds).windows()
+    assert riffusion_windows(seconds, CONTINUATION_TAIL_SECONDS) == count == TextToMusicSettings(seconds=seconds).windows()
 
 
 @pytest.mark.parametrize("changes,words", [

@@ -159,7 +159,8 @@ def test_the_three_windowed_paths_share_render_windows(studio, monkeypatch):
     # _style_windows(pipe, scheduler, conditioner, images, ...) -> (images, timesteps)
     monkeypatch.setattr(style_interpolation, "_style_windows", lambda *args: (args[3], []))
     exact = masked_img2img.MaskSettings(preprocessing="exact")  # the window's own peak, as render_windows does
-    sound = masked_img2img.sound_to_music(None, x, masked_img2img.SoundToMusicSettings(mask=exact))
+    settings = masked_img2img.SoundToMusicSettings(mask=exact)
+    sound = masked_img2img.finish(masked_img2img.render_with_model(None, x, settings), settings)
     np.testing.assert_array_equal(sound.audio, expected_audio)
     assert sound.input_spectrogram.tobytes() == side_by_side(identity.inputs).tobytes()
     assert sound.output_spectrogram.tobytes() == side_by_side(identity.outputs).tobytes()

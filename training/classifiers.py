@@ -5,9 +5,11 @@
     python -m training.classifiers emotion --emotify data.csv --data emotify/ --output models/emotion
 
 Defaults are the originals' (TechJam's notebooks): genre Adam lr 1e-3, 50 epochs, batch 32; emotion
-Adam lr 5e-4, batch 8, 30 epochs. ``--data``/``--output``/``--seed`` are the flags every recipe in
-``training/`` takes (Keras places its own tensors: these CNNs train on one device, not through
-accelerate). Emotify's ratings file (``data.csv``: one row per listener and track, 0/1 per emotion)
+Adam lr 5e-4, batch 8, 30 epochs. ``--data``/``--output``/``--seed``/``--max-steps``/``--profile`` are
+the flags every recipe in ``training/`` takes (Keras places its own tensors: these CNNs train on one
+device, not through accelerate). The CNNs start from random weights, so ``--profile`` only picks their
+widths: ``tiny`` trains the tiny profile's narrow CNNs (seconds), ``hub`` and ``fullsize`` the originals'.
+``--max-steps`` stops after that many batches (optimizer steps), whatever the epochs. Emotify's ratings file (``data.csv``: one row per listener and track, 0/1 per emotion)
 becomes one label per track, the emotion most listeners ticked (``emotify_items``).
 
 A folder has one sub-folder per label (GTZAN's ``genres_original`` layout); a CSV has a header
@@ -33,6 +35,7 @@ import numpy as np
 
 from classifiers import emotion, features, genre
 from pipelines import audio as audio_io
+from pipelines.models import PROFILES
 from core.errors import InputError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif"}
@@ -184,16 +187,23 @@ def train(
     filters: tuple[int, ...] | None = None,
     batch_size: int | None = None,
     learning_rate: float | None = None,
+    profile: str = "hub",
+    max_steps: int | None = None,
     verbose: int = 0,
 ) -> TrainResult:
-    """Train one classifier; ``filters`` narrows the convs (the default is the original's widths);
-    ``epochs``, ``batch_size`` and ``learning_rate`` default to the task's original values."""
+    """Train one classifier; ``filters`` narrows the convs (the default is the original's widths, or the
+    tiny profile's with ``profile="tiny"``); ``epochs``, ``batch_size`` and ``learning_rate`` default to
+    the task's original values; ``max_steps`` stops after that many batches."""
     import keras
 
     if task_name not in TASKS:
         raise InputError(f"Unknown task {task_name!r}: use genre or emotion.")
     if not 0 < validation < 1:
         raise InputError("The held-out fraction must be between 0 and 1.")
+    if profile not in PROFILES:
+        raise InputError(f"Unknown profile {profile!r}: use one of {', '.join(PROFILES)}.")
+    if max_steps is not None and max_steps < 1:
+        raise InputError(f"--max-steps must be at least 1; got {max_steps}.")
     task = TASKS[task_name]
     if filters and (len(filters) != len(task.module.FILTERS) or min(filters) < 1):
         count = len(task.module.FILTERS)
@@ -215,10 +225,17 @@ def train(
     x_held, y_held, owners = stack(held_items)
 
     keras.utils.set_random_seed(seed)
-    model = task.module.build_model(tuple(filters) if filters else task.module.FILTERS)
+    from pipelines.tiny import TINY_CLASSIFIER_WIDTHS
+
+    widths = dict(TINY_CLASSIFIER_WIDTHS[task_name]) if profile == "tiny" else {}
+    if filters:
+        widths["filters"] = tuple(filters)
+    model = task.module.build_model(**widths)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate or task.learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=epochs or task.epochs, batch_size=batch_size or task.batch_size, shuffle=True, verbose=verbose)
+    callbacks = [_StopAfter(max_steps)] if max_steps else []
+    model.fit(x_train, y_train, epochs=epochs or task.epochs, batch_size=batch_size or task.batch_size, shuffle=True,
+              verbose=verbose, callbacks=callbacks)
 
     probabilities = np.asarray(model.predict(x_held, verbose=0))
     accuracy = float(np.mean(probabilities.argmax(axis=1) == y_held))
@@ -230,6 +247,23 @@ def train(
     model.save(str(path))
     return TrainResult(path, accuracy, float(np.mean(track_hits)), len(train_items), len(held_items),
                        tuple(sorted({label for _, label in items})))
+
+
+def _StopAfter(steps: int):
+    """A Keras callback ending ``fit`` after ``steps`` batches (Keras 3 checks ``stop_training`` per batch)."""
+    import keras
+
+    class StopAfter(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen += 1
+            if self.seen >= steps:
+                self.model.stop_training = True
+
+    return StopAfter()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,13 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--filters", help="comma-separated conv widths (3 for genre, 9 for emotion)")
+    parser.add_argument("--profile", choices=PROFILES, default="hub",
+                        help="the CNNs' widths: tiny (the tiny profile's), hub or fullsize (the originals')")
+    parser.add_argument("--max-steps", type=int, help="stop after this many batches (default: all epochs)")
     args = parser.parse_args(argv)
     filters = tuple(int(v) for v in args.filters.split(",")) if args.filters else None
     try:
         result = train(args.task, args.data_dir or args.data_option, args.out, csv_path=args.csv_path,
                        emotify_csv=args.emotify_csv, epochs=args.epochs,
                        validation=args.validation, seed=args.seed, filters=filters, batch_size=args.batch_size,
-                       learning_rate=args.learning_rate, verbose=2)
+                       learning_rate=args.learning_rate, profile=args.profile, max_steps=args.max_steps, verbose=2)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

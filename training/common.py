@@ -118,12 +118,7 @@ def model_source(role: str, profile: str):
     loaders.import_model_libraries()
     from pipelines.models import ModelRegistry
 
-    builder = None
-    if profile == "tiny":
-        from pipelines import tiny as builder
-    elif profile == "fullsize":
-        from pipelines import fullsize as builder
-    return ModelRegistry(profile, builder=builder).resolve(role)
+    return ModelRegistry(profile).resolve(role)  # a built profile's builder comes with the registry
 
 
 def load_stable_diffusion(role: str, profile: str):

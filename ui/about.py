@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import gradio as gr
+
+from pipelines import originals
 
 # The published systems this app hosts: (tab, work, links). The README's "Sources" lists the same links.
 SYSTEMS = (
@@ -24,6 +28,22 @@ SYSTEMS = (
       ("model", "https://huggingface.co/alppo/vae-conditioned-diffusion-model_v2"))),
     ("Spectrogram", "Riffusion's spectrogram images", (("code", "https://github.com/riffusion/riffusion"),)),
 )
+
+
+ORIGINALS_NOTE = (
+    "### The originals' own files, fetched from GitHub\n"
+    "TechJam's classifiers and LoRA and MusicTI's accordion and chime styles are not on the Hugging Face Hub: "
+    "they are downloaded from the authors' GitHub repositories at the commit below when a tab first needs them, "
+    "checked against the recorded checksum, and kept in this machine's cache. **TechJam publishes no licence**: "
+    "its files come straight from its repository onto the machine running this app, for your own use; this app "
+    "never ships or re-hosts them. A copy of your own can replace any of them (docs/MODELS.md says how)."
+)
+
+
+def original_files() -> list[list[str]]:
+    """One row per original file: role, file, source page, commit, licence, checksum, state (no download)."""
+    return [[r["role"], r["file"], r["source"], r["commit"], r["licence"], r["pin"], r["state"]]
+            for r in originals.describe()]
 
 
 def sources_markdown() -> str:
@@ -54,22 +74,41 @@ def build(studio) -> None:
         return [[r["name"], r["where"], r["mb"], r["uses"], r["load_s"]] for r in info["models"]]
 
     def roles(info: dict) -> list[list]:
-        return [[r["role"], r["source"], r["purpose"]] for r in info["roles"]]
+        # a pinned revision shortened to its first 8 hex digits, as git does (the full one: README, models.py)
+        return [[r["role"], re.sub(r"@([0-9a-f]{8})[0-9a-f]{32}\b", r"@\1", r["source"]), r["purpose"]]
+                for r in info["roles"]]
 
     def refresh():
         info = studio.describe()
         return summary(info), loaded_models(info)
 
+    def residency(info: dict) -> str:
+        """How models come and go on this device (the device manager's rule, in words)."""
+        if info["device"] == "cpu":
+            return ("Models load on first use and stay in memory; past the memory budget the one used least "
+                    "recently is dropped, and loads again when a tab needs it.")
+        if studio.manager.eviction == "offload":
+            return (f"Models load on first use; when others need room on the GPU ({info['device']}), the one used "
+                    "least recently moves back to the CPU, ready to return.")
+        return (f"Models load on first use; when others need room on the GPU ({info['device']}), the one used "
+                "least recently is dropped, and loads again when a tab needs it.")
+
     info = studio.describe()
-    with gr.Tab("About"):
+    with gr.Tab("About") as tab:
         info_md = gr.Markdown(summary(info), label="Summary")
-        gr.Markdown("### Models in memory\nModels load on first use and move off the GPU when others need room.")
+        gr.Markdown(f"### Models in memory\n{residency(info)} The table is current each time this tab opens.")
         models_df = gr.Dataframe(value=loaded_models(info), label="Models in memory",
-                                 headers=["model", "where", "MB", "uses", "load (s)"], interactive=False, wrap=True)
+                                 headers=["model", "where", "MB", "uses", "load (s)"], interactive=False, wrap=True,
+                                 elem_classes=["studio-table"])
         button = gr.Button("Refresh", size="sm")
         button.click(refresh, outputs=[info_md, models_df], api_name="status",
                      api_description="The profile, the device, and the models in memory with their sizes.")
+        tab.select(refresh, outputs=[info_md, models_df], api_visibility="private")  # current without a click
         gr.Markdown("### Where each model comes from")
         gr.Dataframe(value=roles(info), headers=["role", "source", "purpose"], interactive=False, wrap=True,
-                     column_widths=["18%", "27%", "55%"])
+                     column_widths=["170px", "340px", "690px"], elem_classes=["studio-table"])
+        gr.Markdown(ORIGINALS_NOTE)
+        gr.Dataframe(value=original_files(), headers=["role", "file", "source", "commit", "licence", "checksum", "state"],
+                     interactive=False, wrap=True, label="Original files fetched from GitHub",
+                     elem_classes=["studio-table"])
         gr.Markdown(sources_markdown())

@@ -14,13 +14,14 @@ import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar, copy_context
+from contextvars import copy_context
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
+from core import runs
 from core.errors import Cancelled, StudioError
 from pipelines import limits
 from pipelines.outputs import SavedResult, save_result
@@ -90,10 +91,37 @@ def metrics_checkbox(studio: Any) -> gr.Checkbox:
     return gr.Checkbox(value=studio.metrics_by_default(), label="Compute CLAP metrics (loads CLAP, 0.6 GB)")
 
 
-def metrics_table(label: str = "Metrics") -> gr.Dataframe:
-    """A read-only two-column table (metric, value) for ``metrics_rows``."""
+def metrics_table(label: str = "Metrics", studio: Any = None) -> gr.Dataframe:
+    """A read-only two-column table (metric, value) for ``metrics_rows``, hidden until ``shown_when_filled``
+    shows it with rows. With ``studio``, the label says when CLAP is a random model."""
+    if studio is not None and random_weights(studio):
+        label += random_note(studio, "CLAP")
     return gr.Dataframe(headers=["metric", "value"], datatype=["str", "str"], label=label, interactive=False,
-                        wrap=True)
+                        wrap=True, visible=False)
+
+
+def shown_when_filled(event: Any, output: Any) -> None:
+    """After ``event``, show ``output`` (built with ``visible=False``) when it holds something, and hide it
+    when empty: an empty "metric | value" table or file box says nothing."""
+    def show(value: Any) -> Any:
+        if hasattr(value, "values"):  # a table (pandas): any cell with text
+            value = [cell for row in value.values.tolist() for cell in row if str(cell).strip()]
+        return type(output)(visible=bool(value))
+
+    event.then(show, output, output, queue=False, api_visibility="private")
+
+
+# -- honest labels where the models have random weights (the tiny and fullsize profiles) -----------------
+def random_weights(studio: Any) -> bool:
+    """Whether the studio's models are random stand-ins built on this machine (not trained weights)."""
+    from pipelines.models import BUILT_PROFILES
+
+    return studio.info.profile in BUILT_PROFILES
+
+
+def random_note(studio: Any, what: str = "model") -> str:
+    """" (random <what>: tiny profile)" beside a label whose numbers come from a random model; "" otherwise."""
+    return f" (random {what}: {studio.info.profile} profile)" if random_weights(studio) else ""
 
 
 def metrics_rows(result: Any) -> list[list[str]]:
@@ -102,13 +130,12 @@ def metrics_rows(result: Any) -> list[list[str]]:
     return rows(result.metrics)
 
 
-def wants_metrics(studio: Any, compute: Any) -> bool:
-    """The checkbox's value; None (an API call without it) means the device's default."""
-    return studio.metrics_by_default() if compute is None else bool(compute)
-
-
 def save(result: Any, name: str) -> SavedResult:
-    """Write a result's files (WAV and PNGs with their parameters) into a fresh output folder."""
+    """Write a result's files (WAV and PNGs with their parameters) into a fresh output folder.
+
+    Raises ``Cancelled`` instead when the run has been told to stop (a run cancelled after its last
+    step writes nothing)."""
+    runs.raise_if_stopped()
     return save_result(result, name)
 
 
@@ -122,7 +149,41 @@ def input_checks_in_our_words(demo: gr.Blocks) -> gr.Blocks:
     for block in demo.blocks.values():
         if isinstance(block, gr.components.Component) and "preprocess" not in vars(block):
             block.preprocess = _checked_preprocess(block, block.preprocess)
+    _request_checks_in_our_words(demo)
     return demo
+
+
+def _request_checks_in_our_words(demo: gr.Blocks) -> None:
+    """gradio's checks of a whole request, reworded where they would show internals: a request that
+    names a file on the server ("Cannot move /.../app.py to the gradio cache dir ...": the install
+    folder) and one with too few inputs ("Wanted inputs: [<gradio.components.textbox.Textbox object
+    at 0x...>]"). Wraps ``demo.validate_inputs`` and ``demo.preprocess_data`` on the instance."""
+    from gradio.exceptions import InvalidPathError
+
+    validate, preprocess_data = demo.validate_inputs, demo.preprocess_data
+
+    def validate_inputs(block_fn: Any, inputs: list) -> None:
+        wanted = block_fn.inputs
+        if len(inputs) < len(wanted):
+            labels = ", ".join(getattr(block, "label", None) or type(block).__name__ for block in wanted)
+            endpoint = f"/{block_fn.api_name}" if block_fn.api_name else "This event"
+            message = (f"{endpoint} takes {len(wanted)} input(s) ({labels}); the request sent {len(inputs)}. "
+                       "The page's 'Use via API' lists them.")
+            log.warning("request refused: %s", message)
+            raise gr.Error(message, print_exception=False)
+        validate(block_fn, inputs)
+
+    async def checked_preprocess_data(block_fn: Any, inputs: list, state: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await preprocess_data(block_fn, inputs, state, *args, **kwargs)
+        except InvalidPathError:
+            message = ("A file in this request is not one uploaded to the studio: upload it first (API callers: "
+                       "gradio_client.handle_file(path)). Files on the server cannot be named.")
+            log.warning("request refused: %s", message)
+            raise gr.Error(message, print_exception=False) from None
+
+    demo.validate_inputs = validate_inputs
+    demo.preprocess_data = checked_preprocess_data
 
 
 def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
@@ -159,7 +220,6 @@ class RunLimits:
 
 
 RUN_LIMITS = RunLimits()  # app.py sets these from its flags
-_current_stop: ContextVar[threading.Event | None] = ContextVar("studio_stop", default=None)
 _running: dict[str, dict[threading.Event, str]] = {}  # session -> {stop flag: event name} of its events in progress
 _running_lock = threading.Lock()
 _threads = ThreadPoolExecutor(max_workers=40, thread_name_prefix="studio-event")  # gradio's own thread limit
@@ -171,12 +231,12 @@ def running_events() -> int:
         return sum(len(flags) for flags in _running.values())
 
 
-def start_run(studio: Any, request: gr.Request | None = None) -> threading.Event:
+def start_run(studio: Any) -> threading.Event:
     """Begin a model run: this event's stop flag (set when the request ends for any reason: Cancel,
     API cancel, closed tab, time limit), and a note when real models run on a CPU."""
     if studio.info.device == "cpu" and studio.info.profile != "tiny":
         gr.Info("Running on the CPU: with the real models this takes minutes. Fewer steps make it faster.")
-    flag = _current_stop.get()
+    flag = runs.current_stop.get()
     return flag if flag is not None else threading.Event()  # called outside an event (scripts, tests)
 
 
@@ -198,9 +258,14 @@ def guarded(fn: Callable, name: str | None = None) -> Callable:
 
     Gradio cancels the event's asyncio task (Cancel button, API ``job.cancel()``), but a thread it runs
     keeps going; here the handler runs in a thread we await, and whatever ends the wait (cancel,
-    time limit, error) sets the flag, which the pipeline polls after every step. Raises gr.Error when
-    the session already has ``RUN_LIMITS.per_user`` events running or the run passes ``max_seconds``.
-    ``name`` (default: the handler's) is what ``stop_session(request, name)`` stops.
+    time limit, error) sets the flag (``core.runs.current_stop`` in the thread), which the pipeline
+    polls after every step. The cancel itself returns at once, but limits count work until it has
+    stopped: the run keeps its place in the session's count until its thread returns, and the
+    thread holds a slot of the event's concurrency group (gradio's ``concurrency_id`` and limit, read
+    from the running app), so the next run of the group waits for a cancelled one still finishing
+    its step. Raises gr.Error when the session already has ``RUN_LIMITS.per_user`` events running
+    or the run passes ``max_seconds``. ``name`` (default: the handler's) is what
+    ``stop_session(request, name)`` stops.
     """
     name = name or fn.__name__
 
@@ -219,23 +284,66 @@ def guarded(fn: Callable, name: str | None = None) -> Callable:
                 mine[flag] = name
         if busy:
             raise gr.Error(f"Busy: you already have {busy} run(s) in progress (at most {RUN_LIMITS.per_user} "
-                           "at a time). Try again when one finishes.")
-        context = copy_context()  # gradio's request, progress and toasts follow the handler into its thread
-        context.run(_current_stop.set, flag)
-        work = asyncio.get_running_loop().run_in_executor(_threads, functools.partial(context.run, fn, *args, **kwargs))
-        try:
-            return await asyncio.wait_for(work, RUN_LIMITS.max_seconds)
-        except TimeoutError:
-            raise gr.Error(f"This run passed the time limit of {RUN_LIMITS.max_seconds:g} s per request and was "
-                           "stopped. Try fewer steps or a shorter input.") from None
-        finally:
-            flag.set()  # ended for whatever reason: the pipeline stops at its next step
+                           "at a time; a cancelled run counts until it has stopped). Try again when one finishes.")
+
+        def release(_: Any) -> None:  # when the thread has returned, not when the request ended
             with _running_lock:
                 mine.pop(flag, None)
                 if not mine and _running.get(session) is mine:
                     del _running[session]
 
+        slot = _work_slot(LocalContext.blocks.get(None), event)
+        context = copy_context()  # gradio's request, progress and toasts follow the handler into its thread
+        context.run(runs.current_stop.set, flag)
+        thread = _threads.submit(context.run, _in_slot, slot, flag, fn, *args, **kwargs)
+        thread.add_done_callback(release)
+        work = asyncio.wrap_future(thread)
+        work.add_done_callback(_retrieved)
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), RUN_LIMITS.max_seconds)
+        except TimeoutError:
+            raise gr.Error(f"This run passed the time limit of {RUN_LIMITS.max_seconds:g} s per request and was "
+                           "stopped. Try fewer steps or a shorter input.") from None
+        finally:
+            flag.set()  # ended for whatever reason: the pipeline stops at its next step
+
     return event
+
+
+_work_slots: dict[tuple[int, str], threading.BoundedSemaphore] = {}
+
+
+def _work_slot(blocks: Any, event: Callable) -> threading.BoundedSemaphore | None:
+    """The semaphore of ``event``'s concurrency group in ``blocks``' queue (None outside a queued app)."""
+    queue = getattr(blocks, "_queue", None)
+    block_fn = next((f for f in getattr(blocks, "fns", {}).values() if f.fn is event), None)
+    if queue is None or block_fn is None:
+        return None
+    limit = getattr(queue.event_queue_per_concurrency_id.get(block_fn.concurrency_id), "concurrency_limit", None)
+    if not limit:
+        return None
+    with _running_lock:
+        return _work_slots.setdefault((id(blocks), block_fn.concurrency_id), threading.BoundedSemaphore(limit))
+
+
+def _in_slot(slot: threading.BoundedSemaphore | None, flag: threading.Event, fn: Callable, *args: Any,
+             **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` holding ``slot``; a run stopped while it waits for the slot never starts."""
+    if slot is None:
+        return fn(*args, **kwargs)
+    while not slot.acquire(timeout=0.05):
+        if flag.is_set():
+            raise Cancelled()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        slot.release()
+
+
+def _retrieved(work: asyncio.Future) -> None:
+    """Mark a run's outcome as seen (nobody awaits a cancelled run's result; asyncio would log it)."""
+    if not work.cancelled():
+        work.exception()
 
 
 def admit_requests(demo: gr.Blocks, per_user: int = limits.MAX_QUEUED_PER_USER) -> gr.Blocks:

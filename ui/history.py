@@ -11,8 +11,9 @@ the zip's ``session.json`` as expired instead of being packed.
 A result can be run again from the History tab with the same arguments (``rerun``): each endpoint's
 handler is remembered as ``model_event`` wires it, so a re-run is the tab's own run, files and all.
 
-Endpoint: ``/download_session`` (no inputs) -> a zip with every result's files in a numbered folder
-and ``session.json`` (per result: the endpoint, its time, every parameter and metric, its files).
+The History tab and its ``/download_session`` endpoint are ``ui/history_tab.py``: this module is the
+store alone, so ``common.model_event`` records here without an import circle (history_tab imports
+common and this module; neither of them imports it).
 """
 
 from __future__ import annotations
@@ -163,6 +164,32 @@ def rerun(entry: Entry, session: str | None = None) -> Entry:
     return made
 
 
+def parameter_rows(entry: Entry) -> list[list[str]]:
+    """An entry's endpoint and parameters as (name, value) rows for people: numbers as written, lists and
+    tables on one line ("pop 0.48, rock 0.21"), nested settings as "mask invert", "mask contrast"."""
+    rows = [["endpoint", entry.endpoint]]
+
+    def add(name: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                add(f"{name} {key}".strip(), item)
+        elif isinstance(value, (list, tuple)):
+            rows.append([name, ", ".join(" ".join(_text(part) for part in item) if isinstance(item, (list, tuple))
+                                         else _text(item) for item in value)])
+        else:
+            rows.append([name, _text(value)])
+
+    for key, value in entry.parameters.items():
+        add(key, value)
+    return rows
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
 def forget(request: gr.Request = None) -> None:
     """The page closed: drop its session's history."""
     with _lock:
@@ -191,67 +218,3 @@ def write_zip(session_entries: list[Entry], folder: Path | None = None) -> str:
                             "parameters": entry.parameters, "files": packed, "expired": expired})
         archive.writestr("session.json", json.dumps({"results": listing}, indent=2, default=str))
     return str(path)
-
-
-def build(studio) -> None:
-    from .common import GPU, guarded, user_errors
-
-    @user_errors
-    def download_session(request: gr.Request = None):
-        mine = entries(session_of(request))
-        if not mine:
-            raise InputError("This session has no results yet: make some music or a picture first, then download.")
-        return write_zip(mine)
-
-    def show(request: gr.Request = None):
-        mine = entries(session_of(request))
-        labels = [entry.label(len(mine) - i) for i, entry in enumerate(mine)]
-        images = [(image, labels[i]) for i, entry in enumerate(mine) for image in entry.images]
-        first = mine[0] if mine else None
-        return (images, gr.Dropdown(choices=labels, value=labels[0] if labels else None),
-                first.audio if first else None, first.parameters if first else {})
-
-    @user_errors
-    def run_again(label, request: gr.Request = None):
-        mine = entries(session_of(request))
-        labels = [entry.label(len(mine) - i) for i, entry in enumerate(mine)]
-        if label not in labels:
-            raise InputError("Choose a result to run again.")
-        rerun(mine[labels.index(label)], session_of(request))
-        return show(request)
-
-    def pick(label, request: gr.Request = None):
-        mine = entries(session_of(request))
-        labels = [entry.label(len(mine) - i) for i, entry in enumerate(mine)]
-        if label not in labels:
-            return None, {}
-        entry = mine[labels.index(label)]
-        return entry.audio, {"endpoint": entry.endpoint, **entry.parameters}
-
-    with gr.Tab("History") as tab:
-        gr.Markdown(
-            f"Everything this session made (the {MAX_ENTRIES} newest results), with the parameters of each. "
-            "**Download all** gives a zip of the audio, the pictures and a JSON of every parameter. Files are "
-            "kept for up to an hour."
-        )
-        with gr.Row():
-            refresh = gr.Button("Refresh")
-            again = gr.Button("Re-run the chosen result (same settings and seed)")
-            download = gr.Button("Download all", variant="primary")
-        archive = gr.File(label="Session zip", interactive=False)
-        gallery = gr.Gallery(label="Pictures of this session", columns=6, height=240)
-        with gr.Row():
-            with gr.Column():
-                chosen = gr.Dropdown([], label="Result")
-                audio = gr.Audio(label="Its audio", type="filepath", interactive=False)
-            parameters = gr.JSON(label="Its parameters")
-        outputs = [gallery, chosen, audio, parameters]
-        tab.select(show, None, outputs, api_visibility="private")
-        refresh.click(show, None, outputs, api_visibility="private")
-        chosen.input(pick, chosen, [audio, parameters], api_visibility="private")
-        # a model run like the tab's own: the GPU queue; API callers call the endpoint itself again
-        again.click(guarded(run_again), chosen, outputs, concurrency_id=GPU, concurrency_limit=1,
-                    api_visibility="private")
-        download.click(guarded(download_session), None, archive, api_name="download_session",
-                       api_description="A zip of everything this session made: its WAVs, PNGs and session.json "
-                                       "with every parameter.")

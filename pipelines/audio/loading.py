@@ -3,7 +3,9 @@
 Every pipeline that takes sound goes through :func:`load_audio`, so this is where user input is
 checked. Problems the user can fix raise :class:`~core.errors.InputError` with a message that says
 what was wrong, the limit, and what to do; mistakes in calling code raise ``ValueError`` or
-``TypeError``. Samples come out float32 shaped ``(channels, n)``.
+``TypeError``. Samples come out float32 shaped ``(channels, n)``. Files are decoded (and their
+headers read) in a ``pipelines.sandbox`` worker: a file that hangs or exhausts the decoder is
+stopped after ``limits.DECODE_SECONDS`` with "... could not be decoded within N s".
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import soundfile as sf
 
 from core.errors import InputError
 
-from .. import limits
+from .. import limits, sandbox
 from .clip import Audio, as_int, convert_channels
 from .signal import peak_dbfs, resample
 
@@ -55,7 +57,9 @@ def load_audio(
     keeps the source's channels.
 
     The result is float32 at ``sample_rate``, between ``min_seconds`` and ``max_seconds`` long
-    (``None`` turns a bound off), and not silent unless ``allow_silence``.
+    (``None`` turns a bound off), and not silent unless ``allow_silence``. Samples must be finite and
+    within ``limits.MAX_SAMPLE_PEAK`` (float files can hold any number: a peak of 1e30 is refused,
+    naming the file, whichever pipeline asked).
     """
     target_channels = _resolve_channels(channels, mono)
     target_rate = as_int(sample_rate)
@@ -71,6 +75,13 @@ def load_audio(
         )
     if audio.num_frames == 0:
         raise InputError(f"{name} contains no audio samples. Please upload a clip with sound in it.")
+    peak = max(float(audio.samples.max()), -float(audio.samples.min()))
+    if peak > limits.MAX_SAMPLE_PEAK:  # one rule for every input: refused here, never half-used downstream
+        raise InputError(
+            f"{name} has samples up to {peak:.3g}, far beyond full scale (1.0); at most "
+            f"{limits.MAX_SAMPLE_PEAK:g} is accepted. Normalise it in your audio editor, or export it "
+            "again as 16-bit PCM."
+        )
     _check_duration(audio.duration, name, max_seconds, min_seconds)
     if max_seconds is not None and audio.duration > max_seconds:  # within the slack: cut to the limit
         audio = Audio(audio.samples[:, : int(max_seconds * audio.sample_rate)], audio.sample_rate)
@@ -224,11 +235,18 @@ def _from_path(source: str | os.PathLike, max_seconds: float | None, wanted: int
             "(e.g. MP3 or OGG)."
         )
     name = f"The audio file {name}"
+    # decoders can hang or run out of memory on a crafted file: in a worker that can be stopped
+    return sandbox.run(_decode_file, str(path), name, max_seconds, wanted, name=name), name
+
+
+def _decode_file(path: str, name: str, max_seconds: float | None, wanted: int | None) -> Audio:
+    """Decode a checked file at its own rate (in a ``pipelines.sandbox`` worker): libsndfile, else
+    audioread's backends; mono when fewer than its channels are ``wanted``."""
     try:
-        handle = sf.SoundFile(str(path))
+        handle = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         # libsndfile does not know the container (m4a, aac, webm...): try audioread's backends.
-        return _decode_with_audioread(path, name, max_seconds), name
+        return _decode_with_audioread(Path(path), name, max_seconds)
     with handle:
         rate, count = handle.samplerate, handle.channels
         frames = None if handle.frames >= _UNKNOWN_FRAMES else handle.frames
@@ -242,7 +260,7 @@ def _from_path(source: str | os.PathLike, max_seconds: float | None, wanted: int
             # libsndfile's FLAC seek fails without a length: read such a file as the stream it is
             handle._info.seekable = False
         data = _read_blocks(handle, name, kept, limit, max_seconds)
-    return Audio(np.ascontiguousarray(data.T), rate), name
+    return Audio(np.ascontiguousarray(data.T), rate)
 
 
 def _frame_limit(rate: int, channels: int, max_seconds: float | None) -> int:
@@ -356,8 +374,12 @@ def _check_duration(seconds: float, name: str, max_seconds: float | None, min_se
 
 def probe_duration(path: str | os.PathLike) -> float:
     """Seconds of audio in a file, from its header alone (no decoding); raises InputError if unreadable."""
+    return sandbox.run(_header_seconds, os.fspath(path), name=f"The audio file '{Path(os.fspath(path)).name}'")
+
+
+def _header_seconds(path: str) -> float:
     try:
-        info = sf.info(os.fspath(path))
+        info = sf.info(path)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError):
         raise InputError("The audio file's length cannot be read from its header.") from None
     return info.frames / max(info.samplerate, 1)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core import runs
 from core.errors import InputError
 
 from . import dsp
@@ -127,6 +128,7 @@ def _mel_griffin_lim(
     tiny = 1e-9 * float(target.max()) + 1e-30
     prev = None
     for _ in range(iterations):
+        runs.raise_if_stopped()  # Cancel and the time limit end the search between iterations
         audio = torch.istft(spec, length=length, **kw)
         rebuilt = torch.stft(audio, pad_mode=params.pad_mode, return_complex=True, **kw)[:, :n_active]
         accel = rebuilt if prev is None else torch.lerp(prev, rebuilt, 1.0 + momentum)

@@ -1,0 +1,156 @@
+"""Every control reaches its own settings field: the handlers' inputs, settings and ZeroGPU estimates
+are bound by parameter name (ui/binding.py), and each bound component is the one made for its field."""
+
+import dataclasses
+
+import gradio as gr
+import pytest
+
+from pipelines import settings as S
+from ui import binding
+
+# endpoint -> the settings dataclass its handler runs with
+ENDPOINT_SETTINGS = {
+    "preview_mask": S.MaskSettings, "masked_img2img": S.SoundToMusicSettings,
+    "music_to_image": S.MusicToImageSettings, "image_to_music": S.ImageToMusicSettings,
+    "style_interpolation": S.StyleInterpolationSettings, "playlist_to_music": S.PlaylistToMusicSettings,
+    "text_to_music": S.TextToMusicSettings, "interpolate_prompts": S.PromptInterpolationSettings,
+}
+
+
+@pytest.fixture(scope="module")
+def demo(studio):
+    from app import build_demo
+
+    return build_demo(studio)
+
+
+def handler(demo, api_name):
+    """(the tab's own handler, its input components) of an endpoint, through every wrapper."""
+    (block,) = [f for f in demo.fns.values() if f.api_name == api_name]
+    fn = block.fn
+    while hasattr(fn, "__wrapped__"):
+        fn = fn.__wrapped__
+    return fn, list(block.inputs)
+
+
+def made_for(component, cls, name) -> list[str]:
+    """Why ``component`` is not the control made for field ``name`` of ``cls`` (empty: it is): the
+    control's default is the field's, a slider's or number's bounds lie within the field's range, a
+    choice's options are the field's choices; fields that share a default and a range (width and
+    height) are told apart by their label."""
+    default = cls.default(name)
+    problems = []
+    if component.value != default:
+        problems.append(f"value {component.value!r} is not the default {default!r}")
+    valid = cls.RANGES.get(name)
+    if valid is not None and isinstance(component, (gr.Slider, gr.Number)) and component.minimum is not None:
+        if not (valid.low <= component.minimum and component.maximum <= valid.high):
+            problems.append(f"bounds {component.minimum}..{component.maximum} outside {valid.low}..{valid.high}")
+    if name in cls.CHOICES:
+        offered = {choice[1] if isinstance(choice, tuple) else choice for choice in component.choices}
+        if offered != set(cls.CHOICES[name]):
+            problems.append(f"choices {sorted(offered)} are not {sorted(cls.CHOICES[name])}")
+    twins = [other for other in binding.fields_of(cls) if other != name and other in cls.RANGES
+             and cls.RANGES[other] == valid and cls.default(other) == default]
+    if twins and name.replace("_", " ") not in (component.label or "").lower():
+        problems.append(f"label {component.label!r} does not name {name} (its twin {twins} has the same default)")
+    return problems
+
+
+@pytest.mark.parametrize("api_name", sorted(ENDPOINT_SETTINGS))
+def test_every_control_is_the_one_made_for_its_field(demo, api_name):
+    fn, components = handler(demo, api_name)
+    names = binding.parameters(fn)
+    assert len(names) == len(components)
+    owners = binding.fields_of(ENDPOINT_SETTINGS[api_name])
+    bound = {name: component for name, component in zip(names, components) if name in owners}
+    assert bound, f"{api_name} binds no settings field"
+    wrong = {name: made_for(component, owners[name], name) for name, component in bound.items()}
+    assert {name: problems for name, problems in wrong.items() if problems} == {}
+
+
+def test_a_swap_of_two_widgets_is_seen(demo):
+    """The check itself: the invert and brightness sliders traded places fail it."""
+    fn, components = handler(demo, "masked_img2img")
+    names = binding.parameters(fn)
+    invert, brightness = components[names.index("invert")], components[names.index("brightness")]
+    assert made_for(invert, S.MaskSettings, "invert") == [] == made_for(brightness, S.MaskSettings, "brightness")
+    assert made_for(brightness, S.MaskSettings, "invert") and made_for(invert, S.MaskSettings, "brightness")
+
+
+class Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("api_name,method", [("masked_img2img", "sound_to_music"), ("music_to_image", "music_to_image"),
+                                             ("image_to_music", "image_to_music"),
+                                             ("style_interpolation", "style_interpolation"),
+                                             ("playlist_to_music", "playlist_to_music"),
+                                             ("text_to_music", "text_to_music"),
+                                             ("interpolate_prompts", "interpolate_prompts")])
+def test_each_value_lands_in_the_field_of_its_parameter(demo, studio, monkeypatch, api_name, method):
+    """Distinct values in the public API's order: the Studio receives settings holding each in the
+    field its parameter names (nothing shifted, nothing dropped)."""
+    fn, components = handler(demo, api_name)
+    names = binding.parameters(fn)
+    cls = ENDPOINT_SETTINGS[api_name]
+    owners = binding.fields_of(cls)
+    values = []
+    for index, name in enumerate(names):
+        default = owners[name].default(name) if name in owners else None
+        if isinstance(default, bool) or default is None:
+            values.append(default)
+        elif isinstance(default, (int, float)):
+            values.append(type(default)(default) + index + 1)  # unchecked here: only where it lands matters
+        elif isinstance(default, str) and name in owners[name].CHOICES:
+            values.append(owners[name].CHOICES[name][-1])
+        else:
+            values.append(f"{name} text {index}")
+    if "styles" in names:
+        values[names.index("styles")] = ["jazz"]
+
+    def capture(*args, **kwargs):
+        raise Captured(next(a for a in (*args, *kwargs.values()) if isinstance(a, cls)))
+
+    monkeypatch.setattr(studio, method, capture)
+    with pytest.raises(Captured) as caught:
+        fn(*values)
+    chosen = caught.value.args[0]
+    flat = {**dataclasses.asdict(chosen), **{k: v for k, v in dataclasses.asdict(chosen).get("mask", {}).items()}}
+    for name, value in zip(names, values):
+        if name in owners:
+            assert flat[name] == value, f"{name}: sent {value!r}, the settings hold {flat[name]!r}"
+
+
+def test_the_zero_gpu_estimate_reads_the_arguments_by_name():
+    def handler(audio_path, model, steps, strength, lora_scale=0.0, progress=gr.Progress()):
+        pass
+
+    seen = []
+    estimate = binding.gpu_estimate(handler, S.SoundToMusicSettings,
+                                    lambda chosen, args: seen.append((chosen, args["audio_path"])) or 7)
+    assert estimate("a.wav", "riffusion", 20, 0.5) == 7
+    assert (seen[0][0].steps, seen[0][0].strength, seen[0][1]) == (20, 0.5, "a.wav")
+    fallback = S.SoundToMusicSettings(steps=100)
+    broken = binding.gpu_estimate(handler, S.SoundToMusicSettings, lambda chosen, args: int(float(chosen.steps)),
+                                  fallback)
+    assert broken("a.wav", "riffusion", "lots", 0.5) == 100
+
+
+def test_inputs_refuse_a_parameter_without_control_and_a_control_without_parameter():
+    def handler(audio_path, steps, request: gr.Request = None):
+        pass
+
+    assert binding.parameters(handler) == ["audio_path", "steps"]
+    with pytest.raises(ValueError, match="no control for \\['steps'\\]"):
+        binding.inputs(handler, {"audio_path": 1})
+    with pytest.raises(ValueError, match="no parameter for \\['seed'\\]"):
+        binding.inputs(handler, {"audio_path": 1, "steps": 2, "seed": 3})
+
+
+def test_settings_from_fills_nested_fields_and_leaves_the_rest_default():
+    chosen = binding.settings_from(S.SoundToMusicSettings, {"invert": 0.3, "steps": 9, "negative_prompt": None,
+                                                            "model": "riffusion"})
+    assert (chosen.mask.invert, chosen.steps, chosen.negative_prompt) == (0.3, 9, "")
+    assert chosen.mask.brightness == S.MaskSettings.default("brightness") and chosen.prompt == S.SoundToMusicSettings.default("prompt")
