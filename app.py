@@ -41,6 +41,7 @@ from ui import common, history, history_tab, send_to, uploads  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
+from ui import extend, streaming, train_style, variations  # noqa: E402
 
 TITLE = "Sound ↔ Picture Studio"
 # The page's own styling (gradio 6 takes it at launch): a compact header, so that each tab's inputs, main
@@ -87,7 +88,7 @@ class _LaunchOptions(Mapping):
 
 LAUNCH_OPTIONS = _LaunchOptions()
 TABS = (sound_to_music, music_to_image, style_interpolation, text_to_music, image_to_music, playlist_to_music,
-        spectrogram_tab, history_tab, about)
+        extend, variations, train_style, spectrogram_tab, history_tab, about)
 
 
 def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEEP) -> gr.Blocks:
@@ -106,6 +107,7 @@ def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEE
             send_to.connect()  # results flow between tabs
         demo.unload(common.stop_session)  # a closed page stops its runs
         demo.unload(history.forget)  # and its history goes
+        streaming.loop_music(demo)  # loop playback on every music output
     return common.input_checks_in_our_words(demo)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from core.errors import Cancelled, InputError
 
 from . import audio as audio_io
-from . import images, limits
+from . import images, limits, streaming
 from .results import Result
 from .settings import ImageToMusicSettings
 
@@ -236,14 +236,17 @@ def generate_music(
         made = min(total_frames, window_frames)
         audio = window(made, None)
         windows = 1
+        live, fade = streaming.Progressive(sample_rate), round(SEAM_SECONDS * sample_rate)
         while made < total_frames:
+            live.update(audio[None, :-fade])  # listen while it is made: all but what the next seam changes
             watch.window(made)
             new = min(total_frames - made, window_frames - overlap_frames)
             prompt_samples = overlap_frames * hop
             continued = window(new, audio[-prompt_samples:])
-            audio = _join(audio, continued, prompt_samples, round(SEAM_SECONDS * sample_rate))
+            audio = _join(audio, continued, prompt_samples, fade)
             made, windows = made + new, windows + 1
     samples = audio[None, : round(seconds * sample_rate)]
+    live.update(samples)
     parameters = {
         "pipeline": "image_to_music",
         "prompt": prompt,

@@ -51,7 +51,9 @@ DECODE_WORKERS = int(_env("DECODE_WORKERS", 2))  # decodes at once; more callers
 
 # Uploads (/gradio_api/upload, before the bytes reach the disk: app.UploadBudget)
 UPLOAD_BYTES_PER_MINUTE = int(_env("UPLOAD_MB_PER_MINUTE", 300) * 2**20)  # per client (IP address)
-UPLOAD_FILES_WAITING = int(_env("UPLOAD_FILES_WAITING", 40))  # per client: its uploads still on disk
+# per client: its uploads still on disk (kept 15 min). A playlist run uploads up to 10 files, so 120 leaves a
+# busy user a dozen runs per sweep; the disk itself is bounded by TEMP_BUDGET_BYTES.
+UPLOAD_FILES_WAITING = int(_env("UPLOAD_FILES_WAITING", 120))
 TEMP_BUDGET_BYTES = int(_env("TEMP_BUDGET_MB", 4096) * 2**20)  # gradio's temp folder, all files together
 
 # Audio input
@@ -110,6 +112,16 @@ MAX_CAPTION_TOKENS = 100
 # Riffusion text to music and prompt interpolation (5.12 s windows)
 RIFFUSION_SECONDS = Range(1.0, 60.0)  # text to music: successive windows continuing each other
 INTERPOLATION_WINDOWS = Range(2, 12, integer=True)  # prompt interpolation: alpha = i / (N - 1), 5.12 s each
+
+# Extend a track, variations (pipelines/extend.py, pipelines/variations.py)
+EXTEND_SECONDS = Range(1.0, 60.0)  # seconds added after the end or before the start, either engine
+VARIATION_SEEDS = Range(2, 8, integer=True)  # one request, N seeds, side by side
+
+# Training a style in the app (pipelines/train_style.py)
+TRAIN_CLIPS = Range(3, 20, integer=True)  # audio clips of the style
+TRAIN_STEPS = Range(1, 10_000, integer=True)  # MusicTI's own recipe runs 10 000
+TRAIN_MAX_SECONDS = 1800.0  # a training running longer is stopped
+TRAIN_QUEUE = 8  # trainings waiting or running at most, all users together
 
 # Song recommendation
 SONG_COUNT = Range(1, 20, integer=True)

@@ -198,6 +198,7 @@ class Pool:
     def call(self, fn: Callable, *args: Any) -> Any:
         """``fn(*args)`` in a worker; raises ``_Overrun`` (the worker is then killed and replaced)."""
         seconds, memory, workers = _limits()
+        args = tuple(_absolute(arg) for arg in args)  # the worker runs in the repository, not the caller's folder
         worker = self._take(memory, workers)
         try:
             worker.calls.send((fn, args))
@@ -229,6 +230,15 @@ class Pool:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.kill()
+
+
+def _absolute(arg: Any) -> Any:
+    """A relative path to an existing file as an absolute one (the caller's working folder is not the worker's)."""
+    if isinstance(arg, os.PathLike) or (isinstance(arg, str) and arg and not os.path.isabs(arg)):
+        path = os.fspath(arg)
+        if not os.path.isabs(path) and os.path.exists(path):
+            return type(arg)(os.path.abspath(path)) if isinstance(arg, os.PathLike) else os.path.abspath(path)
+    return arg
 
 
 POOL = Pool()

@@ -345,4 +345,22 @@ class Studio(ModelHost):
         )
         return _made_by(result, "riffusion")
 
+    def extend_music(self, audio_source: Any, settings=None, **callbacks: Any):
+        """A track continued after its end or before its start: ``extend.extend_music`` (on_progress, should_stop)."""
+        from . import extend
+
+        return extend.extend_music(self, audio_source, settings, **callbacks)
+
+    def variations(self, engine: str, settings, count: int, **options: Any):
+        """One request with ``count`` seeds: ``variations.variations`` (prompt, on_progress, should_stop)."""
+        from . import variations
+
+        return variations.variations(self, engine, settings, count, **options)
+
+    def train_style(self, clips: Any, settings):
+        """Queue a style training in its own process: ``train_style.submit``; returns the job."""
+        from . import train_style
+
+        return train_style.submit(self, clips, settings)
+
     # -- what the About panel shows ------------------------------------------------------------------

@@ -27,6 +27,7 @@ module's window 0 for prompt A (seed A) and prompt B (seed B).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,7 +37,7 @@ from PIL import Image
 from core.errors import Cancelled
 
 from . import audio as audio_io
-from . import spectrogram, windows
+from . import spectrogram, streaming, windows
 from .results import Result
 from .settings import CONTINUATION_TAIL_SECONDS, TextToMusicSettings
 
@@ -86,19 +87,27 @@ def _text_to_image(pipe):
 
 def generate_window(pipe, prompt_embeds, negative_embeds, noise, steps: int, guidance: float,
                     should_stop: Callable[[], bool] | None = None) -> Image.Image:
-    """One 512x512 spectrogram by text-to-image from given conditioning and start noise.
+    """One window: ``generate_windows`` with one noise (see there)."""
+    return generate_windows(pipe, prompt_embeds, negative_embeds, noise, steps, guidance, should_stop)[0]
+
+
+def generate_windows(pipe, prompt_embeds, negative_embeds, noise, steps: int, guidance: float,
+                     should_stop: Callable[[], bool] | None = None) -> list[Image.Image]:
+    """512x512 spectrograms by text-to-image from given conditioning and start noises, in one batch.
 
     Args:
         pipe: a loaded Stable Diffusion pipeline on a Riffusion-style model (any of diffusers' SD
             1.x pipelines: only its components are used, with a fresh copy of its scheduler).
         prompt_embeds, negative_embeds: (1, 77, width) text-encoder outputs (``encode_prompts``).
-        noise: (1, 4, 64, 64) start latents from ``start_noise`` (or a slerp of two).
+        noise: (B, 4, 64, 64) start latents from ``start_noise`` (or a slerp of two), B windows in one
+            UNet batch (the same conditioning for each: ``pipelines.variations`` batches seeds).
         steps, guidance: diffusers' ``num_inference_steps`` and ``guidance_scale`` (<= 1: no CFG).
         should_stop: polled after every denoising step; True raises Cancelled.
 
-    Returns the mono spectrogram (luminance as RGB) with riffusion's metadata (its default max value).
+    Returns B mono spectrograms (luminance as RGB) with riffusion's metadata (its default max value).
     """
     txt2img = _text_to_image(pipe)
+    count = noise.shape[0]
 
     def on_step_end(p, i, t, callback_kwargs):
         if should_stop is not None and should_stop():
@@ -106,19 +115,19 @@ def generate_window(pipe, prompt_embeds, negative_embeds, noise, steps: int, gui
         return {}
 
     device, dtype = pipe.unet.device, pipe.unet.dtype
-    image = txt2img(
-        prompt_embeds=prompt_embeds.to(device, dtype),
-        negative_prompt_embeds=negative_embeds.to(device, dtype),
+    images = txt2img(
+        prompt_embeds=prompt_embeds.to(device, dtype).expand(count, -1, -1),
+        negative_prompt_embeds=negative_embeds.to(device, dtype).expand(count, -1, -1),
         latents=noise.to(device, dtype),
         height=PARAMS.n_mels,
         width=PARAMS.width,
         num_inference_steps=int(steps),
         guidance_scale=float(guidance),
         callback_on_step_end=on_step_end,
-    ).images[0]
+    ).images
     if txt2img.interrupt:
         raise Cancelled()
-    return with_spectrogram_metadata(image)
+    return [with_spectrogram_metadata(one) for one in images]
 
 
 def with_spectrogram_metadata(painted: Image.Image) -> Image.Image:
@@ -148,13 +157,19 @@ def continuation_source(previous: Image.Image, tail: int) -> tuple[Image.Image, 
 
 
 def continue_window(pipe, previous: Image.Image, settings: TextToMusicSettings, seed: int,
-                    should_stop: Callable[[], bool] | None = None) -> Image.Image:
-    """The window after ``previous``: differential img2img of its rolled copy, the tail kept (see module doc)."""
+                    should_stop: Callable[[], bool] | None = None, before: bool = False) -> Image.Image:
+    """The window after ``previous``: differential img2img of its rolled copy, the tail kept (see module
+    doc). ``before``: the window before it instead, the same in mirror image (``previous``'s first
+    1.28 s moved to the end and kept), for extending a track at its start (``pipelines.extend``)."""
     import torch
 
     from .masked_img2img import with_scheduler
 
-    source, change_map = continuation_source(previous, tail_pixels())
+    if before:
+        mirrored = continuation_source(previous.transpose(Image.Transpose.FLIP_LEFT_RIGHT), tail_pixels())
+        source, change_map = (image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for image in mirrored)
+    else:
+        source, change_map = continuation_source(previous, tail_pixels())
     masked = with_scheduler(pipe, "repo")
     painted = masked(
         prompt=settings.prompt,
@@ -183,6 +198,7 @@ def text_to_music(
     device: str = "cpu",
     on_progress: Callable[[float, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    first_window: Image.Image | None = None,
 ) -> TextToMusicResult:
     """Music from a prompt: ``settings.seconds`` of audio from successive 5.12 s windows continuing each other.
 
@@ -192,6 +208,7 @@ def text_to_music(
         device: where the spectrogram inversion runs.
         on_progress: called with (fraction done, message) before each window and before stitching.
         should_stop: polled after every denoising step; True raises Cancelled.
+        first_window: window 0 when already made (``generate_windows`` batching several seeds).
 
     Returns audio (1, round(seconds * 44100)) float32 peak-normalised to -1 dBFS, and the windows'
     spectrograms side by side. Raises InputError for settings out of range (before any model work).
@@ -203,11 +220,14 @@ def text_to_music(
     count = plan.count
     images: list[Image.Image] = []
     rendered = []
+    live = streaming.Progressive(PARAMS.sample_rate)  # listen while it is made (no-op without a listener)
     with torch.no_grad():
         for index in range(count):
             if on_progress:
                 on_progress(index / count, f"window {index + 1} of {count}")
-            if index == 0:
+            if index == 0 and first_window is not None:
+                image = first_window
+            elif index == 0:
                 cond, uncond = encode_prompts(pipe, settings.prompt, settings.negative_prompt)
                 image = generate_window(pipe, cond, uncond, start_noise(pipe, settings.seed), settings.steps,
                                         settings.guidance, should_stop)
@@ -215,9 +235,14 @@ def text_to_music(
                 image = continue_window(pipe, images[-1], settings, settings.seed + index, should_stop)
             images.append(image)
             rendered.append(spectrogram.image_to_audio(image, PARAMS, device=device)[:1])
+            if live.sink is not None and index + 1 < count:  # up to where the next window's crossfade starts
+                done = dataclasses.replace(plan, n_samples=plan.starts[index + 1], starts=plan.starts[: index + 1])
+                live.update(windows.stitch_windows(rendered, done))
     if on_progress:
         on_progress(1.0, "stitching")
-    music = audio_io.peak_normalize(windows.stitch_windows(rendered, plan), headroom_db=1.0)
+    stitched = windows.stitch_windows(rendered, plan)
+    live.update(stitched)
+    music = audio_io.peak_normalize(stitched, headroom_db=1.0)
     parameters = {"pipeline": "text_to_music", **settings.as_dict(), "windows": count,
                   "tail_seconds": CONTINUATION_TAIL_SECONDS}
     return TextToMusicResult(audio=music, sample_rate=PARAMS.sample_rate,

@@ -22,7 +22,7 @@ import math
 import os
 import typing as T
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -254,7 +254,7 @@ def render_windows(
     RGB) with the input's metadata, and is inverted with ``params``; the stitched audio has the
     input's length. Raises InputError for audio that is not mono or is empty, or a batch size < 1.
     """
-    from . import spectrogram  # torch-heavy: only when a pipeline runs, not for plain cutting
+    from . import spectrogram, streaming  # torch-heavy: only when a pipeline runs, not for plain cutting
 
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise InputError(f"The window batch size must be a whole number >= 1, not {batch_size!r}.")
@@ -274,6 +274,7 @@ def render_windows(
         return spectrogram.mel_to_image(mel, params, max_value=max_value(float(mel.max())))
 
     step = 1 if batch_size is None else batch_size
+    live = streaming.Progressive(params.sample_rate)  # listen while it is made (no-op without a listener)
     for first in range(0, count, step):
         runs.raise_if_stopped()  # Cancel and the time limit end the run between windows
         indices = list(range(first, min(first + step, count)))
@@ -293,8 +294,13 @@ def render_windows(
                 rendered.append(spectrogram.image_to_audio(output, params, device=device)[:1])  # mono in, mono out
             inputs.append(image)
             outputs.append(output)
+        if to_audio and live.sink is not None and len(rendered) < count:  # up to the next window's crossfade
+            done = replace(plan, n_samples=plan.starts[len(rendered)], starts=plan.starts[: len(rendered)])
+            live.update(stitch_windows(rendered, done))
     if not to_audio:
         return RenderedWindows(None, inputs, outputs, plan)
     if on_progress:
         on_progress(1.0, "stitching")
-    return RenderedWindows(stitch_windows(rendered, plan), inputs, outputs, plan)
+    stitched = stitch_windows(rendered, plan)
+    live.update(stitched)
+    return RenderedWindows(stitched, inputs, outputs, plan)

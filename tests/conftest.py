@@ -21,6 +21,10 @@ if "GRADIO_TEMP_DIR" not in os.environ:
 # librosa's numba kernels cache their machine code beside the installed package by default; a cache that
 # several test processes write at once (the served app, notebooks, recipes' subprocesses, other checkouts
 # sharing one virtualenv) was seen corrupted, segfaulting the tempo step. Each checkout keeps its own.
+# Every test client uploads from 127.0.0.1 to one served app for the whole run: the per-client upload
+# budgets would refuse the suite itself (tests/test_uploads.py sets its own small ones).
+os.environ.setdefault("STUDIO_UPLOAD_FILES_WAITING", "100000")
+os.environ.setdefault("STUDIO_UPLOAD_MB_PER_MINUTE", "100000")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
 
 import pytest  # noqa: E402

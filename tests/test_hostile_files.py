@@ -239,3 +239,16 @@ def test_pictures_are_decoded_in_the_memory_limited_worker_too(tmp_path, monkeyp
         open_image(str(path), max_width=8192, max_height=8192)
     monkeypatch.undo()
     assert open_image(str(path), max_width=8192, max_height=8192).size == (5000, 5000)
+
+
+def test_a_relative_path_decodes_from_the_callers_folder(tmp_path, monkeypatch):
+    """The decode workers run in the repository: a command given `IN.wav` in another folder still reads it."""
+    import numpy as np
+    import soundfile as sf
+
+    from pipelines import audio as audio_io
+
+    sf.write(tmp_path / "IN.wav", 0.1 * np.sin(np.arange(44100) / 10.0), 44100)
+    monkeypatch.chdir(tmp_path)
+    sound = audio_io.load_audio("IN.wav", 44100)
+    assert sound.samples.shape[-1] == 44100

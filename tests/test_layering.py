@@ -75,7 +75,8 @@ def graph(package: str) -> dict[str, set[str]]:
 
 
 PIPELINE_SYSTEMS = {"masked_img2img", "differential_img2img", "style_interpolation", "music_to_image", "image_to_music",
-                    "song_recommendation", "playlist_to_music", "text_to_music", "prompt_interpolation"}
+                    "song_recommendation", "playlist_to_music", "text_to_music", "prompt_interpolation", "extend",
+                    "variations", "train_style"}
 MODEL_MACHINERY = {"roles", "models", "loaders", "device", "hub_reach", "model_building", "tiny", "fullsize",
                    "fullsize_specs", "playlist_vae", "lora", "originals", "musicti_checkpoint"}
 # Known arrows from the machinery up to a system, each with its reason (the next session removes them):

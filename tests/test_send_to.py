@@ -7,6 +7,7 @@ SOURCES = {  # button label -> (target input's label, target tab)
     "Send to Spectrogram": ("Sound", "Spectrogram"),
     "Send to Playlist to music": ("Playlist (audio files)", "Playlist to music"),
     "Send to Image to music": ("Picture", "Image to music"),
+    "Send to Extend": ("Track to extend", "Extend"),
 }
 
 

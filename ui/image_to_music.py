@@ -13,9 +13,11 @@ from .common import progress_callback, random_note, seed_control, slider, start_
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target
+from .streaming import listen_along, live_player, streams
 
 
 def build(studio) -> None:
+    @streams("image_to_music")
     @user_errors
     def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody_path=None,
                        compute_metrics=None, progress=gr.Progress(track_tqdm=True)):
@@ -72,6 +74,7 @@ def build(studio) -> None:
                 used = gr.Textbox(label=f"Prompt used (the caption, or yours){random_note(studio, 'captioner')}",
                                   interactive=False)
                 music = gr.Audio(label="Music", type="filepath", interactive=False)
+                live = live_player()
                 buttons(music, AUDIO)
                 metrics_out = metrics_table("Metrics (CLAP score against the prompt used)", studio)
         with gr.Row():
@@ -107,6 +110,7 @@ def build(studio) -> None:
                                           "optionally following a melody (MusicGen-melody).",
                           gpu_seconds=zero_gpu_seconds, stop=stop)
         shown_when_filled(ran, metrics_out)
+        listen_along(run, ran, "image_to_music", live)
         # BLIP and the sentence embedder run on the GPU: inside spaces.GPU on ZeroGPU, as model_event
         suggest.click(guarded(studio.gpu_task(recommend_songs, duration=30)), [image_in, prompt], [used, songs],
                       api_name="recommend_songs",

@@ -16,8 +16,8 @@ import gradio as gr
 
 # name -> the label on the button (the target tab's name)
 TARGETS = {"music_to_image": "Music to image", "image_to_music": "Image to music", "spectrogram": "Spectrogram",
-           "playlist": "Playlist to music"}
-AUDIO = ("music_to_image", "spectrogram", "playlist")  # where any audio result can go
+           "playlist": "Playlist to music", "extend": "Extend"}
+AUDIO = ("music_to_image", "spectrogram", "playlist", "extend")  # where any audio result can go
 IMAGE = ("image_to_music",)  # where a picture can go
 
 

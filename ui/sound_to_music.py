@@ -14,6 +14,7 @@ from .common import user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
+from .streaming import listen_along, live_player, streams
 
 MODEL_LABELS = {"mask_model": "Mask paper's (sd-music-25)", "riffusion": "Riffusion v1"}
 
@@ -40,6 +41,7 @@ def build(studio) -> None:
     def live_preview(*args):
         return (None, None) if not args[0] else preview_mask(*args)
 
+    @streams("masked_img2img")
     @user_errors
     def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
                        steps, strength, guidance, seed, scheduler, preprocessing="paper", lora_scale=0.0, compute_metrics=None,
@@ -96,6 +98,7 @@ def build(studio) -> None:
                 run, stop = run_and_cancel_buttons("Make music")
             with gr.Column():
                 music = gr.Audio(label="Music", type="filepath", interactive=False)
+                live = live_player()
                 buttons(music, AUDIO)
                 output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=240,
                                         interactive=False)
@@ -167,3 +170,4 @@ def build(studio) -> None:
                                           "spectrograms and the metrics table.",
                           gpu_seconds=zero_gpu_seconds, stop=stop)
         shown_when_filled(ran, metrics_out)
+        listen_along(run, ran, "masked_img2img", live)

@@ -14,6 +14,7 @@ from .common import start_run, user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
+from .streaming import listen_along, live_player, streams
 
 
 def parse_weights(text: str | None, count: int) -> list[float] | None:
@@ -30,6 +31,7 @@ def parse_weights(text: str | None, count: int) -> list[float] | None:
 
 
 def build(studio) -> None:
+    @streams("style_interpolation")
     @user_errors
     def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, compute_metrics=None,
                             progress=gr.Progress(track_tqdm=True)):
@@ -90,6 +92,7 @@ def build(studio) -> None:
                 run, stop = run_and_cancel_buttons("Apply styles")
             with gr.Column():
                 music = gr.Audio(label="Styled audio", type="filepath", interactive=False)
+                live = live_player()
                 buttons(music, AUDIO)
                 output_image = gr.Image(label="Output spectrogram", type="filepath", format="png", height=240,
                                         interactive=False)
@@ -119,3 +122,4 @@ def build(studio) -> None:
                                           "refused with the list of the names available.",
                           gpu_seconds=zero_gpu_seconds, stop=stop)
         shown_when_filled(ran, metrics_out)
+        listen_along(run, ran, "style_interpolation", live)

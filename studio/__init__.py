@@ -1,0 +1,1 @@
+"""Command-line tools around the studio: ``python -m studio batch ...`` (see ``studio.batch``)."""

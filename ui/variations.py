@@ -1,0 +1,121 @@
+"""Variations tab: one request with 2-8 seeds, side by side (endpoint ``/variations``).
+
+The endpoint returns every variation's WAV (seed order) and their seeds; the page then lays them out,
+each with "Use this" (its seed goes into the seed box, so the next run remakes it) and Send to.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from pipelines import limits
+from pipelines.outputs import new_output_dir, save_result
+from pipelines.settings import ImageToMusicSettings, TextToMusicSettings
+from pipelines.variations import ENGINES
+
+from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, seed_control, slider
+from .common import start_run, user_errors
+from .send_to import AUDIO, buttons
+
+ENGINE_LABELS = {"riffusion": "Riffusion text to music", "musicgen": "MusicGen"}
+SLOTS = int(limits.VARIATION_SEEDS.high)
+PER_ROW = 4
+
+
+def build(studio) -> None:
+    @user_errors
+    def variations(prompt, engine, seconds, seed, count, steps, guidance, progress=gr.Progress(track_tqdm=True)):
+        """The same text-to-music request made with 2 to 8 seeds, each equal to the single call with its seed.
+
+        Args:
+            prompt: The music to hear, in words, for example "funk bassline with a jazzy saxophone solo".
+            engine: Which model makes it: "riffusion" (Riffusion text to music) or "musicgen" (MusicGen).
+            seconds: Length of each variation in seconds.
+            seed: The first seed; the others follow it (seed + 1, seed + 2, ...).
+            count: How many variations (seeds), 2 to 8.
+            steps: Denoising steps per Riffusion window (MusicGen ignores it).
+            guidance: Classifier-free guidance scale; empty for the engine's default (7 Riffusion, 3 MusicGen).
+        """
+        if engine == "musicgen":
+            default = ImageToMusicSettings.default("guidance")
+            settings = ImageToMusicSettings(seconds=seconds, seed=seed,
+                                            guidance=default if guidance is None else guidance)
+        else:
+            default = TextToMusicSettings.default("guidance")
+            settings = TextToMusicSettings(prompt=prompt, seconds=seconds, seed=seed, steps=steps,
+                                           guidance=default if guidance is None else guidance)
+        flag = start_run(studio)
+        made = studio.variations(engine, settings, count, prompt=prompt, on_progress=progress_callback(progress),
+                                 should_stop=flag.is_set)
+        folder = new_output_dir()
+        files = [save_result(result, f"variation-{index + 1}-seed-{seed}", folder).audio
+                 for index, (result, seed) in enumerate(zip(made.results, made.seeds))]
+        return files, made.seeds
+
+    def show(files, seeds):
+        files, seeds = list(files or []), list(seeds or [])
+        updates = []
+        for index in range(SLOTS):
+            here = index < len(files)
+            path = getattr(files[index], "name", files[index]) if here else None
+            updates.append(gr.Column(visible=here))
+            updates.append(gr.Audio(value=path, label=f"Seed {seeds[index]}" if here else "Variation"))
+            updates.append(seeds[index] if here else None)
+        return updates
+
+    def use(seed, path):
+        if seed is None:
+            raise gr.Error("Nothing to use yet: make variations first.")
+        return seed, path
+
+    def gpu_seconds(prompt, engine, seconds, seed, count, steps, *rest, **kwargs) -> int:
+        try:
+            one = (ImageToMusicSettings(seconds=float(seconds)) if engine == "musicgen"
+                   else TextToMusicSettings(seconds=float(seconds), steps=int(steps)))
+            return one.gpu_seconds() * int(count)
+        except (TypeError, ValueError):
+            return TextToMusicSettings(seconds=60, steps=100).gpu_seconds() * SLOTS
+
+    with gr.Tab("Variations"):
+        gr.Markdown(
+            f"The same request with 2 to {SLOTS} seeds (the seed below and the ones after it), side by side. Each "
+            "variation is exactly what that seed alone gives: **Use this** puts its seed in the seed box (and the "
+            "variation below as the chosen one), so the Text to music or Image to music tab remakes it with that "
+            "seed, longer if you like. Riffusion denoises the seeds' first windows in one batch where GPU memory "
+            "allows; MusicGen makes one after the other."
+        )
+        with gr.Row():
+            with gr.Column():
+                prompt = prompt_box("Prompt", TextToMusicSettings.default("prompt"))
+                engine = gr.Radio([(ENGINE_LABELS[key], key) for key in ENGINES], value=ENGINES[0], label="Engine")
+                seconds = slider(TextToMusicSettings, "seconds", "Length (s)", 0.5)
+                count = gr.Slider(limits.VARIATION_SEEDS.low, limits.VARIATION_SEEDS.high, value=4, step=1,
+                                  label="Variations (seeds)")
+                seed = seed_control(TextToMusicSettings)
+                with gr.Accordion("Sampling", open=False):
+                    steps = slider(TextToMusicSettings, "steps", "Steps (Riffusion)", 1)
+                    guidance = gr.Number(value=None, minimum=limits.GUIDANCE.low, maximum=limits.GUIDANCE.high,
+                                         label="Guidance (empty: the engine default, 7 Riffusion, 3 MusicGen)")
+                run, stop = run_and_cancel_buttons("Make variations")
+            with gr.Column():
+                chosen = gr.Audio(label="Chosen variation", type="filepath", interactive=False)
+                buttons(chosen, AUDIO)
+                files = gr.File(label="All variations (WAV)", file_count="multiple", interactive=False)
+                seeds = gr.JSON(label="Seeds", visible=False)
+        slots = []
+        for row in range(0, SLOTS, PER_ROW):
+            with gr.Row():
+                for index in range(row, row + PER_ROW):
+                    with gr.Column(visible=False, min_width=200) as column:
+                        audio = gr.Audio(label="Variation", type="filepath", interactive=False)
+                        slot_seed = gr.State(None)
+                        pick = gr.Button("Use this", size="sm")
+                        buttons(audio, AUDIO)
+                    pick.click(use, [slot_seed, audio], [seed, chosen], queue=False, api_visibility="private")
+                    slots += [column, audio, slot_seed]
+        event = model_event(studio, run, variations, [prompt, engine, seconds, seed, count, steps, guidance],
+                            [files, seeds], api_name="variations",
+                            api_description="The same text-to-music request with 2-8 seeds (seed, seed+1, ...): "
+                                            "every variation's WAV and its seed, each equal to the single call.",
+                            gpu_seconds=gpu_seconds, stop=stop)
+        event.then(show, [files, seeds], slots, api_visibility="private")
