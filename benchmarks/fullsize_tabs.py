@@ -162,8 +162,9 @@ def stock_sd(pipe, image, prompt: str, steps: int, strength: float, guidance: fl
     return time.perf_counter() - start
 
 
-def run_tab(studio, tab: str, steps: int, folder: Path) -> dict:
-    """One call of ``tab`` through the Studio; returns its stage times, total, peak memory and stock time."""
+def run_tab(studio, tab: str, steps: int, folder: Path, music_seconds: float = 2.0) -> dict:
+    """One call of ``tab`` through the Studio; returns its stage times and calls, total, peak memory,
+    stock time and the result's parameters. ``music_seconds``: what image to music generates."""
     import torch
 
     from pipelines import spectrogram
@@ -221,7 +222,7 @@ def run_tab(studio, tab: str, steps: int, folder: Path) -> dict:
         stages.wrap(blip.model, "generate", "caption")
         stages.wrap(musicgen.model, "generate", "MusicGen")
         picture = Image.fromarray((np.random.default_rng(0).random((384, 384, 3)) * 255).astype(np.uint8))
-        seconds = 2.0
+        seconds = music_seconds
         result["music_seconds"] = seconds
         call = lambda: studio.image_to_music(picture, settings=ImageToMusicSettings(seconds=seconds))  # noqa: E731
     elif tab == "playlist":
@@ -240,9 +241,10 @@ def run_tab(studio, tab: str, steps: int, folder: Path) -> dict:
     with PeakMemory(device) as memory:
         sync()
         start = time.perf_counter()
-        call()
+        made = call()
         sync()
         result["total_s"] = time.perf_counter() - start
+    result["parameters"] = dict(getattr(made, "parameters", {}) or {})  # what the call recorded (steps, LoRA, ...)
     stages.restore()
     result["stages"] = {stage: (stages.seconds[stage], stages.calls[stage]) for stage in stages.seconds}
     result["peak_rss"] = memory.peak_rss

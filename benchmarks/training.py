@@ -60,6 +60,52 @@ def run_recipe(recipe: str, flags: list[str], env: dict) -> tuple[int, float, st
     return child.returncode, usage.ru_maxrss / 1024**2, output[-1500:]
 
 
+def benchmark_recipes(chosen: list[str], profile: str, steps: int, mixed_precision: str = "no",
+                      batch_size: int | None = None, echo: bool = False,
+                      deadline: float | None = None) -> list[dict]:
+    """Run each recipe as its user does on toy data; one row per recipe (``seconds_per_step`` from its
+    ``training.json``, peak RSS, load average around it). A recipe not started before ``deadline``
+    (a ``time.perf_counter()`` value) gets a row with ``skipped`` instead."""
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1" if profile != "hub" else "0")}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
+        clips, frames = toy_data(Path(tmp))
+        for recipe in chosen:
+            if deadline is not None and time.perf_counter() > deadline:
+                rows.append({"recipe": recipe, "skipped": "time budget spent before it started"})
+                continue
+            output = Path(tmp) / "out" / recipe
+            flags = ["--data", str(frames if recipe == "lora" else clips), "--output", str(output),
+                     "--max-steps", str(steps), "--profile", profile, "--mixed-precision", mixed_precision,
+                     "--checkpoint-every", "0"]
+            if recipe == "riffusion_lora":
+                flags += ["--instance-prompt", "jazz"]
+            if recipe == "amuse_unet":
+                flags += ["--vae", str(Path(tmp) / "out" / "amuse_vae")]
+            batch = batch_size or (1 if recipe == "amuse_unet" else None)
+            if batch:
+                flags += ["--batch-size", str(batch)]
+            load_before = os.getloadavg()[0]
+            started = time.perf_counter()
+            code, rss_gb, tail = run_recipe(recipe, flags, env)
+            row = {"recipe": recipe, "profile": profile, "mixed_precision": mixed_precision, "returncode": code,
+                   "wall_s": round(time.perf_counter() - started, 1), "peak_rss_gb": round(rss_gb, 2),
+                   "load_before": round(load_before, 1), "load_after": round(os.getloadavg()[0], 1)}
+            if code == 0:
+                info = json.loads((output / "training.json").read_text())
+                row.update(seconds_per_step=round(info["seconds_per_step"], 2), batch_size=batch or "recipe default")
+            else:
+                row["error"] = tail
+            rows.append(row)
+            if echo:
+                figure = f"{row['seconds_per_step']:8.2f} s/step" if code == 0 else "  FAILED"
+                print(f"{recipe:<16}{figure}   peak {row['peak_rss_gb']:5.1f} GB   wall {row['wall_s']:6.1f} s   "
+                      f"load {row['load_before']} -> {row['load_after']}", flush=True)
+                if code:
+                    print(tail)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="tiny", choices=("tiny", "fullsize", "hub"))
@@ -76,42 +122,11 @@ def main() -> None:
     if "amuse_unet" in chosen and "amuse_vae" not in chosen:
         chosen.insert(chosen.index("amuse_unet"), "amuse_vae")  # the UNet is conditioned on a trained VAE
 
-    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1" if args.profile != "hub" else "0")}
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
-        clips, frames = toy_data(Path(tmp))
-        for recipe in chosen:
-            output = Path(tmp) / "out" / recipe
-            flags = ["--data", str(frames if recipe == "lora" else clips), "--output", str(output),
-                     "--max-steps", str(args.steps), "--profile", args.profile, "--mixed-precision", args.mixed_precision,
-                     "--checkpoint-every", "0"]
-            if recipe == "riffusion_lora":
-                flags += ["--instance-prompt", "jazz"]
-            if recipe == "amuse_unet":
-                flags += ["--vae", str(Path(tmp) / "out" / "amuse_vae")]
-            batch = args.batch_size or (1 if recipe == "amuse_unet" else None)
-            if batch:
-                flags += ["--batch-size", str(batch)]
-            load_before = os.getloadavg()[0]
-            started = time.perf_counter()
-            code, rss_gb, tail = run_recipe(recipe, flags, env)
-            row = {"recipe": recipe, "profile": args.profile, "returncode": code, "wall_s": round(time.perf_counter() - started, 1),
-                   "peak_rss_gb": round(rss_gb, 2), "load_before": round(load_before, 1), "load_after": round(os.getloadavg()[0], 1)}
-            if code == 0:
-                info = json.loads((output / "training.json").read_text())
-                row.update(seconds_per_step=round(info["seconds_per_step"], 2), batch_size=batch or "recipe default")
-            else:
-                row["error"] = tail
-            rows.append(row)
-            if not args.json:
-                figure = f"{row['seconds_per_step']:8.2f} s/step" if code == 0 else "  FAILED"
-                print(f"{recipe:<16}{figure}   peak {row['peak_rss_gb']:5.1f} GB   wall {row['wall_s']:6.1f} s   "
-                      f"load {row['load_before']} -> {row['load_after']}", flush=True)
-                if code:
-                    print(tail)
+    rows = benchmark_recipes(chosen, args.profile, args.steps, args.mixed_precision, args.batch_size,
+                             echo=not args.json)
     if args.json:
         print(json.dumps(rows, indent=1))
-    if any(r["returncode"] for r in rows):
+    if any(r.get("returncode") for r in rows):
         sys.exit(1)
 
 

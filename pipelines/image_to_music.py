@@ -174,6 +174,13 @@ def generate_music(
     ``OVERLAP_SECONDS`` of the music so far (audio prompt plus the text) and adds
     ``WINDOW_SECONDS - OVERLAP_SECONDS``; the seam is crossfaded over ``SEAM_SECONDS``.
 
+    Speed: transformers (5.23) already runs both guidance branches in one decoder forward per step
+    (the batch doubled, ``ClassifierFreeGuidanceLogitsProcessor`` splits the logits). A static KV
+    cache, the way to ``torch.compile``/CUDA graphs for the decoder, is not offered there: MusicGen's
+    own ``generate`` ignores ``cache_implementation="static"``, and a ``StaticCache`` passed in by
+    hand changes the tokens, so the dynamic cache stays. The frame watch reads no device value (no
+    per-token sync of ours; transformers' loop syncs once per step on its own stopping check).
+
     The seed makes it repeatable without touching the global RNG. ``should_stop`` is polled after
     every frame (a cancelled run raises Cancelled); ``on_progress(fraction, "12 of 60 s")`` is
     called once per generated second.

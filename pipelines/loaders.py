@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -170,12 +169,10 @@ def load_sd_img2img(location: str, revision: str | None = None, dtype: Any = Non
 
 
 def compile_wanted(device: str) -> bool:
-    """``STUDIO_COMPILE=1`` asks for ``torch.compile`` of the SD UNets; honoured on CUDA only, never
-    on ZeroGPU (each request gets a fresh GPU slot: the compiled kernels would not survive) nor on the
-    CPU or MPS (minutes of compiling for little there)."""
-    from .device import ZERO_GPU
+    """Whether the SD UNets are compiled on ``device``: ``device.compile_choice`` (the one home of the rule)."""
+    from .device import compile_choice
 
-    return os.environ.get("STUDIO_COMPILE", "") == "1" and device.startswith("cuda") and not ZERO_GPU
+    return compile_choice(device).on
 
 
 def tune_sd(pipe: Any, device: str) -> Any:
@@ -185,11 +182,14 @@ def tune_sd(pipe: Any, device: str) -> Any:
       (torch's fused ``scaled_dot_product_attention``); any other is replaced and the count recorded.
     - ``channels_last`` for the UNet and VAE on CUDA (convolutions in NHWC: tensor-core friendly;
       the layout survives the manager's moves).
-    - ``torch.compile`` of the UNet when ``compile_wanted(device)``; the first call's cost (the
-      compile) is timed and logged, and stored as ``pipe.tuning["compile_first_call_s"]``.
+    - regional ``torch.compile`` of the UNet's repeated blocks when ``device.compile_choice`` says so
+      (``device.compile_unet``: fixed shapes, compiled once per process); the reason is recorded in
+      ``pipe.tuning["compile"]``. The first call of each new shape pays the compile.
     """
     import torch
     from diffusers.models.attention_processor import AttnProcessor2_0
+
+    from .device import compile_choice, compile_unet
 
     tuning: dict[str, Any] = {"replaced_attention": 0, "channels_last": False, "compiled": False}
     for module in (pipe.unet, pipe.vae):
@@ -201,22 +201,13 @@ def tune_sd(pipe: Any, device: str) -> Any:
         pipe.unet.to(memory_format=torch.channels_last)
         pipe.vae.to(memory_format=torch.channels_last)
         tuning["channels_last"] = True
-    if compile_wanted(device):
-        compiled = torch.compile(pipe.unet)
-        first_call = compiled.forward
-
-        def timed_first_call(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return first_call(*args, **kwargs)
-            finally:
-                compiled.forward = first_call  # timed once
-                tuning["compile_first_call_s"] = round(time.perf_counter() - start, 1)
-                log.info("torch.compile: the UNet's first call took %.1f s (compiling)", tuning["compile_first_call_s"])
-
-        compiled.forward = timed_first_call
-        pipe.unet = compiled
-        tuning["compiled"] = True
+    choice = compile_choice(device)
+    tuning["compile"] = choice.reason
+    if choice.on:
+        tuning["compiled_blocks"] = compile_unet(pipe.unet)
+        tuning["compiled"] = tuning["compiled_blocks"] > 0
+        log.info("torch.compile: %d UNet blocks (%s); each new shape compiles on its first call",
+                 tuning["compiled_blocks"], choice.reason)
     pipe.tuning = tuning
     return pipe
 

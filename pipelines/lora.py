@@ -3,8 +3,8 @@
 The riffusion and SD 1.5 pipelines are shared between tabs (and between the two sound-to-music model
 choices), so an adapter never stays switched on: ``switched_on`` loads it under its name the first
 time (diffusers' ``load_lora_weights`` with the peft backend, through ``music_to_image.load_lora``,
-which also reads TechJam's old key format), switches it on at the asked scale for the ``with`` block
-and off again however the block ends. ``loaded`` only loads (music to image switches its adapter
+which also reads TechJam's old key format), fuses it into the UNet's weights at the asked scale for the
+``with`` block (``music_to_image.fused_lora``) and restores the exact base weights however the block ends. ``loaded`` only loads (music to image switches its adapter
 itself, inside ``generate_image``).
 """
 
@@ -34,10 +34,10 @@ def switched_on(pipe: Any, location: str | None, scale: float, adapter_name: str
     if location is None:
         yield pipe
         return
+    from .music_to_image import fused_lora
+
     loaded(pipe, location, adapter_name)
-    pipe.enable_lora()
-    pipe.set_adapters([adapter_name], adapter_weights=[float(scale)])
-    try:
+    # fused into the UNet's weights for the block (no adapter beside every projection), then the exact
+    # base weights back and the adapter off: the pipe is shared (style tab, the other model choice)
+    with fused_lora(pipe, adapter_name, float(scale)):
         yield pipe
-    finally:
-        pipe.disable_lora()  # the pipe is shared (style tab, the other model choice): leave it plain

@@ -5,7 +5,9 @@
    librosa's beat tracker gives the tempo; the three fill the original's sentence.
 2. ``generate_image``: Stable Diffusion 1.5 text-to-image from that sentence, with the TechJam LoRA
    (UNet-only, rank 4, old ``lora.down/up`` attention-processor keys) loaded through diffusers'
-   ``load_lora_weights`` and scaled per call (0 turns it off).
+   ``load_lora_weights`` and fused into the UNet's weights at the asked scale for the call only
+   (``fused_lora``: no adapter runs beside the projections, so the UNet costs what stock SD costs;
+   0 turns it off).
 
 The classifiers are ``classifiers.KerasClassifier`` objects (``classifiers.genre.load(folder)``);
 the pipeline is any loaded Stable Diffusion pipeline (the device manager's img2img one is fine:
@@ -14,7 +16,9 @@ text-to-image is built from its components without copying weights).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,6 +155,51 @@ def load_lora(
     return adapter_name
 
 
+def _lora_layers(unet, adapter_name: str) -> list:
+    """The peft layers of ``unet`` that hold ``adapter_name`` (one per adapted projection)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [module for module in unet.modules()
+            if isinstance(module, BaseTunerLayer) and adapter_name in getattr(module, "lora_A", {})]
+
+
+@contextmanager
+def fused_lora(pipe, adapter_name: str, scale: float) -> Iterator[int]:
+    """The adapter ``adapter_name`` fused into ``pipe.unet``'s weights at ``scale`` while inside; the
+    exact base weights afterwards. Yields the number of projections fused (0: nothing to fuse).
+
+    W' = W + scale * (alpha / r) * B @ A, computed by peft on the weights' device (diffusers'
+    ``fuse_lora``), so every UNet call inside costs what the plain model costs (the adapters no longer
+    run beside every projection). On the way out ``unfuse_lora`` subtracts the same product and the
+    fused projections' weights are then copied back from a copy taken before fusing: W + d - d is W
+    only up to rounding (in fp16 an ulp per call, which would drift over many calls), the copy is W
+    bit for bit. The copy weighs what the adapted projections weigh (SD 1.5: ~93 M parameters) and
+    lives only for the call. The LoRA is left switched off (``disable_lora``): the UNet may be shared.
+    """
+    layers = _lora_layers(pipe.unet, adapter_name) if scale else []
+    if not layers:
+        yield 0
+        return
+    originals = [layer.get_base_layer().weight.detach().clone() for layer in layers]
+    pipe.enable_lora()  # a disabled peft layer unmerges itself on its next forward: enable first
+    pipe.set_adapters([adapter_name], adapter_weights=[float(scale)])
+    try:
+        pipe.fuse_lora(components=["unet"], lora_scale=1.0, adapter_names=[adapter_name])
+        yield len(layers)
+    finally:
+        import torch
+
+        if any(layer.merged for layer in layers):
+            with warnings.catch_warnings():  # peft warns for every other adapted layer: "Already unmerged"
+                warnings.filterwarnings("ignore", message="Already unmerged")
+                pipe.unfuse_lora(components=["unet"])
+
+        with torch.no_grad():
+            for layer, original in zip(layers, originals):
+                layer.get_base_layer().weight.copy_(original)
+        pipe.disable_lora()
+
+
 def _adapters(pipe) -> list[str]:
     try:
         return [name for names in pipe.get_list_adapters().values() for name in names]
@@ -187,8 +236,8 @@ def generate_image(
 
     ``pipe``: a loaded Stable Diffusion pipeline (any of diffusers' SD 1.x pipelines; its components
     are shared, not copied). ``description``: what ``describe_music`` made, or the caller's prompt.
-    ``settings.lora_scale`` scales the adapter ``adapter_name`` if ``load_lora`` put it there (0: LoRA
-    off, bit-identical to the base model). ``should_stop`` is polled after every step (Cancelled).
+    ``settings.lora_scale`` scales the adapter ``adapter_name`` if ``load_lora`` put it there, fused
+    into the weights for this call (``fused_lora``; 0: LoRA off, bit-identical to the base model). ``should_stop`` is polled after every step (Cancelled).
     Returns the image (``settings.width`` x ``settings.height``, RGB) with its parameters.
     """
     import torch
@@ -210,10 +259,7 @@ def generate_image(
         return {}
 
     generator = torch.Generator(device="cpu").manual_seed(int(settings.seed))  # same noise on every device
-    if has_lora and lora_scale:
-        pipe.enable_lora()
-        pipe.set_adapters([adapter_name], adapter_weights=[float(lora_scale)])
-    try:
+    with fused_lora(pipe, adapter_name, float(lora_scale) if has_lora else 0.0) as fused:
         output = text_to_image(
             prompt=prompt,
             negative_prompt=settings.negative_prompt or None,
@@ -224,9 +270,6 @@ def generate_image(
             generator=generator,
             callback_on_step_end=on_step_end,
         )
-    finally:
-        if has_lora:
-            pipe.disable_lora()  # the UNet may be shared: leave it as the base model
     if text_to_image.interrupt:
         raise Cancelled()
     parameters = {
@@ -235,6 +278,7 @@ def generate_image(
         **settings.as_dict(),
         "lora_scale": float(lora_scale),
         "lora": adapter_name if has_lora else None,
+        "lora_fused_layers": fused,  # projections the LoRA was fused into for this call (0: none)
     }
     described = description if isinstance(description, Description) else None
     if described is not None:

@@ -12,7 +12,8 @@ built on MusicTI (AAAI 2024):
 3. the content audio becomes a riffusion spectrogram, is VAE-encoded, pseudo-inverted in one step
    (x_t = q_sample(x0, t); eps = UNet(x_t, t, c_t); z = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps) and
    DDIM runs from the first int(strength * steps) timesteps with classifier-free guidance, the
-   conditioning recomputed at every step (``apply_styles``);
+   conditioning changing at every step (``apply_styles``; computed for all the steps at once, in
+   one batched text-encoder call per request, ``StyleConditioner``);
 4. the output image becomes audio; long inputs go in 5.12 s windows, crossfaded as in sound-to-music.
 
 The style network and its folders (``style.safetensors`` + ``style.json``) are in ``style_embedding``;
@@ -99,9 +100,18 @@ def encode_with_token_embeddings(text_encoder, input_ids: torch.Tensor, token_em
 
 
 class StyleConditioner:
-    """c_t for the prompt "*" with mixed styles, and the unchanged unconditional embedding of ""."""
+    """c_t for the prompt "*" with mixed styles, and the unchanged unconditional embedding of "".
 
-    def __init__(self, tokenizer, text_encoder, styles: Sequence[Style], weights: Sequence[float] | None = None):
+    ``timesteps``: the timesteps a request will ask for (``start_timesteps``'s inversion step and
+    the DDIM steps). Their c_t and the unconditional embedding are computed up front in ONE batched
+    text-encoder call (rows: "", then "*" once per timestep, each with its own mixed v_t; every style
+    network runs once on all the timesteps), so the denoising loop of every window only reads them.
+    A timestep not given there is encoded when first asked for (one call each) and kept.
+    ``encoder_calls`` counts the text-encoder calls made.
+    """
+
+    def __init__(self, tokenizer, text_encoder, styles: Sequence[Style], weights: Sequence[float] | None = None,
+                 timesteps: Sequence[int] = ()):
         if not styles:
             raise InputError("Choose at least one style.")
         width = text_encoder.config.hidden_size
@@ -120,22 +130,42 @@ class StyleConditioner:
         device = text_encoder.device
         self.prompt_ids = self._ids(tokenizer, self.placeholder).to(device)
         self.placeholder_mask = self.prompt_ids == ids[0]
+        self.encoder_calls = 0
+        self._cache: dict[int, torch.Tensor] = {}
+        wanted = list(dict.fromkeys(int(t) for t in timesteps))  # in order, each once
+        rows = len(wanted)
         with torch.no_grad():
-            self.unconditional = text_encoder(self._ids(tokenizer, "").to(device))[0]
+            lookup = text_encoder.get_input_embeddings()
+            empty = self._ids(tokenizer, "").to(device)
+            token_embeds = lookup(empty)
+            if rows:
+                token_embeds = torch.cat([token_embeds, self.token_embeddings(torch.tensor(wanted, device=device), rows)])
+            hidden = self._encode(torch.cat([empty, self.prompt_ids.expand(rows, -1)]), token_embeds)
+        self.unconditional = hidden[:1]
+        self._cache.update((t, hidden[1 + i : 2 + i]) for i, t in enumerate(wanted))
 
     @staticmethod
     def _ids(tokenizer, text: str) -> torch.Tensor:
         return tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                          return_tensors="pt").input_ids
 
-    def token_embeddings(self, t: int | torch.Tensor) -> torch.Tensor:
-        base = self.text_encoder.get_input_embeddings()(self.prompt_ids)
-        return mix_token_embeddings(self.styles, self.weights, t, base, self.placeholder_mask)
+    def _encode(self, input_ids: torch.Tensor, token_embeds: torch.Tensor) -> torch.Tensor:
+        self.encoder_calls += 1
+        return encode_with_token_embeddings(self.text_encoder, input_ids, token_embeds)
+
+    def token_embeddings(self, t: int | torch.Tensor, rows: int = 1) -> torch.Tensor:
+        """(rows, n, width): the prompt's token embeddings with the mixed v_t at the placeholder, one
+        row per timestep of ``t`` (an int for ``rows`` 1, else a (rows,) tensor)."""
+        base = self.text_encoder.get_input_embeddings()(self.prompt_ids).expand(rows, -1, -1)
+        return mix_token_embeddings(self.styles, self.weights, t, base, self.placeholder_mask.expand(rows, -1))
 
     @torch.no_grad()
     def __call__(self, t: int | torch.Tensor) -> torch.Tensor:
         """c_t: (1, 77, width) text-encoder output for "*" with the mixed style at timestep t."""
-        return encode_with_token_embeddings(self.text_encoder, self.prompt_ids, self.token_embeddings(t))
+        key = int(t)
+        if key not in self._cache:
+            self._cache[key] = self._encode(self.prompt_ids, self.token_embeddings(key))
+        return self._cache[key]
 
 
 # -- the whole content-audio -> styled-audio path ---------------------------------------------------------
@@ -212,7 +242,7 @@ def _style_windows(pipe, scheduler, conditioner: StyleConditioner, images: list[
     batch = len(images)
 
     def text(t: int) -> torch.Tensor:
-        return conditioner(t).to(dtype).expand(batch, -1, -1)  # one encoding per step for the whole batch
+        return conditioner(t).to(dtype).expand(batch, -1, -1)  # the request's encoding of step t
 
     eps = pipe.unet(x_t.to(dtype), t_inv, encoder_hidden_states=text(t_inv)).sample.float()
     latents = math.sqrt(abar) * x0 + math.sqrt(1 - abar) * eps  # one-step pseudo-inversion, no CFG
@@ -221,7 +251,7 @@ def _style_windows(pipe, scheduler, conditioner: StyleConditioner, images: list[
     uncond = conditioner.unconditional.to(dtype).expand(batch, -1, -1)
     with pipe.progress_bar(total=len(run)) as progress:
         for t in run:
-            cond = text(t)  # recomputed every step: the style depends on t
+            cond = text(t)  # changes every step (the style depends on t): computed up front
             if use_cfg:
                 out = pipe.unet(torch.cat([latents] * 2).to(dtype), t,
                                 encoder_hidden_states=torch.cat([uncond, cond])).sample.float()
@@ -282,8 +312,10 @@ def apply_styles(
     device = device or str(pipe.unet.device)
     for style in styles:
         style.module.to(pipe.unet.device).eval()
-    conditioner = StyleConditioner(pipe.tokenizer, pipe.text_encoder, styles, weights)
     scheduler = make_scheduler(pipe)
+    inversion, run = start_timesteps(scheduler, strength, steps)  # the same in every window
+    # every window's conditioning, once per request, in one batched text-encoder call
+    conditioner = StyleConditioner(pipe.tokenizer, pipe.text_encoder, styles, weights, timesteps=[inversion, *run])
 
     def render(indices: list[int], contents: list[Image.Image]) -> list[Image.Image]:
         return _style_windows(pipe, scheduler, conditioner, contents, strength, steps, guidance, seed, should_stop)[0]
@@ -291,7 +323,6 @@ def apply_styles(
     done = windows.render_windows(samples, params, render, device=device, overlap_s=overlap_seconds,
                                   on_progress=on_progress, batch_size=int(batch_size), plan=plan)
     music = audio_io.peak_normalize(done.audio, headroom_db=1.0)
-    inversion, run = start_timesteps(scheduler, strength, steps)  # the same in every window
     parameters = {
         "pipeline": "style_interpolation",
         "styles": [s.name for s in styles],
@@ -301,6 +332,7 @@ def apply_styles(
         "inversion_timestep": inversion,
         "timesteps": run,
         "windows": len(done.inputs),
+        "text_encoder_calls": conditioner.encoder_calls,
     }
     return StyleInterpolationResult(audio=music, sample_rate=params.sample_rate,
                                     content_spectrogram=spectrogram.side_by_side(done.inputs),

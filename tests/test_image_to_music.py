@@ -161,6 +161,41 @@ def test_same_seed_same_audio_and_global_rng_untouched(musicgen):
     assert not np.allclose(a.audio, c.audio)
 
 
+def test_both_guidance_branches_go_in_one_decoder_forward_per_frame(musicgen):
+    """transformers 5.23's MusicGen generate already batches classifier-free guidance: one decoder
+    forward per generated step, on 2 x codebooks rows (conditional and unconditional together), and
+    the same seed gives the same tokens with it as before (the run is repeated)."""
+    model, processor = musicgen
+    rows = []
+    handle = model.decoder.register_forward_pre_hook(
+        lambda module, args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        first = i2m.generate_music(model, processor, "a calm lake", i2m.ImageToMusicSettings(seconds=1.0, guidance=3.0))
+    finally:
+        handle.remove()
+    codebooks = model.decoder.num_codebooks
+    frames = math.ceil(1.0 * model.config.audio_encoder.frame_rate)
+    # one forward per generated step of the delay pattern (frames + codebooks - 1), plus the prefill's
+    assert len(rows) == frames + codebooks - 1 + 1
+    assert set(rows) == {2 * codebooks}
+    again = i2m.generate_music(model, processor, "a calm lake", i2m.ImageToMusicSettings(seconds=1.0, guidance=3.0))
+    np.testing.assert_array_equal(first.audio, again.audio)
+
+
+def test_the_frame_watch_never_reads_a_device_value():
+    """The stopping criterion polled after every token answers with a tensor made on the tokens'
+    device without reading any (meta tensors have no values: any read would raise), so it adds no
+    per-token GPU sync of its own."""
+    watch = i2m._FrameWatch(should_stop=lambda: False, on_progress=lambda *a: None, total_frames=100,
+                            frame_rate=50, delay=3)
+    tokens = torch.empty((8, 5), dtype=torch.long, device="meta")
+    for _ in range(60):
+        answer = watch(tokens, torch.empty((8, 2048), device="meta"))
+    assert answer.device.type == "meta" and answer.shape == (8,) and answer.dtype == torch.bool
+    watch.should_stop = lambda: True
+    assert watch(tokens, None).device.type == "meta" and watch.stopped
+
+
 def test_cancel_stops_generation(musicgen):
     calls = []
 

@@ -156,6 +156,52 @@ def test_lora_scale_changes_the_image_and_zero_does_not(pipe, lora_folder):
     assert full.parameters["lora"] == "m2i" and full.parameters["lora_scale"] == 1.0
 
 
+def test_the_lora_is_fused_for_the_call_same_image_as_adapters_beside_and_exact_weights_after(pipe, lora_folder):
+    """Music to image fuses the LoRA into the UNet's weights for the call (no peft adapter runs beside
+    the projections): the image equals the unfused adapter path's within float rounding, every UNet
+    call inside sees merged layers, and afterwards the base weights are bit for bit what they were."""
+    m2i.load_lora(pipe, lora_folder)
+    layers = m2i._lora_layers(pipe.unet, m2i.DEFAULT_ADAPTER)
+    before = {name: tensor.clone() for name, tensor in pipe.unet.state_dict().items()}
+    settings = m2i.MusicToImageSettings(seed=5, lora_scale=0.7, **SMALL)
+
+    merged_in_calls = []
+    forward = pipe.unet.forward
+
+    def watched(*args, **kwargs):
+        merged_in_calls.append(all(layer.merged for layer in layers))
+        return forward(*args, **kwargs)
+
+    pipe.unet.forward = watched
+    try:
+        fused = m2i.generate_image(pipe, "a test", settings)
+    finally:
+        del pipe.unet.forward
+    assert merged_in_calls and all(merged_in_calls), "every UNet call runs on fused weights"
+    assert fused.parameters["lora_fused_layers"] == len(layers) > 0
+    after = pipe.unet.state_dict()
+    assert all(torch.equal(after[name], tensor) for name, tensor in before.items()), "base weights restored exactly"
+    assert not any(layer.merged for layer in layers)
+
+    # the old path: the adapter running beside every projection, at the same scale
+    from diffusers import StableDiffusionPipeline
+
+    plain = StableDiffusionPipeline(**{k: v for k, v in pipe.components.items() if k != "safety_checker"},
+                                    safety_checker=None, requires_safety_checker=False)
+    plain.set_progress_bar_config(disable=True)
+    pipe.enable_lora()
+    pipe.set_adapters([m2i.DEFAULT_ADAPTER], adapter_weights=[0.7])
+    try:
+        beside = plain(prompt="a test", num_inference_steps=2, guidance_scale=settings.guidance, width=64, height=64,
+                       generator=torch.Generator().manual_seed(5), output_type="np").images[0]
+    finally:
+        pipe.disable_lora()
+    np.testing.assert_allclose(np.asarray(fused.image, dtype=np.float32) / 255, beside, atol=1.5 / 255)
+    off = m2i.generate_image(pipe, "a test", m2i.MusicToImageSettings(seed=5, lora_scale=0.0, **SMALL))
+    assert off.parameters["lora_fused_layers"] == 0
+    assert np.abs(pixels(fused) - pixels(off)).mean() > 0.5  # the LoRA did change the picture
+
+
 def test_lora_from_a_file_path_and_missing_files(studio, lora_folder, tmp_path):
     from diffusers import StableDiffusionPipeline
 

@@ -185,6 +185,55 @@ def test_conditioning_changes_with_t(pipe, library):
     assert torch.equal(conditioner(101), conditioner(101))
 
 
+def test_conditioning_for_given_timesteps_is_one_batched_text_encoder_call_equal_to_one_at_a_time(pipe, library):
+    """The request's c_t for every timestep and the unconditional embedding come from ONE text-encoder
+    call (a batch of 1 + T rows) and equal what one call per timestep gives, within float rounding."""
+    styles, weights = library.get(["jazz", "rock"]), [0.3, 0.7]
+    calls = []
+    handle = pipe.text_encoder.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    try:
+        batched = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, styles, weights, timesteps=[700, 681, 661, 681])
+        assert calls == [1 + 3], "one call: the unconditional row and each distinct timestep once"
+        lazy = si.StyleConditioner(pipe.tokenizer, pipe.text_encoder, styles, weights)
+        for t in (700, 681, 661):
+            torch.testing.assert_close(batched(t), lazy(t), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(batched.unconditional, lazy.unconditional, atol=1e-5, rtol=1e-5)
+        assert batched.encoder_calls == 1 and lazy.encoder_calls == 1 + 3  # the lazy one: "" then one per t
+        calls.clear()
+        batched(681)
+        assert calls == [], "a precomputed timestep costs no call"
+        batched(500)
+        assert calls == [1] and batched.encoder_calls == 2  # one not given up front: encoded once, kept
+    finally:
+        handle.remove()
+    assert not torch.allclose(batched(700), batched(661), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_request_encodes_text_once_and_gives_the_music_of_per_step_encoding(pipe, library, monkeypatch):
+    """Two windows, 4 DDIM steps: one text-encoder call for the whole request (was one per step per
+    window), and the same spectrogram as encoding per step (within one 8-bit level)."""
+    long = np.random.default_rng(1).standard_normal(int(7.3 * SR)).astype(np.float32) * 0.1
+    styles, settings = library.get(["jazz", "rock"]), Settings(strength=0.7, steps=6)
+    calls = []
+    handle = pipe.text_encoder.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    try:
+        once = si.apply_styles(pipe, long, styles, [0.3, 0.7], settings=settings)
+        assert calls == [1 + 1 + 4] and once.parameters["text_encoder_calls"] == 1
+        assert once.parameters["windows"] == 2
+        calls.clear()
+        original = si.StyleConditioner.__init__
+        monkeypatch.setattr(si.StyleConditioner, "__init__",
+                            lambda self, *a, timesteps=(), **k: original(self, *a, **k))  # the old per-step way
+        per_step = si.apply_styles(pipe, long, styles, [0.3, 0.7], settings=settings)
+        assert len(calls) == 1 + 5 and per_step.parameters["text_encoder_calls"] == 6
+    finally:
+        handle.remove()
+    difference = np.abs(np.asarray(once.output_spectrogram, dtype=int) - np.asarray(per_step.output_spectrogram, dtype=int))
+    assert difference.max() <= 1
+    assert np.mean(np.abs(once.audio - per_step.audio)) < 1e-3
+
+
 def test_a_style_of_another_width_is_refused(pipe):
     wide = se.Style("wide", se.StyleEmbedding(width=16, inner=32, heads=1, head_dim=16))
     with pytest.raises(InputError, match="width 16"):
@@ -224,7 +273,7 @@ def test_ddim_timesteps_and_conditioning_actually_run(pipe, library, content):
     assert recorder.calls[0][1] == 1 and all(b == 2 for _, b, _ in recorder.calls[1:])  # CFG after the inversion
     conds = [c for _, _, c in recorder.calls[1:]]
     assert torch.equal(conds[0][0], conds[-1][0])  # the unconditional half never changes
-    assert not torch.allclose(conds[0][1], conds[-1][1], atol=1e-4)  # c_t is recomputed per step
+    assert not torch.allclose(conds[0][1], conds[-1][1], atol=1e-4)  # c_t changes per step
     assert result.parameters["timesteps"] == timesteps[1:]
     assert result.audio.shape == (1, content.size) and result.sample_rate == SR
     assert np.all(np.isfinite(result.audio)) and np.abs(result.audio).max() > 0

@@ -1,0 +1,61 @@
+"""benchmarks/gpu.py, the one command for every GPU figure, runs on the CPU with the tiny models and
+its JSON holds every stage: figures, or "skipped: reason"."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("window", "sound_to_music_60s", "style", "music_to_image", "image_to_music", "text_to_music", "compile",
+          "training")
+
+
+def test_the_gpu_benchmark_runs_tiny_on_the_cpu_and_reports_every_stage(tmp_path):
+    out = tmp_path / "gpu.json"
+    command = [sys.executable, "benchmarks/gpu.py", "--profile", "tiny", "--device", "cpu", "--json",
+               "--steps", "2", "--long-seconds", "6", "--text-seconds", "6", "--music-seconds", "1",
+               "--image-size", "64", "--training-recipes", "style", "--training-steps", "2", "--budget-s", "900",
+               "--repeats", "2", "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert json.loads(out.read_text()) == summary  # the --out file holds the same figures
+    stages = summary["stages"]
+    assert tuple(stages) == STAGES
+    for name, outcome in stages.items():
+        assert isinstance(outcome, dict) or outcome.startswith("skipped: "), (name, outcome)
+    assert stages["compile"] == "skipped: cpu: torch.compile is used on CUDA only"
+    assert summary["machine"]["device"] == "cpu" and summary["steps_override"] == 2
+
+    window = stages["window"]  # ours vs stock img2img, split per stage, the same UNet calls on both sides
+    assert window["ours_s"] > 0 and window["stock_s"] > 0
+    assert len(window["ours_runs_s"]) == len(window["stock_runs_s"]) == 2  # --repeats 2: medians of alternating runs
+    assert window["ours_split"]["UNet"]["calls"] == window["stock_split"]["UNet"]["calls"] == window["unet_calls"]
+    assert {"spectrogram codec", "mask", "metrics", "text encoder", "VAE encode", "VAE decode", "other"} <= set(
+        window["ours_split"])
+
+    long = stages["sound_to_music_60s"]  # 6 s: 2 windows; on the CPU the auto batch is one window
+    assert long["windows"] == 2 and long["auto_window_batch"] == 1
+    for preset, scheduler in (("paper", "repo"), ("fast", "dpm++")):
+        run = long[f"{preset}_batch_1"]
+        assert run["scheduler"] == scheduler and run["seconds"] > 0 and run["peak_rss_gb"] > 0
+        assert run["unet_calls"] == 2 * run["steps_run"]  # one UNet call per step per window
+        assert long[f"{preset}_batch_auto"].startswith("skipped: auto is 1 window")
+
+    style = stages["style"]  # one text-encoder call per style request
+    assert style["text_encoder_calls"] == style["text_encoder_calls_recorded"] == 1
+    assert style["unet_calls"] == 1 + style["stock_unet_calls"]  # MusicTI's one-step inversion, then the same steps
+    assert style["stock_text_encoder_calls"] == 2 and len(style["ours_runs_s"]) == 2
+
+    image = stages["music_to_image"]  # the LoRA fused into every UNet call
+    assert image["lora_fused"] is True and image["lora_fused_layers"] > 0
+    assert image["unet_calls"] == 2 and image["ours_s"] > 0 and image["stock_s"] > 0
+
+    music = stages["image_to_music"]
+    assert music["musicgen_s_per_generated_s"] > 0 and music["caption"] and music["decoder_forwards"] > 50
+    assert stages["text_to_music"]["windows"] == 2 and stages["text_to_music"]["unet_calls"] > 0
+
+    training = stages["training"]
+    assert training["mixed_precision"] == "no" and training["style"]["seconds_per_step"] > 0
+    assert training["lora"] == "skipped: not asked for (--training-recipes)"
