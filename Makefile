@@ -24,7 +24,7 @@ browser:  ## Debian's Chromium for the browser test (Playwright drives it; it do
 test: venv browser  ## run the whole test suite (tiny models, no network): what CI runs
 	$(PY) -m pytest -q
 
-test-fast: venv  ## the quick set while editing (under 2 minutes): no browser, nothing marked slow
+test-fast: venv  ## the quick set while editing (about 3 minutes): no browser, nothing marked slow
 	$(PY) -m pytest -q -m "not browser and not slow"
 
 real-data: venv  ## download the original projects' files the tests compare with (12 MB, pinned, checksummed) into .cache/real-data
