@@ -50,6 +50,10 @@ def test_schema_lists_every_main_endpoint_with_each_parameter_described(mcp_app)
     schema = httpx.get(f"{mcp_app}gradio_api/mcp/schema", timeout=60).json()
     tools = {tool["name"]: tool for tool in schema}
     assert MAIN_TOOLS <= set(tools)
+    # every tool is named as its API endpoint (gradio names tools after the handler function)
+    info = httpx.get(f"{mcp_app}gradio_api/info", timeout=60).json()
+    endpoints = {name.lstrip("/") for name in info["named_endpoints"]}
+    assert set(tools) <= endpoints, set(tools) - endpoints
     undescribed = {name: [p for p, spec in tool["inputSchema"]["properties"].items()
                           if len(spec.get("description", "")) < 15] for name, tool in tools.items()}  # every tool
     assert {name: params for name, params in undescribed.items() if params} == {}

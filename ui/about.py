@@ -78,7 +78,7 @@ def build(studio) -> None:
         return [[r["role"], re.sub(r"@([0-9a-f]{8})[0-9a-f]{32}\b", r"@\1", r["source"]), r["purpose"]]
                 for r in info["roles"]]
 
-    def refresh():
+    def status():  # named as its endpoint: gradio names the MCP tool after the function
         info = studio.describe()
         return summary(info), loaded_models(info)
 
@@ -101,9 +101,9 @@ def build(studio) -> None:
                                  headers=["model", "where", "MB", "uses", "load (s)"], interactive=False, wrap=True,
                                  elem_classes=["studio-table"])
         button = gr.Button("Refresh", size="sm")
-        button.click(refresh, outputs=[info_md, models_df], api_name="status",
+        button.click(status, outputs=[info_md, models_df], api_name="status",
                      api_description="The profile, the device, and the models in memory with their sizes.")
-        tab.select(refresh, outputs=[info_md, models_df], api_visibility="private")  # current without a click
+        tab.select(status, outputs=[info_md, models_df], api_visibility="private")  # current without a click
         gr.Markdown("### Where each model comes from")
         gr.Dataframe(value=roles(info), headers=["role", "source", "purpose"], interactive=False, wrap=True,
                      column_widths=["170px", "340px", "690px"], elem_classes=["studio-table"])

@@ -91,6 +91,7 @@ def stoppable(handler):
                 _stops.get(session, set()).discard(flag)
 
     event.__doc__ = handler.__doc__  # the endpoint's description (API page, MCP), not its signature
+    event.__name__ = event.__qualname__ = handler.__name__  # the MCP tool's name (gradio names tools after functions)
     return event
 
 
