@@ -1,7 +1,7 @@
 """The tiny profile's models laid out as the real Hub repositories are, at the registry's pinned commits,
 for tests/fake_servers.FakeHub; and tiny stand-ins of the originals' GitHub files with their own pins.
 
-Layouts (``../shared/reference/hub/README.md``): riffusion and the mask model ``.bin`` only; SD 1.5
+Layouts (the captured Hub references, ``scripts.real_data.find_hub_reference()``): riffusion and the mask model ``.bin`` only; SD 1.5
 ``.safetensors`` and ``.bin`` with ``*.fp16.safetensors`` variants beside them; CLAP ``pytorch_model.bin``
 only (the tiny build already is); AMUSE ``unet/`` + ``scheduler/`` + a ``model_index.json`` naming a
 DDPMPipeline, and nothing else; the others as the tiny builds save them (transformers' safetensors).
