@@ -29,8 +29,8 @@ after every stage.
    seconds per generated second, decoder forwards.
 6. ``text_to_music``: ``Studio.text_to_music`` for ``--text-seconds`` (12): seconds, windows, UNet calls.
 7. ``compile``: the UNet's seconds per call (CFG batch 2, 512x512) eager and compiled
-   (``device.compile_unet``), the compile's first-call cost, and the calls it takes to pay it back;
-   what ``STUDIO_COMPILE`` changes. CUDA only (skipped elsewhere, with ``device.compile_choice``'s reason).
+   (``unet_compile.compile_unet``), the compile's first-call cost, and the calls it takes to pay it back;
+   what ``STUDIO_COMPILE`` changes. CUDA only (skipped elsewhere, with ``unet_compile.compile_choice``'s reason).
 8. ``training``: seconds per optimizer step of every training recipe (``training.benchmark_recipes``,
    fp16 mixed precision on CUDA, fp32 elsewhere).
 
@@ -336,7 +336,7 @@ def stage_text_to_music(ctx: Context) -> dict:
 def stage_compile(ctx: Context) -> dict:
     import torch
 
-    from pipelines.device import compile_choice, compile_unet
+    from pipelines.unet_compile import compile_choice, compile_unet
 
     choice = compile_choice(ctx.device)
     if not ctx.cuda:

@@ -169,8 +169,8 @@ def load_sd_img2img(location: str, revision: str | None = None, dtype: Any = Non
 
 
 def compile_wanted(device: str) -> bool:
-    """Whether the SD UNets are compiled on ``device``: ``device.compile_choice`` (the one home of the rule)."""
-    from .device import compile_choice
+    """Whether the SD UNets are compiled on ``device``: ``unet_compile.compile_choice`` (the one home of the rule)."""
+    from .unet_compile import compile_choice
 
     return compile_choice(device).on
 
@@ -182,14 +182,14 @@ def tune_sd(pipe: Any, device: str) -> Any:
       (torch's fused ``scaled_dot_product_attention``); any other is replaced and the count recorded.
     - ``channels_last`` for the UNet and VAE on CUDA (convolutions in NHWC: tensor-core friendly;
       the layout survives the manager's moves).
-    - regional ``torch.compile`` of the UNet's repeated blocks when ``device.compile_choice`` says so
-      (``device.compile_unet``: fixed shapes, compiled once per process); the reason is recorded in
+    - regional ``torch.compile`` of the UNet's repeated blocks when ``unet_compile.compile_choice`` says so
+      (``unet_compile.compile_unet``: fixed shapes, compiled once per process); the reason is recorded in
       ``pipe.tuning["compile"]``. The first call of each new shape pays the compile.
     """
     import torch
     from diffusers.models.attention_processor import AttnProcessor2_0
 
-    from .device import compile_choice, compile_unet
+    from .unet_compile import compile_choice, compile_unet
 
     tuning: dict[str, Any] = {"replaced_attention": 0, "channels_last": False, "compiled": False}
     for module in (pipe.unet, pipe.vae):

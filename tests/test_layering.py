@@ -78,7 +78,7 @@ PIPELINE_SYSTEMS = {"masked_img2img", "differential_img2img", "style_interpolati
                     "song_recommendation", "playlist_to_music", "text_to_music", "prompt_interpolation", "extend",
                     "variations", "train_style"}
 MODEL_MACHINERY = {"roles", "models", "loaders", "device", "hub_reach", "model_building", "tiny", "fullsize",
-                   "fullsize_specs", "playlist_vae", "lora", "originals", "musicti_checkpoint"}
+                   "fullsize_specs", "playlist_vae", "lora", "originals", "musicti_checkpoint", "unet_compile"}
 # Known arrows from the machinery up to a system, each with its reason (the next session removes them):
 MACHINERY_EXCEPTIONS = {
     # import_model_libraries imports these once under its lock: their module-level diffusers imports

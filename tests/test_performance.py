@@ -272,16 +272,16 @@ def test_compile_is_on_by_default_on_ampere_cuda_only_and_never_on_zero_gpu(monk
 
     import pipelines.device as device
     from core.errors import StudioError
-    from pipelines.device import compile_choice
+    from pipelines.unet_compile import CompileChoice, compile_choice
 
     monkeypatch.delenv("STUDIO_COMPILE", raising=False)
     card = {"capability": (9, 0)}
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: card["capability"])
     monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
-    assert compile_choice("cuda") == device.CompileChoice(True, "auto: compute capability 9.0")  # H100
+    assert compile_choice("cuda") == CompileChoice(True, "auto: compute capability 9.0")  # H100
     assert compile_choice("cuda:1").on
     card["capability"] = (7, 5)  # a T4
-    assert compile_choice("cuda") == device.CompileChoice(False, "auto: compute capability 7.5 < 8.0")
+    assert compile_choice("cuda") == CompileChoice(False, "auto: compute capability 7.5 < 8.0")
     monkeypatch.setenv("STUDIO_COMPILE", "1")  # forced on any CUDA card ...
     assert compile_choice("cuda").on
     assert not compile_choice("cpu").on and not compile_choice("mps").on  # ... never elsewhere
@@ -289,7 +289,7 @@ def test_compile_is_on_by_default_on_ampere_cuda_only_and_never_on_zero_gpu(monk
     card["capability"] = (8, 0)
     assert compile_choice("cuda").on
     monkeypatch.setattr("shutil.which", lambda name: None)
-    assert compile_choice("cuda") == device.CompileChoice(False, "auto: no C compiler for Triton's launcher")
+    assert compile_choice("cuda") == CompileChoice(False, "auto: no C compiler for Triton's launcher")
     monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
     monkeypatch.setenv("STUDIO_COMPILE", "0")
     assert not compile_choice("cuda").on
@@ -308,7 +308,7 @@ def test_regional_compile_covers_every_transformer_block_and_changes_no_output(s
     import torch
     from diffusers import UNet2DConditionModel
 
-    from pipelines.device import compile_unet
+    from pipelines.unet_compile import compile_unet
 
     location = studio.registry.resolve("mask_model").location
     unet = UNet2DConditionModel.from_pretrained(location, subfolder="unet").eval()
