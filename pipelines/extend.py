@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import Cancelled, InputError
+from core.errors import InputError
 
 from . import limits
 from .results import Result
@@ -269,15 +269,7 @@ def musicgen_continuation(model, processor, context: np.ndarray, settings: Exten
     def generate(frames: int, prompt: np.ndarray) -> np.ndarray:
         inputs = processor(text=[settings.prompt], audio=[prompt], sampling_rate=rate, padding=True,
                            return_tensors="pt").to(model.device)
-        try:
-            values = model.generate(**inputs, max_new_tokens=frames + delay, **sampling)
-        except Exception:
-            if watch.stopped:  # a cut-short delay pattern may not decode
-                raise Cancelled() from None
-            raise
-        if watch.stopped:
-            raise Cancelled()
-        return values[0, 0].float().cpu().numpy()
+        return i2m.generate_audio(model, inputs, frames + delay, sampling, watch)
 
     device = model.device
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []), torch.inference_mode():

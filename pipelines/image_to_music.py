@@ -144,6 +144,20 @@ def _join(audio: np.ndarray, continued: np.ndarray, prompt_samples: int, fade_sa
     return np.concatenate([audio[:-fade_samples], seam, continued[prompt_samples:]])
 
 
+def generate_audio(model: Any, inputs: Any, max_new_tokens: int, sampling: dict, watch: Any) -> np.ndarray:
+    """MusicGen's ``generate``, stopped by ``watch`` (its ``stopped`` raises ``Cancelled``): the first
+    item's mono audio, float32, shape (samples,)."""
+    try:
+        values = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
+    except Exception:
+        if watch.stopped:  # a cut-short delay pattern may not decode
+            raise Cancelled() from None
+        raise
+    if watch.stopped:
+        raise Cancelled()
+    return values[0, 0].float().cpu().numpy()
+
+
 def check_melody_length(settings: ImageToMusicSettings) -> None:
     """InputError when music longer than one window is asked to follow a melody."""
     if float(settings.seconds) > WINDOW_SECONDS:
@@ -219,15 +233,7 @@ def generate_music(
         if melody is not None:
             inputs["input_features"] = torch.as_tensor(melody[None], device=musicgen_model.device,
                                                        dtype=musicgen_model.dtype)
-        try:
-            values = musicgen_model.generate(**inputs, max_new_tokens=frames + delay, **sampling)
-        except Exception:
-            if watch.stopped:  # a cut-short delay pattern may not decode
-                raise Cancelled() from None
-            raise
-        if watch.stopped:
-            raise Cancelled()
-        return values[0, 0].float().cpu().numpy()
+        return generate_audio(musicgen_model, inputs, frames + delay, sampling, watch)
 
     device = musicgen_model.device
     rng_devices = [device.index or 0] if device.type == "cuda" else []
