@@ -23,7 +23,7 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
 
-from pipelines.device import import_spaces_first  # noqa: E402
+from pipelines.models.device import import_spaces_first  # noqa: E402
 
 import_spaces_first()  # ZeroGPU: `spaces` must be imported before torch
 
@@ -33,8 +33,10 @@ import gradio as gr  # noqa: E402
 
 _GRADIO_IMPORT_S = time.perf_counter() - _T_GRADIO
 
-from pipelines import limits, sandbox  # noqa: E402
-from pipelines.models import PROFILES  # noqa: E402
+from pipelines.schema import limits  # noqa: E402
+
+from pipelines.signal import sandbox
+from pipelines.models.registry import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
 from ui import common, history, history_tab, send_to, uploads  # noqa: E402
@@ -177,7 +179,7 @@ def _warm_up(studio: Studio) -> None:
 def clean_leftovers() -> None:
     """What earlier processes left: half-built model folders (a kill -9 during a build) and their gradio
     temp files (gradio forgets those of other processes); this process gets its own temp folder."""
-    from pipelines.model_building import remove_stale_builds
+    from pipelines.models.building.common import remove_stale_builds
 
     started = time.perf_counter()
     builds = remove_stale_builds()

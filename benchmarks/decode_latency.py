@@ -1,4 +1,4 @@
-"""Decode latency of a normal upload: in a warm decode worker (pipelines.sandbox) vs in this process.
+"""Decode latency of a normal upload: in a warm decode worker (pipelines.signal.sandbox) vs in this process.
 
     python benchmarks/decode_latency.py [--calls 50]
 
@@ -21,8 +21,8 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines import limits  # noqa: E402
-from pipelines.audio import load_audio  # noqa: E402
+from pipelines.schema import limits  # noqa: E402
+from pipelines.signal.audio import load_audio  # noqa: E402
 
 
 def measure(path: str, calls: int) -> list[float]:

@@ -47,7 +47,7 @@ def main() -> None:
 
     import numpy as np
 
-    from pipelines import metrics
+    from pipelines.signal import metrics
     from pipelines.studio import Studio
 
     times = {"paper": [], "studio": []}

@@ -8,7 +8,7 @@
 
 Four parts:
 1. roles: parameters of every role's full-size model (counted on the meta device from the real
-   configs, ``pipelines/fullsize.py``), bytes in fp32 and fp16, and the real repository's weight
+   configs, ``pipelines/models/building/fullsize.py``), bytes in fp32 and fp16, and the real repository's weight
    files (``fullsize_specs.REAL_SIZES``, from ``../shared/reference/hub``'s manifests).
 2. manager: the real DeviceManager, on the real-size modules of every entry built from the real
    configs on the meta device (fp32 as loaded, cast by the manager: no memory), through the tab
@@ -75,7 +75,7 @@ def lora_parameters() -> int:
     import torch
     from diffusers.models.attention_processor import Attention
 
-    from pipelines import fullsize_specs
+    from pipelines.models.building import fullsize_specs
 
     with torch.device("meta"):
         unet = fullsize_specs.sd_unet()
@@ -89,7 +89,7 @@ def lora_parameters() -> int:
 
 def role_parameters() -> dict[str, int]:
     """Parameters (and buffers) of each role's model, as the loaders hold them."""
-    from pipelines import fullsize_specs
+    from pipelines.models.building import fullsize_specs
 
     counts = {}
     for role, family in (("riffusion", "riffusion"), ("mask_model", "riffusion"), ("sd15", "sd15"),
@@ -105,7 +105,7 @@ def role_parameters() -> dict[str, int]:
 
 
 def roles_table(counts: dict[str, int]) -> str:
-    from pipelines import fullsize_specs
+    from pipelines.models.building import fullsize_specs
 
     rows = []
     for role, params in counts.items():
@@ -132,8 +132,8 @@ def meta_entry(entry: str):
     ModelBundle: the manager measures, casts and moves them for real, without a byte allocated."""
     import torch
 
-    from pipelines import fullsize_specs
-    from pipelines.loaders import ModelBundle
+    from pipelines.models.building import fullsize_specs
+    from pipelines.models.loaders import ModelBundle
 
     class MetaBundle(ModelBundle):
         def to(self, *args, **kwargs):
@@ -154,7 +154,7 @@ def replay_tabs(budget: int, dtype, eviction: str = "offload", sequence=TAB_SEQU
     real-size modules of ``meta_entry``; counts evictions (offloads or drops) and reloads."""
     from diffusers.utils import logging as diffusers_logging
 
-    from pipelines.device import DeviceManager
+    from pipelines.models.device import DeviceManager
 
     diffusers_logging.set_verbosity_error()  # "modules to keep in float32: []" on every cast of a meta model
     manager = DeviceManager(device="meta", dtype=dtype, budget_bytes=budget, eviction=eviction)
@@ -204,7 +204,7 @@ def manager_table(lru: dict[str, dict]) -> str:
 
 def build_cache(tabs: list[str], device: str) -> float:
     """Build the fullsize families the tabs need (on the GPU's RNG when benchmarking there)."""
-    from pipelines import fullsize
+    from pipelines.models.building import fullsize
 
     if device.startswith("cuda"):
         os.environ.setdefault("STUDIO_FULLSIZE_DEVICE", device)  # random init on the GPU: seconds, not minutes

@@ -167,8 +167,8 @@ def run_tab(studio, tab: str, steps: int, folder: Path, music_seconds: float = 2
     stock time and the result's parameters. ``music_seconds``: what image to music generates."""
     import torch
 
-    from pipelines import spectrogram
-    from pipelines.settings import (ImageToMusicSettings, MusicToImageSettings, PlaylistToMusicSettings,
+    from pipelines.signal import spectrogram
+    from pipelines.schema.settings import (ImageToMusicSettings, MusicToImageSettings, PlaylistToMusicSettings,
                                     StyleInterpolationSettings)
 
     device = studio.device
@@ -192,7 +192,7 @@ def run_tab(studio, tab: str, steps: int, folder: Path, music_seconds: float = 2
     prompt, stock_args = "instrumental , saxophone , flute", None
 
     if tab == "sound_to_music":
-        from pipelines.settings import SoundToMusicSettings
+        from pipelines.schema.settings import SoundToMusicSettings
 
         pipe = manager.get_cpu("mask_model")
         wrap_sd(stages, pipe)
@@ -252,7 +252,7 @@ def run_tab(studio, tab: str, steps: int, folder: Path, music_seconds: float = 2
     if stock_args is not None:
         pipe, image, text, n, strength, guidance, size = stock_args
         if image == "spectrogram":
-            from pipelines import spectrogram as spec
+            from pipelines.signal import spectrogram as spec
 
             samples = synthetic_sound(5.11, rate)
             image = spec.audio_to_image(samples[:, : 512 * 441], spec.RIFFUSION)

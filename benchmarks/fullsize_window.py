@@ -29,7 +29,8 @@ def _timed(fn, sync) -> float:
 
 def wrap_window_stages(stages: Stages, pipe) -> None:
     """Time every stage of a window: the SD components and our signal-side functions."""
-    from pipelines import masked_img2img, metrics, spectrogram
+    from pipelines.systems import masked_img2img
+    from pipelines.signal import metrics, spectrogram
 
     stages.wrap(pipe.text_encoder, "forward", "text encoder")
     stages.wrap(pipe.vae, "encode", "VAE encode")
@@ -58,8 +59,10 @@ def run_window(studio, steps: int, strength: float, log, *, split: bool = False,
     import torch
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from pipelines import masked_img2img, spectrogram
-    from pipelines.settings import SoundToMusicSettings
+    from pipelines.systems import masked_img2img
+
+    from pipelines.signal import spectrogram
+    from pipelines.schema.settings import SoundToMusicSettings
 
     device = studio.device
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
@@ -96,7 +99,7 @@ def run_window(studio, steps: int, strength: float, log, *, split: bool = False,
     result = {"steps": steps, "strength": strength, "unet_calls": masked_img2img.steps_that_run(pipe, settings)}
     # the signal side's one-off costs (numba's JIT in the metrics, cached mel bases) are paid once per
     # process, not per window: pay them before timing, on the CPU too (no model runs here)
-    from pipelines import metrics
+    from pipelines.signal import metrics
 
     metrics.ssim(image, image)
     metrics.chroma_cens_similarity(one, one, rate)

@@ -160,9 +160,9 @@ def stage_window(ctx: Context) -> dict:
 
 
 def stage_sound_to_music_60s(ctx: Context) -> dict:
-    from pipelines import spectrogram, windows
-    from pipelines.settings import SoundToMusicSettings
-    from pipelines.windows import window_batch_size
+    from pipelines.signal import spectrogram, windows
+    from pipelines.schema.settings import SoundToMusicSettings
+    from pipelines.signal.windows import window_batch_size
 
     args, studio = ctx.args, ctx.studio
     rate = spectrogram.RIFFUSION.sample_rate
@@ -212,8 +212,10 @@ def stage_sound_to_music_60s(ctx: Context) -> dict:
 def stage_style(ctx: Context) -> dict:
     from diffusers import StableDiffusionImg2ImgPipeline
 
-    from pipelines import spectrogram, style_interpolation
-    from pipelines.settings import StyleInterpolationSettings
+    from pipelines.signal import spectrogram
+
+    from pipelines.systems import style_interpolation
+    from pipelines.schema.settings import StyleInterpolationSettings
 
     studio, rate = ctx.studio, spectrogram.RIFFUSION.sample_rate
     samples = synthetic_sound(5.11, rate)
@@ -246,8 +248,8 @@ def stage_style(ctx: Context) -> dict:
 
 
 def stage_music_to_image(ctx: Context) -> dict:
-    from pipelines import music_to_image
-    from pipelines.settings import MusicToImageSettings
+    from pipelines.systems import music_to_image
+    from pipelines.schema.settings import MusicToImageSettings
 
     studio, size = ctx.studio, ctx.args.image_size
     music = write_wav(synthetic_sound(10.0, 22050, seed=1), 22050, ctx.folder, "music.wav")
@@ -288,7 +290,7 @@ def stage_image_to_music(ctx: Context) -> dict:
     import numpy as np
     from PIL import Image
 
-    from pipelines.settings import ImageToMusicSettings
+    from pipelines.schema.settings import ImageToMusicSettings
 
     studio, seconds = ctx.studio, ctx.args.music_seconds
     picture = Image.fromarray((np.random.default_rng(0).random((384, 384, 3)) * 255).astype(np.uint8))
@@ -314,7 +316,7 @@ def stage_image_to_music(ctx: Context) -> dict:
 
 
 def stage_text_to_music(ctx: Context) -> dict:
-    from pipelines.settings import TextToMusicSettings
+    from pipelines.schema.settings import TextToMusicSettings
 
     studio, seconds = ctx.studio, ctx.args.text_seconds
     settings = TextToMusicSettings(seconds=seconds, steps=ctx.steps(50))
@@ -336,7 +338,7 @@ def stage_text_to_music(ctx: Context) -> dict:
 def stage_compile(ctx: Context) -> dict:
     import torch
 
-    from pipelines.unet_compile import compile_choice, compile_unet
+    from pipelines.models.unet_compile import compile_choice, compile_unet
 
     choice = compile_choice(ctx.device)
     if not ctx.cuda:

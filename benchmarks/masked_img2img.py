@@ -34,8 +34,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from pipelines import audio, spectrogram
-    from pipelines.masked_img2img import SoundToMusicSettings, make_mask, steps_that_run, with_scheduler
+    from pipelines.signal import audio, spectrogram
+    from pipelines.systems.masked_img2img import SoundToMusicSettings, make_mask, steps_that_run, with_scheduler
     from pipelines.studio import Studio
 
     studio = Studio(profile=args.profile, device=args.device)

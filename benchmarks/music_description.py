@@ -54,7 +54,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from classifiers import emotion, genre
     from classifiers.tempo import estimate_tempo
-    from pipelines import music_to_image, tiny
+    from pipelines.systems import music_to_image
+    from pipelines.models.building import tiny
 
     y = clip(args.seconds)
     tiny_g, tiny_e = genre.load(tiny.ensure("keras_genre")), emotion.load(tiny.ensure("keras_emotion"))

@@ -15,8 +15,8 @@ import typing as T
 import numpy as np
 import torch
 
-from pipelines import spectrogram as S
-from pipelines.spectrogram import dsp
+from pipelines.signal import spectrogram as S
+from pipelines.signal.spectrogram import dsp
 
 
 def griffin_lim(

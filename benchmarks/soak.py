@@ -233,7 +233,7 @@ def main() -> None:
     if not ready.wait(180):
         server.kill()
         sys.exit("the app did not start:\n" + "".join(log_lines[-30:]))
-    outputs = Path(work) / "studio-outputs"  # pipelines.outputs.OUTPUT_ROOT under the server's TMPDIR
+    outputs = Path(work) / "studio-outputs"  # pipelines.schema.outputs.OUTPUT_ROOT under the server's TMPDIR
     proc = psutil.Process(server.pid)
     soak = Soak(f"http://127.0.0.1:{port}/", args.minutes, args.seed, str(bad_text),
                 _hostile_calls(write_hostile_files(work)), args.hostile)

@@ -5,7 +5,7 @@
 Signal: a deterministic music-like clip (harmonic notes with attack/decay envelopes, noise bursts
 like hi-hats, a noise floor), one image wide. Quality is spectral convergence (SC) against the
 original at the preset's full STFT parameters after the best overall gain
-(pipelines.metrics.spectral_convergence; lower is better). Times are medians; "per 5.12 s"
+(pipelines.signal.metrics.spectral_convergence; lower is better). Times are medians; "per 5.12 s"
 rescales audio-diffusion's 5.94 s images for comparison. torch runs on 2 threads.
 
 Peers (benchmarks/peers.py):
@@ -34,8 +34,8 @@ from benchmarks.peers import (  # noqa: E402
     naive_audio_to_mel,
     naive_mel_to_audio,
 )
-from pipelines import spectrogram as S  # noqa: E402
-from pipelines.metrics import spectral_convergence  # noqa: E402
+from pipelines.signal import spectrogram as S  # noqa: E402
+from pipelines.signal.metrics import spectral_convergence  # noqa: E402
 
 
 def music_like(sample_rate: int, n_samples: int, seed: int = 0) -> np.ndarray:

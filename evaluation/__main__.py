@@ -26,7 +26,7 @@ def _names(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipelines.metrics import PAIR_MODES
+    from pipelines.signal.metrics import PAIR_MODES
 
     parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
         studio = make_studio(args.profile, device) if (args.clap or args.prompt or args.styles) else None
         return evaluate_pair(args.input, args.output, args.mode, studio=studio, prompt=args.prompt, styles=args.styles)
     if args.command == "ablation":
-        from pipelines.settings import SoundToMusicSettings
+        from pipelines.schema.settings import SoundToMusicSettings
 
         from .ablation import DEFAULT_DOWNSHIFTS, run_ablation
 
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
         return run_ablation(args.sounds, args.out, sweeps, base=base, model=args.model,
                             mode=args.mode, with_clap=args.clap, profile=args.profile, device=device)
     if args.command == "musicti":
-        from pipelines.style_interpolation import StyleInterpolationSettings
+        from pipelines.systems.style_interpolation import StyleInterpolationSettings
 
         from .musicti import run_musicti
 

@@ -19,9 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipelines import audio as audio_io
-from pipelines import metrics
-from pipelines.settings import SoundToMusicSettings
+from pipelines.signal import audio as audio_io
+from pipelines.signal import metrics
+from pipelines.schema.settings import SoundToMusicSettings
 
 from . import stats
 from .pair import clap_values, load_44k

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
-from pipelines import audio as audio_io
-from pipelines import metrics
+from pipelines.signal import audio as audio_io
+from pipelines.signal import metrics
 
 from .runner import audio_files
 

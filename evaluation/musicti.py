@@ -18,8 +18,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from pipelines import audio as audio_io
-from pipelines.style_interpolation import StyleInterpolationSettings
+from pipelines.signal import audio as audio_io
+from pipelines.systems.style_interpolation import StyleInterpolationSettings
 
 from . import stats
 from .pair import clap_values, load_44k

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines import audio as audio_io
-from pipelines import metrics
+from pipelines.signal import audio as audio_io
+from pipelines.signal import metrics
 
 
 def load_44k(path: str | Path) -> np.ndarray:
@@ -23,7 +23,7 @@ def load_44k(path: str | Path) -> np.ndarray:
 def clap_values(studio, reference: np.ndarray, output: np.ndarray, sample_rate: int,
                 prompt: str | None = None, styles: list[str] | None = None) -> dict[str, Any]:
     """Content preservation (always), CLAP score (with a prompt) and style fit (with styles)."""
-    from pipelines import clap
+    from pipelines.models import clap
 
     def compute(embedder):
         values: dict[str, Any] = {

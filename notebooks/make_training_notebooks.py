@@ -129,7 +129,7 @@ NOTEBOOKS = {
         train="from training import style\n\n"
               'summary = style.train(["--data", DATA, "--output", OUTPUT, "--max-steps", str(MAX_STEPS),\n'
               '                       "--profile", PROFILE, *EXTRA])',
-        use="import os\nfrom pathlib import Path\nfrom pipelines.settings import StyleInterpolationSettings\n"
+        use="import os\nfrom pathlib import Path\nfrom pipelines.schema.settings import StyleInterpolationSettings\n"
             "from pipelines.studio import Studio\n\n"
             'os.environ["STUDIO_MODEL_MUSIC_STYLES"] = STYLES\n'
             "studio = Studio(profile=PROFILE)\nname = Path(OUTPUT).name\n"
@@ -148,7 +148,7 @@ NOTEBOOKS = {
         train="from training import lora\n\n"
               'summary = lora.train(["--data", DATA, "--output", OUTPUT, "--max-steps", str(MAX_STEPS),\n'
               '                      "--profile", PROFILE, *(["--resolution", "64"] if PROFILE == "tiny" else []), *EXTRA])',
-        use="import os\nfrom pipelines.music_to_image import MusicToImageSettings\nfrom pipelines.studio import Studio\n\n"
+        use="import os\nfrom pipelines.systems.music_to_image import MusicToImageSettings\nfrom pipelines.studio import Studio\n\n"
             'os.environ["STUDIO_MODEL_M2I_LORA"] = OUTPUT\nstudio = Studio(profile=PROFILE)\n'
             "size = 64 if PROFILE == 'tiny' else 512\n"
             'image_result = studio.music_to_image(None, "a red square", MusicToImageSettings(steps=3 if PROFILE == "tiny" else 50, width=size, height=size))\n'
@@ -167,7 +167,7 @@ NOTEBOOKS = {
         train="from training import amuse_vae\n\n"
               'summary = amuse_vae.train(["--data", DATA, "--output", OUTPUT, "--max-steps", str(MAX_STEPS),\n'
               '                           "--profile", PROFILE, *(["--batch-size", "3"] if PROFILE == "tiny" else []), *EXTRA])',
-        use="import os\nfrom pathlib import Path\nfrom pipelines.playlist_to_music import PlaylistToMusicSettings\n"
+        use="import os\nfrom pathlib import Path\nfrom pipelines.systems.playlist_to_music import PlaylistToMusicSettings\n"
             "from pipelines.studio import Studio\n\n"
             'os.environ["STUDIO_MODEL_AMUSE_VAE"] = OUTPUT  # the UNet: the Hub\'s (or tiny), until you train one\n'
             "studio = Studio(profile=PROFILE)\ntracks = [str(p) for p in sorted(Path(DATA).glob('*.wav'))][:3]\n"
@@ -186,7 +186,7 @@ NOTEBOOKS = {
         train="from training import amuse_unet\n\n"
               'summary = amuse_unet.train(["--data", DATA, "--vae", VAE, "--output", OUTPUT, "--max-steps", str(MAX_STEPS),\n'
               '                            "--profile", PROFILE, *(["--batch-size", "1"] if PROFILE == "tiny" else []), *EXTRA])',
-        use="import os\nfrom pathlib import Path\nfrom pipelines.playlist_to_music import PlaylistToMusicSettings\n"
+        use="import os\nfrom pathlib import Path\nfrom pipelines.systems.playlist_to_music import PlaylistToMusicSettings\n"
             "from pipelines.studio import Studio\n\n"
             'os.environ["STUDIO_MODEL_AMUSE_VAE"] = VAE\nos.environ["STUDIO_MODEL_AMUSE_UNET"] = OUTPUT\n'
             'studio = Studio(profile="hub")  # both models are local folders now: no tiny profile needed\n'
@@ -204,7 +204,7 @@ NOTEBOOKS = {
               'summary = riffusion_lora.train(["--data", DATA, "--output", OUTPUT, "--instance-prompt", GENRE,\n'
               '                                "--max-steps", str(MAX_STEPS), "--profile", PROFILE,\n'
               '                                *(["--resolution", "64"] if PROFILE == "tiny" else []), *EXTRA])',
-        use="import os\nfrom pathlib import Path\nfrom pipelines.settings import SoundToMusicSettings\n"
+        use="import os\nfrom pathlib import Path\nfrom pipelines.schema.settings import SoundToMusicSettings\n"
             "from pipelines.studio import Studio\n\n"
             'os.environ["STUDIO_MODEL_S2M_LORA"] = OUTPUT\nstudio = Studio(profile=PROFILE)\n'
             "sound = str(sorted(Path(DATA).glob('*.wav'))[0])\n"

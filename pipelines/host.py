@@ -16,12 +16,13 @@ from typing import Any
 
 from core.errors import ModelUnavailableError
 
-from . import audio as audio_io
-from . import limits, loaders, roles
-from .device import ZERO_GPU, DeviceManager, choose_device, default_budget
-from .loaders import import_model_libraries
-from .models import ModelRegistry
-from .results import Result
+from pipelines.signal import audio as audio_io
+from pipelines.schema import limits
+from pipelines.models import loaders, roles
+from pipelines.models.device import ZERO_GPU, DeviceManager, choose_device, default_budget
+from pipelines.models.loaders import import_model_libraries
+from pipelines.models.registry import ModelRegistry
+from pipelines.schema.results import Result
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class ModelHost:
         return self._style_library().names()
 
     def _style_library(self):
-        from .style_embedding import StyleLibrary
+        from pipelines.models.style_embedding import StyleLibrary
 
         with self._styles_lock:
             if self._styles is None:
@@ -151,7 +152,7 @@ class ModelHost:
         """``fn(embedder)`` with a ``clap.ClapEmbedder`` on the studio's device (the ``clap`` role), under
         the GPU lock: CLAP score, content preservation, style fit and FAD embeddings all go through it."""
         import_model_libraries()
-        from .clap import ClapEmbedder
+        from pipelines.models.clap import ClapEmbedder
 
         return self.manager.run("clap", lambda bundle: fn(ClapEmbedder(bundle, self.device)))
 
@@ -161,7 +162,7 @@ class ModelHost:
         saved files carry them. ``content``: the input sound, an ``Audio`` the request already decoded
         (resampled to 48 kHz, not read again) or a path; ``playlist``: the tracks, the same way. The
         result keeps its other metrics; it is returned. The actions call it themselves (``clap=True``)."""
-        from .clap import CLAP_SAMPLE_RATE, result_scores
+        from pipelines.models.clap import CLAP_SAMPLE_RATE, result_scores
 
         def pair(sound: Any) -> tuple[Any, int]:
             if not isinstance(sound, audio_io.Audio):

@@ -13,12 +13,14 @@ from typing import Any
 
 from core.errors import InputError
 
-from . import audio as audio_io
-from . import limits, roles, spectrogram, windows
-from . import lora as adapters
-from .host import TAB_MODELS, ModelHost, StudioInfo  # noqa: F401  (TAB_MODELS, StudioInfo: their readers import them here)
-from .loaders import import_model_libraries
-from .results import Result, SongRecommendationResult, SpectrogramResult
+from pipelines.signal import audio as audio_io
+from pipelines.schema import limits
+from pipelines.models import roles
+from pipelines.signal import spectrogram, windows
+from pipelines.models import lora as adapters
+from pipelines.host import TAB_MODELS, ModelHost, StudioInfo  # noqa: F401  (TAB_MODELS, StudioInfo: their readers import them here)
+from pipelines.models.loaders import import_model_libraries
+from pipelines.schema.results import Result, SongRecommendationResult, SpectrogramResult
 
 
 def _model_choices(tab: str, default: str) -> tuple[str, ...]:
@@ -78,7 +80,7 @@ class Studio(ModelHost):
 
     def preview_mask(self, audio_source: Any, mask_settings) -> Result:
         """The input's spectrogram and its change map, without any diffusion (fast, CPU side)."""
-        from . import masked_img2img
+        from pipelines.systems import masked_img2img
 
         mask_settings.validate()  # before the audio decode
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
@@ -101,7 +103,7 @@ class Studio(ModelHost):
         device's default, ``metrics_by_default``) the CLAP score and content preservation.
         """
         import_model_libraries()
-        from . import masked_img2img
+        from pipelines.systems import masked_img2img
 
         if model not in SOUND_TO_MUSIC_MODELS:
             raise InputError(f"Unknown model {model!r}: use one of {', '.join(SOUND_TO_MUSIC_MODELS)}.")
@@ -127,7 +129,7 @@ class Studio(ModelHost):
     def describe_music(self, audio_source: Any):
         """Genre, emotion and tempo of a whole track, and the sentence that prompts the image (CPU side)."""
         import_model_libraries()
-        from . import music_to_image
+        from pipelines.systems import music_to_image
 
         sound = self.load_input_audio(audio_source, music_to_image.SAMPLE_RATE)
         genre_model, emotion_model = (self.manager.get_cpu(role).model for role in CLASSIFIER_ROLES)
@@ -148,7 +150,7 @@ class Studio(ModelHost):
         ``description`` is the ``Description`` made from the audio, or None when the caller's text was used.
         """
         import_model_libraries()
-        from . import music_to_image
+        from pipelines.systems import music_to_image
 
         settings = (settings or music_to_image.MusicToImageSettings()).validate()  # before the slow description
         text = limits.optional_text("image prompt", description)
@@ -163,7 +165,7 @@ class Studio(ModelHost):
 
     def _caption(self, image: Any) -> str:
         import_model_libraries()
-        from . import image_to_music
+        from pipelines.systems import image_to_music
 
         picture = image_to_music.load_image(image)
         return self.manager.run("blip", lambda blip: image_to_music.caption_image(blip.model, blip.processor, picture))
@@ -189,13 +191,13 @@ class Studio(ModelHost):
         ``prompt`` is the caption or the caller's prompt.
         """
         import_model_libraries()
-        from . import image_to_music
+        from pipelines.systems import image_to_music
 
         settings = (settings or image_to_music.ImageToMusicSettings()).validate()  # before the caption
         text = limits.optional_text("music prompt", prompt)
         chroma = None
         if melody is not None:  # the tune is checked before any model loads
-            from .melody import melody_chroma
+            from pipelines.systems.melody import melody_chroma
 
             chroma = melody_chroma(audio_io.load_audio(melody, 32000, min_seconds=None, allow_silence=True))
             image_to_music.check_melody_length(settings)
@@ -215,7 +217,7 @@ class Studio(ModelHost):
     def recommend_songs(self, image: Any = None, caption: str | None = None, k: int = 10) -> SongRecommendationResult:
         """The top-k songs whose lyric lines are closest in meaning to the caption (the picture's, or the caller's)."""
         import_model_libraries()
-        from . import song_recommendation
+        from pipelines.systems import song_recommendation
 
         limits.SONG_COUNT.check("number of songs", k)
         text = limits.optional_text("caption", caption)
@@ -249,7 +251,7 @@ class Studio(ModelHost):
         preservation and style fit (mean and max over the styles).
         """
         import_model_libraries()
-        from . import style_interpolation
+        from pipelines.systems import style_interpolation
 
         if not isinstance(style_names, (list, tuple)) or not all(isinstance(n, str) for n in style_names):
             raise InputError("Pick one to four styles by name.")
@@ -284,7 +286,7 @@ class Studio(ModelHost):
         measured on the tracks as decoded for the model (mono 22.05 kHz, as the music made).
         """
         import_model_libraries()
-        from . import playlist_to_music
+        from pipelines.systems import playlist_to_music
 
         settings = (settings or playlist_to_music.PlaylistToMusicSettings()).validate()
         tracks = playlist_to_music.load_tracks(tracks)  # all checked before any model loads
@@ -310,7 +312,7 @@ class Studio(ModelHost):
         TEXT_TO_MUSIC_MODELS. Settings are checked before any model loads.
         """
         import_model_libraries()
-        from . import text_to_music
+        from pipelines.systems import text_to_music
 
         if model not in TEXT_TO_MUSIC_MODELS:
             raise InputError(f"Unknown model {model!r}: use one of {', '.join(TEXT_TO_MUSIC_MODELS)}.")
@@ -335,7 +337,7 @@ class Studio(ModelHost):
         any model loads. Runs on the shared ``riffusion`` model.
         """
         import_model_libraries()
-        from . import prompt_interpolation
+        from pipelines.systems import prompt_interpolation
 
         settings = (settings or prompt_interpolation.PromptInterpolationSettings()).validate()
         result = self.manager.run(
@@ -347,19 +349,19 @@ class Studio(ModelHost):
 
     def extend_music(self, audio_source: Any, settings=None, **callbacks: Any):
         """A track continued after its end or before its start: ``extend.extend_music`` (on_progress, should_stop)."""
-        from . import extend
+        from pipelines.systems import extend
 
         return extend.extend_music(self, audio_source, settings, **callbacks)
 
     def variations(self, engine: str, settings, count: int, **options: Any):
         """One request with ``count`` seeds: ``variations.variations`` (prompt, on_progress, should_stop)."""
-        from . import variations
+        from pipelines.systems import variations
 
         return variations.variations(self, engine, settings, count, **options)
 
     def train_style(self, clips: Any, settings):
         """Queue a style training in its own process: ``train_style.submit``; returns the job."""
-        from . import train_style
+        from pipelines.systems import train_style
 
         return train_style.submit(self, clips, settings)
 

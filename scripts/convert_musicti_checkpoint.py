@@ -3,15 +3,15 @@
     python -m scripts.convert_musicti_checkpoint embeddings.pt styles/accordion [--name accordion]
 
 The reading (a restricted unpickler: only the globals such a file needs) and the conversion live in
-``pipelines/musicti_checkpoint.py``, where the app also uses them for the two published MusicTI styles
-it fetches (``pipelines/originals.py``); this is the command line around them.
+``pipelines/models/musicti_checkpoint.py``, where the app also uses them for the two published MusicTI styles
+it fetches (``pipelines/models/originals.py``); this is the command line around them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipelines.musicti_checkpoint import (  # noqa: F401  (the names this script has always offered)
+from pipelines.models.musicti_checkpoint import (  # noqa: F401  (the names this script has always offered)
     UnsafeCheckpointError,
     convert_musicti_checkpoint,
     musicti_state_dict,

@@ -14,7 +14,7 @@ order, in:
 
 The model-configuration references (``reference/hub`` of the shared folder, or ``$STUDIO_HUB_REFERENCE``)
 are found the same way, without a download: the builders carry their own copy
-(``pipelines/fullsize_configs.json``), so only the test comparing that copy needs them.
+(``pipelines/models/building/fullsize_configs.json``), so only the test comparing that copy needs them.
 
 Licences: the mask paper's and MusicTI's repositories are MIT; TechJam's has no licence file, so its
 LoRA is downloaded for the tests on the user's own machine and never shipped or re-hosted.
@@ -34,7 +34,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import originals
+from pipelines.models import originals
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

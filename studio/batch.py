@@ -54,8 +54,8 @@ class Pipeline:
 
 
 def _pipelines() -> dict[str, Pipeline]:
-    from pipelines.extend import ExtendSettings
-    from pipelines.settings import ImageToMusicSettings, SoundToMusicSettings, StyleInterpolationSettings
+    from pipelines.systems.extend import ExtendSettings
+    from pipelines.schema.settings import ImageToMusicSettings, SoundToMusicSettings, StyleInterpolationSettings
 
     return {
         "sound_to_music": Pipeline(
@@ -196,7 +196,7 @@ def _check_same_batch(out_dir: Path, record: dict[str, Any], is_main: bool) -> N
 
 
 def _write_item(result: Any, name: str, out_dir: Path, stem: str, rank: int) -> Path:
-    from pipelines.outputs import save_result
+    from pipelines.schema.outputs import save_result
 
     final, partial = out_dir / stem, out_dir / f".partial-{rank}-{stem}"
     shutil.rmtree(partial, ignore_errors=True)

@@ -41,8 +41,8 @@ def _weights_as(folder: Path, bin_files: bool, keep_safetensors: bool, fp16: boo
 
 def tiny_hub_repos(staging: Path) -> dict[str, tuple[str, Path]]:
     """{repo_id: (commit, folder)} for every Hub role of the registry, built from the tiny models."""
-    from pipelines import tiny
-    from pipelines.models import ROLES
+    from pipelines.models.building import tiny
+    from pipelines.models.registry import ROLES
 
     repos: dict[str, tuple[str, Path]] = {}
     for role, spec in ROLES.items():
@@ -76,7 +76,9 @@ def serve_tiny_originals(github: FakeGitHub, staging: Path, monkeypatch, lora: P
     (``STUDIO_ORIGINALS_PINS``'s format) that accept them."""
     from test_convert_musicti import _write_musicti_checkpoint
 
-    from pipelines import originals, tiny
+    from pipelines.models import originals
+
+    from pipelines.models.building import tiny
 
     sources = {"Genre_classifier_model.h5": tiny.ensure("keras_genre") / "Genre_classifier_model.h5",
                "emotion_model.h5": tiny.ensure("keras_emotion") / "emotion_model.h5",

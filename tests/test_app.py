@@ -113,7 +113,7 @@ def test_memory_budget_comes_from_the_environment(monkeypatch):
     assert Studio(profile="tiny", device="cpu").manager.budget_bytes == 2**29
     monkeypatch.delenv("STUDIO_MEMORY_BUDGET_GB")
     # CPU: 75% of the host memory available at start (a CPU Space drops models instead of running out)
-    import pipelines.device as studio_module  # the budget is the device manager's
+    import pipelines.models.device as studio_module  # the budget is the device manager's
     from core.errors import StudioError
 
     assert 2**20 < studio_module.available_memory_bytes() < 2**50  # the real reading is a plausible number
@@ -130,7 +130,7 @@ def test_warming_up_imports_the_model_libraries_and_builds_every_tiny_model_with
     script = (
         "import sys\n"
         "from pipelines.studio import Studio\n"
-        "from pipelines.models import ROLES\n"
+        "from pipelines.models.registry import ROLES\n"
         "studio = Studio(profile='tiny', device='cpu')\n"
         "before = {m for m in ('diffusers', 'keras', 'librosa.beat') if m in sys.modules}\n"
         "studio.warm_up()\n"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipelines import limits
-from pipelines.audio import Audio, load_audio, peak_dbfs, peak_normalize, read_wav_metadata, write_wav
-from pipelines.audio import loading as audio_loading
+from pipelines.schema import limits
+from pipelines.signal.audio import Audio, load_audio, peak_dbfs, peak_normalize, read_wav_metadata, write_wav
+from pipelines.signal.audio import loading as audio_loading
 from core.errors import InputError
 
 SR = 44100

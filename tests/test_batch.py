@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from core.errors import InputError
-from pipelines import audio as audio_io
+from pipelines.signal import audio as audio_io
 from studio import batch
 from studio.__main__ import main
 
@@ -43,7 +43,7 @@ def test_a_folder_runs_as_the_app_runs_and_resumes_after_an_interruption(studio,
     # the app's file: its WAV carries the settings, and it is what the Studio gives for that input
     saved = audio_io.read_wav_metadata(tmp_path / "whole" / "sound2" / "extended.wav")
     assert saved["pipeline"] == "extend_music" and saved["seed"] == 7 and saved["engine"] == "musicgen"
-    from pipelines.extend import ExtendSettings
+    from pipelines.systems.extend import ExtendSettings
 
     direct = studio.extend_music(str(sounds / "sound2.wav"), ExtendSettings(engine="musicgen", seconds=1, seed=7,
                                                                              prompt="calm piano"))

@@ -6,7 +6,7 @@ import dataclasses
 import gradio as gr
 import pytest
 
-from pipelines import settings as S
+from pipelines.schema import settings as S
 from ui import binding
 
 # endpoint -> the settings dataclass its handler runs with

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines import limits, outputs
+from pipelines.schema import limits, outputs
 from ui import common
 
 
@@ -89,8 +89,8 @@ def test_six_cancelled_inversions_never_pass_the_per_user_limit_and_write_nothin
 def test_a_result_is_not_saved_once_its_run_was_told_to_stop(own_outputs):
     from core import runs
     from core.errors import Cancelled
-    from pipelines.results import SpectrogramResult
-    from pipelines.spectrogram import RIFFUSION
+    from pipelines.schema.results import SpectrogramResult
+    from pipelines.signal.spectrogram import RIFFUSION
 
     result = SpectrogramResult(image=Image.new("L", (8, 512)), params=RIFFUSION, audio=np.zeros((1, 100), np.float32),
                                sample_rate=RIFFUSION.sample_rate, parameters={})
@@ -118,7 +118,7 @@ def stopped_run():
 
 def test_griffin_lim_stops_between_iterations(stopped_run):
     from core.errors import Cancelled
-    from pipelines import spectrogram
+    from pipelines.signal import spectrogram
 
     mel = np.ones((1, spectrogram.RIFFUSION.n_mels, 64), np.float32)
     assert spectrogram.mel_to_audio(mel, iterations=2).shape[0] == 1  # not stopped: it runs

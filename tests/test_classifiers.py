@@ -237,7 +237,7 @@ def test_train_cli_takes_every_recipes_profile_and_max_steps(synthetic_dataset, 
     """``--profile tiny --max-steps 2`` (flags every recipe takes): the tiny widths, two batches only."""
     import keras
 
-    from pipelines.tiny import TINY_CLASSIFIER_WIDTHS
+    from pipelines.models.building.tiny import TINY_CLASSIFIER_WIDTHS
     from training import classifiers as train
 
     seen = []

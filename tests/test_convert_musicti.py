@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from core.errors import InputError
-from pipelines import style_embedding as se
+from pipelines.models import style_embedding as se
 from scripts import convert_musicti_checkpoint as convert
 
 

@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from pipelines.device import DeviceManager, choose_device, model_nbytes
+from pipelines.models.device import DeviceManager, choose_device, model_nbytes
 from core.errors import OutOfMemoryError, StudioError
 
 MB = 2**20
@@ -189,7 +189,7 @@ def test_zero_gpu_wraps_gpu_work_in_spaces_gpu_and_is_identity_elsewhere(monkeyp
     import sys
     import types
 
-    import pipelines.device as device
+    import pipelines.models.device as device
 
     calls = []
 

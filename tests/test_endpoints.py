@@ -9,8 +9,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from pipelines import audio as audio_io
-from pipelines import spectrogram
+from pipelines.signal import audio as audio_io
+from pipelines.signal import spectrogram
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 FAST = dict(steps=4, strength=0.75)  # 3 denoising steps per window keeps the tiny runs short

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core.errors import InputError
-from pipelines import metrics
+from pipelines.signal import metrics
 
 PAIRS = ["clock_tick", "cuckoo", "geese", "loud_honking", "mario_kart", "train_passing"]
 
@@ -47,7 +47,7 @@ def notebook_ssim_cens(input_path: Path, output_path: Path) -> tuple[float, floa
 
 
 def paper_pair(real: Path, name: str) -> dict[str, float]:
-    from pipelines import audio as audio_io
+    from pipelines.signal import audio as audio_io
 
     def load(path):
         return audio_io.load_audio(str(path), 44100, mono=True, max_seconds=None).samples[0]
@@ -71,7 +71,7 @@ def test_paper_image_uses_the_per_file_ceil_scale():
     t = np.arange(44100) / 44100
     y = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
     image = np.asarray(metrics.paper_spectrogram_image(y))
-    from pipelines.spectrogram import audio_to_mel
+    from pipelines.signal.spectrogram import audio_to_mel
 
     peak = float(audio_to_mel(y, metrics._PAPER_PARAMS).max())
     expected = int(255 - 255 * peak ** 0.25 / math.ceil(peak ** 0.25))
@@ -133,7 +133,8 @@ def test_embedding_statistics_refuses_one_sample():
 # -- CLAP on the tiny model ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def embedder():
-    from pipelines import clap, loaders, tiny
+    from pipelines.models import clap, loaders
+    from pipelines.models.building import tiny
 
     return clap.ClapEmbedder(loaders.load_clap(str(tiny.ensure("clap"))))
 
@@ -146,7 +147,7 @@ def tone(freq: float, seconds: float, rate: int) -> np.ndarray:
 def test_clap_score_is_the_cosine_of_the_models_own_features(embedder):
     import torch
 
-    from pipelines import clap
+    from pipelines.models import clap
 
     audio = tone(440, 2.0, 48000)
     score = clap.clap_score(embedder, audio, 48000, "funk drums")
@@ -170,7 +171,7 @@ def test_clap_resamples_to_48k_with_librosa(embedder):
 
 
 def test_content_preservation_and_style_fit(embedder):
-    from pipelines import clap
+    from pipelines.models import clap
 
     a, b = tone(440, 3.0, 44100), tone(3000, 3.0, 44100) + tone(90, 3.0, 44100)
     assert clap.content_preservation(embedder, a, a, 44100) == pytest.approx(1.0)
@@ -187,7 +188,7 @@ def test_content_preservation_and_style_fit(embedder):
 
 
 def test_long_audio_is_the_mean_of_its_10_second_windows(embedder):
-    from pipelines import clap
+    from pipelines.models import clap
 
     x = np.concatenate([tone(440, 10.0, 48000), tone(2000, 4.0, 48000)])
     parts = embedder.audio_windows(x, 48000)
@@ -198,7 +199,7 @@ def test_long_audio_is_the_mean_of_its_10_second_windows(embedder):
 
 
 def test_clap_refuses_bad_input(embedder):
-    from pipelines import clap
+    from pipelines.models import clap
 
     with pytest.raises(InputError, match="empty"):
         embedder.audio([np.zeros(0, np.float32)], 48000)
@@ -225,8 +226,8 @@ def test_clap_metrics_are_on_by_default_only_off_the_cpu(studio, monkeypatch):
 def test_add_clap_metrics_keeps_the_results_own(studio, tmp_path):
     import soundfile as sf
 
-    from pipelines import clap
-    from pipelines.results import Result
+    from pipelines.models import clap
+    from pipelines.schema.results import Result
 
     class Made(Result):
         pass
@@ -258,7 +259,7 @@ class FixedEmbedder:
 def test_playlist_similarity_is_the_cosine_with_the_tracks_mean():
     """Output (0.6, 0.8), tracks (1, 0) and (0, 1): their mean (0.5, 0.5) has length 0.707, so the
     cosine is 0.7 / 0.707 = 0.98995 (a plain dot product would give 0.7)."""
-    from pipelines import clap
+    from pipelines.models import clap
 
     clip = lambda index: np.full(48000, float(index), dtype=np.float32)  # noqa: E731
     scores = clap.result_scores(FixedEmbedder(), clip(0), 48000, playlist=[(clip(1), 48000), (clip(2), 48000)])
@@ -267,8 +268,8 @@ def test_playlist_similarity_is_the_cosine_with_the_tracks_mean():
 
 def test_playlist_similarity_of_a_real_result_matches_one_computed_apart(studio):
     """Through the Studio with the tiny CLAP: embeddings taken one by one, the cosine written out here."""
-    from pipelines import audio as audio_io
-    from pipelines.results import Result
+    from pipelines.signal import audio as audio_io
+    from pipelines.schema.results import Result
 
     result = Result()
     result.audio, result.sample_rate = tone(660, 2.0, 22050)[None], 22050

@@ -18,7 +18,7 @@ import soundfile as sf
 from core.errors import InputError
 from evaluation import stats
 from evaluation.__main__ import main
-from pipelines import metrics
+from pipelines.signal import metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,7 +102,7 @@ def test_ablation_writes_items_summary_ttests_and_plot_and_resumes(studio, tmp_p
     from PIL import Image
 
     from evaluation.ablation import run_ablation
-    from pipelines.settings import SoundToMusicSettings
+    from pipelines.schema.settings import SoundToMusicSettings
 
     sounds = write_sounds(tmp_path / "sounds")
     out = tmp_path / "out"
@@ -144,7 +144,7 @@ def test_ablation_writes_items_summary_ttests_and_plot_and_resumes(studio, tmp_p
 # -- MusicTI ---------------------------------------------------------------------------------------------------------
 def test_musicti_protocol_singles_and_pairs(studio, tmp_path):
     from evaluation.musicti import combinations_for, run_musicti
-    from pipelines.style_interpolation import StyleInterpolationSettings
+    from pipelines.systems.style_interpolation import StyleInterpolationSettings
 
     sounds = write_sounds(tmp_path / "content", freqs=(440.0,), seconds=0.5)
     summary = run_musicti(sounds, tmp_path / "out", styles=["jazz", "rock"], pairs=1,
@@ -164,7 +164,7 @@ def test_musicti_protocol_singles_and_pairs(studio, tmp_path):
 # -- FAD --------------------------------------------------------------------------------------------------------------
 def test_fad_counts_caches_and_matches_the_formula(studio, tmp_path):
     from evaluation.fad import evaluate_fad, folder_statistics
-    from pipelines import audio as audio_io
+    from pipelines.signal import audio as audio_io
 
     outputs = write_sounds(tmp_path / "outputs", freqs=(220.0, 230.0, 240.0), seconds=1.0)
     reference = write_sounds(tmp_path / "reference", freqs=(1000.0, 1500.0, 2000.0, 3000.0), seconds=1.0)

@@ -5,8 +5,8 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-from pipelines import audio as audio_io
-from pipelines import extend
+from pipelines.signal import audio as audio_io
+from pipelines.systems import extend
 
 RATES = {"riffusion": 44100, "musicgen": 32000}
 LSB = 1.5 / 32768  # one 16-bit step (and a half for rounding): the WAV round trip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pipelines.models import ROLES, UNPINNED_ROLES, ModelRegistry
+from pipelines.models.registry import ROLES, UNPINNED_ROLES, ModelRegistry
 
 SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -27,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from pipelines import fullsize, fullsize_specs  # noqa: E402
+from pipelines.models.building import fullsize, fullsize_specs  # noqa: E402
 
 def test_the_builders_configs_are_the_shared_reference_files():
     """fullsize_configs.json is a copy of the captured Hub configurations (so the builder runs without them)."""
@@ -52,7 +52,7 @@ def test_the_builders_configs_are_the_shared_reference_files():
 
 
 def test_every_role_is_built_by_a_fullsize_family_and_documented():
-    from pipelines.models import ROLES, ModelRegistry
+    from pipelines.models.registry import ROLES, ModelRegistry
 
     registry = ModelRegistry("fullsize", environ={}, builder=fullsize)
     families = {registry.family(role) for role in ROLES}
@@ -61,7 +61,7 @@ def test_every_role_is_built_by_a_fullsize_family_and_documented():
 
 
 def test_the_docs_document_the_fullsize_sources_and_the_unpinned_roles():
-    from pipelines.models import ROLES, UNPINNED_ROLES
+    from pipelines.models.registry import ROLES, UNPINNED_ROLES
 
     readme = (Path(__file__).resolve().parents[1] / "docs" / "HARDWARE.md").read_text()
     section = readme[readme.index("## Fullsize profile"):]
@@ -75,7 +75,7 @@ def test_the_docs_document_the_fullsize_sources_and_the_unpinned_roles():
 @pytest.mark.parametrize("role", sorted(set(fullsize_specs.REAL_SIZES) - {"genre_classifier", "emotion_classifier", "m2i_lora"}))
 def test_parameter_counts_times_4_bytes_match_the_real_weight_files(role):
     """fp32 parameters (meta device: no memory, no init) x 4 bytes within 2% of the manifest's file size."""
-    from pipelines.models import ROLES
+    from pipelines.models.registry import ROLES
 
     family = ROLES[role].family_for("fullsize")
     counts = fullsize_specs.parameter_counts(family)
@@ -99,7 +99,7 @@ def test_sd_configs_keep_the_real_repos_surprises():
 @pytest.fixture
 def small_models(monkeypatch):
     """Swap the full-size model factories for tiny ones: the builders' layout code runs unchanged."""
-    from pipelines import tiny
+    from pipelines.models.building import tiny
 
     monkeypatch.setattr(fullsize, "sd_unet", lambda repo=None: tiny.tiny_unet(32))
     monkeypatch.setattr(fullsize, "sd_vae", lambda repo=None: tiny.tiny_vae())
@@ -149,7 +149,7 @@ def test_riffusion_layout_is_bin_only_with_its_own_vae_and_scheduler_configs(sma
 
 
 def test_sd15_layout_has_fp16_variants_beside_fp32(small_models, tmp_path):
-    from pipelines.loaders import has_variant
+    from pipelines.models.loaders import has_variant
 
     fullsize.build_sd15(tmp_path)
     for part, stem in (("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"), ("text_encoder", "model")):
@@ -162,7 +162,9 @@ def test_sd_loader_reads_the_fp16_variant_only_when_asked_in_fp16(tmp_path):
     """SD 1.5 in fp16 loads the variant files directly (no fp32 copy in host memory)."""
     import torch
 
-    from pipelines import loaders, tiny
+    from pipelines.models import loaders
+
+    from pipelines.models.building import tiny
 
     sd = tiny.ensure("sd")
     assert not loaders.has_variant(str(sd), "fp16")
@@ -175,7 +177,7 @@ def test_sd_loader_reads_the_fp16_variant_only_when_asked_in_fp16(tmp_path):
 def test_amuse_layout_loads_through_the_loaders(small_models, tmp_path):
     from diffusers import DDPMScheduler
 
-    from pipelines import loaders
+    from pipelines.models import loaders
 
     fullsize.build_amuse_unet(tmp_path)
     assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == "DDPMPipeline"
@@ -186,7 +188,7 @@ def test_amuse_layout_loads_through_the_loaders(small_models, tmp_path):
 
 
 def test_clap_is_bin_only_and_loads(small_models, tmp_path):
-    from pipelines import loaders
+    from pipelines.models import loaders
 
     fullsize.build_clap(tmp_path)
     assert _weights(tmp_path) == {"pytorch_model.bin"}
@@ -211,7 +213,7 @@ def test_lora_has_the_techjam_key_set():
 def test_fullsize_models_load_through_the_studio_at_the_real_sizes():
     """Every entry loads through the hub loaders from the fullsize cache, and the About panel's size
     (``manager.status()``) is within 2% of the real repository's weight files."""
-    from pipelines.device import model_nbytes
+    from pipelines.models.device import model_nbytes
     from pipelines.studio import Studio
 
     studio = Studio(profile="fullsize", device="cpu")
@@ -248,7 +250,9 @@ def test_sd_loader_in_fp16_reads_only_the_variant_files(tmp_path):
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel
 
-    from pipelines import loaders, tiny
+    from pipelines.models import loaders
+
+    from pipelines.models.building import tiny
 
     folder = tmp_path / "sd"
     shutil.copytree(tiny.ensure("sd"), folder)

@@ -8,7 +8,7 @@ from PIL import Image
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from pipelines.outputs import new_output_dir, save_png, save_wav
+from pipelines.schema.outputs import new_output_dir, save_png, save_wav
 from core.errors import InputError
 from ui import history
 
@@ -20,7 +20,7 @@ def t2m(client, prompt, seed):
 @pytest.fixture
 def own_outputs(monkeypatch, tmp_path):
     """Output folders of this test alone: other processes on the machine sweep the shared one (64 newest)."""
-    from pipelines import outputs
+    from pipelines.schema import outputs
 
     monkeypatch.setattr(outputs, "OUTPUT_ROOT", tmp_path / "outputs")
 

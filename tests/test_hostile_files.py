@@ -1,5 +1,5 @@
 """Hostile uploads: a decoder that never returns or eats memory is stopped in its worker process, and
-every other request carries on (pipelines.sandbox)."""
+every other request carries on (pipelines.signal.sandbox)."""
 
 import threading
 import time
@@ -11,9 +11,10 @@ import soundfile as sf
 
 from core import runs
 from core.errors import Cancelled, InputError
-from pipelines import limits, sandbox
+from pipelines.schema import limits
+from pipelines.signal import sandbox
 from benchmarks.soak import hanging_wav  # the recipe's one home: the soak sends it too
-from pipelines.audio import Audio, load_audio, write_wav
+from pipelines.signal.audio import Audio, load_audio, write_wav
 
 
 @pytest.fixture
@@ -101,7 +102,7 @@ def test_a_cancelled_run_stops_its_decode(monkeypatch, hanging):
 
 def test_an_error_in_the_worker_comes_back_with_its_message():
     with pytest.raises(InputError, match="is not an image that can be read"):
-        from pipelines.images import open_image
+        from pipelines.signal.images import open_image
 
         open_image(__file__)
 
@@ -110,7 +111,7 @@ def test_an_error_in_the_worker_comes_back_with_its_message():
 PEAK_SCRIPT = """
 import resource, sys
 from PIL import Image
-from pipelines import images
+from pipelines.signal import images
 with Image.open(sys.argv[1]) as probe:
     mode, (width, height) = probe.mode, probe.size
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -230,7 +231,7 @@ def test_a_request_with_too_few_inputs_is_told_what_they_are(served_app):
 def test_pictures_are_decoded_in_the_memory_limited_worker_too(tmp_path, monkeypatch):
     from PIL import Image
 
-    from pipelines.images import open_image
+    from pipelines.signal.images import open_image
 
     path = tmp_path / "wide.png"
     Image.new("RGBA", (5000, 5000), (200, 0, 0, 128)).save(path)  # 100 MB decoded, 80 kB on disk
@@ -246,7 +247,7 @@ def test_a_relative_path_decodes_from_the_callers_folder(tmp_path, monkeypatch):
     import numpy as np
     import soundfile as sf
 
-    from pipelines import audio as audio_io
+    from pipelines.signal import audio as audio_io
 
     sf.write(tmp_path / "IN.wav", 0.1 * np.sin(np.arange(44100) / 10.0), 44100)
     monkeypatch.chdir(tmp_path)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-from pipelines.models import ModelSource, explain_missing
+from pipelines.models.registry import ModelSource, explain_missing
 
 SOURCE = ModelSource("blip", "Salesforce/blip-image-captioning-large", "0" * 40, False, "env")
 
@@ -50,7 +50,7 @@ def test_unknown_repository_and_other_errors():
 def test_studio_offline_switches_the_hub_off_without_asking_it(monkeypatch):
     from huggingface_hub import constants
 
-    from pipelines import hub_reach
+    from pipelines.models import hub_reach
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)

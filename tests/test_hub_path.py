@@ -23,8 +23,8 @@ import soundfile as sf
 
 from fake_servers import FakeGitHub, FakeHub
 from hub_fixtures import serve_tiny_hub, serve_tiny_originals
-from pipelines import originals
-from pipelines.roles import ROLES, SD15_SHA
+from pipelines.models import originals
+from pipelines.models.roles import ROLES, SD15_SHA
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
@@ -43,7 +43,7 @@ def servers(tmp_path_factory):
         hub.add("studio-tests/clap-without-weights", clap_commit, clap_folder, skip=lambda name: name.endswith(".bin"))
         pins = serve_tiny_originals(github, staging / "originals", mp)
         (staging / "pins.json").write_text(json.dumps(pins))
-        from pipelines import tiny
+        from pipelines.models.building import tiny
 
         env = {key: value for key, value in os.environ.items()
                if key not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "STUDIO_OFFLINE", "STUDIO_PROFILE")
@@ -165,8 +165,8 @@ def test_every_tab_runs_on_the_hub_profile_through_the_local_hub_and_github(serv
 PROBE = """
 import json, torch
 from core.errors import ModelUnavailableError
-from pipelines import loaders
-from pipelines.models import ModelRegistry, load_or_explain
+from pipelines.models import loaders
+from pipelines.models.registry import ModelRegistry, load_or_explain
 registry, out = ModelRegistry("hub"), {}
 for role, load in (("blip", loaders.load_blip), ("clap", loaders.load_clap)):
     try:

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from core.errors import ModelUnavailableError
-from pipelines import hub_reach
-from pipelines.models import ModelSource, load_or_explain
+from pipelines.models import hub_reach
+from pipelines.models.registry import ModelSource, load_or_explain
 
 
 @pytest.fixture

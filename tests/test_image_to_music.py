@@ -8,10 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines import image_to_music as i2m
-from pipelines import limits, loaders, tiny
+from pipelines.systems import image_to_music as i2m
+from pipelines.schema import limits
+from pipelines.models import loaders
+from pipelines.models.building import tiny
 from core.errors import Cancelled, InputError
-from pipelines.models import ModelRegistry, load_or_explain
+from pipelines.models.registry import ModelRegistry, load_or_explain
 
 RATE = 32000  # musicgen-small's EnCodec rate, which the tiny one keeps
 FRAME = RATE // 50
@@ -224,7 +226,7 @@ def test_bad_music_arguments(musicgen, change):
 
 
 def test_a_bundle_is_what_the_device_manager_can_hold(musicgen):
-    from pipelines.device import model_nbytes
+    from pipelines.models.device import model_nbytes
 
     model, processor = musicgen
     held = loaders.ModelBundle(model=model, processor=processor)

@@ -6,7 +6,7 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-from pipelines import audio as audio_io
+from pipelines.signal import audio as audio_io
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 

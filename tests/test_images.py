@@ -1,4 +1,4 @@
-"""Every uploaded image goes through pipelines.images.open_image: modes, bit depths, alpha, EXIF
+"""Every uploaded image goes through pipelines.signal.images.open_image: modes, bit depths, alpha, EXIF
 orientation, bombs and non-images, through the loader and through the API."""
 
 import struct
@@ -11,7 +11,9 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from core.errors import InputError
-from pipelines import image_to_music, images, limits, spectrogram
+from pipelines.systems import image_to_music
+from pipelines.signal import images, spectrogram
+from pipelines.schema import limits
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

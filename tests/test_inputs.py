@@ -7,8 +7,9 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from pipelines import audio as audio_io
-from pipelines import limits, spectrogram
+from pipelines.signal import audio as audio_io
+from pipelines.schema import limits
+from pipelines.signal import spectrogram
 from core.errors import InputError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -40,7 +41,7 @@ def test_style_weights_text():
 
 
 def test_zero_gpu_duration_grows_with_the_audio_and_survives_a_bad_file(studio, tmp_path):
-    from pipelines.settings import SoundToMusicSettings
+    from pipelines.schema.settings import SoundToMusicSettings
 
     settings = SoundToMusicSettings(steps=50, strength=0.8)
     short = settings.gpu_seconds(studio.audio_seconds(str(ASSETS / "knocks.wav")))

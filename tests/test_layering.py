@@ -46,47 +46,76 @@ def test_the_check_sees_a_backward_import(tmp_path):
 
 
 # -- inside a package: which module may import which ------------------------------------------------------
-def sibling_imports(path: Path, package: str) -> set[str]:
-    """The modules of ``package`` that ``path`` (a module of it) imports, at any depth of the file:
-    ``from . import x``, ``from .x import y``, ``from package.x import y``, ``import package.x``."""
-    names = set()
+def sibling_imports(path: Path, package: str, folder: tuple[str, ...] | None = None) -> set[str]:
+    """The modules of ``package`` that ``path`` (a module of it) imports, at any depth of the file, named
+    relative to the package (``systems.masked_img2img``): ``from . import x``, ``from .x import y``,
+    ``from package.x import y``, ``from package.x import submodule``, ``import package.x``. A relative
+    import is resolved from ``folder`` (the module's folder inside the package; default: where ``path`` is)."""
+    root = ROOT / package
+    here = folder if folder is not None else path.resolve().parent.relative_to(root.resolve()).parts
+
+    def known(dotted: str) -> bool:
+        target = root.joinpath(*dotted.split("."))
+        return target.with_suffix(".py").exists() or (target / "__init__.py").exists()
+
+    def add(base: list[str], node: ast.ImportFrom) -> None:
+        for alias in node.names:
+            full = ".".join([*base, alias.name])
+            names.add(full if known(full) or not base else ".".join(base))
+
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:
-                names.add(node.module.split(".")[0])
-            elif node.level == 1:
-                names.update(alias.name for alias in node.names)
-            elif node.level == 0 and node.module and node.module.split(".")[0] == package:
-                parts = node.module.split(".")
-                names.update([parts[1]] if len(parts) > 1 else [alias.name for alias in node.names])
+            if node.level:
+                base = list(here[: len(here) - (node.level - 1)]) + (node.module.split(".") if node.module else [])
+                add(base, node)
+            elif node.module and node.module.split(".")[0] == package:
+                add(node.module.split(".")[1:], node)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
                 if parts[0] == package and len(parts) > 1:
-                    names.add(parts[1])
+                    names.add(".".join(parts[1:]))
     return names
 
 
 def graph(package: str) -> dict[str, set[str]]:
-    """module -> the sibling modules it imports, for every top-level module of ``package``."""
+    """module -> the modules of ``package`` it imports, for every module of it (``host``, ``systems.extend``,
+    ``signal.audio.loading``; a package's ``__init__`` is named as the package)."""
     folder = ROOT / package
-    modules = {p.stem for p in folder.glob("*.py")} | {p.name for p in folder.iterdir() if (p / "__init__.py").exists()}
-    return {path.stem: sibling_imports(path, package) & modules - {path.stem} for path in sorted(folder.glob("*.py"))}
+    imports = {}
+    for path in sorted(folder.rglob("*.py")):
+        parts = path.relative_to(folder).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if name:
+            imports[name] = sibling_imports(path, package) - {name}
+    return imports
 
 
-PIPELINE_SYSTEMS = {"masked_img2img", "differential_img2img", "style_interpolation", "music_to_image", "image_to_music",
-                    "song_recommendation", "playlist_to_music", "text_to_music", "prompt_interpolation", "extend",
-                    "variations", "train_style"}
-MODEL_MACHINERY = {"roles", "models", "loaders", "device", "hub_reach", "model_building", "tiny", "fullsize",
-                   "fullsize_specs", "playlist_vae", "lora", "originals", "musicti_checkpoint", "unet_compile"}
-# Known arrows from the machinery up to a system, each with its reason (the next session removes them):
+def kind(module: str) -> str:
+    """The folder a module of pipelines/ sits in (``systems``, ``models``, ``signal``, ``schema``), or the
+    module itself at the top (``studio``, ``host``)."""
+    return module.split(".")[0]
+
+
+# Known arrows from the model machinery up to a system, each with its reason:
 MACHINERY_EXCEPTIONS = {
     # import_model_libraries imports these once under its lock: their module-level diffusers imports
     # are not thread-safe on first use
-    ("loaders", "differential_img2img"), ("loaders", "playlist_to_music"), ("loaders", "style_interpolation"),
+    ("models.loaders", "systems.differential_img2img"), ("models.loaders", "systems.playlist_to_music"),
+    ("models.loaders", "systems.style_interpolation"),
+    # MusicGen-melody's feature extractor is built from the melody system's chroma parameters
+    ("models.loaders", "systems.melody"),
     # the TechJam LoRA loader lives in music_to_image until that file's LoRA fusing work lands
-    ("lora", "music_to_image"),
+    ("models.lora", "systems.music_to_image"),
 }
+
+
+def test_the_folders_of_pipelines_are_its_four_kinds():
+    """A newcomer sees the kinds from the tree: the facade and its host at the top, then the systems, the
+    model machinery, signal code and the settings/results shape (docs/ARCHITECTURE.md)."""
+    imports = graph("pipelines")
+    assert {kind(m) for m in imports} == {"studio", "host", "systems", "models", "signal", "schema"}
 
 
 def test_only_the_facade_imports_the_host_and_nothing_imports_the_facade():
@@ -96,18 +125,30 @@ def test_only_the_facade_imports_the_host_and_nothing_imports_the_facade():
 
 
 def test_no_pipeline_module_imports_a_builder_of_models():
-    """tiny and fullsize are found by the registry (models.builder_for) for a built profile."""
+    """tiny and fullsize are found by the registry (models.registry.builder_for) for a built profile."""
     imports = graph("pipelines")
-    users = {m for m, names in imports.items() if names & {"tiny", "fullsize"}} - {"tiny", "fullsize"}
+    builders = {"models.building.tiny", "models.building.fullsize"}
+    users = {m for m, names in imports.items() if names & builders} - builders
     assert users == set()
 
 
 def test_the_model_machinery_never_reaches_up_into_a_system():
     imports = graph("pipelines")
-    arrows = {(m, n) for m in MODEL_MACHINERY for n in imports.get(m, set()) & (PIPELINE_SYSTEMS | {"studio", "host"})}
+    arrows = {(m, n) for m, names in imports.items() if kind(m) == "models"
+              for n in names if kind(n) in {"systems", "studio", "host"}}
     assert arrows - MACHINERY_EXCEPTIONS == set()
     # the registry resolves a role to the Hub, an override, a built folder or the originals' GitHub files
-    assert imports["roles"] == set() and imports["models"] <= {"roles", "hub_reach", "originals"}
+    assert imports["models.roles"] == set()
+    assert imports["models.registry"] <= {"models.roles", "models.hub_reach", "models.originals"}
+
+
+def test_signal_and_schema_code_use_no_model_machinery_and_no_system():
+    """Signal code (audio, spectrograms, images, windows, metrics) and the settings/results shape run
+    without models: they sit below everything that loads one."""
+    imports = graph("pipelines")
+    arrows = {(m, n) for m, names in imports.items() if kind(m) in {"signal", "schema"}
+              for n in names if kind(n) in {"models", "systems", "studio", "host"}}
+    assert arrows == set()
 
 
 def test_the_history_store_sits_below_the_ui_wiring():
@@ -120,7 +161,12 @@ def test_the_history_store_sits_below_the_ui_wiring():
 
 
 def test_the_package_check_sees_relative_and_absolute_imports(tmp_path):
+    """Every import form names its module, a relative one resolved from the module's folder (here
+    pipelines/systems/)."""
     module = tmp_path / "m.py"
-    module.write_text("from . import studio\nfrom .host import X\ndef f():\n    from pipelines.tiny import ensure\n"
-                      "    import pipelines.fullsize\n    from pipelines import roles\n")
-    assert sibling_imports(module, "pipelines") == {"studio", "host", "tiny", "fullsize", "roles"}
+    module.write_text("from . import extend\nfrom ..host import X\ndef f():\n"
+                      "    from pipelines.models.building.tiny import ensure\n    import pipelines.models.building.fullsize\n"
+                      "    from pipelines.models import roles\n    from pipelines.signal.audio.loading import load\n")
+    assert sibling_imports(module, "pipelines", folder=("systems",)) == {
+        "systems.extend", "host", "models.building.tiny", "models.building.fullsize", "models.roles",
+        "signal.audio.loading"}

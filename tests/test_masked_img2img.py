@@ -6,8 +6,8 @@ import torch
 from PIL import Image, ImageEnhance
 
 from core.errors import InputError
-from pipelines.differential_img2img import DifferentialImg2ImgPipeline
-from pipelines.masked_img2img import (
+from pipelines.systems.differential_img2img import DifferentialImg2ImgPipeline
+from pipelines.systems.masked_img2img import (
     SoundToMusicSettings,
     MaskSettings,
     make_mask,
@@ -203,7 +203,8 @@ def test_paper_resize_is_bilinear_without_antialiasing():
 
 
 def test_paper_scale_is_the_ceiling_of_the_fourth_root(everyday):
-    from pipelines import masked_img2img, spectrogram
+    from pipelines.systems import masked_img2img
+    from pipelines.signal import spectrogram
 
     # on librosa's float scale: 5.5e6 / 32768 = 167.8, ** 0.25 = 3.6 -> 4
     assert masked_img2img.paper_max_value(5.5e6) == pytest.approx(4.0**4 * spectrogram.INT16_SCALE)
@@ -223,7 +224,7 @@ def test_paper_scale_is_the_ceiling_of_the_fourth_root(everyday):
 
 
 def test_the_two_modes_differ_in_kept_steps_on_a_real_sound(everyday):
-    from pipelines import masked_img2img
+    from pipelines.systems import masked_img2img
 
     audio, _ = __import__("soundfile").read(everyday / "train_passing.wav", dtype="float32")
     steps = 40

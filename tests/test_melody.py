@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from core.errors import InputError
-from pipelines import audio as audio_io
-from pipelines.melody import MelodyParams, melody_chroma
+from pipelines.signal import audio as audio_io
+from pipelines.systems.melody import MelodyParams, melody_chroma
 
 
 def extractor_formula(samples: np.ndarray, params: MelodyParams) -> np.ndarray:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import tiny
+from pipelines.models.building import tiny
 from core.errors import ModelUnavailableError
-from pipelines.models import ROLES, ModelRegistry, load_or_explain
+from pipelines.models.registry import ROLES, ModelRegistry, load_or_explain
 
 DESIGN_ROLES = {"riffusion", "mask_model", "sd15", "m2i_lora", "blip", "musicgen", "clap", "sentence_embedder",
                 "amuse_unet", "amuse_vae", "genre_classifier", "emotion_classifier"}
@@ -102,7 +102,7 @@ def test_hub_app_without_network_says_which_model_is_missing(tmp_path):
 
 
 def test_hub_music_to_image_without_the_lora_says_how_to_go_on(monkeypatch):
-    from pipelines.music_to_image import MusicToImageSettings
+    from pipelines.systems.music_to_image import MusicToImageSettings
     from pipelines.studio import Studio
 
     monkeypatch.delenv("STUDIO_MODEL_M2I_LORA", raising=False)
@@ -144,8 +144,8 @@ def test_the_tiny_clip_tokenizer_fits_the_pages_prompts_in_77_tokens_as_the_real
 
     from classifiers.emotion import EMOTIONS
     from classifiers.genre import GENRES
-    from pipelines.music_to_image import make_sentence
-    from pipelines.settings import PromptInterpolationSettings, SoundToMusicSettings, TextToMusicSettings
+    from pipelines.systems.music_to_image import make_sentence
+    from pipelines.schema.settings import PromptInterpolationSettings, SoundToMusicSettings, TextToMusicSettings
 
     tiny.write_clip_tokenizer(tmp_path)
     tokenizer = CLIPTokenizer.from_pretrained(tmp_path)

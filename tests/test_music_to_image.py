@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from classifiers import emotion, genre
-from pipelines import music_to_image as m2i
+from pipelines.systems import music_to_image as m2i
 from core.errors import Cancelled, InputError, ModelUnavailableError
 
 SR = 22050

@@ -85,12 +85,12 @@ def test_describe_refuses_silence(client, tmp_path):
 @pytest.mark.slow
 def test_two_tabs_in_turn_under_a_small_budget_evict_and_reload():
     """Budget for one tiny SD model: sound-to-music and music-to-image take turns on the device."""
-    from pipelines.masked_img2img import SoundToMusicSettings
-    from pipelines.music_to_image import MusicToImageSettings
+    from pipelines.systems.masked_img2img import SoundToMusicSettings
+    from pipelines.systems.music_to_image import MusicToImageSettings
     from pipelines.studio import Studio
 
     probe = Studio(profile="tiny", device="cpu")
-    from pipelines.device import model_nbytes
+    from pipelines.models.device import model_nbytes
 
     one_model = model_nbytes(probe.manager.get_cpu("sd15"))
     studio = Studio(profile="tiny", device="cpu", budget_bytes=int(1.5 * one_model))

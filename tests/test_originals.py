@@ -1,4 +1,4 @@
-"""The originals' GitHub files (pipelines/originals.py): fetched from a local GitHub-like server,
+"""The originals' GitHub files (pipelines/models/originals.py): fetched from a local GitHub-like server,
 verified, converted, cached; every failure names the file, the URL and what to do."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 
 from core.errors import ModelUnavailableError
 from fake_servers import FakeGitHub, lfs_pointer
-from pipelines import originals
-from pipelines.models import ModelRegistry
+from pipelines.models import originals
+from pipelines.models.registry import ModelRegistry
 
 
 
@@ -117,7 +117,7 @@ def test_musicti_styles_verified_by_git_blob_and_converted(github, monkeypatch, 
     """Stand-in embeddings.pt files (MusicTI's pickle layout) with their own blob ids: both become style folders."""
     from test_convert_musicti import _write_musicti_checkpoint
 
-    from pipelines.style_embedding import StyleLibrary
+    from pipelines.models.style_embedding import StyleLibrary
 
     pins = {}
     for name in ("accordion", "chime"):

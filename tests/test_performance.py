@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import masked_img2img
-from pipelines.settings import SoundToMusicSettings
+from pipelines.systems import masked_img2img
+from pipelines.schema.settings import SoundToMusicSettings
 
 FAST = dict(steps=4, strength=0.75)  # 3 DDIM steps per window on the tiny model
-REPO_CONFIGS = Path(__file__).resolve().parents[1] / "pipelines" / "fullsize_configs.json"
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "pipelines" / "models" / "building" / "fullsize_configs.json"
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def zero_gpu(monkeypatch):
     import sys
     import types
 
-    import pipelines.device as device
+    import pipelines.models.device as device
     import pipelines.host as studio_module  # preload and signal_device read the flag there
 
     durations = []
@@ -247,7 +247,7 @@ def test_sd_models_get_sdpa_attention_and_channels_last_on_cuda(studio, monkeypa
     import torch
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
-    from pipelines import loaders
+    from pipelines.models import loaders
 
     location = studio.registry.resolve("mask_model").location
     pipe = loaders.load_sd_img2img(location)
@@ -270,9 +270,9 @@ def test_sd_models_get_sdpa_attention_and_channels_last_on_cuda(studio, monkeypa
 def test_compile_is_on_by_default_on_ampere_cuda_only_and_never_on_zero_gpu(monkeypatch):
     import torch
 
-    import pipelines.device as device
+    import pipelines.models.device as device
     from core.errors import StudioError
-    from pipelines.unet_compile import CompileChoice, compile_choice
+    from pipelines.models.unet_compile import CompileChoice, compile_choice
 
     monkeypatch.delenv("STUDIO_COMPILE", raising=False)
     card = {"capability": (9, 0)}
@@ -308,7 +308,7 @@ def test_regional_compile_covers_every_transformer_block_and_changes_no_output(s
     import torch
     from diffusers import UNet2DConditionModel
 
-    from pipelines.unet_compile import compile_unet
+    from pipelines.models.unet_compile import compile_unet
 
     location = studio.registry.resolve("mask_model").location
     unet = UNet2DConditionModel.from_pretrained(location, subfolder="unet").eval()
@@ -327,8 +327,9 @@ def test_regional_compile_covers_every_transformer_block_and_changes_no_output(s
 @pytest.mark.slow
 def test_batched_style_windows_give_the_same_music_as_one_at_a_time(studio):
     """Style interpolation: 3 windows one at a time and as a batch of 2 plus 1, same seed, same audio."""
-    from pipelines import style_embedding, style_interpolation
-    from pipelines.settings import StyleInterpolationSettings
+    from pipelines.models import style_embedding
+    from pipelines.systems import style_interpolation
+    from pipelines.schema.settings import StyleInterpolationSettings
 
     pipe = studio.manager.get_cpu("riffusion")
     pipe.set_progress_bar_config(disable=True)
@@ -347,7 +348,7 @@ def test_window_batch_size_follows_the_device_and_its_free_memory(monkeypatch):
     import torch
 
     from core.errors import StudioError
-    from pipelines.windows import window_batch_size
+    from pipelines.signal.windows import window_batch_size
 
     monkeypatch.delenv("STUDIO_WINDOW_BATCH", raising=False)
     assert window_batch_size("cpu", 5) == 1 and window_batch_size("mps", 5) == 1
@@ -414,8 +415,12 @@ def test_our_denoising_loops_read_no_more_device_values_than_stock_img2img(tiny_
     import torch
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline
 
-    from pipelines import spectrogram, style_embedding, style_interpolation
-    from pipelines.settings import StyleInterpolationSettings
+    from pipelines.signal import spectrogram
+
+    from pipelines.models import style_embedding
+
+    from pipelines.systems import style_interpolation
+    from pipelines.schema.settings import StyleInterpolationSettings
 
     sound = everyday_sound(5.0)
     image = spectrogram.audio_to_image(sound[None], spectrogram.RIFFUSION).convert("RGB")

@@ -9,7 +9,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from pipelines import audio as audio_io
+from pipelines.signal import audio as audio_io
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -43,7 +43,7 @@ def test_playlist_bad_inputs(client, tmp_path):
 
 def test_hub_profile_without_the_vae_says_how_to_get_it():
     from core.errors import ModelUnavailableError
-    from pipelines.playlist_to_music import PlaylistToMusicSettings
+    from pipelines.systems.playlist_to_music import PlaylistToMusicSettings
     from pipelines.studio import Studio
 
     studio = Studio(profile="hub", device="cpu")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import playlist_to_music as ptm
-from pipelines import loaders, tiny
+from pipelines.systems import playlist_to_music as ptm
+from pipelines.models import loaders
+from pipelines.models.building import tiny
 from core.errors import Cancelled, InputError
 
 RATE = 22050

@@ -48,8 +48,8 @@ def test_the_libraries_unactionable_warnings_are_dropped_at_their_handler_and_re
     from pathlib import Path
 
     script = (
-        "from pipelines import loaders\n"
-        "from pipelines import tiny\n"
+        "from pipelines.models import loaders\n"
+        "from pipelines.models.building import tiny\n"
         "loaders.import_model_libraries()\n"
         "loaders.load_blip(str(tiny.ensure('blip')))\n"  # BlipImageProcessor: the torchvision fallback note
         "loaders.load_musicgen(str(tiny.ensure('musicgen')))\n"  # pad/bos 2048 beside a vocabulary of 2048
@@ -73,7 +73,7 @@ def test_saving_a_transformers_model_prints_no_bar_and_loading_keeps_its_own(tmp
     from pathlib import Path
 
     script = (
-        "from pipelines import loaders\n"
+        "from pipelines.models import loaders\n"
         "loaders.import_model_libraries()\n"
         "from transformers import BertConfig, BertModel\n"
         "from transformers.utils import logging as tf_logging\n"

@@ -35,7 +35,7 @@ def pipeline_around(unet):
     VAE is the tiny builder's (the pipeline needs one for its latent scale; this test never runs it)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-    from pipelines.tiny import tiny_vae
+    from pipelines.models.building.tiny import tiny_vae
 
     return StableDiffusionPipeline(vae=tiny_vae(), text_encoder=None, tokenizer=None, unet=unet,
                                    scheduler=DDIMScheduler(), safety_checker=None, feature_extractor=None,
@@ -59,7 +59,7 @@ def unet():
     import torch
     from diffusers import UNet2DConditionModel
 
-    from pipelines import fullsize_specs
+    from pipelines.models.building import fullsize_specs
 
     torch.manual_seed(0)
     return fullsize_specs.sd_unet().eval()
@@ -77,7 +77,7 @@ def test_the_file_holds_exactly_the_128_pairs_of_sd15s_attention_projections(lor
 def test_real_lora_changes_all_128_layers_and_scale_zero_is_the_base_model(unet, lora_file, lora_tensors):
     import torch
 
-    from pipelines import music_to_image
+    from pipelines.systems import music_to_image
 
     # a small latent keeps the full-size forward to a few seconds on 2 cores
     generator = torch.Generator().manual_seed(0)

@@ -181,7 +181,7 @@ def test_closing_the_page_stops_the_sessions_runs():
 
 # -- temporary files and uploads ---------------------------------------------------------------------------
 def test_the_output_folder_keeps_at_most_its_bound(tmp_path):
-    from pipelines.outputs import new_output_dir
+    from pipelines.schema.outputs import new_output_dir
 
     made = []
     for i in range(12):
@@ -219,7 +219,7 @@ def test_gradios_temporary_files_are_swept(studio, tmp_path, monkeypatch):
 def test_an_upload_over_the_limit_is_refused_while_it_streams(served_app, tmp_path):
     import httpx
 
-    from pipelines import limits
+    from pipelines.schema import limits
 
     big = tmp_path / "big.wav"
     with open(big, "wb") as f:
@@ -245,7 +245,7 @@ def test_runs_that_overlap_import_the_model_libraries_safely():
 
     script = (
         "import threading\n"
-        "from pipelines.loaders import import_model_libraries\n"
+        "from pipelines.models.loaders import import_model_libraries\n"
         "errors = []\n"
         "def run(name):\n"
         "    try:\n"

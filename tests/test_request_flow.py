@@ -5,8 +5,9 @@ import dataclasses
 import pytest
 
 from core.errors import InputError
-from pipelines import limits, settings, windows
-from pipelines.settings import MaskSettings, SoundToMusicSettings
+from pipelines.schema import limits, settings
+from pipelines.signal import windows
+from pipelines.schema.settings import MaskSettings, SoundToMusicSettings
 
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def test_the_gpu_estimates_count_windows_as_the_pipelines_cut_them(seconds):
 
 
 def test_riffusion_window_is_the_spectrogram_presets():
-    from pipelines import spectrogram
+    from pipelines.signal import spectrogram
 
     assert settings.RIFFUSION_WINDOW == (spectrogram.RIFFUSION.window_samples, spectrogram.RIFFUSION.sample_rate)
 

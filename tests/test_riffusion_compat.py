@@ -9,7 +9,7 @@ import soundfile as sf
 from gradio_client import handle_file
 from PIL import Image
 
-from pipelines import spectrogram
+from pipelines.signal import spectrogram
 
 
 

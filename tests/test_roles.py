@@ -2,9 +2,11 @@
 
 import dataclasses
 
-from pipelines import fullsize, fullsize_specs, loaders, roles, tiny
-from pipelines.models import ModelRegistry
-from pipelines.roles import ROLES, Role
+from pipelines.models.building import fullsize, fullsize_specs, tiny
+
+from pipelines.models import loaders, roles
+from pipelines.models.registry import ModelRegistry
+from pipelines.models.roles import ROLES, Role
 
 
 def test_every_role_names_a_loader_families_and_tabs_that_exist():

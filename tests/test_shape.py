@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from core.errors import Cancelled, InputError
-from pipelines import audio as audio_io
-from pipelines import limits, outputs, settings, spectrogram
-from pipelines.results import Result, SpectrogramResult
+from pipelines.signal import audio as audio_io
+from pipelines.schema import limits, outputs, settings
+from pipelines.signal import spectrogram
+from pipelines.schema.results import Result, SpectrogramResult
 
 SETTINGS = [settings.MaskSettings, settings.SoundToMusicSettings, settings.StyleInterpolationSettings,
             settings.MusicToImageSettings, settings.ImageToMusicSettings, settings.PlaylistToMusicSettings]

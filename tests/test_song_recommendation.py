@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from core.errors import InputError
-from pipelines import loaders
-from pipelines import song_recommendation as sr
+from pipelines.models import loaders
+from pipelines.systems import song_recommendation as sr
 
 
 @pytest.fixture(scope="module")

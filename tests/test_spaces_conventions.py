@@ -14,8 +14,8 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from pipelines import device
-from pipelines.models import ROLES
+from pipelines.models import device
+from pipelines.models.registry import ROLES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,7 +102,7 @@ def test_zero_gpu_size_and_duration_per_request(spaces_stand_in, monkeypatch):
 
 
 def test_no_torch_compile_on_zero_gpu(monkeypatch):
-    from pipelines import loaders
+    from pipelines.models import loaders
 
     monkeypatch.setenv("STUDIO_COMPILE", "1")
     monkeypatch.setattr(device, "ZERO_GPU", True)

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines import spectrogram as S
-from pipelines.metrics import spectral_convergence
+from pipelines.signal import spectrogram as S
+from pipelines.signal.metrics import spectral_convergence
 from core.errors import InputError
-from pipelines.spectrogram_plot import plot_spectrogram
+from pipelines.signal.spectrogram_plot import plot_spectrogram
 
 R, A = S.RIFFUSION, S.AUDIO_DIFFUSION
 ITERS = 16  # enough for pitch and timing checks, keeps the file fast

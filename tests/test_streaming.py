@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from pipelines import streaming
-from pipelines.settings import ImageToMusicSettings, TextToMusicSettings
+from pipelines.schema import streaming
+from pipelines.schema.settings import ImageToMusicSettings, TextToMusicSettings
 
 
 def collect(run):
@@ -43,7 +43,7 @@ def test_text_to_music_hands_out_each_window_as_it_is_done(studio):
 
 
 def test_long_musicgen_hands_out_each_window(studio, monkeypatch):
-    from pipelines import image_to_music as i2m
+    from pipelines.systems import image_to_music as i2m
 
     monkeypatch.setattr(i2m, "WINDOW_SECONDS", 3.0)  # windows of 3 s prompted with 1 s: 3 + 2 + 2 s
     monkeypatch.setattr(i2m, "OVERLAP_SECONDS", 1.0)
@@ -98,7 +98,7 @@ def test_live_players_where_gradio_can_stream_and_every_player_loops(studio, mon
 
 def test_sound_to_music_hands_out_each_window_as_it_is_done(studio):
     """Every windowed pipeline (``windows.render_windows``: sound to music, style interpolation) streams."""
-    from pipelines.settings import SoundToMusicSettings
+    from pipelines.schema.settings import SoundToMusicSettings
 
     t = np.arange(int(9.0 * 44100)) / 44100
     sound = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)

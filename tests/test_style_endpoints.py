@@ -7,7 +7,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from pipelines import audio as audio_io
+from pipelines.signal import audio as audio_io
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -63,8 +63,8 @@ def test_style_names_on_the_tiny_profile(studio):
 @pytest.mark.slow
 def test_riffusion_is_shared_with_sound_to_music(studio):
     """Both tabs run on the one 'riffusion' entry: loaded once."""
-    from pipelines.masked_img2img import SoundToMusicSettings
-    from pipelines.settings import StyleInterpolationSettings
+    from pipelines.systems.masked_img2img import SoundToMusicSettings
+    from pipelines.schema.settings import StyleInterpolationSettings
 
     studio.style_interpolation(str(ASSETS / "knocks.wav"), ["jazz"], settings=StyleInterpolationSettings(steps=2, strength=0.5))
     studio.sound_to_music(str(ASSETS / "knocks.wav"), SoundToMusicSettings(steps=2, strength=0.5), model="riffusion")

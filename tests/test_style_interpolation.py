@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import style_embedding as se
-from pipelines import style_interpolation as si
-from pipelines import tiny
-from pipelines.settings import StyleInterpolationSettings as Settings
+from pipelines.models import style_embedding as se
+from pipelines.systems import style_interpolation as si
+from pipelines.models.building import tiny
+from pipelines.schema.settings import StyleInterpolationSettings as Settings
 from core.errors import Cancelled, InputError
 
 SR = 44100

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from core.errors import Cancelled, InputError
-from pipelines import prompt_interpolation as pi
-from pipelines import text_to_music as ttm
-from pipelines.settings import CONTINUATION_TAIL_SECONDS, PromptInterpolationSettings, TextToMusicSettings, riffusion_windows
+from pipelines.systems import prompt_interpolation as pi
+from pipelines.systems import text_to_music as ttm
+from pipelines.schema.settings import CONTINUATION_TAIL_SECONDS, PromptInterpolationSettings, TextToMusicSettings, riffusion_windows
 
 SR = 44100
 
@@ -117,7 +117,7 @@ def test_continuation_source_puts_the_tail_first_and_keeps_only_it():
 
 def test_twelve_seconds_are_three_windows_each_continuing_the_last(pipe, monkeypatch):
     """Window k's img2img source starts with window k-1's last 1.28 s, and that part is marked kept."""
-    import pipelines.masked_img2img as masked_img2img
+    import pipelines.systems.masked_img2img as masked_img2img
 
     real = masked_img2img.with_scheduler
     calls = []

@@ -5,7 +5,7 @@ import pytest
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from pipelines import audio as audio_io
+from pipelines.signal import audio as audio_io
 
 SR = 44100
 WINDOW = 512 * 441 - 1  # samples of one 512 px riffusion window

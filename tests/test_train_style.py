@@ -12,9 +12,9 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from core.errors import InputError
-from pipelines import audio as audio_io
-from pipelines import train_style
-from pipelines.style_embedding import StyleLibrary
+from pipelines.signal import audio as audio_io
+from pipelines.systems import train_style
+from pipelines.models.style_embedding import StyleLibrary
 from tests.test_style_endpoints import style_args
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")

@@ -120,7 +120,7 @@ def test_bad_numbers_are_refused(tmp_path, clips):
 
 @pytest.mark.slow  # tens of seconds: loads the tiny models, trains, runs the tab
 def test_spectrogram_dataset_uses_the_apps_codec(clips):
-    from pipelines import spectrogram
+    from pipelines.signal import spectrogram
     from training import common
 
     data = common.SpectrogramDataset(clips, transform=common.sd_pixels(512))
@@ -136,8 +136,8 @@ def test_spectrogram_dataset_uses_the_apps_codec(clips):
 
 @pytest.mark.slow  # tens of seconds: loads the tiny models, trains, runs the tab
 def test_style_recipe_writes_a_style_the_tab_lists_and_that_changes_its_output(tmp_path, clips, monkeypatch):
-    from pipelines.settings import StyleInterpolationSettings
-    from pipelines.style_embedding import save_style
+    from pipelines.schema.settings import StyleInterpolationSettings
+    from pipelines.models.style_embedding import save_style
     from pipelines.studio import Studio
     from training import common, style
 
@@ -168,8 +168,8 @@ def test_lora_recipe_writes_diffusers_lora_keys_that_the_app_loads(tmp_path, fra
     from diffusers.models.attention_processor import Attention
     from safetensors.torch import load_file
 
-    from pipelines import tiny
-    from pipelines.music_to_image import MusicToImageSettings
+    from pipelines.models.building import tiny
+    from pipelines.systems.music_to_image import MusicToImageSettings
     from pipelines.studio import Studio
     from training import lora
 
@@ -213,7 +213,7 @@ def amuse_models(tmp_path_factory, clips):
 
 @pytest.mark.slow  # tens of seconds: loads the tiny models, trains, runs the tab
 def test_amuse_recipes_make_the_playlist_tab_work_on_the_hub_profile(amuse_models, clips, monkeypatch):
-    from pipelines.playlist_to_music import PlaylistToMusicSettings
+    from pipelines.systems.playlist_to_music import PlaylistToMusicSettings
     from pipelines.studio import Studio
 
     vae, unet = amuse_models
@@ -352,8 +352,8 @@ def test_lora_loss_goes_down_on_a_batch_it_can_overfit(tmp_path, frames):
 
 @pytest.mark.slow
 def test_two_process_accelerate_launch_on_the_cpu_gives_a_usable_vae(tmp_path, clips):
-    from pipelines import loaders
-    from pipelines.playlist_to_music import taste_vector, track_image
+    from pipelines.models import loaders
+    from pipelines.systems.playlist_to_music import taste_vector, track_image
     from training import common
 
     out = tmp_path / "vae"
@@ -378,7 +378,7 @@ def test_two_process_accelerate_launch_on_the_cpu_gives_a_usable_vae(tmp_path, c
 @pytest.mark.slow  # tens of seconds: loads the tiny models, trains, runs the tab
 def test_riffusion_lora_changes_the_sound_to_music_tab(tmp_path, clips, monkeypatch):
     from core.errors import ModelUnavailableError
-    from pipelines.settings import SoundToMusicSettings
+    from pipelines.schema.settings import SoundToMusicSettings
     from pipelines.studio import Studio
     from training import riffusion_lora
 

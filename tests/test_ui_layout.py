@@ -89,7 +89,7 @@ def test_generate_fills_the_description_panels_from_the_pictures_parameters(demo
     the picture it made (the PNG keeps them), so the panels fill without Describe."""
     from PIL import Image
 
-    from pipelines.outputs import save_png
+    from pipelines.schema.outputs import save_png
 
     (generate,) = [fn for fn in demo.fns.values() if fn.api_name == "music_to_image"]
     image = generate.outputs[0]
@@ -104,7 +104,7 @@ def test_generate_fills_the_description_panels_from_the_pictures_parameters(demo
 
 
 def test_tempo_text():
-    from pipelines.music_to_image import tempo_text
+    from pipelines.systems.music_to_image import tempo_text
 
     assert tempo_text(117, 120.04) == "117 BPM (refined 120.0)"
     assert tempo_text(117) == "117 BPM" and tempo_text(None, None) == "no steady beat"

@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from pipelines import limits
+from pipelines.schema import limits
 from ui.uploads import folder_bytes
 
 MB = 2**20

@@ -5,8 +5,8 @@ import pytest
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from pipelines import audio as audio_io
-from pipelines.settings import TextToMusicSettings
+from pipelines.signal import audio as audio_io
+from pipelines.schema.settings import TextToMusicSettings
 
 SR = 44100
 

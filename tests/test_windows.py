@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from core.errors import InputError
-from pipelines.spectrogram import AUDIO_DIFFUSION, RIFFUSION
-from pipelines.windows import crossfade_curves, render_windows, split_windows, stitch_windows
+from pipelines.signal.spectrogram import AUDIO_DIFFUSION, RIFFUSION
+from pipelines.signal.windows import crossfade_curves, render_windows, split_windows, stitch_windows
 
 SMALL = (1000, 100)  # (window samples, sample rate): 10 s windows of a 100 Hz toy rate
 
@@ -138,9 +138,11 @@ def test_the_three_windowed_paths_share_render_windows(studio, monkeypatch):
     """Sound to music, style interpolation and the mask preview are render_windows plus their render."""
     import types
 
-    from pipelines import masked_img2img, style_embedding, style_interpolation
-    from pipelines.audio import peak_normalize
-    from pipelines.spectrogram import side_by_side
+    from pipelines.systems import masked_img2img, style_interpolation
+
+    from pipelines.models import style_embedding
+    from pipelines.signal.audio import peak_normalize
+    from pipelines.signal.spectrogram import side_by_side
 
     x = two_windows_of_noise()
     identity = render_windows(x, RIFFUSION, lambda i, image: image)

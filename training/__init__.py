@@ -1,5 +1,5 @@
 """Training recipes: one module per learned model, run as ``python -m training.<recipe>``.
 
-Training sits above ``pipelines`` and ``classifiers`` (it reads audio with ``pipelines.audio`` and
+Training sits above ``pipelines`` and ``classifiers`` (it reads audio with ``pipelines.signal.audio`` and
 builds the classifiers it trains), so neither of those imports anything from here.
 """

@@ -10,7 +10,7 @@ Recipe (AMUSE's "VAE Conditioned Diffusion Model Training" notebook, which follo
 - data: the same 256x256 audio-diffusion mel images as ``training.amuse_vae``, normalised to [-1, 1]
   (``Normalize([0.5], [0.5])``);
 - condition: the frozen VAE's cat(mu, logvar) of the image (64 values), min-max scaled to [-1, 1]
-  (``pipelines.playlist_to_music.track_vectors``, what the tab feeds at inference) as
+  (``pipelines.systems.playlist_to_music.track_vectors``, what the tab feeds at inference) as
   ``encoder_hidden_states`` (batch, 1, 64); with probability ``--p-uncond`` (0.1) it is replaced by
   the encoding of an all-zero image, unscaled (``unconditional_vector``), which is the vector the tab
   uses for classifier-free guidance;
@@ -21,7 +21,7 @@ Recipe (AMUSE's "VAE Conditioned Diffusion Model Training" notebook, which follo
 - AdamW lr 1e-4, betas (0.95, 0.999), weight decay 1e-6, eps 1e-8, batch 16, cosine schedule after
   500 warm-up steps (diffusers' ``train_unconditional.py`` defaults).
 Output: ``OUTPUT/unet/`` + ``OUTPUT/scheduler/`` + ``model_index.json`` (a DDPMPipeline folder, as
-the hub repo), which ``pipelines.loaders.load_amuse_unet`` reads.
+the hub repo), which ``pipelines.models.loaders.load_amuse_unet`` reads.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class ConditionedImages(torch.utils.data.Dataset):
     """(image (1, 256, 256) in [-1, 1], condition (64,)) pairs; conditions computed once with the VAE."""
 
     def __init__(self, images: torch.utils.data.Dataset, vae):
-        from pipelines.playlist_to_music import track_vectors
+        from pipelines.systems.playlist_to_music import track_vectors
 
         self.images = [images[i] for i in range(len(images))]  # [0, 1]
         self.conditions = track_vectors(vae, torch.stack(self.images))  # (n, 64), eval-mode BatchNorm
@@ -69,8 +69,8 @@ def base_unet(profile: str, init: str):
     """The profile's amuse_unet: its architecture with fresh weights, or its weights (``init="base"``)."""
     from diffusers import UNet2DConditionModel
 
-    from pipelines import loaders
-    from pipelines.models import load_or_explain
+    from pipelines.models import loaders
+    from pipelines.models.registry import load_or_explain
 
     source = common.model_source("amuse_unet", profile)
     loaded = load_or_explain(source, loaders.load_amuse_unet)
@@ -82,8 +82,8 @@ def base_unet(profile: str, init: str):
 def setup(argv: list[str] | None = None) -> common.Recipe:
     from diffusers import DDPMScheduler
 
-    from pipelines import loaders
-    from pipelines.playlist_to_music import CONDITION_DIM, IMAGE_SIZE, TRAIN_TIMESTEPS, unconditional_vector
+    from pipelines.models import loaders
+    from pipelines.systems.playlist_to_music import CONDITION_DIM, IMAGE_SIZE, TRAIN_TIMESTEPS, unconditional_vector
 
     args = common.check_args(arguments(argv))
     if not 0 <= args.p_uncond <= 1:

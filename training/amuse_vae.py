@@ -7,7 +7,7 @@
 Recipe (AMUSE's "VAE Training and Tests" notebook, alppotuk/AMUSE; seed-systems.md section 6):
 - data: every file -> mono 22.05 kHz -> 256x256 audio-diffusion mel images, one per ~5.9 s window
   (n_fft 2048, hop 512, top_db 80: the app's ``spectrogram.AUDIO_DIFFUSION``), pixels / 255 in [0, 1];
-- encoder: ``pipelines.playlist_vae.PlaylistVAE`` (5 x [Conv stride 2, BatchNorm, LeakyReLU,
+- encoder: ``pipelines.models.playlist_vae.PlaylistVAE`` (5 x [Conv stride 2, BatchNorm, LeakyReLU,
   residual block], widths 32..512, latent 32; fc_mu and fc_var), the very module the app loads;
 - decoder: the mirror image (Linear -> 512 x 8 x 8, 4 x [ConvTranspose stride 2, BatchNorm,
   LeakyReLU, residual block], a last ConvTranspose + BatchNorm + LeakyReLU, Conv 3x3 to one channel,
@@ -36,7 +36,7 @@ from torch import nn
 from training import common
 
 ORIGINAL_WIDTHS = (32, 64, 128, 256, 512)
-TINY_WIDTHS = (8, 8, 16, 16, 32)  # pipelines.tiny's amuse_vae
+TINY_WIDTHS = (8, 8, 16, 16, 32)  # pipelines.models.building.tiny's amuse_vae
 
 
 def arguments(argv: list[str] | None = None):
@@ -59,7 +59,7 @@ class Decoder(nn.Module):
     """z (batch, latent) -> (batch, 1, side, side) in [0, 1]; the encoder's stages in reverse."""
 
     def __init__(self, hidden_dims, latent_dim: int, image_size: int):
-        from pipelines.playlist_vae import _ResidualBlock
+        from pipelines.models.playlist_vae import _ResidualBlock
 
         super().__init__()
         widths = list(reversed(hidden_dims))
@@ -86,7 +86,7 @@ class TrainableVAE(nn.Module):
     """The app's ``PlaylistVAE`` (as ``vae``) with a decoder, for training."""
 
     def __init__(self, hidden_dims, latent_dim: int, image_size: int = 256):
-        from pipelines.playlist_vae import PlaylistVAE
+        from pipelines.models.playlist_vae import PlaylistVAE
 
         super().__init__()
         self.vae = PlaylistVAE(hidden_dims=tuple(hidden_dims), latent_dim=latent_dim, image_size=image_size)
@@ -111,8 +111,8 @@ class MiddleSlices(torch.utils.data.Dataset):
     """One mel image per file, from its middle ~5.9 s, exactly as the playlist tab makes it."""
 
     def __init__(self, folder):
-        from pipelines import audio as audio_io
-        from pipelines.playlist_to_music import SAMPLE_RATE, track_image
+        from pipelines.signal import audio as audio_io
+        from pipelines.systems.playlist_to_music import SAMPLE_RATE, track_image
 
         self.files = common.list_files(folder, common.AUDIO_SUFFIXES, "audio files")
         self.images = []
@@ -132,7 +132,7 @@ class MiddleSlices(torch.utils.data.Dataset):
 
 def mel_dataset(folder, slice_mode: str = "all") -> torch.utils.data.Dataset:
     """(1, 256, 256) images in [0, 1] from a folder of audio (audio-diffusion mel preset)."""
-    from pipelines import spectrogram
+    from pipelines.signal import spectrogram
 
     if slice_mode == "middle":
         return MiddleSlices(folder)

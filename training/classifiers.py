@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from classifiers import emotion, features, genre
-from pipelines import audio as audio_io
-from pipelines.models import PROFILES
+from pipelines.signal import audio as audio_io
+from pipelines.models.registry import PROFILES
 from core.errors import InputError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif"}
@@ -225,7 +225,7 @@ def train(
     x_held, y_held, owners = stack(held_items)
 
     keras.utils.set_random_seed(seed)
-    from pipelines.tiny import TINY_CLASSIFIER_WIDTHS
+    from pipelines.models.building.tiny import TINY_CLASSIFIER_WIDTHS
 
     widths = dict(TINY_CLASSIFIER_WIDTHS[task_name]) if profile == "tiny" else {}
     if filters:

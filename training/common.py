@@ -110,21 +110,21 @@ def main_wrapper(main: Callable[[list[str] | None], Any]) -> Callable[[list[str]
 
 def model_source(role: str, profile: str):
     """Where the app would load ``role`` from in ``profile`` (``STUDIO_MODEL_<ROLE>`` overrides apply);
-    tiny and fullsize models are built on first use. Returns ``pipelines.models.ModelSource``.
+    tiny and fullsize models are built on first use. Returns ``pipelines.models.registry.ModelSource``.
     Every recipe's base model comes through here, so the console becomes the app's first (the
     libraries' unactionable notes and save bars dropped: ``loaders.import_model_libraries``)."""
-    from pipelines import loaders
+    from pipelines.models import loaders
 
     loaders.import_model_libraries()
-    from pipelines.models import ModelRegistry
+    from pipelines.models.registry import ModelRegistry
 
     return ModelRegistry(profile).resolve(role)  # a built profile's builder comes with the registry
 
 
 def load_stable_diffusion(role: str, profile: str):
     """The Stable Diffusion pipeline of ``role`` (riffusion, sd15, ...) through the app's own loader."""
-    from pipelines import loaders
-    from pipelines.models import load_or_explain
+    from pipelines.models import loaders
+    from pipelines.models.registry import load_or_explain
 
     return load_or_explain(model_source(role, profile), loaders.load_sd_img2img)
 
@@ -146,8 +146,8 @@ def list_files(folder: str | Path, suffixes: Sequence[str], what: str) -> list[P
 def audio_windows(path: Path, params, *, min_peak: float = 1e-4) -> list[np.ndarray]:
     """Mono windows of one image's width (5.12 s for riffusion) at ``params.sample_rate``, no overlap;
     the last one zero-padded, windows that are (almost) silent dropped. InputError names the file."""
-    from pipelines import audio as audio_io
-    from pipelines import windows
+    from pipelines.signal import audio as audio_io
+    from pipelines.signal import windows
 
     try:
         sound = audio_io.load_audio(path, params.sample_rate, channels=1, max_seconds=None, min_seconds=None,
@@ -165,7 +165,7 @@ class SpectrogramDataset(torch.utils.data.Dataset):
 
     ``params``: ``spectrogram.RIFFUSION`` (512x512, 5.12 s at 44.1 kHz; the default) or
     ``spectrogram.AUDIO_DIFFUSION`` (256x256, about 5.9 s at 22.05 kHz). Images are made once, with
-    the app's own codec (``pipelines.spectrogram.audio_to_image``), and kept in memory.
+    the app's own codec (``pipelines.signal.spectrogram.audio_to_image``), and kept in memory.
     ``transform(PIL image) -> tensor`` gives the items (see ``sd_pixels`` and ``unit_pixels``).
     Errors (InputError): the folder is missing or holds no audio, a file cannot be decoded (named),
     or no file has a window with sound.
@@ -173,7 +173,7 @@ class SpectrogramDataset(torch.utils.data.Dataset):
 
     def __init__(self, folder: str | Path, params=None, transform: Callable[[Any], torch.Tensor] | None = None,
                  max_windows_per_file: int | None = None):
-        from pipelines import spectrogram
+        from pipelines.signal import spectrogram
 
         self.params = spectrogram.RIFFUSION if params is None else params
         self.files = list_files(folder, AUDIO_SUFFIXES, "audio files")

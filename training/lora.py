@@ -19,7 +19,7 @@ or ``metadata.csv``) or a CSV file with the columns ``file_name`` (or ``image``/
 (or ``caption``); paths are relative to the metadata file.
 Output: ``OUTPUT/pytorch_lora_weights.safetensors`` as diffusers' ``save_lora_weights`` writes it
 (keys ``unet.<module>.lora.down.weight`` (rank, in) and ``.lora.up.weight`` (out, rank)), which
-``load_lora_weights`` reads (the app: ``pipelines.music_to_image.load_lora``).
+``load_lora_weights`` reads (the app: ``pipelines.systems.music_to_image.load_lora``).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class CaptionedImages(torch.utils.data.Dataset):
     """(pixels (3, size, size) in [-1, 1], caption token ids (77,)) pairs; images decoded once."""
 
     def __init__(self, pairs, tokenizer, size: int):
-        from pipelines.images import open_image
+        from pipelines.signal.images import open_image
 
         self.pixels, self.captions = [], []
         for path, caption in pairs:

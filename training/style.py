@@ -9,7 +9,7 @@ Recipe (MusicTI, AAAI 2024; lsfhuihuiff/MusicTI_AAAI2024 ``configs/stable-diffus
 - data: every file -> mono 44.1 kHz -> 5.12 s windows -> riffusion spectrogram images (the app's
   codec), resized to 512 px bicubic, pixels x / 127.5 - 1;
 - the only prompt is the placeholder itself, "*" (the repo's template list is reduced to ``'{}'``);
-- the trained network is ``pipelines.style_embedding.StyleEmbedding`` (17.9 M parameters at width
+- the trained network is ``pipelines.models.style_embedding.StyleEmbedding`` (17.9 M parameters at width
   768): v_t = attention(SiLU-Linear(MLP(timestep_embedding(t))) + initial_embedding), where the
   initial embedding is the frozen token embedding of ``--init-word`` (``main.py --init_word``);
   v_t replaces the token embedding of "*" before CLIP's transformer;
@@ -62,7 +62,7 @@ def noise_scheduler(pipe):
     """LDM's training schedule (MusicTI's config), as a diffusers DDPMScheduler."""
     from diffusers import DDPMScheduler
 
-    from pipelines.style_interpolation import DDIM_SCHEDULE
+    from pipelines.systems.style_interpolation import DDIM_SCHEDULE
 
     keys = ("beta_start", "beta_end", "beta_schedule", "num_train_timesteps")
     return DDPMScheduler.from_config(pipe.scheduler.config, **{k: DDIM_SCHEDULE[k] for k in keys})
@@ -70,8 +70,8 @@ def noise_scheduler(pipe):
 
 def setup(argv: list[str] | None = None) -> common.Recipe:
     """The recipe from command-line arguments (models loaded, data made); ``.train()`` runs it."""
-    from pipelines.style_embedding import StyleEmbedding, save_style
-    from pipelines.style_interpolation import encode_with_token_embeddings, mix_token_embeddings
+    from pipelines.models.style_embedding import StyleEmbedding, save_style
+    from pipelines.systems.style_interpolation import encode_with_token_embeddings, mix_token_embeddings
 
     args = common.check_args(arguments(argv))
     if args.resolution % 8 or args.resolution < 64:

@@ -6,7 +6,7 @@ import re
 
 import gradio as gr
 
-from pipelines import originals
+from pipelines.models import originals
 
 # The published systems this app hosts: (tab, work, links). The README's "Sources" lists the same links.
 SYSTEMS = (

@@ -23,7 +23,7 @@ from typing import Any
 
 import gradio as gr
 
-from pipelines import limits
+from pipelines.schema import limits
 
 
 def parameters(fn: Callable) -> list[str]:

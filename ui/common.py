@@ -23,8 +23,8 @@ import gradio as gr
 
 from core import runs
 from core.errors import Cancelled, StudioError
-from pipelines import limits
-from pipelines.outputs import SavedResult, save_result
+from pipelines.schema import limits
+from pipelines.schema.outputs import SavedResult, save_result
 
 log = logging.getLogger("studio")
 
@@ -67,7 +67,7 @@ def image_upload(**kwargs: Any) -> gr.Image:
     gradio's own preprocessing opens the file with PIL first (a text file named .png or a
     30000x30000 PNG then fails as "Could not preprocess input component ...") and converts the mode
     (alpha lost, 16 bits clipped). Here the handler gets the uploaded file's path and
-    ``pipelines.images.open_image`` does all of that with our checks and messages. Webcam snapshots
+    ``pipelines.signal.images.open_image`` does all of that with our checks and messages. Webcam snapshots
     sent as data URLs still go through gradio's decoder. (An instance override, not a subclass:
     gradio writes a .pyi stub beside the source of every component subclass.)
     """
@@ -114,7 +114,7 @@ def shown_when_filled(event: Any, output: Any) -> None:
 # -- honest labels where the models have random weights (the tiny and fullsize profiles) -----------------
 def random_weights(studio: Any) -> bool:
     """Whether the studio's models are random stand-ins built on this machine (not trained weights)."""
-    from pipelines.models import BUILT_PROFILES
+    from pipelines.models.registry import BUILT_PROFILES
 
     return studio.info.profile in BUILT_PROFILES
 
@@ -125,7 +125,7 @@ def random_note(studio: Any, what: str = "model") -> str:
 
 
 def metrics_rows(result: Any) -> list[list[str]]:
-    from pipelines.metrics import metrics_table as rows
+    from pipelines.signal.metrics import metrics_table as rows
 
     return rows(result.metrics)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines import limits
-from pipelines.extend import ENGINES, SIDES, ExtendSettings
+from pipelines.schema import limits
+from pipelines.systems.extend import ENGINES, SIDES, ExtendSettings
 
 from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control, slider
 from .common import start_run, user_errors

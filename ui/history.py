@@ -32,8 +32,8 @@ from typing import Any
 import gradio as gr
 
 from core.errors import InputError
-from pipelines import audio as audio_io
-from pipelines import outputs
+from pipelines.signal import audio as audio_io
+from pipelines.schema import outputs
 
 MAX_ENTRIES = 50  # results kept per session, newest first
 MAX_SESSIONS = 256  # sessions kept, least recently active dropped first

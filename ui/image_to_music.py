@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.settings import ImageToMusicSettings
+from pipelines.schema.settings import ImageToMusicSettings
 
 from .common import ASSETS, GPU, guarded, image_upload, model_event, prompt_box, run_and_cancel_buttons, save
 from .common import metrics_checkbox, metrics_rows, metrics_table, shown_when_filled

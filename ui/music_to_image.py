@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.music_to_image import tempo_text
-from pipelines.outputs import read_png_parameters
-from pipelines.settings import MusicToImageSettings
+from pipelines.systems.music_to_image import tempo_text
+from pipelines.schema.outputs import read_png_parameters
+from pipelines.schema.settings import MusicToImageSettings
 
 from .common import ASSETS, model_event, prompt_box, run_and_cancel_buttons, save, seed_control, slider, start_run
 from .common import guarded, random_note, user_errors

@@ -5,9 +5,9 @@ from __future__ import annotations
 import gradio as gr
 
 from core.errors import StudioError
-from pipelines import limits
-from pipelines.models import ROLES
-from pipelines.settings import PlaylistToMusicSettings
+from pipelines.schema import limits
+from pipelines.models.registry import ROLES
+from pipelines.schema.settings import PlaylistToMusicSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
 from .common import metrics_checkbox, metrics_rows, metrics_table, shown_when_filled

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines import limits
-from pipelines.settings import SCHEDULERS, SOUND_TO_MUSIC_PRESETS, MaskSettings, SoundToMusicSettings
+from pipelines.schema import limits
+from pipelines.schema.settings import SCHEDULERS, SOUND_TO_MUSIC_PRESETS, MaskSettings, SoundToMusicSettings
 from pipelines.studio import SOUND_TO_MUSIC_MODELS
 
 from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines import spectrogram
-from pipelines.spectrogram_plot import plot_spectrogram
+from pipelines.signal import spectrogram
+from pipelines.signal.spectrogram_plot import plot_spectrogram
 
 from . import history
 from .common import ASSETS, guarded, save, user_errors

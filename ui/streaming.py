@@ -4,7 +4,7 @@ A tab with a long-running music event adds ``live_player()`` beside its result, 
 handler with ``streams(api_name)`` and calls ``listen_along(button, event, api_name, player)``. A click
 then starts two events: the model run as before (its final file arrives as today) and a listener
 (private, outside the GPU queue) that opens a channel for its session and endpoint and yields every
-part the pipeline finishes (``pipelines.streaming``) to the ``gr.Audio(streaming=True)`` player as
+part the pipeline finishes (``pipelines.schema.streaming``) to the ``gr.Audio(streaming=True)`` player as
 16-bit WAV bytes. The run's handler finds that channel and installs it as the pipeline's sink; its
 end (or the event's ``then``, whatever ended it) closes the channel and the listener stops. API calls
 open no channel and stream nothing.
@@ -30,7 +30,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from pipelines import streaming
+from pipelines.schema import streaming
 
 WAIT_SECONDS = 1800.0  # a listener whose run never comes (refused, queue full) gives up after this
 _channels: dict[tuple[str, str], _Channel] = {}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from core.errors import InputError, StudioError
-from pipelines import limits
-from pipelines.settings import StyleInterpolationSettings
+from pipelines.schema import limits
+from pipelines.schema.settings import StyleInterpolationSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
 from .common import metrics_checkbox, metrics_rows, metrics_table, shown_when_filled

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines.settings import PromptInterpolationSettings, TextToMusicSettings
+from pipelines.schema.settings import PromptInterpolationSettings, TextToMusicSettings
 from pipelines.studio import TEXT_TO_MUSIC_MODELS
 
 from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control, slider

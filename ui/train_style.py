@@ -1,6 +1,6 @@
 """Train tab: learn a MusicTI style from 3-20 clips (endpoint ``/train_style``).
 
-The training runs in its own process (``pipelines.train_style``), one at a time: the progress bar
+The training runs in its own process (``pipelines.systems.train_style``), one at a time: the progress bar
 shows the queue position, then the step and loss; Cancel stops the process. The new style is listed
 in the Style interpolation tab the next time it opens.
 """
@@ -16,10 +16,10 @@ import gradio as gr
 
 from core.errors import Cancelled, StudioError
 from core.runs import current_stop
-from pipelines import limits
-from pipelines.device import ZERO_GPU
-from pipelines.outputs import new_output_dir
-from pipelines.train_style import KINDS, TrainStyleSettings
+from pipelines.schema import limits
+from pipelines.models.device import ZERO_GPU
+from pipelines.schema.outputs import new_output_dir
+from pipelines.systems.train_style import KINDS, TrainStyleSettings
 
 from .common import run_and_cancel_buttons, slider, user_errors
 
@@ -138,7 +138,7 @@ def build(studio) -> None:
                 "tab's list now.", loss_plot(job.losses, settings.name), settings.name)
 
     def studio_trainer():
-        from pipelines.train_style import TRAINER
+        from pipelines.systems.train_style import TRAINER
 
         return TRAINER
 
@@ -169,7 +169,7 @@ def build(studio) -> None:
                 plot = gr.Image(label="Loss", type="filepath", interactive=False)
                 made = gr.Textbox(label="Style name (as the Style interpolation tab lists it)", interactive=False)
         steps.change(lambda value: estimate(studio, value), steps, note, api_visibility="private", queue=False)
-        # its own queue (the trainings queue in pipelines.train_style), not the GPU lock the models share
+        # its own queue (the trainings queue in pipelines.systems.train_style), not the GPU lock the models share
         event = run.click(stoppable(train_style), [clips, name, kind, steps], [status, plot, made],
                           api_name="train_style",
                           api_description="Learn a MusicTI style from 3-20 audio clips in a process of its own, one "

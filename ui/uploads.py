@@ -25,7 +25,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from pipelines import limits
+from pipelines.schema import limits
 
 log = logging.getLogger("studio.uploads")
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from pipelines import limits
-from pipelines.outputs import new_output_dir, save_result
-from pipelines.settings import ImageToMusicSettings, TextToMusicSettings
-from pipelines.variations import ENGINES
+from pipelines.schema import limits
+from pipelines.schema.outputs import new_output_dir, save_result
+from pipelines.schema.settings import ImageToMusicSettings, TextToMusicSettings
+from pipelines.systems.variations import ENGINES
 
 from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, seed_control, slider
 from .common import start_run, user_errors

@@ -1,0 +1,1 @@
+"""The model machinery: roles, the registry, loaders, the device manager, adapters and model classes."""

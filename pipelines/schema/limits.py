@@ -1,0 +1,216 @@
+"""Every user-facing limit, in one place, and the checks that enforce them.
+
+Each pipeline's settings dataclass (``SoundToMusicSettings``, ``StyleSettings``, ...) subclasses
+``Settings``: its fields hold the defaults, its ``RANGES`` name a ``Range`` from here for every
+number, and ``validate()`` checks them all, so the UI builds its sliders from the same numbers that
+the pipeline enforces for API callers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from core.errors import InputError
+
+
+def _env(name: str, default: float) -> float:
+    """A limit an operator may set in the environment (``STUDIO_<NAME>``); ``default`` otherwise."""
+    return float(os.environ.get(f"STUDIO_{name}", default))
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed interval ``[low, high]`` of allowed values; ``integer`` asks for whole numbers."""
+
+    low: float
+    high: float
+    integer: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        check_number(name, value, self.low, self.high, integer=self.integer)
+
+
+# Requests (app.py's flags override the first two)
+MAX_RUN_SECONDS = 600.0  # a request running longer is stopped at its next step and the caller told
+MAX_RUNS_PER_USER = 2  # events of one session in progress at a time; more are refused as busy
+MAX_QUEUE = 32  # requests waiting at most, all events together
+MAX_QUEUED_PER_USER = 4  # requests of one session waiting at a time; more are refused as busy
+CACHE_SWEEP = (60, 900)  # gradio's temporary files: every 60 s, those older than 900 s are removed
+OUTPUT_MAX_FOLDERS = 64  # result folders kept (each request writes one); older ones are removed
+
+# Decoding untrusted uploads (pipelines.signal.sandbox: worker processes that are killed on overrun)
+DECODE_SECONDS = _env("DECODE_SECONDS", 20.0)  # one file's decode; past it the worker is killed
+# each worker's address space (RLIMIT_AS): ~115 MB of libraries, then a 50 MP RGBA picture needs ~0.65 GB
+# (pipelines.signal.images.memory_bound, and its trip back) and the longest sound ~0.5 GB
+DECODE_MEMORY_BYTES = int(_env("DECODE_MEMORY_MB", 1024) * 2**20)
+DECODE_WORKERS = int(_env("DECODE_WORKERS", 2))  # decodes at once; more callers wait for a free worker
+
+# Uploads (/gradio_api/upload, before the bytes reach the disk: app.UploadBudget)
+UPLOAD_BYTES_PER_MINUTE = int(_env("UPLOAD_MB_PER_MINUTE", 300) * 2**20)  # per client (IP address)
+# per client: its uploads still on disk (kept 15 min). A playlist run uploads up to 10 files, so 120 leaves a
+# busy user a dozen runs per sweep; the disk itself is bounded by TEMP_BUDGET_BYTES.
+UPLOAD_FILES_WAITING = int(_env("UPLOAD_FILES_WAITING", 120))
+TEMP_BUDGET_BYTES = int(_env("TEMP_BUDGET_MB", 4096) * 2**20)  # gradio's temp folder, all files together
+
+# Audio input
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # larger files are refused before decoding
+MAX_INPUT_SECONDS = 60.0  # longer inputs are refused; sound-to-music works window by window
+MIN_INPUT_SECONDS = 0.1
+SILENCE_DBFS = -60.0  # a clip whose peak is below this is treated as silent
+MAX_SAMPLE_PEAK = 1000.0  # float samples beyond this (+60 dBFS) are refused: broken, not loud
+MAX_CHANNELS = 8  # 7.1 surround; more is almost certainly not music
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 384_000  # Hz; outside this a header is broken or hostile
+MAX_TRACK_SECONDS = 600.0  # playlist tracks: whole songs are fine (only one slice is used)
+# Samples (frames x channels kept) one file may decode to, float32: 128 MiB, and twice that at the peak
+# while its blocks are joined. 60 s of 7.1 at 48 kHz or a 10-minute song at 48 kHz (decoded to mono,
+# as every down-mix is) fit; 8 channels at 384 kHz for 60 s (184 M) is refused from its header.
+MAX_DECODED_VALUES = 32 * 2**20
+
+# Diffusion
+STEPS = Range(1, 100, integer=True)
+GUIDANCE = Range(0.0, 20.0)
+STRENGTH = Range(0.0, 1.0)
+SEED = Range(0, 2**32 - 1, integer=True)
+MAX_PROMPT_CHARS = 1000
+
+# The mask (a negative factor skips its step)
+MASK_INVERT = Range(-1.0, 1.0)
+MASK_BRIGHTNESS = Range(-1.0, 10.0)
+MASK_CONTRAST = Range(-1.0, 1000.0)
+MASK_DOWNSHIFT = Range(-1.0, 255.0)
+
+# Style interpolation
+MAX_STYLES = 4
+STYLE_WEIGHT = Range(0.0, 100.0)  # weights are normalised; the cap only keeps API callers' numbers sane
+
+# Playlist to music
+MAX_PLAYLIST_TRACKS = 10
+MAX_PLAYLIST_STEPS = 1000  # the original's full DDPM schedule; more steps than training timesteps mean nothing
+PLAYLIST_STEPS = Range(1, MAX_PLAYLIST_STEPS, integer=True)
+
+# Images
+MAX_IMAGE_SIDE = 1024
+IMAGE_SIDE = Range(64, MAX_IMAGE_SIDE, integer=True)  # and a multiple of 8 (the latent is 1/8 of the image)
+MIN_INPUT_IMAGE_SIDE, MAX_INPUT_IMAGE_SIDE = 16, 8192  # uploaded pictures (captioning); the processor resizes
+LORA_SCALE = Range(0.0, 2.0)
+MAX_SPECTROGRAM_WIDTH = 6500  # a little over MAX_INPUT_SECONDS of riffusion columns (100 px per second)
+# any uploaded image: refused from its header before decoding (PIL's own bomb limit is set to this too);
+# 50 MP covers phone cameras, and decoding it as RGBA takes 200 MB
+MAX_IMAGE_PIXELS = 50_000_000
+
+# Text to music (MusicGen)
+MUSIC_SECONDS = Range(1.0, 120.0)  # past 30 s (musicgen-small's training clips) it continues in windows
+TEMPERATURE = Range(0.05, 5.0)
+TOP_K = Range(0, 2048, integer=True)  # musicgen's codebook size; 0 switches top-k off
+TOP_P = Range(0.0, 1.0)  # 0 switches top-p off
+MAX_CAPTION_TOKENS = 100
+
+# Riffusion text to music and prompt interpolation (5.12 s windows)
+RIFFUSION_SECONDS = Range(1.0, 60.0)  # text to music: successive windows continuing each other
+INTERPOLATION_WINDOWS = Range(2, 12, integer=True)  # prompt interpolation: alpha = i / (N - 1), 5.12 s each
+
+# Extend a track, variations (pipelines/systems/extend.py, pipelines/systems/variations.py)
+EXTEND_SECONDS = Range(1.0, 60.0)  # seconds added after the end or before the start, either engine
+VARIATION_SEEDS = Range(2, 8, integer=True)  # one request, N seeds, side by side
+
+# Training a style in the app (pipelines/systems/train_style.py)
+TRAIN_CLIPS = Range(3, 20, integer=True)  # audio clips of the style
+TRAIN_STEPS = Range(1, 10_000, integer=True)  # MusicTI's own recipe runs 10 000
+TRAIN_MAX_SECONDS = 1800.0  # a training running longer is stopped
+TRAIN_QUEUE = 8  # trainings waiting or running at most, all users together
+
+# Song recommendation
+SONG_COUNT = Range(1, 20, integer=True)
+
+
+def check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
+    """Raise InputError unless ``value`` is a finite number (whole, if ``integer``) in [low, high]."""
+    numeric = isinstance(value, (int, float)) or type(value).__module__ == "numpy"
+    ok = numeric and not isinstance(value, bool) and math.isfinite(value)
+    if ok and integer:
+        ok = float(value).is_integer()
+    if not ok or not low <= value <= high:
+        kind = "a whole number" if integer else "a number"
+        raise InputError(f"{name[:1].upper()}{name[1:]} must be {kind} from {format_bound(low)} to {format_bound(high)}; "
+                         f"got {value!r}.")
+
+
+def format_bound(x: float) -> str:
+    """A limit as people write it: 4294967295, not 4.29497e+09; 0.05 stays 0.05."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def check_text(name: str, value: Any, *, required: bool = True, hint: str = "",
+               max_chars: int = MAX_PROMPT_CHARS) -> str:
+    """Return ``value`` if it is text of at most ``max_chars`` characters (and not blank, if
+    ``required``); else raise InputError naming the field, with ``hint`` on what to write."""
+    if not isinstance(value, str):
+        raise InputError(f"The {name} must be text; got {type(value).__name__}.")
+    if required and not value.strip():
+        raise InputError(f"The {name} is empty{': ' + hint if hint else ''}.")
+    if len(value) > max_chars:
+        raise InputError(f"The {name} must be at most {max_chars} characters; it has {len(value)}.")
+    return value
+
+
+def optional_text(name: str, value: Any, **kwargs: Any) -> str:
+    """"" for None or blank text (the caller left the field empty), else ``check_text``'s result, stripped."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ""
+    return check_text(name, value, **kwargs).strip()
+
+
+class Settings:
+    """Base of every pipeline's settings dataclass: defaults in the fields, limits in ``RANGES``
+    (field -> Range), texts in ``TEXTS`` (field -> (label, required, hint)), and ``validate()``.
+
+    Subclasses add cross-field checks in ``check()``. Field names follow diffusers where one
+    exists (``steps`` is ``num_inference_steps``, ``guidance`` is ``guidance_scale``).
+    """
+
+    RANGES: ClassVar[dict[str, Range]] = {}
+    TEXTS: ClassVar[dict[str, tuple[str, bool, str]]] = {}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
+    LABEL_PREFIX: ClassVar[str] = ""  # e.g. "mask ": errors say "Mask invert must be ..."
+
+    def validate(self):
+        """Check every field; return ``self`` so ``settings.validate()`` chains. Raises InputError.
+
+        Settings are frozen, so a passed check is remembered on the instance: the Studio validates
+        once per request, before any audio decode or model load, and the pipeline's own guard for
+        direct callers costs nothing after that (``dataclasses.replace`` makes a new, unchecked one).
+        """
+        if self.__dict__.get("_validated"):
+            return self
+        for name, (label, required, hint) in self.TEXTS.items():
+            check_text(label, getattr(self, name), required=required, hint=hint)
+        for name, allowed in self.CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise InputError(f"Unknown {name.replace('_', ' ')} {value!r}: use one of {', '.join(allowed)}.")
+        for name, valid in self.RANGES.items():
+            valid.check(self.LABEL_PREFIX + name.replace("_", " "), getattr(self, name))
+        self.check()
+        object.__setattr__(self, "_validated", True)
+        return self
+
+    def check(self) -> None:
+        """Checks that involve more than one field (none by default)."""
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default value of field ``name`` (for the UI's controls)."""
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name == name:
+                if f.default is not dataclasses.MISSING:
+                    return f.default
+                return f.default_factory()  # type: ignore[misc]
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, nested settings included, as plain values (for result parameters)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]

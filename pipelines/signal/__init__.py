@@ -1,0 +1,1 @@
+"""Audio, spectrogram and image code without models: decoding, windows, codecs, metrics."""
