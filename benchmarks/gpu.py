@@ -248,6 +248,7 @@ def stage_style(ctx: Context) -> dict:
 
 
 def stage_music_to_image(ctx: Context) -> dict:
+    from pipelines.models import lora
     from pipelines.systems import music_to_image
     from pipelines.schema.settings import MusicToImageSettings
 
@@ -265,7 +266,7 @@ def stage_music_to_image(ctx: Context) -> dict:
         ours()
         stock_sd(pipe, None, described.sentence, settings.steps, 1.0, settings.guidance, ctx.device, (size, size))
     ours()  # loads the LoRA into the UNet first (once per process), so the timed calls are warm ones
-    layers = music_to_image._lora_layers(pipe.unet, music_to_image.DEFAULT_ADAPTER)
+    layers = lora.lora_layers(pipe.unet, music_to_image.DEFAULT_ADAPTER)
     fused_in_calls: list[bool] = []
     handle = pipe.unet.register_forward_pre_hook(
         lambda module, args: fused_in_calls.append(bool(layers) and all(layer.merged for layer in layers)))

@@ -100,14 +100,8 @@ def kind(module: str) -> str:
 
 # Known arrows from the model machinery up to a system, each with its reason:
 MACHINERY_EXCEPTIONS = {
-    # import_model_libraries imports these once under its lock: their module-level diffusers imports
-    # are not thread-safe on first use
-    ("models.loaders", "systems.differential_img2img"), ("models.loaders", "systems.playlist_to_music"),
-    ("models.loaders", "systems.style_interpolation"),
-    # MusicGen-melody's feature extractor is built from the melody system's chroma parameters
+    # MusicGen-melody's bundle carries the melody system's chroma parameters, read from the repo's config
     ("models.loaders", "systems.melody"),
-    # the TechJam LoRA loader lives in music_to_image until that file's LoRA fusing work lands
-    ("models.lora", "systems.music_to_image"),
 }
 
 
@@ -170,3 +164,34 @@ def test_the_package_check_sees_relative_and_absolute_imports(tmp_path):
     assert sibling_imports(module, "pipelines", folder=("systems",)) == {
         "systems.extend", "host", "models.building.tiny", "models.building.fullsize", "models.roles",
         "signal.audio.loading"}
+
+
+# -- the model libraries' lazy names ------------------------------------------------------------------------
+def library_names(path: Path) -> dict[str, set[str]]:
+    """The names ``path`` imports from the top of diffusers and of transformers (``from diffusers import X``)."""
+    names: dict[str, set[str]] = {"diffusers": set(), "transformers": set()}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in names:
+            names[node.module].update(alias.name for alias in node.names)
+    return names
+
+
+def test_every_lazy_library_name_the_pipelines_import_is_resolved_under_the_lock():
+    """diffusers and transformers resolve top-level names lazily, not thread-safely: overlapping runs
+    are safe only if every such name is resolved first by ``loaders.import_model_libraries``."""
+    from pipelines.models import loaders
+    from pipelines.systems.masked_img2img import SCHEDULERS
+
+    used = {"diffusers": {name for name in SCHEDULERS.values() if name}, "transformers": set()}
+    for path in (ROOT / "pipelines").rglob("*.py"):
+        if "building" not in path.parts:  # the builders run once, before the app serves anyone
+            for library, names in library_names(path).items():
+                used[library] |= names
+    assert used["diffusers"] - set(loaders.DIFFUSERS_NAMES) == set()
+    assert used["transformers"] - set(loaders.TRANSFORMERS_NAMES) == set()
+
+
+def test_the_library_name_check_sees_a_missing_name(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from diffusers import FluxPipeline\n    from transformers.x import Y\n")
+    assert library_names(module) == {"diffusers": {"FluxPipeline"}, "transformers": set()}

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from classifiers import emotion, genre
+from pipelines.models import lora
 from pipelines.systems import music_to_image as m2i
 from core.errors import Cancelled, InputError, ModelUnavailableError
 
@@ -161,7 +162,7 @@ def test_the_lora_is_fused_for_the_call_same_image_as_adapters_beside_and_exact_
     the projections): the image equals the unfused adapter path's within float rounding, every UNet
     call inside sees merged layers, and afterwards the base weights are bit for bit what they were."""
     m2i.load_lora(pipe, lora_folder)
-    layers = m2i._lora_layers(pipe.unet, m2i.DEFAULT_ADAPTER)
+    layers = lora.lora_layers(pipe.unet, m2i.DEFAULT_ADAPTER)
     before = {name: tensor.clone() for name, tensor in pipe.unet.state_dict().items()}
     settings = m2i.MusicToImageSettings(seed=5, lora_scale=0.7, **SMALL)
 

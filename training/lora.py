@@ -19,7 +19,7 @@ or ``metadata.csv``) or a CSV file with the columns ``file_name`` (or ``image``/
 (or ``caption``); paths are relative to the metadata file.
 Output: ``OUTPUT/pytorch_lora_weights.safetensors`` as diffusers' ``save_lora_weights`` writes it
 (keys ``unet.<module>.lora.down.weight`` (rank, in) and ``.lora.up.weight`` (out, rank)), which
-``load_lora_weights`` reads (the app: ``pipelines.systems.music_to_image.load_lora``).
+``load_lora_weights`` reads (the app: ``pipelines.models.lora.load_lora``).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from core.errors import InputError
+from pipelines.models.lora import LORA_FILE
 from training import common, prior
 
-LORA_FILE = "pytorch_lora_weights.safetensors"
 TARGET_MODULES = ("to_q", "to_k", "to_v", "to_out.0")  # diffusers' text-to-image LoRA script
 IMAGE_COLUMNS = ("file_name", "image", "path")
 TEXT_COLUMNS = ("text", "caption")

@@ -33,6 +33,15 @@ _IMPORT_LOCK = threading.Lock()
 _imported = False
 
 
+# Every name any module of pipelines/ imports from the top of diffusers or transformers, resolved here
+# once under the lock (tests/test_reliability.py checks that the lists cover them all).
+DIFFUSERS_NAMES = ("AutoencoderKL", "ConfigMixin", "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
+                   "ModelMixin", "StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline", "UNet2DConditionModel")
+TRANSFORMERS_NAMES = ("AutoModel", "AutoProcessor", "AutoTokenizer", "BlipForConditionalGeneration", "BlipProcessor",
+                      "ClapModel", "ClapProcessor", "MusicgenForConditionalGeneration",
+                      "MusicgenMelodyForConditionalGeneration", "StoppingCriteria", "StoppingCriteriaList")
+
+
 def import_model_libraries() -> None:
     """Import the diffusers and transformers classes the pipelines use, once, under a lock.
 
@@ -54,13 +63,10 @@ def import_model_libraries() -> None:
             for handler in logging.getLogger(library).handlers:
                 handler.addFilter(UNACTIONABLE)
         transformers.utils.logging.set_tqdm_hook(no_bar_for_saving)
-        for name in ("AutoencoderKL", "ConfigMixin", "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
-                     "ModelMixin", "StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline", "UNet2DConditionModel"):
+        for name in DIFFUSERS_NAMES:
             getattr(diffusers, name)
-        for name in ("AutoModel", "AutoProcessor", "AutoTokenizer", "BlipForConditionalGeneration", "BlipProcessor",
-                     "MusicgenForConditionalGeneration", "StoppingCriteria", "StoppingCriteriaList"):
+        for name in TRANSFORMERS_NAMES:
             getattr(transformers, name)
-        from pipelines.systems import differential_img2img, playlist_to_music, style_interpolation  # noqa: F401
 
         _imported = True
 

@@ -16,19 +16,17 @@ text-to-image is built from its components without copying weights).
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core import runs
-from core.errors import Cancelled, InputError, ModelUnavailableError
+from core.errors import Cancelled, InputError
 
 from pipelines.signal import audio as audio_io
+from pipelines.models.lora import DEFAULT_ADAPTER, LORA_FILE, adapter_names, fused_lora, load_lora  # noqa: F401  (callers read them here)
 from pipelines.schema import limits
 from pipelines.schema.results import Result
 from pipelines.schema.settings import MusicToImageSettings
@@ -37,8 +35,6 @@ TEMPLATE = "This piece of music falls under the {genre} genre. It is of tempo {b
 NO_BEAT_TEMPLATE = "This piece of music falls under the {genre} genre. It has no steady beat and evokes a sense of {emotion}."
 NO_BEAT = "no steady beat"
 SAMPLE_RATE = 22050  # both classifiers and the beat tracker work at 22.05 kHz, as the original
-LORA_FILE = "pytorch_lora_weights.safetensors"
-DEFAULT_ADAPTER = "m2i"
 TOP_K = 3
 
 
@@ -122,91 +118,6 @@ def describe_music(
     )
 
 
-# -- the LoRA ----------------------------------------------------------------------------------------
-
-
-def load_lora(
-    pipe, path_or_folder: str | Path, adapter_name: str = DEFAULT_ADAPTER, weight_name: str = LORA_FILE
-) -> str:
-    """Load a LoRA into ``pipe`` once (diffusers' ``load_lora_weights``, peft backend) and return its name.
-
-    ``path_or_folder``: a .safetensors file, a folder holding ``weight_name``, or a Hub repo id.
-    The TechJam file's old keys (``unet.<block>.attn1.processor.to_q_lora.down.weight``) are
-    converted by diffusers itself (``.processor.`` dropped, ``to_q_lora.down`` -> ``to_q.lora_A``).
-    The adapter is left switched off; ``generate_image`` switches it on at the asked scale.
-    """
-    if not isinstance(adapter_name, str) or not adapter_name.isidentifier():
-        raise ValueError(f"adapter_name must be a simple name, got {adapter_name!r}")
-    if adapter_name in _adapters(pipe):
-        return adapter_name
-    location = Path(str(path_or_folder)).expanduser()
-    if location.is_file():
-        location, weight_name = location.parent, location.name
-    elif location.is_dir() and not (location / weight_name).is_file():
-        raise ModelUnavailableError(f"{location} has no {weight_name}.")
-    try:
-        pipe.load_lora_weights(str(location) if location.exists() else str(path_or_folder),
-                               weight_name=weight_name, adapter_name=adapter_name)
-    except Exception as error:  # noqa: BLE001  (diffusers/peft raise many types; the user needs one message)
-        raise ModelUnavailableError(
-            f"The LoRA {path_or_folder} could not be loaded: {type(error).__name__}: {str(error)[:300]}"
-        ) from error
-    pipe.disable_lora()  # off until a generation asks for it: the UNet may be shared with other tabs
-    return adapter_name
-
-
-def _lora_layers(unet, adapter_name: str) -> list:
-    """The peft layers of ``unet`` that hold ``adapter_name`` (one per adapted projection)."""
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return [module for module in unet.modules()
-            if isinstance(module, BaseTunerLayer) and adapter_name in getattr(module, "lora_A", {})]
-
-
-@contextmanager
-def fused_lora(pipe, adapter_name: str, scale: float) -> Iterator[int]:
-    """The adapter ``adapter_name`` fused into ``pipe.unet``'s weights at ``scale`` while inside; the
-    exact base weights afterwards. Yields the number of projections fused (0: nothing to fuse).
-
-    W' = W + scale * (alpha / r) * B @ A, computed by peft on the weights' device (diffusers'
-    ``fuse_lora``), so every UNet call inside costs what the plain model costs (the adapters no longer
-    run beside every projection). On the way out ``unfuse_lora`` subtracts the same product and the
-    fused projections' weights are then copied back from a copy taken before fusing: W + d - d is W
-    only up to rounding (in fp16 an ulp per call, which would drift over many calls), the copy is W
-    bit for bit. The copy weighs what the adapted projections weigh (SD 1.5: ~93 M parameters) and
-    lives only for the call. The LoRA is left switched off (``disable_lora``): the UNet may be shared.
-    """
-    layers = _lora_layers(pipe.unet, adapter_name) if scale else []
-    if not layers:
-        yield 0
-        return
-    originals = [layer.get_base_layer().weight.detach().clone() for layer in layers]
-    pipe.enable_lora()  # a disabled peft layer unmerges itself on its next forward: enable first
-    pipe.set_adapters([adapter_name], adapter_weights=[float(scale)])
-    try:
-        pipe.fuse_lora(components=["unet"], lora_scale=1.0, adapter_names=[adapter_name])
-        yield len(layers)
-    finally:
-        import torch
-
-        if any(layer.merged for layer in layers):
-            with warnings.catch_warnings():  # peft warns for every other adapted layer: "Already unmerged"
-                warnings.filterwarnings("ignore", message="Already unmerged")
-                pipe.unfuse_lora(components=["unet"])
-
-        with torch.no_grad():
-            for layer, original in zip(layers, originals):
-                layer.get_base_layer().weight.copy_(original)
-        pipe.disable_lora()
-
-
-def _adapters(pipe) -> list[str]:
-    try:
-        return [name for names in pipe.get_list_adapters().values() for name in names]
-    except (ValueError, AttributeError):  # no peft layers yet
-        return []
-
-
 # -- text to image ----------------------------------------------------------------------------------
 
 
@@ -246,7 +157,7 @@ def generate_image(
     prompt = check_prompt(description.sentence if isinstance(description, Description) else description)
     settings.validate()
     lora_scale = settings.lora_scale
-    has_lora = adapter_name in _adapters(pipe)
+    has_lora = adapter_name in adapter_names(pipe)
     if lora_scale and not has_lora:
         lora_scale = 0.0  # nothing to scale; recorded as such in the parameters
     components = {k: v for k, v in pipe.components.items() if k in _text_to_image_components()}

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipelines.models.lora import LORA_FILE
 from pipelines.models.building import common as model_building
 from pipelines.models.building.fullsize_specs import (ALPPO, RIFFUSION, SD15, amuse_unet, amuse_vae, blip_model, clip_text_encoder,
                              clap_model, config, musicgen_melody_model, musicgen_model, sd_unet, sd_vae, sentence_model, style_module)
@@ -173,7 +174,7 @@ def build_lora(target: Path) -> None:
                 state[f"unet.{name}.{proj}.lora.down.weight"] = torch.randn(4, linear.in_features) / 4
                 state[f"unet.{name}.{proj}.lora.up.weight"] = torch.randn(linear.out_features, 4) * 0.01
     target.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(target / "pytorch_lora_weights.safetensors"), metadata={"format": "pt"})
+    save_file(state, str(target / LORA_FILE), metadata={"format": "pt"})
 
 
 def _bert_vocab(size: int = 30522) -> list[str]:

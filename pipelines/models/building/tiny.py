@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from pipelines.models.lora import LORA_FILE
 from pipelines.models.building import common as model_building
 from pipelines.models.building.common import (clip_word_merges,  # noqa: F401  (tests and the docs name it here)
                              bert_wordpiece_vocab, byte_level_alphabet, randomize_keras, save_keras_like_original, t5_unigram_vocab, write_melody_preprocessor_config, spread_encodec_codebooks, ModelFamilies)
@@ -179,7 +180,7 @@ def build_lora(folder: Path) -> None:
     if not state:
         raise RuntimeError("The tiny UNet has no attention layers to put a LoRA on.")
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "pytorch_lora_weights.safetensors"))
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / LORA_FILE))
 
 
 # -- image to music: BLIP captioner, MusicGen, the sentence embedder ------------------------------------
