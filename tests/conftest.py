@@ -105,6 +105,31 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
+@pytest.fixture(scope="module")
+def tiny_pipe(studio):
+    """The tiny sound-to-music pipe (``mask_model``) on the CPU, its progress bar off."""
+    pipe = studio.manager.get_cpu("mask_model")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> Path:
+    """The training recipes' toy audio: three 2.5 s tones in one 'style' (``training_toys.write_clips``).
+    tests/test_train_style.py has a ``clips`` of its own."""
+    from training_toys import write_clips
+
+    return write_clips(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture(scope="session")
+def frames(tmp_path_factory) -> Path:
+    """The LoRA recipe's toy imagefolder: three pictures and captions (``training_toys.write_frames``)."""
+    from training_toys import write_frames
+
+    return write_frames(tmp_path_factory.mktemp("frames"))
+
+
 @pytest.fixture
 def counted_steps(studio, monkeypatch):
     """Counts the denoising steps of music_to_image (its stop-flag polls, one per step), each made 50 ms

@@ -7,6 +7,7 @@ import gradio as gr
 import pytest
 
 from pipelines.schema import settings as S
+from pipelines.systems.extend import ExtendSettings
 from ui import binding
 
 # endpoint -> the settings dataclass its handler runs with
@@ -15,7 +16,10 @@ ENDPOINT_SETTINGS = {
     "music_to_image": S.MusicToImageSettings, "image_to_music": S.ImageToMusicSettings,
     "style_interpolation": S.StyleInterpolationSettings, "playlist_to_music": S.PlaylistToMusicSettings,
     "text_to_music": S.TextToMusicSettings, "interpolate_prompts": S.PromptInterpolationSettings,
+    "extend_music": ExtendSettings, "variations": S.TextToMusicSettings,  # variations: Riffusion's, the controls' own
 }
+# (endpoint, field) whose box starts empty: None is the engine's own default (ui.variations.engine_settings)
+EMPTY_IS_ENGINE_DEFAULT = {("variations", "guidance")}
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +38,13 @@ def handler(demo, api_name):
     return fn, list(block.inputs)
 
 
-def made_for(component, cls, name) -> list[str]:
+def made_for(component, cls, name, empty_is_default: bool = False) -> list[str]:
     """Why ``component`` is not the control made for field ``name`` of ``cls`` (empty: it is): the
-    control's default is the field's, a slider's or number's bounds lie within the field's range, a
-    choice's options are the field's choices; fields that share a default and a range (width and
-    height) are told apart by their label."""
-    default = cls.default(name)
+    control's default is the field's (None where ``empty_is_default``: an empty box stands for the
+    engine's own default), a slider's or number's bounds lie within the field's range, a choice's
+    options are the field's choices; fields that share a default and a range (width and height) are
+    told apart by their label."""
+    default = None if empty_is_default else cls.default(name)
     problems = []
     if component.value != default:
         problems.append(f"value {component.value!r} is not the default {default!r}")
@@ -66,17 +71,29 @@ def test_every_control_is_the_one_made_for_its_field(demo, api_name):
     owners = binding.fields_of(ENDPOINT_SETTINGS[api_name])
     bound = {name: component for name, component in zip(names, components) if name in owners}
     assert bound, f"{api_name} binds no settings field"
-    wrong = {name: made_for(component, owners[name], name) for name, component in bound.items()}
+    wrong = {name: made_for(component, owners[name], name, (api_name, name) in EMPTY_IS_ENGINE_DEFAULT)
+             for name, component in bound.items()}
     assert {name: problems for name, problems in wrong.items() if problems} == {}
 
 
-def test_a_swap_of_two_widgets_is_seen(demo):
-    """The check itself: the invert and brightness sliders traded places fail it."""
-    fn, components = handler(demo, "masked_img2img")
+@pytest.mark.parametrize("api_name, first, second", [
+    ("masked_img2img", "invert", "brightness"), ("extend_music", "seconds", "steps"),
+    ("extend_music", "engine", "side"), ("extend_music", "prompt", "negative_prompt"),
+    ("variations", "seconds", "steps"), ("variations", "seed", "guidance"),
+])
+def test_a_swap_of_two_widgets_is_seen(demo, api_name, first, second):
+    """The check itself: two of a tab's controls traded places (the invert and brightness sliders, the
+    extend tab's seconds and steps, ...) fail it."""
+    fn, components = handler(demo, api_name)
     names = binding.parameters(fn)
-    invert, brightness = components[names.index("invert")], components[names.index("brightness")]
-    assert made_for(invert, S.MaskSettings, "invert") == [] == made_for(brightness, S.MaskSettings, "brightness")
-    assert made_for(brightness, S.MaskSettings, "invert") and made_for(invert, S.MaskSettings, "brightness")
+    owners = binding.fields_of(ENDPOINT_SETTINGS[api_name])
+
+    def problems(component, name):
+        return made_for(component, owners[name], name, (api_name, name) in EMPTY_IS_ENGINE_DEFAULT)
+
+    a, b = components[names.index(first)], components[names.index(second)]
+    assert problems(a, first) == [] == problems(b, second)
+    assert problems(b, first) and problems(a, second)
 
 
 class Captured(Exception):
@@ -88,7 +105,8 @@ class Captured(Exception):
                                              ("style_interpolation", "style_interpolation"),
                                              ("playlist_to_music", "playlist_to_music"),
                                              ("text_to_music", "text_to_music"),
-                                             ("interpolate_prompts", "interpolate_prompts")])
+                                             ("interpolate_prompts", "interpolate_prompts"),
+                                             ("extend_music", "extend_music"), ("variations", "variations")])
 def test_each_value_lands_in_the_field_of_its_parameter(demo, studio, monkeypatch, api_name, method):
     """Distinct values in the public API's order: the Studio receives settings holding each in the
     field its parameter names (nothing shifted, nothing dropped)."""
@@ -154,3 +172,59 @@ def test_settings_from_fills_nested_fields_and_leaves_the_rest_default():
                                                             "model": "riffusion"})
     assert (chosen.mask.invert, chosen.steps, chosen.negative_prompt) == (0.3, 9, "")
     assert chosen.mask.brightness == S.MaskSettings.default("brightness") and chosen.prompt == S.SoundToMusicSettings.default("prompt")
+
+
+def test_musicgen_variations_bind_their_settings_by_name_and_an_empty_guidance_is_musicgens(demo, studio,
+                                                                                             monkeypatch):
+    fn, _ = handler(demo, "variations")
+
+    def capture(engine, settings, count, **options):
+        raise Captured(engine, settings, count, options["prompt"])
+
+    monkeypatch.setattr(studio, "variations", capture)
+    for guidance, expected in ((4.5, 4.5), (None, S.ImageToMusicSettings.default("guidance"))):
+        with pytest.raises(Captured) as caught:
+            fn(prompt="calm piano", engine="musicgen", seconds=12.5, seed=77, count=3, steps=9, guidance=guidance)
+        engine, chosen, count, prompt = caught.value.args
+        assert (engine, count, prompt) == ("musicgen", 3, "calm piano")
+        assert chosen == S.ImageToMusicSettings(seconds=12.5, seed=77, guidance=expected)
+
+
+@pytest.fixture
+def estimates(studio, monkeypatch):
+    """The ZeroGPU estimate each of the extend and variations tabs hands to ``studio.gpu_task``, by handler."""
+    from ui import extend, send_to, variations
+
+    seen = {}
+    real = studio.gpu_task
+
+    def recording(fn, duration=60):
+        seen[fn.__name__] = duration
+        return real(fn, duration)
+
+    monkeypatch.setattr(studio, "gpu_task", recording)
+    with gr.Blocks(), gr.Tabs():
+        extend.build(studio)
+        variations.build(studio)
+        send_to.connect()  # wires (and forgets) these tabs' Send-to buttons
+    return seen
+
+
+def test_the_extend_and_variations_estimates_read_their_arguments_by_name(estimates):
+    from ui.variations import SLOTS
+
+    extend = estimates["extend_music"]
+    riffusion = ExtendSettings(seconds=20.0, steps=30).gpu_seconds()
+    assert extend("a.wav", "p", 20.0, "riffusion", "after", 1, 30, None, "") == riffusion
+    assert riffusion != ExtendSettings(seconds=30.0, steps=20).gpu_seconds()  # seconds and steps swapped: seen
+    assert extend("a.wav", "p", 20.0, "musicgen", "before", 1, 30, None, "") == \
+        ExtendSettings(seconds=20.0, engine="musicgen").gpu_seconds() != riffusion
+    worst = ExtendSettings(seconds=ExtendSettings.RANGES["seconds"].high, steps=ExtendSettings.RANGES["steps"].high)
+    assert extend("a.wav", "p", "long", "riffusion", "after", 1, 30, None, "") == worst.gpu_seconds()
+
+    variations = estimates["variations"]
+    assert variations("p", "riffusion", 20.0, 1, 3, 30, None) == 3 * S.TextToMusicSettings(seconds=20.0, steps=30).gpu_seconds()
+    assert variations("p", "musicgen", 20.0, 1, 3, 30, None) == 3 * S.ImageToMusicSettings(seconds=20.0).gpu_seconds()
+    most = S.TextToMusicSettings(seconds=S.TextToMusicSettings.RANGES["seconds"].high,
+                                 steps=S.TextToMusicSettings.RANGES["steps"].high)
+    assert variations("p", "riffusion", 20.0, 1, "many", 30, None) == SLOTS * most.gpu_seconds()

@@ -96,13 +96,6 @@ def test_generation_settings_are_validated(changes, words):
 
 # -- the differential schedule on the tiny model ---------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_pipe(studio):
-    pipe = studio.manager.get_cpu("mask_model")
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def source_image(size=64):
     rng = np.random.default_rng(0)
     return Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8))

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from training import common
+from training import common, data
 
 ORIGINAL_WIDTHS = (32, 64, 128, 256, 512)
 TINY_WIDTHS = (8, 8, 16, 16, 32)  # pipelines.models.building.tiny's amuse_vae
@@ -114,7 +114,7 @@ class MiddleSlices(torch.utils.data.Dataset):
         from pipelines.signal import audio as audio_io
         from pipelines.systems.playlist_to_music import SAMPLE_RATE, track_image
 
-        self.files = common.list_files(folder, common.AUDIO_SUFFIXES, "audio files")
+        self.files = data.list_files(folder, data.AUDIO_SUFFIXES, "audio files")
         self.images = []
         for path in self.files:
             try:
@@ -127,7 +127,7 @@ class MiddleSlices(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return common.unit_pixels(self.images[index])
+        return data.unit_pixels(self.images[index])
 
 
 def mel_dataset(folder, slice_mode: str = "all") -> torch.utils.data.Dataset:
@@ -136,7 +136,7 @@ def mel_dataset(folder, slice_mode: str = "all") -> torch.utils.data.Dataset:
 
     if slice_mode == "middle":
         return MiddleSlices(folder)
-    return common.SpectrogramDataset(folder, spectrogram.AUDIO_DIFFUSION, transform=common.unit_pixels)
+    return data.SpectrogramDataset(folder, spectrogram.AUDIO_DIFFUSION, transform=data.unit_pixels)
 
 
 def setup(argv: list[str] | None = None) -> common.Recipe:

@@ -37,8 +37,8 @@ from classifiers import emotion, features, genre
 from pipelines.signal import audio as audio_io
 from pipelines.models.registry import PROFILES
 from core.errors import InputError
+from training.data import AUDIO_SUFFIXES
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif"}
 ALIASES = {"hiphop": "hip-hop", "hip_hop": "hip-hop", "joyful": "joyfulness", "joyful_activation": "joyfulness"}
 
 

@@ -1,9 +1,10 @@
-"""What every training recipe shares: the command line, the base models, the data, the loop.
+"""What every training recipe shares: the command line, the base models, the loop.
 
 A recipe (``training/style.py``, ``lora.py``, ``amuse_vae.py``, ``amuse_unet.py``,
 ``riffusion_lora.py``) parses ``parser(...)``'s flags, loads its base models from the app's registry
-(``model_source``), builds its data set and a ``loss_fn(model, batch, generator)``, and returns a
-``Recipe``; ``Recipe.train()`` runs ``run`` and writes the app's format. The same command runs on a
+(``model_source``), builds its data set (``training.data``: spectrogram images of a folder of audio)
+and a ``loss_fn(model, batch, generator)``, and returns a ``Recipe``; ``Recipe.train()`` runs ``run``
+and writes the app's format. The same command runs on a
 CPU, one GPU or many (``accelerate launch -m training.<recipe>``: data parallel through
 ``accelerate.Accelerator``; on CPUs ``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu
 --num_processes N`` gives N gloo processes), with mixed precision, gradient accumulation,
@@ -15,9 +16,8 @@ micro-batch draws its noise and timesteps from its own generator seeded by (seed
 process), so a run resumed from a checkpoint continues exactly as the uninterrupted run would have
 (the test checks the weights match).
 
-Checkpoints hold only what is trained (the parameters with ``requires_grad``, and the module's
-buffers; for a LoRA a few MB, not the frozen UNet) plus the optimizer state and the step:
-``OUTPUT/checkpoints/step-<N>/``.
+Checkpoints (``training.checkpoints``) hold only what is trained plus the optimizer state and the
+step: ``OUTPUT/checkpoints/step-<N>/``.
 """
 
 from __future__ import annotations
@@ -31,14 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from core.errors import InputError
+from pipelines.models.registry import PROFILES
+from training.checkpoints import CHECKPOINTS, find_checkpoint, load_checkpoint, save_checkpoint
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au")
-PROFILES = ("hub", "tiny", "fullsize")
-CHECKPOINTS = "checkpoints"
 LOSS_FILE = "loss.csv"
 SUMMARY_FILE = "training.json"
 
@@ -129,89 +127,6 @@ def load_stable_diffusion(role: str, profile: str):
     return load_or_explain(model_source(role, profile), loaders.load_sd_img2img)
 
 
-# -- data ------------------------------------------------------------------------------------------
-
-
-def list_files(folder: str | Path, suffixes: Sequence[str], what: str) -> list[Path]:
-    """Files with one of ``suffixes`` under ``folder`` (recursively), sorted; InputError when none."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise InputError(f"The data folder {root} does not exist or is not a folder.")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-    if not files:
-        raise InputError(f"{root} holds no {what} ({', '.join(suffixes)}).")
-    return files
-
-
-def audio_windows(path: Path, params, *, min_peak: float = 1e-4) -> list[np.ndarray]:
-    """Mono windows of one image's width (5.12 s for riffusion) at ``params.sample_rate``, no overlap;
-    the last one zero-padded, windows that are (almost) silent dropped. InputError names the file."""
-    from pipelines.signal import audio as audio_io
-    from pipelines.signal import windows
-
-    try:
-        sound = audio_io.load_audio(path, params.sample_rate, channels=1, max_seconds=None, min_seconds=None,
-                                    allow_silence=True)
-    except InputError as error:
-        raise InputError(f"{path}: {error}") from error
-    except Exception as error:  # noqa: BLE001  (decoders raise many types; the user needs the file's name)
-        raise InputError(f"{path} could not be read as audio: {type(error).__name__}: {error}") from error
-    cut, _ = windows.split_windows(sound.samples[0], params, overlap_s=0.0)
-    return [w for w in cut if np.abs(w).max() >= min_peak]
-
-
-class SpectrogramDataset(torch.utils.data.Dataset):
-    """Spectrogram images of every audio file in a folder, one per image-wide window.
-
-    ``params``: ``spectrogram.RIFFUSION`` (512x512, 5.12 s at 44.1 kHz; the default) or
-    ``spectrogram.AUDIO_DIFFUSION`` (256x256, about 5.9 s at 22.05 kHz). Images are made once, with
-    the app's own codec (``pipelines.signal.spectrogram.audio_to_image``), and kept in memory.
-    ``transform(PIL image) -> tensor`` gives the items (see ``sd_pixels`` and ``unit_pixels``).
-    Errors (InputError): the folder is missing or holds no audio, a file cannot be decoded (named),
-    or no file has a window with sound.
-    """
-
-    def __init__(self, folder: str | Path, params=None, transform: Callable[[Any], torch.Tensor] | None = None,
-                 max_windows_per_file: int | None = None):
-        from pipelines.signal import spectrogram
-
-        self.params = spectrogram.RIFFUSION if params is None else params
-        self.files = list_files(folder, AUDIO_SUFFIXES, "audio files")
-        self.images = []
-        for path in self.files:
-            cut = audio_windows(path, self.params)[:max_windows_per_file]
-            self.images += [spectrogram.audio_to_image(w[None], self.params) for w in cut]
-        if not self.images:
-            raise InputError(f"Every audio file in {folder} is silent: nothing to train on.")
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int):
-        image = self.images[index]
-        return self.transform(image) if self.transform else image
-
-
-def sd_pixels(size: int = 512) -> Callable[[Any], torch.Tensor]:
-    """PIL -> (3, size, size) float in [-1, 1], bicubic resize: Stable Diffusion's VAE input
-    (MusicTI's and diffusers' training scripts both scale pixels as x / 127.5 - 1)."""
-    from PIL import Image
-
-    def transform(image) -> torch.Tensor:
-        image = image.convert("RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.Resampling.BICUBIC)
-        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
-
-    return transform
-
-
-def unit_pixels(image) -> torch.Tensor:
-    """PIL L -> (1, H, W) float in [0, 1] (pixels / 255: the AMUSE VAE's input)."""
-    return torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32) / 255.0)[None]
-
-
 # -- the loop --------------------------------------------------------------------------------------
 
 
@@ -241,15 +156,6 @@ def freeze(accelerator, *modules: torch.nn.Module) -> None:
         module.eval()
         # a cast to the dtype they already have only makes diffusers warn
         module.to(accelerator.device, dtype) if dtype != torch.float32 else module.to(accelerator.device)
-
-
-def trainable_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The parameters being trained (requires_grad) and the module's buffers (BatchNorm statistics), on
-    the CPU: what a checkpoint must hold to resume exactly, without the frozen weights."""
-    state = {name: p.detach().to("cpu", torch.float32).contiguous()
-             for name, p in module.named_parameters() if p.requires_grad}
-    state.update({name: b.detach().to("cpu").contiguous() for name, b in module.named_buffers()})
-    return state
 
 
 @dataclass
@@ -313,60 +219,6 @@ class TrainSummary:
     def as_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "first_step": self.first_step, "seconds_per_step": self.seconds_per_step,
                 "losses": self.losses, "checkpoints": self.checkpoints}
-
-
-def find_checkpoint(output: Path, resume: str | None) -> Path | None:
-    """The checkpoint folder ``--resume`` names (``latest``: the newest under OUTPUT/checkpoints)."""
-    if not resume:
-        return None
-    if resume == "latest":
-        found = sorted((output / CHECKPOINTS).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-        return found[-1] if found else None  # nothing saved yet: start from scratch
-    path = Path(resume).expanduser()
-    if not (path / "state.json").is_file():
-        raise InputError(f"{path} is not a checkpoint folder (no state.json).")
-    return path
-
-
-def save_checkpoint(accelerator, folder: Path, trainable: torch.nn.Module, optimizer, step: int,
-                    extra: dict[str, Any] | None = None, lr_scheduler=None) -> None:
-    from safetensors.torch import save_file
-
-    if not accelerator.is_main_process:
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(trainable_state(accelerator.unwrap_model(trainable)), str(folder / "trainable.safetensors"))
-    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-    if lr_scheduler is not None:
-        torch.save(lr_scheduler.state_dict(), folder / "lr_scheduler.pt")
-    if accelerator.scaler is not None:
-        torch.save(accelerator.scaler.state_dict(), folder / "scaler.pt")
-    (folder / "state.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=2))
-
-
-def load_checkpoint(accelerator, folder: Path, trainable: torch.nn.Module, optimizer, lr_scheduler=None) -> int:
-    """Restore the trained parameters and the optimizer; returns the optimizer step reached."""
-    from safetensors.torch import load_file
-
-    module = accelerator.unwrap_model(trainable)
-    state = load_file(str(folder / "trainable.safetensors"))
-    expected = {name: tuple(t.shape) for name, t in trainable_state(module).items()}
-    found = {name: tuple(t.shape) for name, t in state.items()}
-    if found != expected:
-        differ = sorted(set(found) ^ set(expected)) + sorted(n for n in set(found) & set(expected)
-                                                              if found[n] != expected[n])
-        raise InputError(f"The checkpoint {folder} was made for other trainable parameters ({len(differ)} differ "
-                         f"in name or shape, e.g. {differ[0]}): resume with the same recipe and flags.")
-    tensors = {**dict(module.named_parameters()), **dict(module.named_buffers())}
-    with torch.no_grad():
-        for name, value in state.items():
-            tensors[name].copy_(value)
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=accelerator.device, weights_only=True))
-    if lr_scheduler is not None and (folder / "lr_scheduler.pt").is_file():
-        lr_scheduler.load_state_dict(torch.load(folder / "lr_scheduler.pt", weights_only=True))
-    if accelerator.scaler is not None and (folder / "scaler.pt").is_file():
-        accelerator.scaler.load_state_dict(torch.load(folder / "scaler.pt", weights_only=True))
-    return int(json.loads((folder / "state.json").read_text())["step"])
 
 
 def _generator(accelerator, seed: int, micro_step: int) -> torch.Generator:

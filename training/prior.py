@@ -92,7 +92,7 @@ class DreamBoothPairs(torch.utils.data.Dataset):
 
     def __init__(self, instances, class_files, tokenizer, class_prompt: str, size: int):
         from pipelines.signal.images import open_image
-        from training.common import sd_pixels
+        from training.data import sd_pixels
 
         if not class_files:
             raise InputError("No class images to train the prior on.")

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 
 from core.errors import InputError
-from training import common, prior
+from training import common, data, prior
 from training.lora import add_lora_arguments, check_lora_args, unet_lora_recipe
 
 CLASS_PROMPT = "music"  # the default class: what Riffusion makes of music in general
@@ -91,7 +91,7 @@ class PromptedSpectrograms(torch.utils.data.Dataset):
     """{"pixels": (3, size, size) in [-1, 1], "ids": the instance prompt's (77,) tokens} per window."""
 
     def __init__(self, folder, tokenizer, prompt: str, size: int):
-        self.images = common.SpectrogramDataset(folder, transform=common.sd_pixels(size))
+        self.images = data.SpectrogramDataset(folder, transform=data.sd_pixels(size))
         self.ids = tokenizer(prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                              return_tensors="pt").input_ids[0]
 

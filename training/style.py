@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from core.errors import InputError
-from training import common
+from training import common, data
 
 PLACEHOLDER = "*"
 INIT_WORD = "music"
@@ -77,7 +77,7 @@ def setup(argv: list[str] | None = None) -> common.Recipe:
     if args.resolution % 8 or args.resolution < 64:
         raise InputError("--resolution must be a multiple of 8, at least 64.")
     accelerator = common.make_accelerator(args)
-    dataset = common.SpectrogramDataset(args.data, transform=common.sd_pixels(args.resolution))
+    dataset = data.SpectrogramDataset(args.data, transform=data.sd_pixels(args.resolution))
     source = common.model_source("riffusion", args.profile)
     pipe = common.load_stable_diffusion("riffusion", args.profile)
     tokenizer, text_encoder, vae, unet = pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet

@@ -12,6 +12,8 @@ from pipelines.systems.extend import ENGINES, SIDES, ExtendSettings
 
 from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control, slider
 from .common import start_run, user_errors
+from . import binding
+from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target
 
 ENGINE_LABELS = {"riffusion": "Riffusion (spectrogram windows, keeps the last 1.28 s)",
@@ -36,19 +38,16 @@ def build(studio) -> None:
             guidance: Classifier-free guidance scale; empty for the engine's default (7 Riffusion, 3 MusicGen).
             negative_prompt: What to keep out of the new music, in words (Riffusion only; may be empty).
         """
-        settings = ExtendSettings(prompt=prompt, seconds=seconds, engine=engine, side=side, seed=seed, steps=steps,
-                                  guidance=guidance, negative_prompt=negative_prompt or "")
+        settings = settings_from(ExtendSettings, locals())  # by name; guidance None: the engine's default
         flag = start_run(studio)
         result = studio.extend_music(audio_path, settings, on_progress=progress_callback(progress),
                                      should_stop=flag.is_set)
         files = save(result, "extended")
         return files.audio, files.images.get("spectrogram")
 
-    def gpu_seconds(audio_path, prompt, seconds, engine, side, seed, steps, *rest, **kwargs) -> int:
-        try:
-            return ExtendSettings(seconds=float(seconds), engine=engine, steps=int(steps)).gpu_seconds()
-        except (TypeError, ValueError):
-            return ExtendSettings(seconds=ExtendSettings.RANGES["seconds"].high, steps=100).gpu_seconds()
+    gpu_seconds = gpu_estimate(extend_music, ExtendSettings, lambda chosen, args: chosen.gpu_seconds(),
+                               ExtendSettings(seconds=ExtendSettings.RANGES["seconds"].high,
+                                              steps=ExtendSettings.RANGES["steps"].high))
 
     with gr.Tab("Extend"):
         gr.Markdown(
@@ -81,7 +80,9 @@ def build(studio) -> None:
                 buttons(music, AUDIO)
                 image = gr.Image(label="New windows' spectrogram (Riffusion)", type="filepath", format="png",
                                  interactive=False)
-        inputs = [audio_in, prompt, seconds, engine, side, seed, steps, guidance, negative]
+        inputs = binding.inputs(extend_music, {
+            "audio_path": audio_in, "prompt": prompt, "seconds": seconds, "engine": engine, "side": side,
+            "seed": seed, "steps": steps, "guidance": guidance, "negative_prompt": negative})
         model_event(studio, run, extend_music, inputs, [music, image], api_name="extend_music",
                     api_description="A track continued by N seconds after its end or before its start, with "
                                     "Riffusion or MusicGen; the track is kept up to a short crossfade at the seam.",

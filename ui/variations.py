@@ -15,11 +15,24 @@ from pipelines.systems.variations import ENGINES
 
 from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, seed_control, slider
 from .common import start_run, user_errors
+from . import binding
+from .binding import settings_from
 from .send_to import AUDIO, buttons
 
 ENGINE_LABELS = {"riffusion": "Riffusion text to music", "musicgen": "MusicGen"}
+# each engine's settings; an unknown engine gets Riffusion's, and the Studio refuses it in our words
+ENGINE_SETTINGS = {"riffusion": TextToMusicSettings, "musicgen": ImageToMusicSettings}
 SLOTS = int(limits.VARIATION_SEEDS.high)
 PER_ROW = 4
+
+
+def engine_settings(values: dict) -> TextToMusicSettings | ImageToMusicSettings:
+    """The chosen engine's settings, each field filled from the argument of its name (``settings_from``);
+    an empty ``guidance`` (None) is that engine's own default (7 Riffusion, 3 MusicGen). Not validated."""
+    cls = ENGINE_SETTINGS.get(values.get("engine"), TextToMusicSettings)
+    if values.get("guidance") is None:
+        values = {**values, "guidance": cls.default("guidance")}
+    return settings_from(cls, values)
 
 
 def build(studio) -> None:
@@ -36,14 +49,7 @@ def build(studio) -> None:
             steps: Denoising steps per Riffusion window (MusicGen ignores it).
             guidance: Classifier-free guidance scale; empty for the engine's default (7 Riffusion, 3 MusicGen).
         """
-        if engine == "musicgen":
-            default = ImageToMusicSettings.default("guidance")
-            settings = ImageToMusicSettings(seconds=seconds, seed=seed,
-                                            guidance=default if guidance is None else guidance)
-        else:
-            default = TextToMusicSettings.default("guidance")
-            settings = TextToMusicSettings(prompt=prompt, seconds=seconds, seed=seed, steps=steps,
-                                           guidance=default if guidance is None else guidance)
+        settings = engine_settings(locals())
         flag = start_run(studio)
         made = studio.variations(engine, settings, count, prompt=prompt, on_progress=progress_callback(progress),
                                  should_stop=flag.is_set)
@@ -68,13 +74,15 @@ def build(studio) -> None:
             raise gr.Error("Nothing to use yet: make variations first.")
         return seed, path
 
-    def gpu_seconds(prompt, engine, seconds, seed, count, steps, *rest, **kwargs) -> int:
+    def gpu_seconds(*args, **kwargs) -> int:
+        """ZeroGPU's duration: one variation's estimate (its engine's settings, bound by name) x count;
+        arguments that give no number get the worst case, the longest Riffusion request x the most seeds."""
+        values = binding.arguments(variations, args, kwargs)
         try:
-            one = (ImageToMusicSettings(seconds=float(seconds)) if engine == "musicgen"
-                   else TextToMusicSettings(seconds=float(seconds), steps=int(steps)))
-            return one.gpu_seconds() * int(count)
+            return engine_settings(values).gpu_seconds() * int(values["count"])
         except (TypeError, ValueError):
-            return TextToMusicSettings(seconds=60, steps=100).gpu_seconds() * SLOTS
+            return TextToMusicSettings(seconds=TextToMusicSettings.RANGES["seconds"].high,
+                                       steps=TextToMusicSettings.RANGES["steps"].high).gpu_seconds() * SLOTS
 
     with gr.Tab("Variations"):
         gr.Markdown(
@@ -113,8 +121,9 @@ def build(studio) -> None:
                         buttons(audio, AUDIO)
                     pick.click(use, [slot_seed, audio], [seed, chosen], queue=False, api_visibility="private")
                     slots += [column, audio, slot_seed]
-        event = model_event(studio, run, variations, [prompt, engine, seconds, seed, count, steps, guidance],
-                            [files, seeds], api_name="variations",
+        inputs = binding.inputs(variations, {"prompt": prompt, "engine": engine, "seconds": seconds, "seed": seed,
+                                             "count": count, "steps": steps, "guidance": guidance})
+        event = model_event(studio, run, variations, inputs, [files, seeds], api_name="variations",
                             api_description="The same text-to-music request with 2-8 seeds (seed, seed+1, ...): "
                                             "every variation's WAV and its seed, each equal to the single call.",
                             gpu_seconds=gpu_seconds, stop=stop)

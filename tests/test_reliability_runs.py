@@ -1,10 +1,9 @@
-"""Requests under real use: cancel that stops the work, one stop flag per event, time and per-user limits."""
+"""Runs under real use: cancel that stops the work, one stop flag per event, the time and per-user limits
+(ui.common.guarded), a cancelled run holding its place until its work returns, and runs that overlap."""
 
 import asyncio
-import os
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
@@ -179,179 +178,6 @@ def test_closing_the_page_stops_the_sessions_runs():
     assert all_stopped()
 
 
-# -- temporary files and uploads ---------------------------------------------------------------------------
-def test_the_output_folder_keeps_at_most_its_bound(tmp_path):
-    from pipelines.schema.outputs import new_output_dir
-
-    made = []
-    for i in range(12):
-        made.append(new_output_dir(tmp_path, max_folders=4))
-        (made[-1] / "music.wav").write_bytes(b"x")
-        os.utime(made[-1], (time.time() - 100 + i,) * 2)  # distinct ages, all younger than max_age_s
-    kept = sorted(tmp_path.iterdir())
-    assert len(kept) <= 4 and made[-1] in kept
-
-
-@pytest.mark.slow
-def test_gradios_temporary_files_are_swept(studio, tmp_path, monkeypatch):
-    import app
-    from gradio_client import Client, handle_file
-
-    from tests.conftest import free_port
-
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
-    demo = app.queue(app.build_demo(studio, delete_cache=(1, 1)))  # the bound, scaled down from (60, 900)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        examples = {f for f in tmp_path.rglob("*") if f.is_file()}  # the examples' files, made at start
-        for _ in range(3):
-            client.predict(handle_file(str(common.ASSETS / "groove.wav")), "riffusion", False,
-                           api_name="/audio_to_spectrogram")
-        assert {f for f in tmp_path.rglob("*") if f.is_file()} - examples  # the uploads and the answers
-        time.sleep(3.5)  # older than 1 s, swept every 1 s
-        assert {f for f in tmp_path.rglob("*") if f.is_file()} <= examples  # none of the calls' files is left
-    finally:
-        demo.close()
-
-
-def test_an_upload_over_the_limit_is_refused_while_it_streams(served_app, tmp_path):
-    import httpx
-
-    from pipelines.schema import limits
-
-    big = tmp_path / "big.wav"
-    with open(big, "wb") as f:
-        f.truncate(limits.MAX_UPLOAD_BYTES + 1)  # sparse: nothing to write here
-    started = time.time()
-    with open(big, "rb") as f:
-        answer = httpx.post(f"{served_app}gradio_api/upload", files={"files": ("big.wav", f)}, timeout=60)
-    assert answer.status_code == 413 and "maximum allowed size" in answer.text
-    from gradio.route_utils import DEFAULT_TEMP_DIR
-
-    left = [p for p in Path(DEFAULT_TEMP_DIR).rglob("*")
-            if p.is_file() and p.stat().st_mtime >= started and p.stat().st_size > limits.MAX_UPLOAD_BYTES // 2]
-    assert left == []  # the part received was removed
-
-
-@pytest.mark.slow
-def test_runs_that_overlap_import_the_model_libraries_safely():
-    """diffusers resolves names lazily and not thread-safely: in a fresh process, threads that each
-    start a run (import_model_libraries, then their own diffusers names) must all succeed."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = (
-        "import threading\n"
-        "from pipelines.models.loaders import import_model_libraries\n"
-        "errors = []\n"
-        "def run(name):\n"
-        "    try:\n"
-        "        import_model_libraries()\n"
-        "        exec(f'from diffusers import {name}', {})\n"
-        "    except Exception as error:\n"
-        "        errors.append(repr(error))\n"
-        "names = ['DDIMScheduler', 'StableDiffusionPipeline', 'ConfigMixin', 'UNet2DConditionModel', 'DDPMScheduler']\n"
-        "threads = [threading.Thread(target=run, args=(n,)) for n in names]\n"
-        "[t.start() for t in threads]; [t.join() for t in threads]\n"
-        "print('ERRORS', errors)\n"
-    )
-    root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
-    assert "ERRORS []" in done.stdout, done.stdout + done.stderr
-
-
-# -- admission: the queue's own limits, in the studio's words ----------------------------------------------
-@pytest.fixture
-def gated_app():
-    """A one-event app behind the studio's queue settings (2 waiting in all, 1 per user): the event
-    holds until the test opens the gate, so requests stay queued while the test probes the limits."""
-    import app
-    from gradio_client import Client
-
-    gate = threading.Event()
-
-    def hold(text):
-        gate.wait(30)
-        return text
-
-    with gr.Blocks() as demo:
-        box = gr.Textbox()
-        box.submit(hold, box, box, api_name="hold", concurrency_limit=1)
-    app.queue(demo, max_size=2, per_user=1)
-    demo.launch(prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo, gate, lambda: Client(demo.local_url, verbose=False)
-    finally:
-        gate.set()
-        demo.close()
-
-
-def join(demo, session, api=False):
-    """Ask to join the queue as the page does (or as gradio_client does, ``api``): status and detail."""
-    import httpx
-
-    fn_index = next(i for i, fn in demo.fns.items() if fn.api_name == "hold")
-    reply = httpx.post(f"{demo.local_url}gradio_api/queue/join", timeout=10,
-                       headers={"x-gradio-user": "api"} if api else {},
-                       json={"data": ["x"], "fn_index": fn_index, "session_hash": session, "event_data": None})
-    return reply.status_code, reply.json().get("detail", "")
-
-
-def wait_until_waiting(demo, count):
-    deadline = time.monotonic() + 20
-    while len(demo._queue) < count:
-        assert time.monotonic() < deadline, f"{len(demo._queue)} waiting, expected {count}"
-        time.sleep(0.05)
-
-
-def wait_until_running(demo):
-    deadline = time.monotonic() + 20
-    while not any(demo._queue.active_jobs):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-
-
-def test_a_session_over_its_queued_limit_is_told_it_is_busy_and_others_still_get_in(gated_app):
-    from gradio_client.utils import QueueError  # what gradio_client callers catch and retry on
-
-    demo, gate, client = gated_app
-    alice, bob = client(), client()
-    running = alice.submit("run", api_name="/hold")
-    wait_until_running(demo)
-    waiting = alice.submit("wait", api_name="/hold")
-    wait_until_waiting(demo, 1)
-    session = alice.session_hash
-    status, detail = join(demo, session)  # the page: our words, shown as the error
-    assert status == 400
-    assert detail == ("Busy: you already have 1 request(s) waiting in the studio's queue (at most 1 per user). "
-                      "Try again when one has started.")
-    status, detail = join(demo, session, api=True)  # gradio_client: 503, which it raises as QueueError
-    assert status == 503 and detail.startswith("Busy: you already have 1 request(s) waiting")
-    with pytest.raises(QueueError):
-        alice.submit("one too many", api_name="/hold").result(timeout=30)
-    other = bob.submit("bob", api_name="/hold")  # another user is not refused for alice's requests
-    wait_until_waiting(demo, 2)
-    gate.set()
-    assert [running.result(timeout=30), waiting.result(timeout=30), other.result(timeout=30)] == ["run", "wait", "bob"]
-
-
-def test_a_full_queue_says_so_in_the_studios_words(gated_app):
-    demo, gate, client = gated_app
-    users = [client() for _ in range(3)]
-    jobs = [users[0].submit("run", api_name="/hold")]
-    wait_until_running(demo)
-    jobs += [users[1].submit("a", api_name="/hold"), users[2].submit("b", api_name="/hold")]
-    wait_until_waiting(demo, 2)
-    status, detail = join(demo, "a-new-visitor")
-    assert status == 400
-    assert detail == "Busy: the studio's queue is full (2 requests waiting, at most 2). Please try again in a minute."
-    gate.set()
-    assert [job.result(timeout=30) for job in jobs] == ["run", "a", "b"]
-
-
 def test_a_cancelled_run_counts_until_its_thread_has_returned(monkeypatch):
     """The cancel returns at once, but the session's place is given back only when the work stops."""
     monkeypatch.setattr(common, "RUN_LIMITS", common.RunLimits(max_seconds=60, per_user=1))
@@ -415,3 +241,31 @@ def test_the_next_run_of_a_concurrency_group_waits_for_a_cancelled_one_to_stop()
     finally:
         release.set()
         demo.close()
+
+
+@pytest.mark.slow
+def test_runs_that_overlap_import_the_model_libraries_safely():
+    """diffusers resolves names lazily and not thread-safely: in a fresh process, threads that each
+    start a run (import_model_libraries, then their own diffusers names) must all succeed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import threading\n"
+        "from pipelines.models.loaders import import_model_libraries\n"
+        "errors = []\n"
+        "def run(name):\n"
+        "    try:\n"
+        "        import_model_libraries()\n"
+        "        exec(f'from diffusers import {name}', {})\n"
+        "    except Exception as error:\n"
+        "        errors.append(repr(error))\n"
+        "names = ['DDIMScheduler', 'StableDiffusionPipeline', 'ConfigMixin', 'UNet2DConditionModel', 'DDPMScheduler']\n"
+        "threads = [threading.Thread(target=run, args=(n,)) for n in names]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print('ERRORS', errors)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=300)
+    assert "ERRORS []" in done.stdout, done.stdout + done.stderr
