@@ -109,6 +109,7 @@ def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEE
             send_to.connect()  # results flow between tabs
         demo.unload(common.stop_session)  # a closed page stops its runs
         demo.unload(history.forget)  # and its history goes
+        demo.unload(train_style.forget_session(studio))  # its trainings stop, what it trained goes
         streaming.loop_music(demo)  # loop playback on every music output
     return common.input_checks_in_our_words(demo)
 
@@ -177,16 +178,21 @@ def _warm_up(studio: Studio) -> None:
 
 
 def clean_leftovers() -> None:
-    """What earlier processes left: half-built model folders (a kill -9 during a build) and their gradio
-    temp files (gradio forgets those of other processes); this process gets its own temp folder."""
+    """What earlier processes left: half-built model folders (a kill -9 during a build), their gradio
+    temp files (gradio forgets those of other processes; this process gets its own temp folder), visitors'
+    trained styles past their lifetime and the staging folders of trainings whose process is gone."""
     from pipelines.models.building.common import remove_stale_builds
+    from pipelines.models.trained import TrainedStore, default_root
 
     started = time.perf_counter()
     builds = remove_stale_builds()
     _, files, size = uploads.claim_temp_folder()
-    if builds or files:
-        logging.getLogger("studio").info("removed %d stale build folder(s) and %d old temp file(s) (%.0f MB) in %.1f s",
-                                         len(builds), files, size / 2**20, time.perf_counter() - started)
+    trained = TrainedStore(default_root())  # visitors' trained models past their lifetime, dead trainings' staging
+    stale = trained.sweep(force=True) + trained.remove_stale_staging()
+    if builds or files or stale:
+        logging.getLogger("studio").info("removed %d stale build folder(s), %d old temp file(s) (%.0f MB) and %d "
+                                         "expired training folder(s) in %.1f s", len(builds), files, size / 2**20,
+                                         len(stale), time.perf_counter() - started)
 
 
 def start(args: argparse.Namespace) -> gr.Blocks:

@@ -23,6 +23,7 @@ from pipelines.models.device import ZERO_GPU, DeviceManager, choose_device, defa
 from pipelines.models.loaders import import_model_libraries
 from pipelines.models.registry import ModelRegistry
 from pipelines.schema.results import Result
+from pipelines.models.trained import LORAS, STYLES, TrainedStore, default_root
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class ModelHost:
         self.unavailable: dict[str, str] = {}  # manager entry -> why it could not be preloaded
         self._styles = None  # the MusicTI style library, opened on first use
         self._styles_lock = threading.Lock()
+        self._trained: TrainedStore | None = None  # the visitors' trained styles and LoRAs, opened on first use
         self._register_loaders()
 
     @property
@@ -136,9 +138,30 @@ class ModelHost:
         except ModelUnavailableError as error:
             raise ModelUnavailableError(f"{error} {remedy}") from error
 
-    def style_names(self) -> list[str]:
-        """Names of the MusicTI styles in the styles folder (builds the tiny ones on the tiny profile)."""
-        return self._style_library().names()
+    def style_names(self, session: str | None = None) -> list[str]:
+        """Names of the MusicTI styles in the styles folder (builds the tiny ones on the tiny profile),
+        then those ``session`` trained (``trained.TrainedStore``: no other session sees them)."""
+        built_in = self._style_library().names()
+        return built_in + [name for name in self.trained.own(session, STYLES) if name not in built_in]
+
+    def styles(self, names: list[str], session: str | None = None) -> list:
+        """The ``style_embedding.Style`` of each name, built-in or ``session``'s own (InputError for
+        any other name, listing those available)."""
+        return self._style_library().get(names, own=self.trained.own(session, STYLES))
+
+    def genre_loras(self, session: str | None = None) -> dict[str, str]:
+        """The genre LoRAs sound to music offers ``session``: name -> folder; the shared ones (shared
+        mode), then the session's own. The installed one (role ``s2m_lora``) is the name ""."""
+        return {name: str(folder) for name, folder in
+                {**self.trained.shared_lora_folders(), **self.trained.own(session, LORAS)}.items()}
+
+    @property
+    def trained(self) -> TrainedStore:
+        """The visitors' trained styles and LoRAs (``$STUDIO_CACHE/trained``), opened on first use."""
+        with self._styles_lock:
+            if self._trained is None:
+                self._trained = TrainedStore(default_root())
+            return self._trained
 
     def _style_library(self):
         from pipelines.models.style_embedding import StyleLibrary

@@ -95,10 +95,13 @@ class Studio(ModelHost):
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         clap: bool | None = False,
+        session: str | None = None,
     ):
         """Everyday sound -> music in the prompt's style (masked img2img on Riffusion spectrograms).
 
         ``settings``: ``masked_img2img.SoundToMusicSettings``; ``model``: one of SOUND_TO_MUSIC_MODELS.
+        ``settings.lora`` at a ``lora_scale`` above 0: "" the installed genre LoRA (role ``s2m_lora``),
+        else one of ``genre_loras(session)`` (a LoRA this session trained, or a shared one).
         The result's metrics: SSIM and chroma CENS of input and output, and with ``clap`` (None: the
         device's default, ``metrics_by_default``) the CLAP score and content preservation.
         """
@@ -108,12 +111,12 @@ class Studio(ModelHost):
         if model not in SOUND_TO_MUSIC_MODELS:
             raise InputError(f"Unknown model {model!r}: use one of {', '.join(SOUND_TO_MUSIC_MODELS)}.")
         settings.validate()  # before the (slow) audio decode and model load
-        lora = self.optional_location("s2m_lora", bool(settings.lora_scale), "Or set the genre LoRA scale to 0.")
+        lora, adapter = self._genre_lora(settings, session)
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
         plan = windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION)  # once per request
 
         def render(pipe):
-            with adapters.switched_on(pipe, lora, settings.lora_scale):
+            with adapters.switched_on(pipe, lora, settings.lora_scale, adapter):
                 return masked_img2img.render_with_model(
                     pipe, sound.samples, settings, device=self.device, plan=plan, on_progress=on_progress,
                     should_stop=should_stop, batch_size=windows.window_batch_size(self.device, plan.count))
@@ -122,9 +125,22 @@ class Studio(ModelHost):
         # metrics, image strips and normalising need no GPU: outside its lock, the next request runs
         result = masked_img2img.finish(rendered, settings)
         if lora is not None:
-            result.parameters["lora"] = lora
+            result.parameters["lora"] = settings.lora or lora  # a trained one by name: no folder paths
         self._clap_metrics(result, clap, content=sound, prompt=settings.prompt)
         return _made_by(result, model)
+
+    def _genre_lora(self, settings, session: str | None) -> tuple[str | None, str]:
+        """(folder, adapter name) of the genre LoRA ``settings`` asks for; (None, ...) at scale 0.
+        A trained one gets an adapter name of its own (``lora.trained_adapter``), dropped after the run."""
+        if not settings.lora_scale or not settings.lora:
+            location = self.optional_location("s2m_lora", bool(settings.lora_scale), "Or set the genre LoRA scale to 0.")
+            return location, adapters.GENRE_ADAPTER
+        offered = self.genre_loras(session)
+        if settings.lora not in offered:
+            names = ", ".join(["'' (the installed one)", *map(repr, offered)])
+            raise InputError(f"Unknown genre LoRA {settings.lora!r}: choose from {names}. A LoRA trained in the "
+                             "Train tab is offered to the session that trained it.")
+        return offered[settings.lora], adapters.trained_adapter(offered[settings.lora])
 
     def describe_music(self, audio_source: Any):
         """Genre, emotion and tempo of a whole track, and the sentence that prompts the image (CPU side)."""
@@ -243,10 +259,12 @@ class Studio(ModelHost):
         on_progress: Callable[[float, str], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         clap: bool | None = False,
+        session: str | None = None,
     ):
         """Content audio rendered in a weighted mix of learned styles, on the shared Riffusion model.
 
         ``settings``: ``style_interpolation.StyleInterpolationSettings`` (None: MusicTI's defaults).
+        ``style_names``: built-in styles or those ``session`` trained (``style_names(session)``).
         With ``clap`` (None: the device's default) the result's metrics hold MusicTI's content
         preservation and style fit (mean and max over the styles).
         """
@@ -257,7 +275,7 @@ class Studio(ModelHost):
             raise InputError("Pick one to four styles by name.")
         style_interpolation.check_style_mix(len(style_names), weights)
         settings = (settings or style_interpolation.StyleInterpolationSettings()).validate()
-        styles = self._style_library().get(list(style_names))
+        styles = self.styles(list(style_names), session)
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)
         plan = windows.plan_windows(sound.samples.shape[-1], spectrogram.RIFFUSION)  # once per request
         result = self.manager.run(
@@ -359,10 +377,11 @@ class Studio(ModelHost):
 
         return variations.variations(self, engine, settings, count, **options)
 
-    def train_style(self, clips: Any, settings):
-        """Queue a style training in its own process: ``train_style.submit``; returns the job."""
+    def train_style(self, clips: Any, settings, session: str | None = None):
+        """Queue a training (a MusicTI style or a genre LoRA) for ``session`` in its own process:
+        ``train_style.submit``; returns the job."""
         from pipelines.systems import train_style
 
-        return train_style.submit(self, clips, settings)
+        return train_style.submit(self, clips, settings, session=session)
 
     # -- what the About panel shows ------------------------------------------------------------------

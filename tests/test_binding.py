@@ -8,6 +8,7 @@ import pytest
 
 from pipelines.schema import settings as S
 from pipelines.systems.extend import ExtendSettings
+from pipelines.systems.train_style import TrainStyleSettings
 from ui import binding
 
 # endpoint -> the settings dataclass its handler runs with
@@ -17,6 +18,7 @@ ENDPOINT_SETTINGS = {
     "style_interpolation": S.StyleInterpolationSettings, "playlist_to_music": S.PlaylistToMusicSettings,
     "text_to_music": S.TextToMusicSettings, "interpolate_prompts": S.PromptInterpolationSettings,
     "extend_music": ExtendSettings, "variations": S.TextToMusicSettings,  # variations: Riffusion's, the controls' own
+    "train_style": TrainStyleSettings,
 }
 # (endpoint, field) whose box starts empty: None is the engine's own default (ui.variations.engine_settings)
 EMPTY_IS_ENGINE_DEFAULT = {("variations", "guidance")}
@@ -106,7 +108,8 @@ class Captured(Exception):
                                              ("playlist_to_music", "playlist_to_music"),
                                              ("text_to_music", "text_to_music"),
                                              ("interpolate_prompts", "interpolate_prompts"),
-                                             ("extend_music", "extend_music"), ("variations", "variations")])
+                                             ("extend_music", "extend_music"), ("variations", "variations"),
+                                             ("train_style", "train_style")])
 def test_each_value_lands_in_the_field_of_its_parameter(demo, studio, monkeypatch, api_name, method):
     """Distinct values in the public API's order: the Studio receives settings holding each in the
     field its parameter names (nothing shifted, nothing dropped)."""

@@ -11,12 +11,14 @@ from pipelines.studio import SOUND_TO_MUSIC_MODELS
 from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control
 from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, shown_when_filled, slider, start_run
 from .common import user_errors
+from .history import session_of
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
 from .streaming import listen_along, live_player, streams
 
 MODEL_LABELS = {"mask_model": "Mask paper's (sd-music-25)", "riffusion": "Riffusion v1"}
+INSTALLED_LORA = "the installed one (STUDIO_MODEL_S2M_LORA)"
 
 
 def build(studio) -> None:
@@ -45,7 +47,7 @@ def build(studio) -> None:
     @user_errors
     def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
                        steps, strength, guidance, seed, scheduler, preprocessing="paper", lora_scale=0.0, compute_metrics=None,
-                       progress=gr.Progress(track_tqdm=True)):
+                       lora="", progress=gr.Progress(track_tqdm=True)):
         """Sound to music: the sound's spectrogram repainted by Riffusion where the change map allows, turned back into audio.
 
         Args:
@@ -65,11 +67,12 @@ def build(studio) -> None:
             preprocessing: "paper" (as the paper's notebooks) or "exact" change-map preprocessing.
             lora_scale: Strength of the genre LoRA, if one is installed; 0 uses the model alone.
             compute_metrics: Also score the result with CLAP (slower on a CPU).
+            lora: Which genre LoRA the scale applies to: "" the installed one, or the name of one this session trained (/train_style with kind "genre_lora").
         """
         chosen = settings_from(SoundToMusicSettings, locals())
         flag = start_run(studio)
         result = studio.sound_to_music(audio_path, chosen, model=model, on_progress=progress_callback(progress),
-                                       should_stop=flag.is_set, clap=compute_metrics)
+                                       should_stop=flag.is_set, clap=compute_metrics, session=session_of())
         files = save(result, "music")
         images = files.images
         return (files.audio, images["input-spectrogram"], images["mask"], images["output-spectrogram"],
@@ -78,7 +81,12 @@ def build(studio) -> None:
     zero_gpu_seconds = gpu_estimate(masked_img2img, SoundToMusicSettings,
                                     lambda chosen, args: chosen.gpu_seconds(studio.audio_seconds(args["audio_path"])))
 
-    with gr.Tab("Sound to music"):
+    def available_loras(current, request: gr.Request = None):
+        """The genre LoRA choice: the installed one, then the shared ones and those this visitor trained."""
+        names = list(studio.genre_loras(session_of(request)))
+        return gr.Dropdown(choices=[(INSTALLED_LORA, ""), *names], value=current if current in names else "")
+
+    with gr.Tab("Sound to music") as tab:
         gr.Markdown(
             "Turn an everyday sound into music. The sound's own spectrogram makes a mask: bright parts stay tied "
             "to the original for more of the denoising steps, dark parts are repainted in the prompt's style "
@@ -140,6 +148,10 @@ def build(studio) -> None:
                                             label="Scheduler (repo: the model's own)")
                     lora_scale = slider(SoundToMusicSettings, "lora_scale",
                                         "Genre LoRA scale (0: off; needs a genre LoRA trained for this app)", 0.05)
+                    # names are checked by the studio (an API caller's own LoRA is in no page's list)
+                    lora = gr.Dropdown([(INSTALLED_LORA, "")], value=SoundToMusicSettings.default("lora"),
+                                       allow_custom_value=True, label="Genre LoRA (yours appear here once trained "
+                                                                      "in the Train tab)")
                     compute_metrics = metrics_checkbox(studio)
             with gr.Column(), gr.Row(equal_height=True):
                 input_image = gr.Image(label="Input spectrogram", type="filepath", format="png", height=300,
@@ -152,7 +164,11 @@ def build(studio) -> None:
         all_inputs = binding.inputs(masked_img2img, {
             **mask_controls, "model": model, "prompt": prompt, "negative_prompt": negative, "steps": steps,
             "strength": strength, "guidance": guidance, "seed": seed, "scheduler": scheduler,
-            "lora_scale": lora_scale, "compute_metrics": compute_metrics})
+            "lora_scale": lora_scale, "compute_metrics": compute_metrics, "lora": lora})
+        tab.select(available_loras, lora, lora, api_visibility="private")
+        # picking a trained LoRA while the scale is 0 (off) sets it to 1
+        lora.change(lambda name, scale: 1.0 if name and not scale else scale, [lora, lora_scale], lora_scale,
+                    api_visibility="private", queue=False)
         speed.change(lambda name: tuple(SOUND_TO_MUSIC_PRESETS[name][key] for key in ("steps", "scheduler")),
                      speed, [steps, scheduler], api_visibility="private")
         preview.click(guarded(preview_mask), mask_inputs, [input_image, mask_image], api_name="preview_mask",

@@ -11,6 +11,7 @@ from pipelines.schema.settings import StyleInterpolationSettings
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
 from .common import metrics_checkbox, metrics_rows, metrics_table, shown_when_filled
 from .common import start_run, user_errors
+from .history import session_of
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
@@ -39,7 +40,7 @@ def build(studio) -> None:
 
         Args:
             audio_path: URL (http or https) of an audio file (at most the app's input length): the content to restyle.
-            styles: One to four style names, for example ["accordion", "chime"] (an unknown name is refused with the list of names available).
+            styles: One to four style names, for example ["accordion", "chime"]: built-in ones or those this session trained (/train_style); an unknown name is refused with the list of names available.
             weights: One weight per style, separated by commas, for example "0.7, 0.3"; empty mixes them equally.
             strength: How far the result moves from the content, above 0 and up to 1.
             steps: Denoising (DDIM) steps; more is slower and finer.
@@ -54,7 +55,8 @@ def build(studio) -> None:
         mix = parse_weights(weights, len(styles))
         flag = start_run(studio)
         result = studio.style_interpolation(audio_path, styles, mix, settings, should_stop=flag.is_set,
-                                            on_progress=progress_callback(progress), clap=compute_metrics)
+                                            on_progress=progress_callback(progress), clap=compute_metrics,
+                                            session=session_of())  # built-in styles and this session's own
         files = save(result, "styled")
         return (files.audio, files.images["content-spectrogram"], files.images["output-spectrogram"],
                 metrics_rows(result))
@@ -64,9 +66,9 @@ def build(studio) -> None:
         lambda chosen, args: chosen.gpu_seconds(studio.audio_seconds(args["audio_path"])),
         StyleInterpolationSettings(strength=1.0, steps=int(limits.STEPS.high)))
 
-    def available_styles():
+    def available_styles(request: gr.Request = None):
         try:
-            names = studio.style_names()
+            names = studio.style_names(session_of(request))  # the built-in ones and those this visitor trained
         except StudioError as error:
             gr.Warning(str(error))
             names = []

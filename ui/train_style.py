@@ -1,8 +1,10 @@
-"""Train tab: learn a MusicTI style from 3-20 clips (endpoint ``/train_style``).
+"""Train tab: learn a MusicTI style or a genre LoRA from 3-20 clips (endpoint ``/train_style``).
 
 The training runs in its own process (``pipelines.systems.train_style``), one at a time: the progress bar
-shows the queue position, then the step and loss; Cancel stops the process. The new style is listed
-in the Style interpolation tab the next time it opens.
+shows the queue position, then the step and loss; Cancel stops the process. The result is the
+visitor's own (``pipelines.models.trained``): the Style interpolation tab (a style) or Sound to music's genre
+LoRA choice (a LoRA) lists it for this session the next time the tab opens, and for no one else;
+closing the page cancels the session's training and removes what it trained (``forget``).
 """
 
 from __future__ import annotations
@@ -19,11 +21,16 @@ from core.runs import current_stop
 from pipelines.schema import limits
 from pipelines.models.device import ZERO_GPU
 from pipelines.schema.outputs import new_output_dir
-from pipelines.systems.train_style import KINDS, TrainStyleSettings
+from pipelines.systems.train_style import KINDS, TRAINER, TrainStyleSettings
 
+from . import binding
+from .binding import settings_from
 from .common import run_and_cancel_buttons, slider, user_errors
+from .history import session_of
 
-KIND_LABELS = {"musicti": "MusicTI style (for the Style interpolation tab)"}
+KIND_LABELS = {"musicti": "MusicTI style (Style interpolation)",
+               "genre_lora": "Genre LoRA (Sound to music; the name is its prompt word)"}
+WHERE = {"musicti": "the Style interpolation tab's list", "genre_lora": "Sound to music's genre LoRA choice"}
 POLL_SECONDS = 0.5
 
 
@@ -54,10 +61,11 @@ def loss_plot(losses: list[tuple[int, float]], name: str, size: tuple[int, int] 
     return str(path)
 
 
-def estimate(studio, steps) -> str:
+def estimate(studio, steps, kind: str = KINDS[0]) -> str:
     try:
-        seconds = TrainStyleSettings(steps=int(steps)).estimate_seconds(studio.info.profile, studio.info.device)
-    except (TypeError, ValueError, StudioError):
+        settings = TrainStyleSettings(kind=kind, steps=int(steps))
+        seconds = settings.estimate_seconds(studio.info.profile, studio.info.device)
+    except (TypeError, ValueError, KeyError, StudioError):
         return ""
     where = "the CPU" if studio.info.device == "cpu" else "this GPU"
     return f"About {max(1, round(seconds / 60))} min on {where} for {int(steps)} steps, plus a minute to start."
@@ -67,22 +75,20 @@ _stops: dict[str, set[threading.Event]] = {}  # session -> the stop flags of its
 _stops_lock = threading.Lock()
 
 
-def _session(request) -> str:
-    return getattr(request, "session_hash", None) or "default"
-
-
 def stoppable(handler):
     """The handler as an event whose run ends, however the event ends (Cancel, API cancel, closed page),
-    with its stop flag set; unlike ``common.guarded`` no run-time limit (a training may wait its turn
-    for long; the training itself has ``limits.TRAIN_MAX_SECONDS``) and no GPU lock."""
+    with its stop flag set (``core.runs.current_stop`` in the handler's thread); unlike
+    ``common.guarded`` no run-time limit (a training may wait its turn for long; the training itself
+    has ``limits.TRAIN_MAX_SECONDS``) and no GPU lock. Same signature as ``handler`` (bound by name)."""
 
-    async def event(clips, name, kind, steps, request: gr.Request = None, progress=gr.Progress()):
-        flag, session = threading.Event(), _session(request)
+    @functools.wraps(handler)
+    async def event(*args, **kwargs):
+        flag, session = threading.Event(), session_of()
         with _stops_lock:
             _stops.setdefault(session, set()).add(flag)
         context = copy_context()  # gradio's request, progress and toasts follow the handler into its thread
         context.run(current_stop.set, flag)  # decoding the clips stops with it too (core.runs)
-        call = functools.partial(context.run, handler, clips, name, kind, steps, flag, progress)
+        call = functools.partial(context.run, handler, *args, **kwargs)
         try:
             return await asyncio.get_running_loop().run_in_executor(None, call)
         finally:
@@ -90,40 +96,53 @@ def stoppable(handler):
             with _stops_lock:
                 _stops.get(session, set()).discard(flag)
 
-    event.__doc__ = handler.__doc__  # the endpoint's description (API page, MCP), not its signature
-    event.__name__ = event.__qualname__ = handler.__name__  # the MCP tool's name (gradio names tools after functions)
     return event
 
 
 def stop_trainings(request: gr.Request) -> None:
     """Cancel: stop the session's trainings (waiting or running)."""
     with _stops_lock:
-        flags = list(_stops.get(_session(request), ()))
+        flags = list(_stops.get(session_of(request), ()))
     for flag in flags:
         flag.set()
 
 
+def forget_session(studio):
+    """The ``demo.unload`` handler: a closed page cancels its session's trainings (their processes stop,
+    their staging folders go) and removes the styles and LoRAs it trained (``train_style.forget``)."""
+    from pipelines.systems import train_style
+
+    def forget(request: gr.Request = None) -> None:
+        stop_trainings(request)
+        train_style.forget(studio, session_of(request))
+
+    return forget
+
+
 def build(studio) -> None:
     @user_errors
-    def train_style(clips, name, kind, steps, flag, progress):
-        """Learn a MusicTI music style from 3 to 20 clips, in a training process of its own, one at a time.
+    def train_style(clips, name, kind, steps, progress=gr.Progress()):
+        """Learn a music style from 3 to 20 clips, in a training process of its own, one at a time: a MusicTI style
+        for style interpolation or a genre LoRA for sound to music. It is yours: listed for your session only, and
+        removed when your session ends.
 
         Args:
             clips: URLs (http or https) of 3 to 20 audio files in the style to learn.
-            name: The new style's name, as the Style interpolation tab will list it, for example "accordion".
-            kind: What to learn: "musicti" (a MusicTI style for style interpolation).
+            name: The new style's name, as the Style interpolation tab (or Sound to music's genre LoRA choice) will list it, for example "my_accordion"; a genre LoRA's prompt word too.
+            kind: What to learn: "musicti" (a MusicTI style for style interpolation) or "genre_lora" (a genre LoRA for sound to music).
             steps: Optimizer steps, 1 to 10000 (MusicTI trains 10000; a few hundred already give a usable style).
         """
-        settings = TrainStyleSettings(name=(name or "").strip(), kind=kind, steps=steps)
-        job = studio.train_style(clips, settings)
+        settings = settings_from(TrainStyleSettings, locals())  # the name is stripped and checked by the pipeline
+        flag = current_stop.get() or threading.Event()
+        job = studio.train_style(clips, settings, session=session_of())
         if studio.info.device == "cpu":
-            gr.Info(f"Training on the CPU. {estimate(studio, steps)}")
+            gr.Info(f"Training on the CPU. {estimate(studio, settings.steps, settings.kind)}")
         while not job.wait(POLL_SECONDS):
             if flag.is_set():  # Cancel, a closed page or the time limit: the process is stopped
                 job.cancel()
                 job.wait()
                 raise Cancelled()
-            ahead = studio_trainer().position(job)
+            ahead = TRAINER.position(job)
             if job.state == "waiting":
                 progress(0.0, desc=f"waiting for the training ahead ({ahead} in the queue before this one)")
             else:
@@ -134,13 +153,10 @@ def build(studio) -> None:
         if job.state != "done":
             raise StudioError(job.error or "The training failed.")
         last = f"; last loss {job.losses[-1][1]:.4f}" if job.losses else ""
-        return (f"Trained the style **{settings.name}** in {job.step} steps{last}. It is in the Style interpolation "
-                "tab's list now.", loss_plot(job.losses, settings.name), settings.name)
-
-    def studio_trainer():
-        from pipelines.systems.train_style import TRAINER
-
-        return TRAINER
+        whose = ("It is in " + WHERE[settings.kind] + " now, for everyone." if studio.trained.shared else
+                 f"It is in {WHERE[settings.kind]} now, for you only, until you close this page.")
+        made = settings.name.strip()
+        return f"Trained **{made}** in {job.step} steps{last}. {whose}", loss_plot(job.losses, made), made
 
     with gr.Tab("Train a style"):
         if ZERO_GPU:
@@ -149,10 +165,14 @@ def build(studio) -> None:
                         "on a GPU machine and point `STUDIO_MODEL_MUSIC_STYLES` at its styles folder.")
             return
         gr.Markdown(
-            "Teach the studio a music style from 3 to 20 clips of it (MusicTI's time-varying textual inversion on "
-            "Riffusion, `training/style.py`). The training runs in its own process, one at a time; when it is done "
-            "the style is listed in the Style interpolation tab. MusicTI trains 10 000 steps; a few hundred already "
-            "give a usable style."
+            "Teach the studio a music style from 3 to 20 clips of it: a MusicTI style (time-varying textual "
+            "inversion on Riffusion, `training/style.py`) for the Style interpolation tab, or a genre LoRA "
+            "(DreamBooth-LoRA on Riffusion, `training/riffusion_lora.py`) for Sound to music. The training runs in "
+            "its own process, one at a time. "
+            + ("What you train is listed for everyone and kept." if studio.trained.shared else
+               f"What you train is yours: listed only for you, and removed when you close the page (at most "
+               f"{limits.TRAIN_PER_SESSION} per visitor). ")
+            + "MusicTI trains 10 000 steps; a few hundred already give a usable style."
         )
         with gr.Row():
             with gr.Column():
@@ -160,21 +180,25 @@ def build(studio) -> None:
                                 f"{int(limits.TRAIN_CLIPS.high)} audio files)", file_count="multiple",
                                 file_types=["audio"])
                 name = gr.Textbox(label="Style name", value=TrainStyleSettings.default("name"), max_length=64)
-                kind = gr.Radio([(KIND_LABELS[key], key) for key in KINDS], value=KINDS[0], label="What to learn")
+                kind = gr.Radio([(KIND_LABELS[key], key) for key in KINDS], value=TrainStyleSettings.default("kind"),
+                                label="What to learn")
                 steps = slider(TrainStyleSettings, "steps", "Steps", 10)
                 note = gr.Markdown(estimate(studio, TrainStyleSettings.default("steps")))
                 run, stop = run_and_cancel_buttons("Train")
             with gr.Column():
                 status = gr.Markdown()
                 plot = gr.Image(label="Loss", type="filepath", interactive=False)
-                made = gr.Textbox(label="Style name (as the Style interpolation tab lists it)", interactive=False)
-        steps.change(lambda value: estimate(studio, value), steps, note, api_visibility="private", queue=False)
+                made = gr.Textbox(label="Name (as the Style interpolation tab or Sound to music lists it)",
+                                  interactive=False)
+        for control in (steps, kind):
+            control.change(lambda count, which: estimate(studio, count, which), [steps, kind], note,
+                           api_visibility="private", queue=False)
         # its own queue (the trainings queue in pipelines.systems.train_style), not the GPU lock the models share
-        event = run.click(stoppable(train_style), [clips, name, kind, steps], [status, plot, made],
-                          api_name="train_style",
-                          api_description="Learn a MusicTI style from 3-20 audio clips in a process of its own, one "
-                                          "training at a time; the style then appears in /style_interpolation.",
+        event = run.click(stoppable(train_style),
+                          binding.inputs(train_style, {"clips": clips, "name": name, "kind": kind, "steps": steps}),
+                          [status, plot, made], api_name="train_style",
+                          api_description="Learn a MusicTI style or a genre LoRA from 3-20 audio clips in a process "
+                                          "of its own, one training at a time; it then appears in /style_interpolation "
+                                          "(or /masked_img2img's lora) for this session only.",
                           concurrency_id="train", concurrency_limit=None)
         stop.click(stop_trainings, None, None, cancels=[event], queue=False, api_visibility="private")
-
-

@@ -3,13 +3,15 @@
 The riffusion and SD 1.5 pipelines are shared between tabs (and between the two sound-to-music model
 choices), so an adapter never stays switched on: ``switched_on`` loads it under its name the first
 time (diffusers' ``load_lora_weights`` with the peft backend, through ``load_lora``, which also reads
-TechJam's old key format), fuses it into the UNet's weights at the asked scale for the ``with`` block
+TechJam's old key format; a visitor's trained LoRA, ``trained_adapter``, is deleted from the pipe after
+its run instead of kept), fuses it into the UNet's weights at the asked scale for the ``with`` block
 (``fused_lora``) and restores the exact base weights however the block ends. ``loaded`` only loads
 (music to image switches its adapter itself, inside ``generate_image``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,12 @@ from core.errors import ModelUnavailableError
 GENRE_ADAPTER = "genre"  # sound to music's genre LoRA (role s2m_lora, training.riffusion_lora)
 DEFAULT_ADAPTER = "m2i"  # music to image's LoRA (role m2i_lora, TechJam's)
 LORA_FILE = "pytorch_lora_weights.safetensors"  # diffusers' file name, the one TechJam published
+TRAINED_PREFIX = "trained_"  # a visitor's LoRA (the Train tab): loaded for one run, then deleted from the pipe
+
+
+def trained_adapter(location: str | Path) -> str:
+    """The adapter name of a visitor's trained LoRA at ``location`` (``TRAINED_PREFIX`` + 12 hex digits)."""
+    return TRAINED_PREFIX + hashlib.sha256(str(location).encode()).hexdigest()[:12]
 
 
 def loaded(pipe: Any, location: str | None, adapter_name: str | None = None) -> Any:
@@ -41,8 +49,12 @@ def switched_on(pipe: Any, location: str | None, scale: float, adapter_name: str
     loaded(pipe, location, adapter_name)
     # fused into the UNet's weights for the block (no adapter beside every projection), then the exact
     # base weights back and the adapter off: the pipe is shared (style tab, the other model choice)
-    with fused_lora(pipe, adapter_name, float(scale)):
-        yield pipe
+    try:
+        with fused_lora(pipe, adapter_name, float(scale)):
+            yield pipe
+    finally:
+        if adapter_name.startswith(TRAINED_PREFIX):  # a visitor's LoRA expires with their session: not kept
+            pipe.delete_adapters(adapter_name)
 
 
 def load_lora(

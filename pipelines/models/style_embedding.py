@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,14 +203,24 @@ class StyleLibrary:
     def names(self) -> list[str]:
         return list_styles(self.root)
 
-    def get(self, names: Sequence[str]) -> list[Style]:
-        available = self.names()
+    def get(self, names: Sequence[str], own: Mapping[str, Path] | None = None) -> list[Style]:
+        """The styles ``names``, from this folder or from ``own`` (a visitor's trained styles: name ->
+        folder, read afresh each time, never kept: they expire). InputError for a name in neither,
+        listing the names available."""
+        built_in = self.names()
+        own = {name: folder for name, folder in (own or {}).items() if name not in built_in}
+        available = [*built_in, *own]
         if isinstance(names, str):
             names = [names]
         unknown = [n for n in names if n not in available]  # only listed folders: no paths from callers
         if unknown:
             raise InputError(f"Unknown style {', '.join(map(repr, unknown))}: choose from {', '.join(available) or '(none)'}.")
+        styles = []
         for name in names:
+            if name in own:
+                styles.append(load_style(own[name]))
+                continue
             if name not in self._loaded:
                 self._loaded[name] = load_style(self.root / name)
-        return [self._loaded[n] for n in names]
+            styles.append(self._loaded[name])
+        return styles

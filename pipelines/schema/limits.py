@@ -122,6 +122,17 @@ TRAIN_CLIPS = Range(3, 20, integer=True)  # audio clips of the style
 TRAIN_STEPS = Range(1, 10_000, integer=True)  # MusicTI's own recipe runs 10 000
 TRAIN_MAX_SECONDS = 1800.0  # a training running longer is stopped
 TRAIN_QUEUE = 8  # trainings waiting or running at most, all users together
+TRAIN_JOBS_PER_SESSION = 1  # trainings of one session waiting or running at a time
+# What a visitor trains is theirs (pipelines/models/trained.py): kept in their session's folder, listed for them only,
+# removed when their page closes or this long after its last use, and capped. A real MusicTI style weighs
+# ~72 MB (17.9 M float32 parameters), a genre LoRA ~3 MB.
+TRAIN_PER_SESSION = int(_env("TRAIN_PER_SESSION", 3))  # styles and LoRAs one session keeps (trainings in progress count)
+TRAIN_SESSION_BYTES = int(_env("TRAIN_SESSION_MB", 256) * 2**20)  # one session's trained files
+TRAIN_TOTAL_BYTES = int(_env("TRAIN_TOTAL_MB", 2048) * 2**20)  # every session's trained files together
+TRAIN_SESSION_SECONDS = _env("TRAIN_SESSION_MINUTES", 120) * 60  # unused this long: the session's models go
+# Shared mode, for a private or local run: trained styles go into the studio's styles folder and LoRAs into a
+# shared folder, listed for everyone and kept for good, with no per-session caps (the studio before sessions)
+TRAIN_SHARED = os.environ.get("STUDIO_TRAIN_SHARED", "").strip().lower() in ("1", "true", "yes", "on")
 
 # Song recommendation
 SONG_COUNT = Range(1, 20, integer=True)

@@ -63,9 +63,10 @@ class SoundToMusicSettings(limits.Settings):
     scheduler: str = "repo"
     mask: MaskSettings = field(default_factory=MaskSettings)
     lora_scale: float = 0.0  # the genre LoRA (role s2m_lora, training.riffusion_lora); 0: the model alone
+    lora: str = ""  # which genre LoRA: "" the installed one (s2m_lora), else one the session trained (Studio.genre_loras)
 
     TEXTS = {"prompt": ("style prompt", True, "write one, for example 'instrumental , saxophone , flute'"),
-             "negative_prompt": ("negative prompt", False, "")}
+             "negative_prompt": ("negative prompt", False, ""), "lora": ("genre LoRA name", False, "")}
     CHOICES = {"scheduler": tuple(SCHEDULERS)}
     RANGES = {"steps": limits.STEPS, "strength": limits.STRENGTH, "guidance": limits.GUIDANCE, "seed": limits.SEED,
               "lora_scale": limits.LORA_SCALE}
