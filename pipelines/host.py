@@ -19,7 +19,8 @@ from core.errors import ModelUnavailableError
 from pipelines.signal import audio as audio_io
 from pipelines.schema import limits
 from pipelines.models import loaders, roles
-from pipelines.models.device import ZERO_GPU, DeviceManager, choose_device, default_budget
+from pipelines.models.device import ZERO_GPU, DeviceManager, choose_device
+from pipelines.models.memory import default_budget
 from pipelines.models.loaders import import_model_libraries
 from pipelines.models.registry import ModelRegistry
 from pipelines.schema.results import Result

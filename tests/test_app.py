@@ -113,11 +113,11 @@ def test_memory_budget_comes_from_the_environment(monkeypatch):
     assert Studio(profile="tiny", device="cpu").manager.budget_bytes == 2**29
     monkeypatch.delenv("STUDIO_MEMORY_BUDGET_GB")
     # CPU: 75% of the host memory available at start (a CPU Space drops models instead of running out)
-    import pipelines.models.device as studio_module  # the budget is the device manager's
+    import pipelines.models.memory as memory  # the budget: models/memory.py
     from core.errors import StudioError
 
-    assert 2**20 < studio_module.available_memory_bytes() < 2**50  # the real reading is a plausible number
-    monkeypatch.setattr(studio_module, "available_memory_bytes", lambda: 16 * 2**30)
+    assert 2**20 < memory.available_memory_bytes() < 2**50  # the real reading is a plausible number
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 16 * 2**30)
     assert Studio(profile="tiny", device="cpu").manager.budget_bytes == 12 * 2**30
     for bad in ("0", "-2", "lots"):
         monkeypatch.setenv("STUDIO_MEMORY_BUDGET_GB", bad)

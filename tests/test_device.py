@@ -6,7 +6,8 @@ import time
 import pytest
 import torch
 
-from pipelines.models.device import DeviceManager, choose_device, model_nbytes
+from pipelines.models.device import DeviceManager, choose_device
+from pipelines.models.memory import model_nbytes
 from core.errors import OutOfMemoryError, StudioError
 
 MB = 2**20

@@ -213,7 +213,7 @@ def test_lora_has_the_techjam_key_set():
 def test_fullsize_models_load_through_the_studio_at_the_real_sizes():
     """Every entry loads through the hub loaders from the fullsize cache, and the About panel's size
     (``manager.status()``) is within 2% of the real repository's weight files."""
-    from pipelines.models.device import model_nbytes
+    from pipelines.models.memory import model_nbytes
     from pipelines.studio import Studio
 
     studio = Studio(profile="fullsize", device="cpu")

@@ -226,7 +226,7 @@ def test_bad_music_arguments(musicgen, change):
 
 
 def test_a_bundle_is_what_the_device_manager_can_hold(musicgen):
-    from pipelines.models.device import model_nbytes
+    from pipelines.models.memory import model_nbytes
 
     model, processor = musicgen
     held = loaders.ModelBundle(model=model, processor=processor)

@@ -90,7 +90,7 @@ def test_two_tabs_in_turn_under_a_small_budget_evict_and_reload():
     from pipelines.studio import Studio
 
     probe = Studio(profile="tiny", device="cpu")
-    from pipelines.models.device import model_nbytes
+    from pipelines.models.memory import model_nbytes
 
     one_model = model_nbytes(probe.manager.get_cpu("sd15"))
     studio = Studio(profile="tiny", device="cpu", budget_bytes=int(1.5 * one_model))

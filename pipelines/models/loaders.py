@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.models.device import model_nbytes
+from pipelines.models.memory import model_nbytes
 
 log = logging.getLogger(__name__)
 _IMPORT_LOCK = threading.Lock()
