@@ -73,9 +73,9 @@ def default_budget(device: str) -> int | None:
         if not gigabytes > 0:
             raise StudioError(f"STUDIO_MEMORY_BUDGET_GB must be a positive number of GiB, not {value!r}.")
         return int(gigabytes * 2**30)
-    from pipelines.models import device  # read at call time: tests and the platform flag set it
+    from pipelines.models import device as device_module  # read at call time: tests and the platform set it
 
-    if device.ZERO_GPU:
+    if device_module.ZERO_GPU:
         return None
     if device.startswith("cuda"):
         import torch
