@@ -6,6 +6,7 @@ import shutil
 import socket
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 # Before anything imports huggingface_hub or gradio: tests never touch the network.
@@ -67,12 +68,12 @@ def studio():
     return Studio(profile="tiny", device="cpu")
 
 
-@pytest.fixture(scope="session")
-def served_app(studio):
-    """The real app (app.build_demo) on the tiny profile, served on localhost; yields its URL."""
+@contextmanager
+def serving(demo):
+    """Serve ``demo`` (queued as the app does) on a free localhost port; yields its URL, closes it after."""
     import app
 
-    demo = app.queue(app.build_demo(studio))
+    demo = app.queue(demo)
     for attempt in range(3):
         port = free_port()
         try:
@@ -89,6 +90,41 @@ def served_app(studio):
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="session")
+def served_app(studio):
+    """The real app (app.build_demo) on the tiny profile, served on localhost; yields its URL."""
+    import app
+
+    with serving(app.build_demo(studio)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def ffmpeg(tmp_path_factory):
+    """An ``ffmpeg`` first on the PATH for the module; yields its path.
+
+    Gradio encodes streamed audio with ffmpeg (``gradio/audio_stream_encoder.py``), which Spaces
+    preinstall and CI machines need not have: this is imageio-ffmpeg's static binary (requirements-dev.txt),
+    linked as ``ffmpeg`` in a folder of its own. With ffmpeg on the PATH gradio also asks ffprobe whether
+    each audio file it serves plays in a browser (``processing_utils.audio_is_playable``), and that
+    package has no ffprobe: where none is installed, the check answers what ffprobe answers for the
+    16-bit WAV files the studio writes (playable).
+    """
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        pytest.fail("imageio-ffmpeg is missing: install requirements-dev.txt (make venv).", pytrace=False)
+    import gradio.processing_utils
+
+    folder = tmp_path_factory.mktemp("ffmpeg")
+    (folder / "ffmpeg").symlink_to(imageio_ffmpeg.get_ffmpeg_exe())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", f"{folder}{os.pathsep}{os.environ.get('PATH', '')}")
+        if not shutil.which("ffprobe"):
+            patch.setattr(gradio.processing_utils, "audio_is_playable", lambda path: True)
+        yield str(folder / "ffmpeg")
 
 
 @pytest.fixture(scope="session")

@@ -417,13 +417,19 @@ def run_and_cancel_buttons(label: str) -> tuple[gr.Button, gr.Button]:
 
 # -- one way to wire a model event ------------------------------------------------------------------------
 def model_event(studio: Any, button: gr.Button, fn: Callable, inputs: list, outputs: list, *, api_name: str,
-                api_description: str, gpu_seconds: int | Callable = 60, stop: gr.Button | None = None) -> Any:
+                api_description: str, gpu_seconds: int | Callable = 60, stop: gr.Button | None = None,
+                live: gr.Audio | None = None) -> Any:
     """Wire ``button`` to ``fn`` as a model run: the shared GPU concurrency id (one at a time), the
     ZeroGPU wrapper with its duration estimate, the named API endpoint and its one-line ``api_description``
-    (what ``view_api()`` shows), the Cancel button, and the
-    session history (``history.recording``)."""
+    (what ``view_api()`` shows), the Cancel button, the
+    session history (``history.recording``) and, given ``live`` (``streaming.live_player()``), a player
+    that plays the run's parts as the pipeline finishes them (``ui/streaming.py``)."""
     from . import history  # every finished run joins its session's history (recorded in this process)
+    from . import streaming
 
+    if live is not None:
+        fn = streaming.streams(api_name)(fn)
+        streaming.listen_along(button, api_name, live)  # before the run's click: the page runs them in order
     event = button.click(
         guarded(history.recording(studio.gpu_task(fn, duration=gpu_seconds), api_name), api_name), inputs, outputs,
         api_name=api_name, api_description=api_description, concurrency_id=GPU, concurrency_limit=1,
@@ -435,6 +441,10 @@ def model_event(studio: Any, button: gr.Button, fn: Callable, inputs: list, outp
         # also stops this session's run of ``api_name`` on the server, outside the queue.
         def cancel(request: gr.Request) -> None:
             stop_session(request, api_name)
+            if live is not None:
+                streaming.close(api_name, request)
 
         stop.click(cancel, None, None, cancels=[event], queue=False, api_visibility="private")
+    if live is not None:
+        streaming.close_after(event, api_name)
     return event

@@ -13,11 +13,10 @@ from .common import progress_callback, random_note, seed_control, slider, start_
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target
-from .streaming import listen_along, live_player, streams
+from .streaming import live_player
 
 
 def build(studio) -> None:
-    @streams("image_to_music")
     @user_errors
     def image_to_music(image_path, prompt, seconds, guidance, temperature, top_k, top_p, seed, melody_path=None,
                        compute_metrics=None, progress=gr.Progress(track_tqdm=True)):
@@ -108,9 +107,8 @@ def build(studio) -> None:
                           [used, music, metrics_out], api_name="image_to_music",
                           api_description="A picture's BLIP caption (or your prompt) made into music by MusicGen, "
                                           "optionally following a melody (MusicGen-melody).",
-                          gpu_seconds=zero_gpu_seconds, stop=stop)
+                          gpu_seconds=zero_gpu_seconds, stop=stop, live=live)
         shown_when_filled(ran, metrics_out)
-        listen_along(run, ran, "image_to_music", live)
         # BLIP and the sentence embedder run on the GPU: inside spaces.GPU on ZeroGPU, as model_event
         suggest.click(guarded(studio.gpu_task(recommend_songs, duration=30)), [image_in, prompt], [used, songs],
                       api_name="recommend_songs",

@@ -15,7 +15,7 @@ from .history import session_of
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
-from .streaming import listen_along, live_player, streams
+from .streaming import live_player
 
 MODEL_LABELS = {"mask_model": "Mask paper's (sd-music-25)", "riffusion": "Riffusion v1"}
 INSTALLED_LORA = "the installed one (STUDIO_MODEL_S2M_LORA)"
@@ -43,7 +43,6 @@ def build(studio) -> None:
     def live_preview(*args):
         return (None, None) if not args[0] else preview_mask(*args)
 
-    @streams("masked_img2img")
     @user_errors
     def masked_img2img(audio_path, model, prompt, negative_prompt, invert, brightness, contrast, downshift,
                        steps, strength, guidance, seed, scheduler, preprocessing="paper", lora_scale=0.0, compute_metrics=None,
@@ -184,6 +183,5 @@ def build(studio) -> None:
                           api_description="Sound to music: the sound's spectrogram repainted by masked (differential) "
                                           "img2img with a style prompt, back to audio; also the input, mask and output "
                                           "spectrograms and the metrics table.",
-                          gpu_seconds=zero_gpu_seconds, stop=stop)
+                          gpu_seconds=zero_gpu_seconds, stop=stop, live=live)
         shown_when_filled(ran, metrics_out)
-        listen_along(run, ran, "masked_img2img", live)

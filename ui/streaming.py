@@ -1,30 +1,39 @@
 """Listen while it is made, and loop playback.
 
-A tab with a long-running music event adds ``live_player()`` beside its result, decorates the
-handler with ``streams(api_name)`` and calls ``listen_along(button, event, api_name, player)``. A click
-then starts two events: the model run as before (its final file arrives as today) and a listener
-(private, outside the GPU queue) that opens a channel for its session and endpoint and yields every
-part the pipeline finishes (``pipelines.schema.streaming``) to the ``gr.Audio(streaming=True)`` player as
-16-bit WAV bytes. The run's handler finds that channel and installs it as the pipeline's sink; its
-end (or the event's ``then``, whatever ended it) closes the channel and the listener stops. API calls
-open no channel and stream nothing.
+A tab with a long-running music event adds ``live_player()`` beside its result and passes it to
+``common.model_event(..., live=player)``, which wires it here. A click on the run button then starts,
+in this order (gradio's page runs the events of one click one after the other, each to its end, and
+the ``then`` events of a finished one at once, side by side):
 
-Gradio encodes a streamed output with ffmpeg, so without ffmpeg on the PATH (Spaces have it) there is
-no live player and everything else is unchanged. On ZeroGPU the pipeline runs in another process,
-which the channel does not reach: the live player then stays silent until the file arrives.
+1. ``open_channel`` (outside the queue, instant): a channel for the click's session and endpoint;
+2. as its ``then``, the listener (``listen``, private, outside the GPU queue), which yields every part
+   that arrives in the channel to the ``gr.Audio(streaming=True)`` player as 16-bit WAV bytes;
+3. beside it, the model run as before (its final file arrives as today). Its handler, decorated with
+   ``streams(api_name)``, finds the channel and installs it as the pipeline's sink
+   (``pipelines.schema.streaming``); its end closes the channel, and the listener stops.
+
+The channel is opened before the run is submitted, so the run finds it however the two are scheduled.
+The run's end (or the event's ``then``, or Cancel, whatever ended it) closes the channel. API calls open
+no channel and stream nothing; a channel that no listener took is dropped when its run ends.
+
+Gradio encodes a streamed output with ffmpeg (AAC in an HLS playlist: ``gradio/audio_stream_encoder.py``),
+so without ffmpeg on the PATH (Spaces have it) there is no live player and everything else is
+unchanged. On ZeroGPU the pipeline runs in another process, which the channel does not reach: the
+live player then stays silent until the file arrives.
 
 ``loop_music(demo)`` switches loop playback on for every audio player but the live ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import gradio as gr
@@ -32,14 +41,19 @@ import numpy as np
 
 from pipelines.schema import streaming
 
-WAIT_SECONDS = 1800.0  # a listener whose run never comes (refused, queue full) gives up after this
+WAIT_SECONDS = 1800.0  # a listener whose run never ends (refused, queue full, page gone) gives up after this
+POLL_SECONDS = 0.1  # how often the listener looks for a new part (it holds no thread while it waits)
+MAX_CHANNELS = 200  # open at once, all sessions together; past it the oldest closes (its page keeps the file)
 _channels: dict[tuple[str, str], _Channel] = {}
 _lock = threading.Lock()
 
 
 class _Channel:
+    """Parts of one run, from the run's thread to the listener's coroutine (a thread-safe queue; None ends it)."""
+
     def __init__(self) -> None:
         self.parts: queue.Queue = queue.Queue()
+        self.taken = False  # a listener reads it
 
     def put(self, samples: np.ndarray, sample_rate: int) -> None:
         self.parts.put((np.asarray(samples, dtype=np.float32), int(sample_rate)))
@@ -68,21 +82,36 @@ def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def listen(api_name: str, request: gr.Request = None, wait: float = WAIT_SECONDS):
-    """The listener: opens this session's channel for ``api_name`` and yields each part as WAV bytes
-    until the run closes it (or ``wait`` seconds pass without a run)."""
-    key, channel = (_session(request), api_name), _Channel()
+def open_channel(api_name: str, request: Any = None) -> None:
+    """A new channel for the session's next run of ``api_name`` (one before it is ended; the oldest of
+    all is ended past ``MAX_CHANNELS``)."""
+    key = (_session(request), api_name)
     with _lock:
-        old = _channels.get(key)
-        _channels[key] = channel
-    if old is not None:
-        old.close()
+        ended = [_channels.pop(key)] if key in _channels else []
+        _channels[key] = _Channel()
+        while len(_channels) > MAX_CHANNELS:  # the page's events are callable by any client: a bounded number
+            ended.append(_channels.pop(next(iter(_channels))))
+    for channel in ended:
+        channel.close()
+
+
+async def listen(api_name: str, request: Any = None, wait: float = WAIT_SECONDS) -> AsyncIterator[bytes]:
+    """The listener: takes the session's open channel for ``api_name`` and yields each part as WAV bytes
+    until the run closes it (or ``wait`` seconds pass). Ends at once when no channel is open (or its
+    run already ended without a listener)."""
+    key = (_session(request), api_name)
+    with _lock:
+        channel = _channels.get(key)
+        if channel is None or channel.taken:
+            return
+        channel.taken = True
     deadline = time.monotonic() + wait
     try:
         while time.monotonic() < deadline:
             try:
-                part = channel.parts.get(timeout=0.25)
+                part = channel.parts.get_nowait()
             except queue.Empty:
+                await asyncio.sleep(POLL_SECONDS)
                 continue
             if part is None:
                 return
@@ -102,14 +131,15 @@ def close(api_name: str, request: Any = None) -> None:
 
 
 def streams(api_name: str) -> Callable[[Callable], Callable]:
-    """Decorate a handler: while it runs, the pipeline's finished parts go to the listener of its
+    """Decorate a handler: while it runs, the pipeline's finished parts go to the channel of its
     session and endpoint, when one is open (a click on the page; never an API call)."""
 
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def handler(*args, **kwargs):
+            key = (_session(), api_name)
             with _lock:
-                channel = _channels.get((_session(), api_name))
+                channel = _channels.get(key)
             if channel is None:
                 return fn(*args, **kwargs)
             try:
@@ -117,6 +147,9 @@ def streams(api_name: str) -> Callable[[Callable], Callable]:
                     return fn(*args, **kwargs)
             finally:
                 channel.close()
+                with _lock:  # nobody took it: nobody will (the listener ends when it finds it gone)
+                    if not channel.taken and _channels.get(key) is channel:
+                        del _channels[key]
 
         return handler
 
@@ -130,19 +163,28 @@ def live_player(label: str = "Listen while it is made") -> gr.Audio | None:
     return gr.Audio(label=label, streaming=True, autoplay=True, interactive=False, sources=["microphone"])
 
 
-def listen_along(button: gr.Button, event: Any, api_name: str, player: gr.Audio | None) -> None:
-    """Wire ``player`` to stream ``api_name``'s runs started by ``button`` (nothing when ``player`` is None)."""
-    if player is None:
-        return
+def listen_along(button: gr.Button, api_name: str, player: gr.Audio) -> None:
+    """Wire ``player`` to stream the runs of ``api_name`` that ``button`` starts: call it before the run's
+    own ``button.click`` is wired (the channel must open first: see the module doc), then ``close_after``."""
 
-    def listener(request: gr.Request):
-        yield from listen(api_name, request)
+    def opener(request: gr.Request) -> None:
+        open_channel(api_name, request)
+
+    async def listener(request: gr.Request):
+        async for part in listen(api_name, request):
+            yield part
+
+    opened = button.click(opener, None, None, api_visibility="private", show_progress="hidden", queue=False)
+    opened.then(listener, None, player, api_visibility="private", show_progress="hidden",
+                concurrency_id=f"listen-{api_name}", concurrency_limit=None)
+
+
+def close_after(event: Any, api_name: str) -> None:
+    """However the run ``event`` ended, end its listener."""
 
     def closer(request: gr.Request) -> None:
         close(api_name, request)
 
-    button.click(listener, None, player, api_visibility="private", show_progress="hidden",
-                 concurrency_id=f"listen-{api_name}", concurrency_limit=None)
     event.then(closer, None, None, api_visibility="private", queue=False)
 
 

@@ -15,7 +15,7 @@ from .history import session_of
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
-from .streaming import listen_along, live_player, streams
+from .streaming import live_player
 
 
 def parse_weights(text: str | None, count: int) -> list[float] | None:
@@ -32,7 +32,6 @@ def parse_weights(text: str | None, count: int) -> list[float] | None:
 
 
 def build(studio) -> None:
-    @streams("style_interpolation")
     @user_errors
     def style_interpolation(audio_path, styles, weights, strength, steps, guidance, seed, compute_metrics=None,
                             progress=gr.Progress(track_tqdm=True)):
@@ -122,6 +121,5 @@ def build(studio) -> None:
                           [music, content_image, output_image, metrics_out], api_name="style_interpolation",
                           api_description="Content audio in a weighted mix of MusicTI styles; an unknown style name is "
                                           "refused with the list of the names available.",
-                          gpu_seconds=zero_gpu_seconds, stop=stop)
+                          gpu_seconds=zero_gpu_seconds, stop=stop, live=live)
         shown_when_filled(ran, metrics_out)
-        listen_along(run, ran, "style_interpolation", live)

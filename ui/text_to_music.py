@@ -12,7 +12,7 @@ from .common import start_run, user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons
-from .streaming import listen_along, live_player, streams
+from .streaming import live_player
 
 MODEL_LABELS = {"riffusion": "Riffusion v1", "mask_model": "Mask paper's (sd-music-25)"}
 # prompt, seconds, model: a few styles to start from (short, so that a CPU answers quickly)
@@ -23,7 +23,6 @@ EXAMPLES = [["lofi hip hop beat with a warm electric piano", 5.0, "riffusion"],
 
 
 def build(studio) -> None:
-    @streams("text_to_music")
     @user_errors
     def text_to_music(prompt, negative_prompt, seconds, steps, guidance, seed, model,
                       progress=gr.Progress(track_tqdm=True)):
@@ -119,14 +118,13 @@ def build(studio) -> None:
                 buttons(music_i, AUDIO)
                 image_i = gr.Image(label="Interpolation spectrogram (alpha 0 on the left)", type="filepath",
                                    format="png", height=240, interactive=False)
-        ran = model_event(studio, run, text_to_music,
-                          binding.inputs(text_to_music, {"prompt": prompt, "negative_prompt": negative,
-                                                         "seconds": seconds, "steps": steps, "guidance": guidance,
-                                                         "seed": seed, "model": model}),
-                          [music, image], api_name="text_to_music",
-                          api_description="Riffusion text to music: the seconds asked for, in 5.12 s windows, each "
-                                          "continuing the last.", gpu_seconds=t2m_gpu_seconds, stop=stop)
-        listen_along(run, ran, "text_to_music", live)
+        model_event(studio, run, text_to_music,
+                    binding.inputs(text_to_music, {"prompt": prompt, "negative_prompt": negative,
+                                                   "seconds": seconds, "steps": steps, "guidance": guidance,
+                                                   "seed": seed, "model": model}),
+                    [music, image], api_name="text_to_music",
+                    api_description="Riffusion text to music: the seconds asked for, in 5.12 s windows, each "
+                                    "continuing the last.", gpu_seconds=t2m_gpu_seconds, stop=stop, live=live)
         model_event(studio, run_i, interpolate_prompts,
                     binding.inputs(interpolate_prompts, {
                         "prompt_a": prompt_a, "prompt_b": prompt_b, "seed_a": seed_a, "seed_b": seed_b,
