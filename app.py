@@ -39,7 +39,7 @@ from pipelines.signal import sandbox
 from pipelines.models.registry import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
-from ui import common, history, history_tab, send_to, uploads  # noqa: E402
+from ui import common, errors, history, history_tab, send_to, uploads  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
@@ -111,7 +111,7 @@ def build_demo(studio: Studio, delete_cache: tuple[int, int] = limits.CACHE_SWEE
         demo.unload(history.forget)  # and its history goes
         demo.unload(train_style.forget_session(studio))  # its trainings stop, what it trained goes
         streaming.loop_music(demo)  # loop playback on every music output
-    return common.input_checks_in_our_words(demo)
+    return errors.input_checks_in_our_words(demo)
 
 
 # -- entry point --------------------------------------------------------------------------------------

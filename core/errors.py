@@ -1,8 +1,17 @@
-"""The project's own exception types.
+"""The project's own exception types, and who reads their messages.
 
 Pipelines raise these with a message meant for the person using the app; app.py turns every
-``StudioError`` into ``gr.Error`` with the same text, so API callers see it too.
+``StudioError`` into ``gr.Error`` with the same text, so API callers see it too. The same pipelines
+run under the command lines (``python -m training.*``, ``python -m evaluation``, ``python -m studio
+batch``), whose users give paths, not uploads: inside :func:`command_line` (every CLI's ``main`` runs
+in it) a message about an input file names the path as given and says what is wrong with it, where
+the app names the file alone (never a server path) and asks for the upload again.
 """
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 
 
 class StudioError(Exception):
@@ -26,3 +35,38 @@ class Cancelled(StudioError):
 
     def __init__(self, message: str = "Cancelled."):
         super().__init__(message)
+
+
+# -- who reads the message: a visitor of the app (uploads) or a command line's user (paths) -----------------
+_COMMAND_LINE: ContextVar[bool] = ContextVar("studio_command_line", default=False)
+
+
+@contextmanager
+def command_line() -> Iterator[None]:
+    """Word input-file errors for a command line inside this block (see the module doc)."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def on_command_line() -> bool:
+    """True inside :func:`command_line`, and in a decode worker serving a call made in one."""
+    return _COMMAND_LINE.get()
+
+
+def shown_path(path) -> str:
+    """An input file as a message shows it: the path as given on a command line, the name alone in the
+    app (a server path tells a visitor nothing and shows the install)."""
+    text = str(path)
+    return text if on_command_line() else Path(text).name
+
+
+def file_error(what: str, path, problem: str, app_hint: str = "Please upload it again.") -> InputError:
+    """InputError for an input file that cannot be used, worded for whoever reads it. ``problem``
+    says what is wrong ("does not exist", "cannot be read (Permission denied)", "is empty (0 bytes)").
+    In the app: "The audio file 'a.wav' does not exist. Please upload it again." (``app_hint``). On a
+    command line: "The audio file 'data/a.wav' does not exist." (the path is the user's to check)."""
+    message = f"The {what} '{shown_path(path)}' {problem}."
+    return InputError(message if on_command_line() or not app_hint else f"{message} {app_hint}")

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     fad.add_argument("outputs", help="folder of generated sounds")
     fad.add_argument("reference", help="folder of reference sounds (its statistics are cached)")
     fad.add_argument("--cache", default=None, help="statistics cache folder (default ~/.cache/music-studio/fad-stats)")
+    fad.add_argument("--allow-few", action="store_true",
+                     help="give a value even when a set has fewer embeddings than CLAP's dimensions + 1 (refused "
+                          "otherwise: its covariance is singular), with a warning")
     _common(fad)
     return parser
 
@@ -126,19 +129,23 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
     from .fad import DEFAULT_CACHE, evaluate_fad
     from .runner import make_studio
 
-    return evaluate_fad(make_studio(args.profile, device), args.outputs, args.reference, args.cache or DEFAULT_CACHE)
+    return evaluate_fad(make_studio(args.profile, device), args.outputs, args.reference, args.cache or DEFAULT_CACHE,
+                        allow_few=args.allow_few)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.errors import StudioError
+    from core.errors import StudioError, command_line
 
     args = build_parser().parse_args(argv)
     try:
-        result = run(args)
+        with command_line():  # file errors name the path given, not an upload
+            result = run(args)
     except StudioError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if result is not None:  # None: a non-first process of a sharded run
+        if result.get("warning"):  # in the JSON too; here where a person reading the run sees it
+            print(f"warning: {result['warning']}", file=sys.stderr)
         print(json.dumps(_clean(result)))
     return 0
 

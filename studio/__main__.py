@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.errors import StudioError
+    from core.errors import StudioError, command_line
 
     from .batch import describe_settings, run_batch
 
@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.in_dir or not args.out_dir:
         parser.error("IN_DIR and OUT_DIR are required")
     try:
-        summary = run_batch(args.pipeline, args.in_dir, args.out_dir, args.settings, profile=args.profile,
-                            device=None if args.device == "auto" else args.device)
+        with command_line():  # file errors name the path given, not an upload
+            summary = run_batch(args.pipeline, args.in_dir, args.out_dir, args.settings, profile=args.profile,
+                                device=None if args.device == "auto" else args.device)
     except StudioError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ def test_missing_source():
 
 
 def test_nonexistent_path(tmp_path):
-    expect_error(tmp_path / "nope.wav", "nope.wav", "not found")
+    expect_error(tmp_path / "nope.wav", "nope.wav", "does not exist", "upload it again")
 
 
 def test_directory_is_not_a_file(tmp_path):

@@ -63,7 +63,7 @@ def test_audio_diffusion_preset(client, tone_wav):
 
 
 @pytest.mark.parametrize("args,words", [
-    (("riffusion-xl", False), "not in the list of choices"),  # gradio checks choices itself
+    (("riffusion-xl", False), r"Preset \(parameter preset\) must be one of .riffusion., .audio-diffusion."),
     (("audio-diffusion", True), "Stereo spectrograms exist only"),
 ])
 def test_audio_to_spectrogram_bad_arguments(client, tone_wav, args, words):
@@ -148,8 +148,8 @@ def test_multi_window_input_keeps_its_length(client, long_wav):
     ({"seed": -1}, "must be a number from"),
     ({"seed": 2**40}, "must be a number from"),
     ({"prompt": ""}, "style prompt"),
-    ({"model": "stable-diffusion-xl"}, "not in the list of choices"),
-    ({"scheduler": "lcm"}, "not in the list of choices"),
+    ({"model": "stable-diffusion-xl"}, "must be one of .mask_model., .riffusion."),
+    ({"scheduler": "lcm"}, r"must be one of .repo., .ddim., .dpm\+\+."),
     ({"downshift": 999}, "must be a number from"),
 ])
 def test_out_of_range_values_sent_to_the_api(client, tone_wav, changes, words):
@@ -205,7 +205,7 @@ def test_gradios_own_range_checks_read_as_ours_without_a_traceback(client, tone_
         client.predict(*masked_args(handle_file(tone_wav)), "paper", True, api_name="/masked_img2img")
     with pytest.raises(AppError, match="Seed must be a number from 0 to 4294967295; got -1"):
         client.predict(*masked_args(handle_file(tone_wav), seed=-1), api_name="/masked_img2img")
-    with pytest.raises(AppError, match="not in the list of choices"):  # other components keep their words
+    with pytest.raises(AppError, match=r"Scheduler \(repo: the model's own\) \(parameter scheduler\) must be one of"):
         client.predict(*masked_args(handle_file(tone_wav), scheduler="lcm"), api_name="/masked_img2img")
     assert "Traceback" not in capfd.readouterr().err  # one log line each, as the studio's own errors
 
@@ -213,11 +213,156 @@ def test_gradios_own_range_checks_read_as_ours_without_a_traceback(client, tone_
 def test_a_number_without_bounds_given_text_says_it_wants_a_number():
     import gradio as gr
 
-    from ui import common
+    from ui import errors
 
     with gr.Blocks() as demo:
         count = gr.Number(label="Count")
-    common.input_checks_in_our_words(demo)
+    errors.input_checks_in_our_words(demo)
     assert count.preprocess(3) == 3
     with pytest.raises(gr.Error, match=r"Count must be a number; got 'many'\."):
         count.preprocess("many")
+
+
+# -- what API callers get wrong, answered in our words for every endpoint -----------------------------------------
+def endpoint_parameters(client) -> dict[str, list[dict]]:
+    """Each public endpoint's parameters as ``view_api`` lists them (name, component, type, default)."""
+    return {name: info["parameters"]
+            for name, info in client.view_api(return_format="dict", print_info=False)["named_endpoints"].items()}
+
+
+def is_file(parameter: dict) -> bool:
+    return "filepath" in parameter["python_type"]["type"]
+
+
+def call_with(client, endpoint: str, parameters: list[dict], **changed):
+    """``endpoint`` called by parameter name: each at its default (or its example; files left out), then
+    ``changed``. Returns the refusal's text (the test fails if the call succeeds)."""
+    values = {p["parameter_name"]: None if is_file(p) else
+              p["parameter_default"] if p["parameter_has_default"] else p.get("example_input") for p in parameters}
+    values.update(changed)
+    with pytest.raises(AppError) as refused:
+        client.predict(api_name=endpoint, **values)
+    return str(refused.value)
+
+
+def test_a_bare_path_instead_of_handle_file_says_how_to_send_a_file_on_every_endpoint(client):
+    checked = []
+    for endpoint, parameters in endpoint_parameters(client).items():
+        for parameter in filter(is_file, parameters):
+            name = parameter["parameter_name"]
+            several = parameter["python_type"]["type"].startswith("list")
+            text = call_with(client, endpoint, parameters, **{name: ["knocks.wav"] if several else "knocks.wav"})
+            assert f"(parameter {name}) takes {'files' if several else 'a file'}" in text, (endpoint, text)
+            assert "gradio_client.handle_file(path)" in text and "the text 'knocks.wav'" in text, (endpoint, text)
+            assert "validation error" not in text and "FileData" not in text, (endpoint, text)
+            checked.append(endpoint)
+    # every kind of file input: Audio, Image (pictures), File (one image; several clips)
+    assert {"/masked_img2img", "/image_to_music", "/spectrogram_to_audio", "/playlist_to_music", "/train_style"} <= set(checked)
+
+
+def test_a_value_outside_a_controls_choices_names_the_control_and_its_choices_on_every_endpoint(client):
+    checked = []
+    for endpoint, parameters in endpoint_parameters(client).items():
+        for parameter in parameters:
+            allowed = parameter["type"].get("enum")
+            if parameter["component"] not in ("Radio", "Dropdown") or not allowed:
+                continue  # a dropdown that takes any value (style names) has no list to keep to
+            name = parameter["parameter_name"]
+            text = call_with(client, endpoint, parameters, **{name: "middle"})
+            assert f"(parameter {name}) must be one of {', '.join(map(repr, allowed))}; got 'middle'." in text, text
+            assert "not in the list of choices" not in text and "<class" not in text
+            checked.append(endpoint)
+    assert {"/audio_to_spectrogram", "/spectrogram_to_audio", "/masked_img2img", "/extend_music"} <= set(checked)
+
+
+def test_a_file_address_the_studio_will_not_fetch_says_where_files_may_come_from_on_every_endpoint(client):
+    private = "http://127.0.0.1:9/private.wav"  # gradio fetches no private or local address (safehttpx)
+    checked = []
+    for endpoint, parameters in endpoint_parameters(client).items():
+        for parameter in filter(is_file, parameters):
+            name = parameter["parameter_name"]
+            sent = handle_file(private)
+            text = call_with(client, endpoint, parameters,
+                             **{name: [sent] if parameter["python_type"]["type"].startswith("list") else sent})
+            assert f"(parameter {name}): {private} is a private or local address" in text, (endpoint, text)
+            assert "Files must be uploaded, or come from a public http(s) address" in text
+            assert "failed validation" not in text and "Hostname" not in text
+            checked.append(endpoint)
+    assert {"/masked_img2img", "/image_to_music", "/spectrogram_to_audio", "/playlist_to_music"} <= set(checked)
+    nowhere = "http://no-such-host.invalid/x.wav"  # a name no resolver knows (RFC 2606): no network needed
+    text = call_with(client, "/audio_to_spectrogram", endpoint_parameters(client)["/audio_to_spectrogram"],
+                     audio_path=handle_file(nowhere))
+    assert f"Sound (parameter audio_path): the file at {nowhere} could not be downloaded (its host name is not known)." in text
+    assert "public http(s) address" in text and "Unable to resolve" not in text
+
+
+def test_a_dropdown_whose_choices_changed_in_the_session_keeps_to_its_new_choices():
+    import gradio as gr
+    from gradio_client import Client
+
+    from ui import errors
+
+    with gr.Blocks() as demo:
+        result = gr.Dropdown(["a", "b"], value="a", label="Result")
+        shown = gr.Textbox()
+        gr.Button().click(lambda: gr.Dropdown(choices=["c", "d"], value="c"), None, result, api_name="refresh")
+        gr.Button().click(lambda label: label, result, shown, api_name="show")
+    errors.input_checks_in_our_words(demo)
+    demo.queue().launch(prevent_thread_lock=True, quiet=True)
+    try:
+        session = Client(demo.local_url, verbose=False)
+        session.predict(api_name="/refresh")
+        assert session.predict("d", api_name="/show") == "d"
+        with pytest.raises(AppError, match=r"Result \(parameter label\) must be one of 'c', 'd'; got 'a'\."):
+            session.predict("a", api_name="/show")
+        assert Client(demo.local_url, verbose=False).predict("a", api_name="/show") == "a"  # another session
+    finally:
+        demo.close()
+
+
+def image_file(folder, width, height):
+    """A ``width`` x ``height`` PNG for an endpoint (1-bit when large: small on disk, the header says its size)."""
+    path = folder / f"{width}x{height}.png"
+    Image.new("1" if width * height > 10**7 else "L", (width, height), 1).save(path)
+    return handle_file(str(path))
+
+
+def assert_sizes_kept(call, folder, accepted, outside, inside):
+    """Each size ``outside`` is refused with a message naming it and ending in what is ``accepted``;
+    ``inside`` (if any) is taken: no refusal states a range its own size is in."""
+    for width, height in outside:
+        with pytest.raises(AppError) as refused:
+            call(image_file(folder, width, height))
+        text = str(refused.value)
+        assert f"{width}x{height} px" in text and text.endswith(f"accepted: {accepted}."), text
+    if inside:
+        assert call(image_file(folder, *inside))
+
+
+def test_the_spectrogram_endpoint_states_the_sizes_it_takes_and_keeps_to_them(client, tmp_path):
+    from pipelines.schema import limits
+    from pipelines.signal.spectrogram.image_files import sizes_accepted
+
+    accepted = sizes_accepted()
+    assert accepted == ("as high as its preset's mel bins (riffusion 512 px, audio-diffusion 256 px) and 1 to "
+                        f"{limits.MAX_SPECTROGRAM_WIDTH} px wide")
+    outside = [(1, 1), (40, 300), (limits.MAX_SPECTROGRAM_WIDTH + 1, 512), (8, 2000)]
+    assert_sizes_kept(lambda f: client.predict(f, "auto", api_name="/spectrogram_to_audio"), tmp_path, accepted,
+                      outside, (8, 256))
+    for preset in ("riffusion", "audio-diffusion"):  # a preset chosen by the caller: the same rule
+        assert_sizes_kept(lambda f: client.predict(f, preset, api_name="/spectrogram_to_audio"), tmp_path, accepted,
+                          outside[:2], None)
+
+
+@pytest.mark.slow
+def test_the_picture_endpoints_state_the_sizes_they_take_and_keep_to_them(client, tmp_path):
+    from pipelines.signal import images
+    from pipelines.schema import limits
+
+    side = limits.MAX_INPUT_IMAGE_SIDE
+    accepted = images.sizes_accepted(limits.MIN_INPUT_IMAGE_SIDE, side, side)
+    assert accepted == f"16 to {side} px on each side, at most 50 megapixels"
+    outside = [(1, 1), (15, 600), (side + 1, 16), (8000, 8000)]  # the last: sides within, pixels over
+    assert_sizes_kept(lambda f: client.predict(f, "", api_name="/recommend_songs"), tmp_path, accepted, outside, (16, 16))
+    assert_sizes_kept(lambda f: client.predict(f, "", 1, 3.0, 1.0, 250, 0.0, 0, None, False, api_name="/image_to_music"),
+                      tmp_path, accepted, outside[:2], None)

@@ -85,7 +85,7 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "broken.wav").write_bytes(b"RIFF not really")
     assert main(["pair", str(tmp_path / "missing.wav"), str(tmp_path / "broken.wav")]) == 2
-    assert "missing.wav' was not found" in capsys.readouterr().err
+    assert f"error: The audio file '{tmp_path / 'missing.wav'}' does not exist." in capsys.readouterr().err
     assert main(["pair", str(tmp_path / "broken.wav"), str(tmp_path / "broken.wav")]) == 2
     assert "could not be read as audio" in capsys.readouterr().err
     assert main(["ablation", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--profile", "tiny"]) == 2
@@ -169,10 +169,13 @@ def test_fad_counts_caches_and_matches_the_formula(studio, tmp_path):
     outputs = write_sounds(tmp_path / "outputs", freqs=(220.0, 230.0, 240.0), seconds=1.0)
     reference = write_sounds(tmp_path / "reference", freqs=(1000.0, 1500.0, 2000.0, 3000.0), seconds=1.0)
     cache = tmp_path / "cache"
-    first = evaluate_fad(studio, outputs, reference, cache)
+    with pytest.raises(InputError, match="each set needs at least 17"):  # the tiny CLAP: 16 dimensions
+        evaluate_fad(studio, outputs, reference, cache)
+    first = evaluate_fad(studio, outputs, reference, cache, allow_few=True)
     assert first["outputs"]["files"] == 3 and first["reference"]["embeddings"] == 4
-    assert first["warning"] and "500" in first["warning"] and first["reference"]["cached"] is False
-    again = evaluate_fad(studio, outputs, reference, cache)
+    assert first["warning"].startswith("Only 3 embeddings") and "below 17" in first["warning"]
+    assert first["reference"]["cached"] is True  # made by the refused call, which still cached it
+    again = evaluate_fad(studio, outputs, reference, cache, allow_few=True)
     assert again["reference"]["cached"] is True and again["fad"] == pytest.approx(first["fad"])
 
     def embed(folder):
@@ -185,10 +188,45 @@ def test_fad_counts_caches_and_matches_the_formula(studio, tmp_path):
                                        *metrics.embedding_statistics(embed(reference)))
     assert first["fad"] == pytest.approx(by_hand, rel=1e-6) and first["fad"] > 0
     with pytest.raises(InputError, match="give 1 CLAP embedding"):
-        evaluate_fad(studio, write_sounds(tmp_path / "one", freqs=(440.0,), seconds=1.0), reference, cache)
+        evaluate_fad(studio, write_sounds(tmp_path / "one", freqs=(440.0,), seconds=1.0), reference, cache,
+                     allow_few=True)
     # a changed file changes the hash: no stale statistics
     write_sounds(reference, freqs=(1000.0, 1500.0, 2000.0, 3100.0), seconds=1.0)
     assert folder_statistics(studio, reference, cache)["cached"] is False
+
+
+def test_fad_skips_and_reports_bad_files_and_refuses_too_few_embeddings(tmp_path, capsys):
+    """As a user runs it: a bad file is skipped with its reason (the rest count); fewer embeddings than
+    CLAP's dimensions + 1 in a set are refused unless --allow-few, which warns on stderr."""
+    outputs = write_sounds(tmp_path / "outputs", freqs=(220.0, 230.0), seconds=1.0)
+    (outputs / "empty.wav").write_bytes(b"")
+    (outputs / "broken.wav").write_bytes(b"RIFF not really a wave file")
+    reference = write_sounds(tmp_path / "reference", freqs=(1000.0, 1500.0, 2000.0), seconds=1.0)
+    run = ["fad", str(outputs), str(reference), "--profile", "tiny", "--device", "cpu", "--cache", str(tmp_path / "c")]
+    assert main(run) == 2
+    refused = capsys.readouterr().err
+    assert "the outputs give 2, the reference 3" in refused and "at least 17 (CLAP's 16 dimensions + 1)" in refused
+    assert "--allow-few" in refused
+    assert main(run + ["--allow-few"]) == 0
+    streams = capsys.readouterr()
+    result = json.loads(streams.out)
+    assert result["outputs"]["files"] == 2 and result["outputs"]["embeddings"] == 2 and math.isfinite(result["fad"])
+    assert result["outputs"]["skipped"]["empty.wav"] == f"The audio file '{outputs / 'empty.wav'}' is empty (0 bytes)."
+    assert "could not be read as audio" in result["outputs"]["skipped"]["broken.wav"]
+    assert result["reference"]["skipped"] == {} and result["minimum_embeddings"] == 17
+    assert streams.err.startswith("warning: Skipped 2 file(s) of the outputs that could not be read: broken.wav: ")
+    assert "Only 2 embeddings in the smaller set" in streams.err
+
+
+@pytest.mark.slow
+def test_fad_of_sets_with_enough_embeddings_needs_no_allow_few(tmp_path, capsys):
+    long = {name: write_sounds(tmp_path / name, freqs=freqs, seconds=85.0, rate=48000)  # 9 windows a file
+            for name, freqs in (("long_outputs", (220.0, 230.0)), ("long_reference", (1000.0, 1500.0)))}
+    assert main(["fad", str(long["long_outputs"]), str(long["long_reference"]), "--profile", "tiny", "--device", "cpu",
+                 "--cache", str(tmp_path / "c")]) == 0
+    streams = capsys.readouterr()
+    assert json.loads(streams.out)["outputs"]["embeddings"] == 18
+    assert "singular" not in streams.err and "biased upward below 500" in streams.err
 
 
 # -- sharding under accelerate ------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def test_join_keeps_the_original_matches_the_level_and_crossfades():
 
 @pytest.mark.parametrize("changes,words", [
     ({"seconds": 61}, "Seconds to add must be a number from 1 to 60"),
-    ({"engine": "amuse"}, "not in the list of choices"),
+    ({"engine": "amuse"}, r"\(parameter engine\) must be one of .riffusion., .musicgen.; got .amuse."),
     ({"prompt": " "}, "prompt is empty"),
     ({"guidance": 50}, "(?i)guidance"),
 ])

@@ -218,7 +218,7 @@ def test_a_request_naming_a_server_file_does_not_learn_the_install_folder(served
     app_py = Path(__file__).resolve().parents[1] / "app.py"
     text = call(served_app, "audio_to_spectrogram",
                 [{"path": str(app_py), "meta": {"_type": "gradio.FileData"}}, "riffusion", False])
-    assert "event: error" in text and "is not one uploaded to the studio" in text
+    assert "event: error" in text and "Sound (parameter audio_path) names a file that is not one uploaded to the studio" in text
     assert str(app_py.parent) not in text and "Cannot move" not in text
 
 

@@ -6,7 +6,7 @@ import gradio as gr
 import pytest
 
 from core.errors import InputError
-from ui.common import user_errors
+from ui.errors import user_errors
 
 
 def test_an_input_error_is_one_line_and_gradio_prints_no_traceback(caplog):

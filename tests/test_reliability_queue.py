@@ -1,5 +1,6 @@
 """Admission: the queue's own limits (waiting per user, waiting in all), refused in the studio's words."""
 
+import json
 import threading
 import time
 
@@ -8,12 +9,14 @@ import pytest
 
 
 @pytest.fixture
-def gated_app():
-    """A one-event app behind the studio's queue settings (2 waiting in all, 1 per user): the event
-    holds until the test opens the gate, so requests stay queued while the test probes the limits."""
+def gated_app(request):
+    """A one-event app behind the studio's queue settings (by default 2 waiting in all, 1 per user;
+    ``indirect`` parameters (max_size, per_user) change them): the event holds until the test opens the
+    gate, so requests stay queued while the test probes the limits."""
     import app
     from gradio_client import Client
 
+    max_size, per_user = getattr(request, "param", (2, 1))
     gate = threading.Event()
 
     def hold(text):
@@ -23,7 +26,7 @@ def gated_app():
     with gr.Blocks() as demo:
         box = gr.Textbox()
         box.submit(hold, box, box, api_name="hold", concurrency_limit=1)
-    app.queue(demo, max_size=2, per_user=1)
+    app.queue(demo, max_size=max_size, per_user=per_user)
     demo.launch(prevent_thread_lock=True, quiet=True)
     try:
         yield demo, gate, lambda: Client(demo.local_url, verbose=False)
@@ -33,14 +36,29 @@ def gated_app():
 
 
 def join(demo, session, api=False):
-    """Ask to join the queue as the page does (or as gradio_client does, ``api``): status and detail."""
+    """Ask to join the queue as the page does (or as gradio_client does, ``api``): status and detail
+    (the event id when admitted)."""
     import httpx
 
     fn_index = next(i for i, fn in demo.fns.items() if fn.api_name == "hold")
     reply = httpx.post(f"{demo.local_url}gradio_api/queue/join", timeout=10,
                        headers={"x-gradio-user": "api"} if api else {},
                        json={"data": ["x"], "fn_index": fn_index, "session_hash": session, "event_data": None})
-    return reply.status_code, reply.json().get("detail", "")
+    return reply.status_code, reply.json().get("detail", reply.json().get("event_id", ""))
+
+
+def answer_of(demo, session, event_id):
+    """The completion message of ``event_id`` on ``session``'s stream, as the page reads it."""
+    import httpx
+
+    with httpx.stream("GET", f"{demo.local_url}gradio_api/queue/data", params={"session_hash": session},
+                      timeout=30) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("event_id") == event_id and message.get("msg") == "process_completed":
+                    return message
+    raise AssertionError(f"no answer for {event_id}")
 
 
 def wait_until_waiting(demo, count):
@@ -57,8 +75,10 @@ def wait_until_running(demo):
         time.sleep(0.05)
 
 
-def test_a_session_over_its_queued_limit_is_told_it_is_busy_and_others_still_get_in(gated_app):
-    from gradio_client.utils import QueueError  # what gradio_client callers catch and retry on
+@pytest.mark.parametrize("gated_app", [(3, 1)], indirect=True)
+def test_a_session_over_its_queued_limit_is_told_how_many_may_wait_and_others_still_get_in(gated_app):
+    from gradio_client.exceptions import AppError
+    from gradio_client.utils import QueueError
 
     demo, gate, client = gated_app
     alice, bob = client(), client()
@@ -66,17 +86,25 @@ def test_a_session_over_its_queued_limit_is_told_it_is_busy_and_others_still_get
     wait_until_running(demo)
     waiting = alice.submit("wait", api_name="/hold")
     wait_until_waiting(demo, 1)
-    session = alice.session_hash
-    status, detail = join(demo, session)  # the page: our words, shown as the error
-    assert status == 400
-    assert detail == ("Busy: you already have 1 request(s) waiting in the studio's queue (at most 1 per user). "
-                      "Try again when one has started.")
-    status, detail = join(demo, session, api=True)  # gradio_client: 503, which it raises as QueueError
-    assert status == 503 and detail.startswith("Busy: you already have 1 request(s) waiting")
-    with pytest.raises(QueueError):
+    busy = ("Busy: you already have 1 request(s) waiting in the studio's queue, and a visitor may have at most 1 "
+            "waiting. Wait until one of them starts or finishes, then send this one again.")
+    with pytest.raises(AppError) as refused:  # gradio_client: our words, not QueueError's "Queue is full!"
         alice.submit("one too many", api_name="/hold").result(timeout=30)
-    other = bob.submit("bob", api_name="/hold")  # another user is not refused for alice's requests
+    assert str(refused.value) == busy and not isinstance(refused.value, QueueError)
+    assert len(demo._queue) == 1  # the refused request never joined the queue
+    status, _ = join(demo, "a-page")  # the page: its first request waits, its second is answered at once
+    assert status == 200
     wait_until_waiting(demo, 2)
+    status, event_id = join(demo, "a-page")
+    assert status == 200 and len(demo._queue) == 2
+    answer = answer_of(demo, "a-page", event_id)
+    assert answer["success"] is False and answer["output"]["error"] == busy
+    other = bob.submit("bob", api_name="/hold")  # another user is not refused for alice's requests
+    deadline = time.monotonic() + 20
+    while not any(event.session_hash == bob.session_hash for q in demo._queue.event_queue_per_concurrency_id.values()
+                  for event in q.queue):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     gate.set()
     assert [running.result(timeout=30), waiting.result(timeout=30), other.result(timeout=30)] == ["run", "wait", "bob"]
 
@@ -91,5 +119,7 @@ def test_a_full_queue_says_so_in_the_studios_words(gated_app):
     status, detail = join(demo, "a-new-visitor")
     assert status == 400
     assert detail == "Busy: the studio's queue is full (2 requests waiting, at most 2). Please try again in a minute."
+    status, detail = join(demo, "a-new-visitor", api=True)  # gradio_client: 503, its QueueError, to retry
+    assert status == 503 and detail.startswith("Busy: the studio's queue is full")
     gate.set()
     assert [job.result(timeout=30) for job in jobs] == ["run", "a", "b"]

@@ -88,16 +88,16 @@ def test_a_result_without_audio_writes_no_wav(tmp_path):
 def test_a_cancelled_run_is_information_not_an_error(monkeypatch):
     import gradio as gr
 
-    from ui import common
+    from ui import errors
 
     shown = []
     monkeypatch.setattr(gr, "Info", lambda message, *args, **kwargs: shown.append(message))
 
-    @common.user_errors
+    @errors.user_errors
     def stopped():
         raise Cancelled()
 
-    @common.user_errors
+    @errors.user_errors
     def wrong():
         raise InputError("bad input")
 

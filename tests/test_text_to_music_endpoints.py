@@ -53,7 +53,7 @@ def test_interpolation_starts_at_prompt_a_and_ends_at_prompt_b(client):
 @pytest.mark.parametrize("changes,words", [
     ({"prompt": ""}, "prompt is empty"),
     ({"seconds": 0.2}, "Length \\(s\\) must be a number from 1 to 60"),
-    ({"model": "sd15"}, "not in the list of choices"),
+    ({"model": "sd15"}, r"\(parameter model\) must be one of .riffusion., .mask_model.; got .sd15."),
     ({"steps": 0}, "(?i)steps|minimum"),
 ])
 def test_bad_text_to_music_arguments(client, changes, words):

@@ -64,7 +64,7 @@ def test_a_batch_of_first_windows_equals_the_windows_made_one_by_one(studio, mon
 @pytest.mark.parametrize("changes,words", [
     ({"count": 9}, "Variations \\(seeds\\) must be a number from 2 to 8"),
     ({"count": 1}, "Variations \\(seeds\\) must be a number from 2 to 8"),
-    ({"engine": "amuse"}, "not in the list of choices"),
+    ({"engine": "amuse"}, r"\(parameter engine\) must be one of .riffusion., .musicgen.; got .amuse."),
     ({"prompt": ""}, "prompt is empty"),
     ({"engine": "musicgen", "prompt": " "}, "music prompt is empty"),
 ])

@@ -119,6 +119,8 @@ class MiddleSlices(torch.utils.data.Dataset):
         for path in self.files:
             try:
                 sound = audio_io.load_audio(path, SAMPLE_RATE, channels=1, max_seconds=None, min_seconds=None)
+            except common.InputError:
+                raise  # names the file (on a command line, its path)
             except Exception as error:  # noqa: BLE001  (the file's name, whatever the decoder raised)
                 raise common.InputError(f"{path}: {error}") from error
             self.images.append(track_image(sound.samples[0], "middle"))

@@ -36,7 +36,7 @@ import numpy as np
 from classifiers import emotion, features, genre
 from pipelines.signal import audio as audio_io
 from pipelines.models.registry import PROFILES
-from core.errors import InputError
+from core.errors import InputError, command_line
 from training.data import AUDIO_SUFFIXES
 
 ALIASES = {"hiphop": "hip-hop", "hip_hop": "hip-hop", "joyful": "joyfulness", "joyful_activation": "joyfulness"}
@@ -286,10 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     filters = tuple(int(v) for v in args.filters.split(",")) if args.filters else None
     try:
-        result = train(args.task, args.data_dir or args.data_option, args.out, csv_path=args.csv_path,
-                       emotify_csv=args.emotify_csv, epochs=args.epochs,
-                       validation=args.validation, seed=args.seed, filters=filters, batch_size=args.batch_size,
-                       learning_rate=args.learning_rate, profile=args.profile, max_steps=args.max_steps, verbose=2)
+        with command_line():
+            result = train(args.task, args.data_dir or args.data_option, args.out, csv_path=args.csv_path,
+                           emotify_csv=args.emotify_csv, epochs=args.epochs, validation=args.validation,
+                           seed=args.seed, filters=filters, batch_size=args.batch_size,
+                           learning_rate=args.learning_rate, profile=args.profile, max_steps=args.max_steps,
+                           verbose=2)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from core.errors import InputError
+from core.errors import InputError, command_line
 from pipelines.models.registry import PROFILES
 from training.checkpoints import CHECKPOINTS, find_checkpoint, load_checkpoint, save_checkpoint
 
@@ -89,12 +89,14 @@ def check_args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def main_wrapper(main: Callable[[list[str] | None], Any]) -> Callable[[list[str] | None], int]:
-    """Turn InputError into one line on stderr and exit status 2 (bad data, bad flags)."""
+    """Run a recipe as a command line (``core.errors.command_line``: file errors name the path given)
+    and turn InputError into one line on stderr and exit status 2 (bad data, bad flags)."""
     import sys
 
     def wrapped(argv: list[str] | None = None) -> int:
         try:
-            main(argv)
+            with command_line():
+                main(argv)
         except InputError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

@@ -41,8 +41,8 @@ def audio_windows(path: Path, params, *, min_peak: float = 1e-4) -> list[np.ndar
     try:
         sound = audio_io.load_audio(path, params.sample_rate, channels=1, max_seconds=None, min_seconds=None,
                                     allow_silence=True)
-    except InputError as error:
-        raise InputError(f"{path}: {error}") from error
+    except InputError:
+        raise  # names the file (on a command line, its path)
     except Exception as error:  # noqa: BLE001  (decoders raise many types; the user needs the file's name)
         raise InputError(f"{path} could not be read as audio: {type(error).__name__}: {error}") from error
     cut, _ = windows.split_windows(sound.samples[0], params, overlap_s=0.0)

@@ -132,6 +132,8 @@ class CaptionedImages(torch.utils.data.Dataset):
         for path, caption in pairs:
             try:
                 image = open_image(str(path), what="training image")
+            except InputError:
+                raise  # names the file (on a command line, its path)
             except Exception as error:  # noqa: BLE001  (name the file whatever the decoder raised)
                 raise InputError(f"{path} could not be read as an image: {error}") from error
             self.pixels.append(centre_crop_pixels(image, size))

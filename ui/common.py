@@ -1,8 +1,7 @@
-"""What every tab shares: error boundary, per-event stop flags and limits, controls built from settings, model events.
+"""What every tab shares: per-event stop flags and limits, the queue's admission, controls built from
+settings, model events. The error boundary and gradio's own refusals in our words are ``ui.errors``.
 
 The UI layer converts widgets to arguments and results to widgets; it never touches a torch device.
-Pipelines raise the project's errors (``core.errors``); ``user_errors`` turns them into ``gr.Error``
-with the same message (API callers read it too), and a ``Cancelled`` run into an information toast.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from typing import Any
 import gradio as gr
 
 from core import runs
-from core.errors import Cancelled, StudioError
+from core.errors import Cancelled
 from pipelines.schema import limits
 from pipelines.schema.outputs import SavedResult, save_result
 
@@ -30,35 +29,6 @@ log = logging.getLogger("studio")
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 GPU = "gpu"  # one concurrency id for every event that runs a model: a queue-level GPU lock
-
-
-# -- error handling -------------------------------------------------------------------------------------
-def user_errors(fn: Callable) -> Callable:
-    """Turn the project's errors into gr.Error (shown in the UI and sent to API callers); a cancelled
-    run is not an error: it says so and leaves every output as it was."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Cancelled as stopped:
-            gr.Info(str(stopped))
-            return gr.skip()
-        except StudioError as error:
-            # the user's input or a missing model: one log line, no traceback (the message says it all)
-            log.warning("%s: %s", fn.__name__, error)
-            raise gr.Error(str(error), print_exception=False) from None
-        except Exception as error:  # noqa: BLE001  (the app must keep running)
-            log.exception("unexpected error in %s", fn.__name__)  # a real error keeps its traceback, once
-            raise gr.Error(
-                f"Something unexpected went wrong ({type(error).__name__}: {str(error)[:200]}). "
-                "The app is still running; please try again or report this.",
-                print_exception=False,
-            ) from error
-
-    return wrapper
 
 
 def image_upload(**kwargs: Any) -> gr.Image:
@@ -137,76 +107,6 @@ def save(result: Any, name: str) -> SavedResult:
     step writes nothing)."""
     runs.raise_if_stopped()
     return save_result(result, name)
-
-
-# -- gradio's own input checks, in our words -------------------------------------------------------------
-def input_checks_in_our_words(demo: gr.Blocks) -> gr.Blocks:
-    """Make gradio's own input checks read like the studio's: a slider or number out of its range or
-    not a number says "Steps must be a number from 1 to 100; got 1000." instead of "Value 1000 is
-    greater than maximum value 100." (or a TypeError), and any component's refusal becomes one log
-    line and a gr.Error without the traceback gradio prints for its own errors. Each input component's
-    ``preprocess`` (where gradio checks) is wrapped on the instance; call after building ``demo``."""
-    for block in demo.blocks.values():
-        if isinstance(block, gr.components.Component) and "preprocess" not in vars(block):
-            block.preprocess = _checked_preprocess(block, block.preprocess)
-    _request_checks_in_our_words(demo)
-    return demo
-
-
-def _request_checks_in_our_words(demo: gr.Blocks) -> None:
-    """gradio's checks of a whole request, reworded where they would show internals: a request that
-    names a file on the server ("Cannot move /.../app.py to the gradio cache dir ...": the install
-    folder) and one with too few inputs ("Wanted inputs: [<gradio.components.textbox.Textbox object
-    at 0x...>]"). Wraps ``demo.validate_inputs`` and ``demo.preprocess_data`` on the instance."""
-    from gradio.exceptions import InvalidPathError
-
-    validate, preprocess_data = demo.validate_inputs, demo.preprocess_data
-
-    def validate_inputs(block_fn: Any, inputs: list) -> None:
-        wanted = block_fn.inputs
-        if len(inputs) < len(wanted):
-            labels = ", ".join(getattr(block, "label", None) or type(block).__name__ for block in wanted)
-            endpoint = f"/{block_fn.api_name}" if block_fn.api_name else "This event"
-            message = (f"{endpoint} takes {len(wanted)} input(s) ({labels}); the request sent {len(inputs)}. "
-                       "The page's 'Use via API' lists them.")
-            log.warning("request refused: %s", message)
-            raise gr.Error(message, print_exception=False)
-        validate(block_fn, inputs)
-
-    async def checked_preprocess_data(block_fn: Any, inputs: list, state: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await preprocess_data(block_fn, inputs, state, *args, **kwargs)
-        except InvalidPathError:
-            message = ("A file in this request is not one uploaded to the studio: upload it first (API callers: "
-                       "gradio_client.handle_file(path)). Files on the server cannot be named.")
-            log.warning("request refused: %s", message)
-            raise gr.Error(message, print_exception=False) from None
-
-    demo.validate_inputs = validate_inputs
-    demo.preprocess_data = checked_preprocess_data
-
-
-def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
-    numeric = isinstance(component, (gr.Slider, gr.Number))
-    label = component.label or type(component).__name__
-
-    def checked(payload: Any) -> Any:
-        try:
-            if numeric and payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))):
-                raise TypeError(payload)
-            return preprocess(payload)
-        except (gr.Error, TypeError, ValueError) as error:
-            if numeric and component.minimum is not None and component.maximum is not None:
-                message = (f"{label} must be a number from {limits.format_bound(component.minimum)} to "
-                           f"{limits.format_bound(component.maximum)}; got {payload!r}.")
-            elif numeric:
-                message = f"{label} must be a number; got {payload!r}."
-            else:
-                message = f"{label}: {getattr(error, 'message', None) or error}"
-            log.warning("input refused: %s", message)
-            raise gr.Error(message, print_exception=False) from None
-
-    return checked
 
 
 # -- runs: one stop flag per event, set whenever the request ends ------------------------------------------
@@ -348,39 +248,60 @@ def _retrieved(work: asyncio.Future) -> None:
 
 def admit_requests(demo: gr.Blocks, per_user: int = limits.MAX_QUEUED_PER_USER) -> gr.Blocks:
     """Refuse a request before it joins the queue when the queue is full or its session already has
-    ``per_user`` requests waiting, with a message naming the queue and the limit.
+    ``per_user`` requests waiting (``limits.MAX_QUEUED_PER_USER``, or app.py's flag), in our words.
 
-    Gradio has no per-session limit on waiting requests, and its clients print their own words for a
-    full queue (HTTP 503): the page "This application is currently busy", gradio_client "Queue is
-    full!". So the page gets our message (any other error status shows the server's text), while
-    gradio_client callers (header ``x-gradio-user: api``) keep the 503 and its ``QueueError``, which
-    they can catch and retry, with our message in the response body for plain HTTP callers.
-    This wraps ``demo._queue.push``, gradio 6's admission point (tests/test_reliability.py checks it
-    still is). Call after ``demo.queue()``; running events are limited in ``guarded``.
+    A visitor over their own limit gets the refusal as the request's answer: it is given an event id
+    that never joins the queue, and the session's stream delivers the error at once (what gradio
+    itself does for a cached answer). Every client shows that error as it is (gradio_client raises
+    ``AppError`` with our text, not ``QueueError``'s fixed "Queue is full!", which would be wrong: the
+    queue is not full, and a blind retry is refused again until one of the visitor's own requests
+    starts). A full queue is refused at the door: gradio_client callers (header
+    ``x-gradio-user: api``) get HTTP 503, its ``QueueError``, which they can catch and retry; the page
+    and plain HTTP callers get our message (the page shows its own words for a 503). This wraps
+    ``demo._queue.push``, gradio 6's admission point (tests/test_reliability_queue.py checks it still is).
+    Call after ``demo.queue()``; running events are limited in ``guarded``.
     """
     queue = demo._queue
     push = queue.push
 
-    def refuse(request: Any, message: str) -> tuple:
-        from_api = getattr(request, "headers", {}).get("x-gradio-user") == "api"
-        return False, message, "queue_full" if from_api else "error"
-
     async def admit(body: Any, request: Any, username: str | None) -> tuple:
         if queue.max_size is not None and len(queue) >= queue.max_size:
-            return refuse(request, f"Busy: the studio's queue is full ({len(queue)} requests waiting, at most "
-                          f"{queue.max_size}). Please try again in a minute.")
+            from_api = getattr(request, "headers", {}).get("x-gradio-user") == "api"
+            return (False, f"Busy: the studio's queue is full ({len(queue)} requests waiting, at most "
+                    f"{queue.max_size}). Please try again in a minute.", "queue_full" if from_api else "error")
         session = getattr(body, "session_hash", None)
         if session and per_user:
             waiting = sum(event.session_hash == session
                           for events in list(queue.event_queue_per_concurrency_id.values())
                           for event in list(events.queue))
             if waiting >= per_user:
-                return refuse(request, f"Busy: you already have {waiting} request(s) waiting in the studio's "
-                              f"queue (at most {per_user} per user). Try again when one has started.")
+                return await _answered_at_once(queue, session, (
+                    f"Busy: you already have {waiting} request(s) waiting in the studio's queue, and a visitor may "
+                    f"have at most {per_user} waiting. Wait until one of them starts or finishes, then send this "
+                    "one again."))
         return await push(body, request, username)
 
     queue.push = admit
     return demo
+
+
+async def _answered_at_once(queue: Any, session: str, message: str) -> tuple:
+    """Admit a request as an event that never joins ``queue``: its id is answered at once on the session's
+    stream with ``message`` as its error (gradio's own /cancel answers an event the same way)."""
+    import uuid
+
+    from gradio.server_messages import ProcessCompletedMessage
+
+    log.warning("request refused: %s", message)
+    event_id = uuid.uuid4().hex
+    async with queue.pending_message_lock:
+        if session not in queue.pending_messages_per_session:
+            queue.pending_messages_per_session[session] = asyncio.Queue()
+        queue.pending_event_ids_session.setdefault(session, set()).add(event_id)
+    queue.pending_messages_per_session[session].put_nowait(ProcessCompletedMessage(
+        output={"error": message, "visible": True, "title": "Busy"}, success=False, title="Busy",
+        event_id=event_id))
+    return True, event_id, "success"
 
 
 def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:

@@ -11,7 +11,8 @@ from pipelines.schema import limits
 from pipelines.systems.extend import ENGINES, SIDES, ExtendSettings
 
 from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control, slider
-from .common import start_run, user_errors
+from .common import start_run
+from .errors import user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target

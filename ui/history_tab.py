@@ -11,7 +11,8 @@ import gradio as gr
 
 from core.errors import InputError
 
-from .common import GPU, guarded, shown_when_filled, user_errors
+from .common import GPU, guarded, shown_when_filled
+from .errors import user_errors
 from .history import MAX_ENTRIES, entries, parameter_rows, rerun, session_of, write_zip
 
 

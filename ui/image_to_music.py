@@ -9,7 +9,8 @@ from pipelines.schema.settings import ImageToMusicSettings
 
 from .common import ASSETS, GPU, guarded, image_upload, model_event, prompt_box, run_and_cancel_buttons, save
 from .common import metrics_checkbox, metrics_rows, metrics_table, shown_when_filled
-from .common import progress_callback, random_note, seed_control, slider, start_run, user_errors
+from .common import progress_callback, random_note, seed_control, slider, start_run
+from .errors import user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target

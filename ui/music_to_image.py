@@ -10,7 +10,8 @@ from pipelines.schema.outputs import read_png_parameters
 from pipelines.schema.settings import MusicToImageSettings
 
 from .common import ASSETS, model_event, prompt_box, run_and_cancel_buttons, save, seed_control, slider, start_run
-from .common import guarded, random_note, user_errors
+from .common import guarded, random_note
+from .errors import user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import IMAGE, buttons, target

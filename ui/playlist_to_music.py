@@ -11,7 +11,8 @@ from pipelines.schema.settings import PlaylistToMusicSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
 from .common import metrics_checkbox, metrics_rows, metrics_table, shown_when_filled
-from .common import start_run, user_errors
+from .common import start_run
+from .errors import user_errors
 from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target

@@ -10,7 +10,7 @@ from pipelines.studio import SOUND_TO_MUSIC_MODELS
 
 from .common import ASSETS, model_event, progress_callback, prompt_box, run_and_cancel_buttons, save, seed_control
 from .common import guarded, metrics_checkbox, metrics_rows, metrics_table, shown_when_filled, slider, start_run
-from .common import user_errors
+from .errors import user_errors
 from .history import session_of
 from . import binding
 from .binding import gpu_estimate, settings_from

@@ -9,7 +9,8 @@ from pipelines.signal import spectrogram
 from pipelines.signal.spectrogram_plot import plot_spectrogram
 
 from . import history
-from .common import ASSETS, guarded, save, user_errors
+from .common import ASSETS, guarded, save
+from .errors import user_errors
 from .send_to import buttons, target
 
 

@@ -10,7 +10,8 @@ from pipelines.schema.settings import StyleInterpolationSettings
 
 from .common import ASSETS, model_event, progress_callback, run_and_cancel_buttons, save, seed_control, slider
 from .common import metrics_checkbox, metrics_rows, metrics_table, shown_when_filled
-from .common import start_run, user_errors
+from .common import start_run
+from .errors import user_errors
 from .history import session_of
 from . import binding
 from .binding import gpu_estimate, settings_from

@@ -25,7 +25,8 @@ from pipelines.systems.train_style import KINDS, TRAINER, TrainStyleSettings
 
 from . import binding
 from .binding import settings_from
-from .common import run_and_cancel_buttons, slider, user_errors
+from .common import run_and_cancel_buttons, slider
+from .errors import user_errors
 from .history import session_of
 
 KIND_LABELS = {"musicti": "MusicTI style (Style interpolation)",

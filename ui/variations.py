@@ -14,7 +14,8 @@ from pipelines.schema.settings import ImageToMusicSettings, TextToMusicSettings
 from pipelines.systems.variations import ENGINES
 
 from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, seed_control, slider
-from .common import start_run, user_errors
+from .common import start_run
+from .errors import user_errors
 from . import binding
 from .binding import settings_from
 from .send_to import AUDIO, buttons

@@ -34,7 +34,7 @@ _imported = False
 
 
 # Every name any module of pipelines/ imports from the top of diffusers or transformers, resolved here
-# once under the lock (tests/test_reliability.py checks that the lists cover them all).
+# once under the lock (tests/test_layering.py checks that the lists cover them all).
 DIFFUSERS_NAMES = ("AutoencoderKL", "ConfigMixin", "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
                    "ModelMixin", "StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline", "UNet2DConditionModel")
 TRANSFORMERS_NAMES = ("AutoModel", "AutoProcessor", "AutoTokenizer", "BlipForConditionalGeneration", "BlipProcessor",

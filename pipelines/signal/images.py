@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from core.errors import InputError
+from core.errors import InputError, file_error, shown_path
 
 from pipelines.schema import limits
 
@@ -44,27 +44,46 @@ _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, Inde
 _GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
+def sizes_accepted(min_side: int = 1, max_width: int = limits.MAX_INPUT_IMAGE_SIDE,
+                   max_height: int = limits.MAX_INPUT_IMAGE_SIDE) -> str:
+    """The sizes a loader takes, in words, for its refusals: the sides, and the pixel count where the
+    sides alone would allow more than ``limits.MAX_IMAGE_PIXELS`` ("16 to 8192 px on each side, at
+    most 50 megapixels"). Every size refusal states it, so no message contradicts another."""
+    sides = (f"{min_side} to {max_width} px on each side" if max_width == max_height else
+             f"{min_side} to {max_width} px wide and {min_side} to {max_height} px high")
+    if max_width * max_height > limits.MAX_IMAGE_PIXELS:
+        sides += f", at most {limits.MAX_IMAGE_PIXELS // 1_000_000} megapixels"
+    return sides
+
+
 def open_image(source: T.Union[str, os.PathLike], *, what: str = "picture", min_side: int = 1,
                max_width: int = limits.MAX_INPUT_IMAGE_SIDE,
-               max_height: int = limits.MAX_INPUT_IMAGE_SIDE) -> Image.Image:
+               max_height: int = limits.MAX_INPUT_IMAGE_SIDE, accepted: T.Optional[str] = None) -> Image.Image:
     """An 8-bit ``L`` or ``RGB`` image from an uploaded file (see the module doc for the conversions).
 
     ``what`` names the image in messages ("picture", "spectrogram image"). InputError for no path,
     a missing, empty, oversized, SVG or unreadable file, an image over ``limits.MAX_IMAGE_PIXELS``,
-    or sides outside ``min_side`` .. ``max_width`` x ``max_height`` px.
+    or sides outside ``min_side`` .. ``max_width`` x ``max_height`` px; a size refusal says what is
+    ``accepted`` (default: :func:`sizes_accepted` of those limits; a caller whose own check is
+    stricter, as the spectrogram's preset heights, states that rule instead).
     """
     if not source or not isinstance(source, (str, os.PathLike)):
         raise InputError(f"Please upload a {what}.")
-    name = os.path.basename(os.fspath(source))  # never the server's full path
+    name = shown_path(os.fspath(source))  # in the app never the server's full path; on a command line the path given
+    if not os.path.exists(source):
+        raise file_error(what, source, "does not exist")
     if not os.path.isfile(source):
-        raise InputError(f"The {what} file {name} does not exist.")
+        raise file_error(what, source, "is not a file")
+    if not os.access(source, os.R_OK):
+        raise file_error(what, source, "cannot be read (permission denied)")
     size = os.path.getsize(source)
     if size > limits.MAX_UPLOAD_BYTES:
         raise InputError(f"The {what} {name} is larger than {limits.MAX_UPLOAD_BYTES // 2**20} MB.")
     if name.lower().endswith((".svg", ".svgz")) or _looks_like_svg(source):
         raise InputError(f"{name} is an SVG drawing; please export it as PNG or JPEG first.")
     # decoders can hang or run out of memory on a crafted file: in a worker that can be stopped
-    return sandbox.run(_decode, os.fspath(source), name, what, min_side, max_width, max_height,
+    accepted = accepted or sizes_accepted(min_side, max_width, max_height)
+    return sandbox.run(_decode, os.fspath(source), name, what, min_side, max_width, max_height, accepted,
                        name=f"The {what} {name}")
 
 
@@ -73,25 +92,26 @@ _ORIENTATION = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_18
                 8: Image.Transpose.ROTATE_90}  # EXIF orientation tag -> the turn that shows the image upright
 
 
-def _decode(source: str, name: str, what: str, min_side: int, max_width: int, max_height: int) -> Image.Image:
+def _decode(source: str, name: str, what: str, min_side: int, max_width: int, max_height: int,
+            accepted: str = "") -> Image.Image:
     """Header checks, decode, 8 bits, EXIF orientation (in a ``pipelines.signal.sandbox`` worker; see open_image)."""
-    unreadable = f"{name} is not an image that can be read; please upload a PNG, JPEG, WebP or TIFF file."
+    accepted = accepted or sizes_accepted(min_side, max_width, max_height)
+    unreadable = f"{name} is not an image that can be read; use a PNG, JPEG, WebP or TIFF file."
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below, undecoded
             image = Image.open(source)
     except Image.DecompressionBombError:
-        raise InputError(_too_many_pixels(name, None)) from None
+        raise InputError(_too_many_pixels(name, None, accepted)) from None
     except _DECODE_ERRORS:
         raise InputError(unreadable) from None
     width, height = image.size
     if width * height > limits.MAX_IMAGE_PIXELS:
         image.close()
-        raise InputError(_too_many_pixels(name, (width, height)))
+        raise InputError(_too_many_pixels(name, (width, height), accepted))
     if not (min_side <= width <= max_width and min_side <= height <= max_height):
         image.close()
-        raise InputError(f"The {what} is {width}x{height} px; {min_side} to {max_width} px wide and "
-                         f"{min_side} to {max_height} px high are accepted.")
+        raise InputError(f"The {what} is {width}x{height} px; accepted: {accepted}.")
     try:
         image.load()
         exif = image.getexif()
@@ -117,9 +137,9 @@ def _looks_like_svg(path) -> bool:
     return head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head)
 
 
-def _too_many_pixels(name: str, size: T.Optional[T.Tuple[int, int]]) -> str:
+def _too_many_pixels(name: str, size: T.Optional[T.Tuple[int, int]], accepted: str) -> str:
     shown = f" ({size[0]}x{size[1]} px)" if size else ""
-    return f"{name}{shown} is too large: images up to {limits.MAX_IMAGE_PIXELS // 1_000_000} megapixels are accepted."
+    return f"{name}{shown} is too large; accepted: {accepted}."
 
 
 STRIP_BYTES = 8 * 2**20  # conversions work on bands of rows of about this many decoded bytes

@@ -171,6 +171,21 @@ def pair_metrics(reference: np.ndarray, output: np.ndarray, mode: str = "paper",
 FAD_RELIABLE_SAMPLES = 500  # fadtk's smallest sample count for FAD-inf (score_inf min_n); fewer: biased
 
 
+def fad_minimum_embeddings(dim: int) -> int:
+    """Embeddings one set needs before its FAD means anything: ``dim + 1`` for ``dim``-dimensional
+    embeddings (CLAP's 512: 513, about 85 minutes of audio at one embedding per 10 s window).
+
+    The unbiased covariance of n embeddings has rank at most n - 1, so with n <= dim it is singular:
+    the fitted Gaussian is flat in the dimensions the set does not span, and Tr(C1 + C2 - 2 sqrt(C1 C2))
+    then measures how many samples there were more than how the sounds differ. pytorch-fid, the
+    implementation fadtk adapts, says the same for FID: its README calls 2048 images (the dimension of
+    its features) "the otherwise required" number and offers smaller feature layers for smaller sets.
+    Between this and ``FAD_RELIABLE_SAMPLES`` the value is defined but biased upward (fadtk, Gui et al.
+    2024: FAD falls with n, hence FAD-inf).
+    """
+    return int(dim) + 1
+
+
 def embedding_statistics(embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (d,) and unbiased covariance (d, d) of (n, d) embeddings, as fadtk's ``calc_embd_statistics``
     (``np.mean(axis=0)``, ``np.cov(rowvar=False)``). InputError for fewer than 2 rows or a non-2D array."""

@@ -255,7 +255,7 @@ def run(fn: Callable, *args: Any, name: str) -> Any:
         return fn(*args)
     seconds, memory, _ = _limits()
     too_big = (f"{name} could not be decoded: decoding it needed more than the {memory / 2**20:.0f} MB this app "
-               "allows, or crashed. Export it again, or upload another file.")
+               "allows, or crashed. Export it again, or use another file.")
     try:
         return POOL.call(fn, *args)
     except MemoryError:  # the worker's address-space limit, met in Python code
@@ -266,7 +266,7 @@ def run(fn: Callable, *args: Any, name: str) -> Any:
         if overrun.kind == "time":
             log.warning("decode worker killed: %s took over %g s", name, seconds)
             raise InputError(f"{name} could not be decoded within {seconds:g} s, so it was stopped; the file is "
-                             "probably damaged or crafted. Export it again, or upload another file.") from None
+                             "probably damaged or crafted. Export it again, or use another file.") from None
         log.warning("decode worker died decoding %s", name)
         raise InputError(too_big) from None
 

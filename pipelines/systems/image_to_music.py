@@ -52,8 +52,8 @@ def load_image(image: Any):
     elif not isinstance(image, Image.Image):
         raise InputError(f"Give a picture (an image file or a PIL image); got {type(image).__name__}.")
     width, height = image.size
-    if not (low <= width <= high and low <= height <= high):
-        raise InputError(f"The picture must be {low} to {high} pixels on each side; it is {width}x{height}.")
+    if not (low <= width <= high and low <= height <= high) or width * height > limits.MAX_IMAGE_PIXELS:
+        raise InputError(f"The picture is {width}x{height} px; accepted: {images.sizes_accepted(low, high, high)}.")
     return images.to_8bit(image).convert("RGB")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from core.errors import InputError
+from core.errors import InputError, file_error, on_command_line, shown_path
 
 from pipelines.schema import limits
 
@@ -26,7 +26,7 @@ from pipelines.signal import sandbox
 from pipelines.signal.audio.clip import Audio, as_int, convert_channels
 from pipelines.signal.audio.signal import peak_dbfs, resample
 
-_SUPPORTED_HINT = "Please upload WAV, FLAC, OGG or MP3 instead"
+_SUPPORTED_HINT = "Use WAV, FLAC, OGG or MP3 instead"
 # Encoders pad (mp3 adds up to ~50 ms); a clip this little over the limit is cut, not refused.
 _LENGTH_SLACK_SECONDS = 0.5
 _MAX_PATH_CHARS = 4096
@@ -73,10 +73,10 @@ def load_audio(
     if not np.isfinite(audio.samples).all():
         raise InputError(
             f"{name} contains invalid samples (NaN or infinity), so it cannot be used. "
-            "Export it again from your audio editor, or upload another file."
+            "Export it again from your audio editor, or use another file."
         )
     if audio.num_frames == 0:
-        raise InputError(f"{name} contains no audio samples. Please upload a clip with sound in it.")
+        raise InputError(f"{name} contains no audio samples. Use a clip with sound in it.")
     peak = max(float(audio.samples.max()), -float(audio.samples.min()))
     if peak > limits.MAX_SAMPLE_PEAK:  # one rule for every input: refused here, never half-used downstream
         raise InputError(
@@ -102,7 +102,7 @@ def load_audio(
             level = "no sound at all" if peak == -math.inf else f"a peak level of {peak:.0f} dBFS"
             raise InputError(
                 f"{name} is silent: it has {level}, below the {limits.SILENCE_DBFS:.0f} dBFS "
-                "threshold. Check the recording level or upload a louder clip."
+                "threshold. Check the recording level or use a louder clip."
             )
     return audio
 
@@ -217,24 +217,26 @@ def _from_path(source: str | os.PathLike, max_seconds: float | None, wanted: int
     if "\0" in text or "\n" in text or len(text) > _MAX_PATH_CHARS:
         raise InputError("The audio source is text that is not a file path. Upload an audio file.")
     if text.lower().startswith(("http://", "https://", "ftp://")):
-        raise InputError("Links to audio are not supported. Download the file and upload it instead.")
+        raise InputError("Links to audio are not supported. Download the file and "
+                         + ("give its path." if on_command_line() else "upload it instead."))
     path = Path(text)
-    name = f"'{path.name}'"  # never the server's full path
+    name = f"'{shown_path(path)}'"  # in the app never the server's full path; on a command line the path given
     try:
         st = path.stat()
     except (FileNotFoundError, NotADirectoryError):
-        raise InputError(f"The audio file {name} was not found. Please upload it again.") from None
-    except OSError:
-        raise InputError(f"The audio file {name} cannot be opened. Please upload it again.") from None
+        raise file_error("audio file", path, "does not exist") from None
+    except OSError as error:
+        raise file_error("audio file", path, f"cannot be read ({error.strerror or type(error).__name__})") from None
     if path.is_dir():
-        raise InputError(f"{name} is a folder, not an audio file. Upload an audio file.")
+        raise file_error("audio file", path, "is a folder, not a file", "Upload an audio file.")
     if st.st_size == 0:
-        raise InputError(f"The audio file {name} is empty (0 bytes). Please upload it again.")
+        raise file_error("audio file", path, "is empty (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise file_error("audio file", path, "cannot be read (permission denied)")
     if st.st_size > limits.MAX_UPLOAD_BYTES:
         raise InputError(
             f"The audio file {name} is {st.st_size / 2**20:.1f} MB; the limit is "
-            f"{limits.MAX_UPLOAD_BYTES / 2**20:.0f} MB. Upload a shorter or compressed clip "
-            "(e.g. MP3 or OGG)."
+            f"{limits.MAX_UPLOAD_BYTES / 2**20:.0f} MB. Use a shorter or compressed clip (e.g. MP3 or OGG)."
         )
     name = f"The audio file {name}"
     # decoders can hang or run out of memory on a crafted file: in a worker that can be stopped
@@ -297,7 +299,7 @@ def _read_blocks(handle: sf.SoundFile, name: str, channels: int, limit: int, max
         except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError):
             raise InputError(
                 f"{name} looks like {handle.format} audio but is damaged and cannot be decoded. "
-                f"Export it again, or upload another file (WAV, FLAC, OGG or MP3)."
+                f"Export it again, or use another file (WAV, FLAC, OGG or MP3)."
             ) from None
         if not len(block):
             break
@@ -370,7 +372,7 @@ def _check_duration(seconds: float, name: str, max_seconds: float | None, min_se
     if min_seconds is not None and seconds < min_seconds:
         raise InputError(
             f"{name} is too short: {seconds:.3f} s, and at least {min_seconds:g} s is needed. "
-            "Upload a longer clip."
+            "Use a longer clip."
         )
 
 

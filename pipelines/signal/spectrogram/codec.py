@@ -16,7 +16,7 @@ from PIL import Image
 from core.errors import InputError
 
 from pipelines.signal.spectrogram import dsp
-from pipelines.signal.spectrogram.image_files import attach_metadata, read_metadata
+from pipelines.signal.spectrogram.image_files import attach_metadata, read_metadata, sizes_accepted
 from pipelines.signal.spectrogram.params import RIFFUSION, SpectrogramParams, get_params
 
 ParamsLike = T.Union[str, SpectrogramParams]
@@ -134,9 +134,8 @@ def image_to_mel(
         max_value = params.default_max_value
     chans = _image_channels(image, meta.get("stereo") if stereo is None else stereo)
     if chans.shape[1] != params.n_mels:
-        raise InputError(
-            f"The image is {chans.shape[1]} px high but the {params.name} preset has {params.n_mels} mel bins"
-        )
+        raise InputError(f"The spectrogram image is {image.width}x{chans.shape[1]} px, but the {params.name} preset "
+                         f"needs {params.n_mels} px high, one row per mel bin; accepted: {sizes_accepted()}.")
     data = torch.from_numpy(chans.astype(np.float64))
     if params.flip:
         data = data.flip(1)

@@ -85,18 +85,30 @@ def image_bytes(image: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def sizes_accepted() -> str:
+    """The sizes a spectrogram image may have, in words, for every refusal of one (the loader's and the
+    codec's, so they agree): as high as its preset's mel bins, at most ``limits.MAX_SPECTROGRAM_WIDTH``
+    wide (a little over the longest input, 100 columns per second)."""
+    from pipelines.schema import limits
+
+    return (f"as high as its preset's mel bins (riffusion {RIFFUSION.n_mels} px, audio-diffusion "
+            f"{AUDIO_DIFFUSION.n_mels} px) and 1 to {limits.MAX_SPECTROGRAM_WIDTH} px wide")
+
+
 def load_image(path: T.Union[str, os.PathLike]) -> Image.Image:
     """Open a spectrogram image from an uploaded file: 8-bit L or RGB, its metadata kept.
 
     Goes through :func:`pipelines.signal.images.open_image` (any mode and bit depth scaled, alpha on
     white, EXIF orientation, size checked before decoding). InputError for no path, a missing,
-    huge or unreadable file, or an image over ``MAX_SPECTROGRAM_WIDTH`` x ``MAX_IMAGE_SIDE`` px.
+    huge or unreadable file, or an image over ``MAX_SPECTROGRAM_WIDTH`` x ``MAX_IMAGE_SIDE`` px (the
+    header's bound; the height is then checked against the preset in ``codec.image_to_mel``); either
+    refusal states :func:`sizes_accepted`.
     """
     from pipelines.signal import images
     from pipelines.schema import limits
 
     return images.open_image(path, what="spectrogram image (PNG)", max_width=limits.MAX_SPECTROGRAM_WIDTH,
-                             max_height=limits.MAX_IMAGE_SIDE)
+                             max_height=limits.MAX_IMAGE_SIDE, accepted=sizes_accepted())
 
 
 def as_mono_spectrogram(generated: Image.Image, source: Image.Image) -> Image.Image:

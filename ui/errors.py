@@ -1,0 +1,244 @@
+"""Errors as the studio's users read them: the error boundary of every handler, and gradio's own
+refusals of a request or an input, reworded.
+
+Pipelines raise the project's errors (``core.errors``); ``user_errors`` turns them into ``gr.Error``
+with the same message (API callers read it too), and a ``Cancelled`` run into an information toast.
+``input_checks_in_our_words`` rewords what gradio checks before a handler runs (a number out of its
+range, a request naming a server file, too few inputs), one log line each and no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from core.errors import Cancelled, StudioError
+from pipelines.schema import limits
+
+log = logging.getLogger("studio")
+
+
+# -- error handling -------------------------------------------------------------------------------------
+def user_errors(fn: Callable) -> Callable:
+    """Turn the project's errors into gr.Error (shown in the UI and sent to API callers); a cancelled
+    run is not an error: it says so and leaves every output as it was."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Cancelled as stopped:
+            gr.Info(str(stopped))
+            return gr.skip()
+        except StudioError as error:
+            # the user's input or a missing model: one log line, no traceback (the message says it all)
+            log.warning("%s: %s", fn.__name__, error)
+            raise gr.Error(str(error), print_exception=False) from None
+        except Exception as error:  # noqa: BLE001  (the app must keep running)
+            log.exception("unexpected error in %s", fn.__name__)  # a real error keeps its traceback, once
+            raise gr.Error(
+                f"Something unexpected went wrong ({type(error).__name__}: {str(error)[:200]}). "
+                "The app is still running; please try again or report this.",
+                print_exception=False,
+            ) from error
+
+    return wrapper
+
+
+# -- gradio's own input checks, in our words -------------------------------------------------------------
+def input_checks_in_our_words(demo: gr.Blocks) -> gr.Blocks:
+    """Make gradio's own input checks read like the studio's: a slider or number out of its range or
+    not a number says "Steps must be a number from 1 to 100; got 1000." instead of "Value 1000 is
+    greater than maximum value 100." (or a TypeError), and any component's refusal becomes one log
+    line and a gr.Error without the traceback gradio prints for its own errors. Each input component's
+    ``preprocess`` (where gradio checks) is wrapped on the instance; call after building ``demo``."""
+    for block in demo.blocks.values():
+        if isinstance(block, gr.components.Component) and "preprocess" not in vars(block):
+            block.preprocess = _checked_preprocess(block, block.preprocess)
+    _request_checks_in_our_words(demo)
+    return demo
+
+
+def _request_checks_in_our_words(demo: gr.Blocks) -> None:
+    """gradio's checks of a whole request, reworded where they would show internals or name no input:
+    too few inputs ("Wanted inputs: [<gradio.components.textbox.Textbox object at 0x...>]"), and, per
+    input, before gradio's own pass: a file sent as a bare path or a dict that is not gradio's file
+    ("1 validation error for FileData"), a choice outside its control's choices ("Value: 'x' (type:
+    <class 'str'>) is not in the list of choices"), a URL gradio will not fetch ("Hostname ... failed
+    validation") and a request naming a file on the server ("Cannot move /.../app.py to the gradio
+    cache dir": the install folder). Each message names the control and the API parameter. Wraps
+    ``demo.validate_inputs`` and ``demo.preprocess_data`` on the instance."""
+    validate, preprocess_data = demo.validate_inputs, demo.preprocess_data
+
+    def validate_inputs(block_fn: Any, inputs: list) -> None:
+        wanted = block_fn.inputs
+        if len(inputs) < len(wanted):
+            labels = ", ".join(getattr(block, "label", None) or type(block).__name__ for block in wanted)
+            endpoint = f"/{block_fn.api_name}" if block_fn.api_name else "This event"
+            message = (f"{endpoint} takes {len(wanted)} input(s) ({labels}); the request sent {len(inputs)}. "
+                       "The page's 'Use via API' lists them.")
+            _refuse(message)
+        validate(block_fn, inputs)
+
+    async def checked_preprocess_data(block_fn: Any, inputs: list, state: Any, *args: Any, **kwargs: Any) -> Any:
+        explicit_call = args[0] if args else kwargs.get("explicit_call", False)
+        validate_inputs(block_fn, inputs)  # the count first (gradio's pass checks it again)
+        inputs = list(inputs)
+        for index, block in enumerate(block_fn.inputs[:len(inputs)]):
+            if index in getattr(block_fn, "component_prop_inputs", ()) or inputs[index] is None:
+                continue
+            if state is not None and block._id in state and not block.stateful:
+                block = state[block._id]  # the session's copy: its choices may have been updated
+            if _takes_files(block):
+                where = _input_name(block_fn, index, block)
+                _check_file_payload(block, inputs[index], where)
+                inputs[index] = await _files_in_cache(block, inputs[index], where, not explicit_call)
+            elif isinstance(block, (gr.Radio, gr.Dropdown, gr.CheckboxGroup)):
+                _check_choice(block, inputs[index], lambda: _input_name(block_fn, index, block))
+        return await preprocess_data(block_fn, inputs, state, *args, **kwargs)
+
+    demo.validate_inputs = validate_inputs
+    demo.preprocess_data = checked_preprocess_data
+
+
+def _refuse(message: str) -> None:
+    log.warning("request refused: %s", message)
+    raise gr.Error(message, print_exception=False)
+
+
+def _input_name(block_fn: Any, index: int, block: Any) -> str:
+    """How a message names input ``index`` of an event: its label and, for API callers, its parameter
+    ("Sound (parameter audio_path)"), the name ``view_api()`` shows (gradio's own naming)."""
+    label = getattr(block, "label", None) or type(block).__name__
+    try:
+        from gradio.blocks import _get_api_parameter_name
+        from gradio.utils import get_function_params
+
+        name = _get_api_parameter_name(block_fn, get_function_params(block_fn.fn), index)
+    except Exception:  # noqa: BLE001  (gradio's private helper moved: the label alone still says which)
+        return label
+    return label if name.startswith("param_") else f"{label} (parameter {name})"
+
+
+# -- files: gradio's file dicts only, uploaded or from a public address ------------------------------------
+def _takes_files(block: Any) -> bool:
+    from gradio.data_classes import FileData, ImageData, ListFiles
+
+    model = getattr(block, "data_model", None)
+    return isinstance(model, type) and issubclass(model, (FileData, ImageData, ListFiles))
+
+
+def _check_file_payload(block: Any, payload: Any, where: str) -> None:
+    """A file input's payload must be gradio's file dict (a list of them for several files): what
+    ``gradio_client.handle_file`` sends. A bare path, for one, is text to the server."""
+    from pydantic import ValidationError
+
+    try:
+        block.data_model.model_validate(payload, context={"validate_meta": True})
+        return
+    except ValidationError:
+        pass
+    many = block.data_model.__name__ == "ListFiles"
+    sent = _described(payload)
+    if many and isinstance(payload, list) and payload:
+        sent = "a list holding " + _described(next((item for item in payload if not isinstance(item, dict)), payload[0]))
+    wanted = "[gradio_client.handle_file(path), ...]" if many else "gradio_client.handle_file(path)"
+    _refuse(f"{where} takes {'files' if many else 'a file'}: pass {'them' if many else 'it'} as {wanted} (a local "
+            f"path or an http(s) address), not {sent}.")
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the text {value[:100]!r}"
+    return "a dict that is not gradio's file dict" if isinstance(value, dict) else f"a {type(value).__name__}"
+
+
+async def _files_in_cache(block: Any, payload: Any, where: str, uploaded_only: bool) -> Any:
+    """The payload with its files moved into gradio's cache, as gradio's own pass does (which then finds
+    them there): uploads stay where they are, an http(s) address is downloaded. One file at a time, so
+    a refusal names the file: a server path (not uploaded) or an address gradio does not fetch."""
+    if isinstance(payload, list):
+        return [await _files_in_cache(block, item, where, uploaded_only) for item in payload]
+    from gradio import processing_utils
+    from gradio.exceptions import InvalidPathError
+
+    address = payload.get("path") if isinstance(payload, dict) else None
+    try:
+        return await processing_utils.async_move_files_to_cache(payload, block, check_in_upload_folder=uploaded_only)
+    except InvalidPathError:
+        _refuse(f"{where} names a file that is not one uploaded to the studio: upload it first (API callers: "
+                "gradio_client.handle_file(path)). Files on the server cannot be named.")
+    except Exception as error:  # noqa: BLE001  (any failure to fetch an address: the caller's to fix)
+        if not (isinstance(address, str) and address.startswith(("http://", "https://"))):
+            raise
+        _refuse(_fetch_refused(where, address[:200], error))
+
+
+def _fetch_refused(where: str, address: str, error: Exception) -> str:
+    """Why the file at ``address`` was not fetched, in our words (gradio downloads through safehttpx,
+    which refuses private and local addresses: "Hostname ... failed validation")."""
+    import httpx
+
+    text = str(error)
+    rule = "Files must be uploaded, or come from a public http(s) address"
+    if "failed validation" in text:
+        return (f"{where}: {address} is a private or local address, which the studio does not fetch. {rule} "
+                "(gradio_client.handle_file(path) uploads a local file).")
+    if "Unable to resolve" in text:
+        reason = "its host name is not known"
+    elif "Status code:" in text:
+        reason = f"the server answered HTTP {text.rsplit(':', 1)[1].strip()}"
+    elif isinstance(error, httpx.TimeoutException):
+        reason = "the server did not answer in time"
+    elif "redirects" in text:
+        reason = "too many redirects"
+    else:
+        reason = "the server could not be reached"
+    return f"{where}: the file at {address} could not be downloaded ({reason}). {rule} that serves it."
+
+
+# -- choices ------------------------------------------------------------------------------------------------
+def _check_choice(block: Any, payload: Any, where: Callable[[], str]) -> None:
+    """A radio, dropdown or checkbox group's value must be among its choices (a dropdown that allows
+    custom values takes anything): refused as gradio's own check would, naming the control and its
+    choices."""
+    if isinstance(block, gr.Dropdown) and block.allow_custom_value:
+        return
+    several = isinstance(payload, list) and not isinstance(block, gr.Radio)
+    allowed = [value for _, value in block.choices]
+    outside = [value for value in (payload if several else [payload]) if value not in allowed]
+    if not outside:
+        return
+    choices = ", ".join(repr(value) for value in allowed)
+    if not allowed:
+        _refuse(f"{where()} has nothing to choose from yet; got {outside[0]!r}.")
+    _refuse(f"{'Each value of ' if several else ''}{where()} must be one of {choices}; got {outside[0]!r}.")
+
+
+def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
+    numeric = isinstance(component, (gr.Slider, gr.Number))
+    label = component.label or type(component).__name__
+
+    def checked(payload: Any) -> Any:
+        try:
+            if numeric and payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))):
+                raise TypeError(payload)
+            return preprocess(payload)
+        except (gr.Error, TypeError, ValueError) as error:
+            if numeric and component.minimum is not None and component.maximum is not None:
+                message = (f"{label} must be a number from {limits.format_bound(component.minimum)} to "
+                           f"{limits.format_bound(component.maximum)}; got {payload!r}.")
+            elif numeric:
+                message = f"{label} must be a number; got {payload!r}."
+            else:
+                message = f"{label}: {getattr(error, 'message', None) or error}"
+            log.warning("input refused: %s", message)
+            raise gr.Error(message, print_exception=False) from None
+
+    return checked
