@@ -9,6 +9,7 @@ range, a request naming a server file, too few inputs), one log line each and no
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 from collections.abc import Callable
@@ -18,8 +19,12 @@ import gradio as gr
 
 from core.errors import Cancelled, StudioError
 from pipelines.schema import limits
+from ui import file_urls
 
 log = logging.getLogger("studio")
+# the ASGI scope of the request whose event is being processed (the queue's join): whose budget a file
+# fetched by address spends (set by the process_api wrapper of _request_checks_in_our_words)
+_caller_scope: contextvars.ContextVar[dict | None] = contextvars.ContextVar("studio_caller_scope", default=None)
 
 
 # -- error handling -------------------------------------------------------------------------------------
@@ -72,9 +77,11 @@ def _request_checks_in_our_words(demo: gr.Blocks) -> None:
     ("1 validation error for FileData"), a choice outside its control's choices ("Value: 'x' (type:
     <class 'str'>) is not in the list of choices"), a URL gradio will not fetch ("Hostname ... failed
     validation") and a request naming a file on the server ("Cannot move /.../app.py to the gradio
-    cache dir": the install folder). Each message names the control and the API parameter. Wraps
-    ``demo.validate_inputs`` and ``demo.preprocess_data`` on the instance."""
-    validate, preprocess_data = demo.validate_inputs, demo.preprocess_data
+    cache dir": the install folder). Each message names the control and the API parameter. A file given
+    by address is fetched here, bounded like an upload (``ui.file_urls``), never by gradio's unbounded
+    download. Wraps ``demo.validate_inputs``, ``demo.preprocess_data`` and ``demo.process_api`` (which
+    passes the request down: its budget counts the fetched bytes) on the instance."""
+    validate, preprocess_data, process_api = demo.validate_inputs, demo.preprocess_data, demo.process_api
 
     def validate_inputs(block_fn: Any, inputs: list) -> None:
         wanted = block_fn.inputs
@@ -103,8 +110,20 @@ def _request_checks_in_our_words(demo: gr.Blocks) -> None:
                 _check_choice(block, inputs[index], lambda: _input_name(block_fn, index, block))
         return await preprocess_data(block_fn, inputs, state, *args, **kwargs)
 
+    async def process_api_of_caller(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs["request"] if "request" in kwargs else (args[3] if len(args) > 3 else None)
+        if isinstance(request, list):  # a batch: its first request's caller
+            request = request[0] if request else None
+        starlette_request = vars(request).get("request") if request is not None else None
+        token = _caller_scope.set(getattr(starlette_request, "scope", None))
+        try:
+            return await process_api(*args, **kwargs)
+        finally:
+            _caller_scope.reset(token)
+
     demo.validate_inputs = validate_inputs
     demo.preprocess_data = checked_preprocess_data
+    demo.process_api = process_api_of_caller
 
 
 def _refuse(message: str) -> None:
@@ -161,46 +180,28 @@ def _described(value: Any) -> str:
 
 async def _files_in_cache(block: Any, payload: Any, where: str, uploaded_only: bool) -> Any:
     """The payload with its files moved into gradio's cache, as gradio's own pass does (which then finds
-    them there): uploads stay where they are, an http(s) address is downloaded. One file at a time, so
-    a refusal names the file: a server path (not uploaded) or an address gradio does not fetch."""
+    them there): uploads stay where they are, an http(s) address is fetched by ``ui.file_urls`` (bounded
+    like an upload: size, time, the caller's upload budgets). One file at a time, so a refusal names the
+    file: a server path (not uploaded) or an address the studio does not fetch."""
     if isinstance(payload, list):
         return [await _files_in_cache(block, item, where, uploaded_only) for item in payload]
     from gradio import processing_utils
     from gradio.exceptions import InvalidPathError
+    from gradio_client.utils import is_http_url_like
 
     address = payload.get("path") if isinstance(payload, dict) else None
+    if is_http_url_like(address) and not getattr(block, "proxy_url", None):
+        try:
+            path = await file_urls.fetch_into_cache(address, block.GRADIO_CACHE, where, _caller_scope.get())
+        except file_urls.FetchRefused as refused:
+            _refuse(str(refused))
+        block.temp_files.add(path)  # as gradio's own download does: removed with the app's files
+        payload = {**payload, "path": path}
     try:
         return await processing_utils.async_move_files_to_cache(payload, block, check_in_upload_folder=uploaded_only)
     except InvalidPathError:
         _refuse(f"{where} names a file that is not one uploaded to the studio: upload it first (API callers: "
                 "gradio_client.handle_file(path)). Files on the server cannot be named.")
-    except Exception as error:  # noqa: BLE001  (any failure to fetch an address: the caller's to fix)
-        if not (isinstance(address, str) and address.startswith(("http://", "https://"))):
-            raise
-        _refuse(_fetch_refused(where, address[:200], error))
-
-
-def _fetch_refused(where: str, address: str, error: Exception) -> str:
-    """Why the file at ``address`` was not fetched, in our words (gradio downloads through safehttpx,
-    which refuses private and local addresses: "Hostname ... failed validation")."""
-    import httpx
-
-    text = str(error)
-    rule = "Files must be uploaded, or come from a public http(s) address"
-    if "failed validation" in text:
-        return (f"{where}: {address} is a private or local address, which the studio does not fetch. {rule} "
-                "(gradio_client.handle_file(path) uploads a local file).")
-    if "Unable to resolve" in text:
-        reason = "its host name is not known"
-    elif "Status code:" in text:
-        reason = f"the server answered HTTP {text.rsplit(':', 1)[1].strip()}"
-    elif isinstance(error, httpx.TimeoutException):
-        reason = "the server did not answer in time"
-    elif "redirects" in text:
-        reason = "too many redirects"
-    else:
-        reason = "the server could not be reached"
-    return f"{where}: the file at {address} could not be downloaded ({reason}). {rule} that serves it."
 
 
 # -- choices ------------------------------------------------------------------------------------------------

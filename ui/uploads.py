@@ -13,6 +13,10 @@ proxy sets) a budget and the whole temp folder one:
 A request is refused from its ``Content-Length`` before any byte is read; its streamed bytes are
 counted as well (a chunked or lying request is cut off where it passes the budget, and gradio's
 parser removes the part it wrote). The response body is our message, as plain text.
+
+A file given by address (``handle_file("https://...")``) spends the same budgets: the middleware puts
+itself in every HTTP request's scope (``SCOPE_KEY``), and ``ui.file_urls`` finds it in the scope of
+the request that queued the event (``admit``, ``take``, ``settle``: the same accounting).
 """
 
 from __future__ import annotations
@@ -30,11 +34,14 @@ from pipelines.schema import limits
 log = logging.getLogger("studio.uploads")
 
 UPLOAD_PATH = "/gradio_api/upload"
+SCOPE_KEY = "studio.upload_budget"  # where each HTTP request's scope carries the budget that counts it
 _WINDOW_SECONDS = 60.0
 _FOLDER_SCAN_SECONDS = 2.0  # the temp folder's size is measured at most this often (plus what arrives since)
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """A budget refused more bytes; ``status`` is the HTTP status an upload gets (429 or 413)."""
+
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
@@ -84,8 +91,9 @@ class UploadBudget:
         self._lock = threading.Lock()
         self._folder = (0.0, 0)  # (measured at, bytes)
 
-    # -- accounting ------------------------------------------------------------------------------------------
-    def _client_key(self, scope: dict) -> str:
+    # -- accounting (uploads and files fetched by address alike) -------------------------------------------
+    def client_key(self, scope: dict) -> str:
+        """Who a request's bytes count for: its IP address (on a Space the first X-Forwarded-For entry)."""
         headers = dict(scope.get("headers") or [])
         forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
         if forwarded and (os.environ.get("SPACE_ID") or os.environ.get("SYSTEM") == "spaces"):
@@ -102,44 +110,69 @@ class UploadBudget:
     def _in_flight(self) -> int:
         return sum(client.in_flight for client in self._clients.values())
 
-    def _check(self, client: _Client, more: int, *, new_request: bool) -> None:
-        """Raise _Refused if ``more`` bytes for ``client`` would pass a budget."""
+    def _check(self, client: _Client, more: int, *, new_request: bool, this: str) -> None:
+        """Raise Refused if ``more`` bytes for ``client`` would pass a budget; ``this`` names the file in
+        the message ("this upload")."""
         per_minute, files_waiting, budget = (limits.UPLOAD_BYTES_PER_MINUTE, limits.UPLOAD_FILES_WAITING,
                                              limits.TEMP_BUDGET_BYTES)
         if new_request and client.files_waiting() >= files_waiting:
-            raise _Refused(429, f"Too many uploads: you have {len(client.files)} uploaded files waiting on the "
-                                f"studio (at most {files_waiting} per user). Use them, or try again in "
-                                f"{limits.CACHE_SWEEP[1] // 60} minutes, when they are removed.")
+            raise Refused(429, f"Too many uploads: you have {len(client.files)} uploaded files waiting on the "
+                               f"studio (at most {files_waiting} per user; files given by address count too). Use "
+                               f"them, or try again in {limits.CACHE_SWEEP[1] // 60} minutes, when they are removed.")
         sent = client.bytes_last_minute(time.monotonic())
         if sent + more > per_minute:
-            raise _Refused(429, f"Too many uploads: you sent {_megabytes(sent)} in the last minute and this upload "
-                                f"would pass the limit of {_megabytes(per_minute)} per minute per user. Wait a "
-                                "minute and try again.")
+            raise Refused(429, f"Too many uploads: you sent {_megabytes(sent)} in the last minute and {this} "
+                               f"would pass the limit of {_megabytes(per_minute)} per minute per user (files "
+                               "given by address count too). Wait a minute and try again.")
         used = self._folder_bytes() + self._in_flight()
         if used + more > budget:
-            raise _Refused(413, f"The studio's upload space is full ({_megabytes(used)} of "
-                                f"{_megabytes(budget)} in use). Please try again in a few minutes.")
+            raise Refused(413, f"The studio's upload space is full ({_megabytes(used)} of "
+                               f"{_megabytes(budget)} in use). Please try again in a few minutes.")
+
+    def admit(self, key: str, declared: int, this: str = "this upload") -> _Client:
+        """The client ``key`` about to send ``declared`` bytes (0: not said): its accounting entry, or
+        Refused when a budget is already spent (files waiting, bytes per minute, the folder)."""
+        with self._lock:
+            client = self._clients.setdefault(key, _Client())
+            self._check(client, max(declared, 0), new_request=True, this=this)
+            return client
+
+    def take(self, client: _Client, size: int, this: str = "this upload") -> None:
+        """``size`` more bytes arrived for ``client``: counted in flight, or Refused (nothing counted)."""
+        with self._lock:
+            self._check(client, size, new_request=False, this=this)
+            client.in_flight += size
+
+    def settle(self, client: _Client, streamed: int, kept: int, paths: list[str]) -> None:
+        """A transfer ended: its ``streamed`` bytes leave the in-flight count for the last minute's, the
+        ``kept`` bytes join the folder's, and the files it left (``paths``) count as waiting."""
+        with self._lock:
+            client.in_flight -= streamed
+            client.sent.append((time.monotonic(), streamed))
+            self._folder = (self._folder[0], self._folder[1] + kept)
+            client.files.update(paths)
+            if len(self._clients) > 1000:  # forget clients with nothing left to count
+                now = time.monotonic()
+                for other in [k for k, c in self._clients.items()
+                              if not c.in_flight and not c.bytes_last_minute(now) and not c.files_waiting()]:
+                    del self._clients[other]
 
     # -- ASGI ------------------------------------------------------------------------------------------------
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") in ("http", "websocket"):
+            scope[SCOPE_KEY] = self  # a file the request's event fetches by address counts here too
         if scope.get("type") != "http" or scope.get("method") != "POST" or not scope.get("path", "").endswith(
                 UPLOAD_PATH):
             return await self.app(scope, receive, send)
-        key = self._client_key(scope)
+        key = self.client_key(scope)
         headers = dict(scope.get("headers") or [])
         try:
             declared = int(headers.get(b"content-length", b"") or -1)
         except ValueError:
             declared = -1
-        with self._lock:
-            client = self._clients.setdefault(key, _Client())
-            try:
-                self._check(client, max(declared, 0), new_request=True)
-            except _Refused as refused:
-                refusal = refused
-            else:
-                refusal = None
-        if refusal is not None:  # before a byte of the body is read
+        try:
+            client = self.admit(key, declared)
+        except Refused as refusal:  # before a byte of the body is read
             log.warning("upload refused (%s): %s", key, refusal.message)
             return await _plain(send, refusal.status, refusal.message)
 
@@ -149,18 +182,14 @@ class UploadBudget:
             message = await receive()
             if message.get("type") == "http.request":
                 size = len(message.get("body", b""))
-                with self._lock:
-                    try:
-                        self._check(client, size, new_request=False)
-                    except _Refused as refused:
-                        state["refused"] = refused
-                    else:
-                        client.in_flight += size
-                        state["streamed"] += size
-                if state["refused"] is not None:
+                try:
+                    self.take(client, size)
+                except Refused as refused:
+                    state["refused"] = refused
                     from gradio.route_utils import MultiPartException  # gradio's parser then removes its part files
 
-                    raise MultiPartException(state["refused"].message)
+                    raise MultiPartException(refused.message) from None
+                state["streamed"] += size
             return message
 
         async def watched_send(message: dict) -> None:
@@ -175,17 +204,8 @@ class UploadBudget:
         try:
             await self.app(scope, counted_receive, watched_send)
         finally:
-            with self._lock:
-                client.in_flight -= state["streamed"]
-                client.sent.append((time.monotonic(), state["streamed"]))
-                self._folder = (self._folder[0], self._folder[1] + state["streamed"])
-                if state["status"] == 200:
-                    client.files.update(_saved_paths(state["body"]))
-                if len(self._clients) > 1000:  # forget clients with nothing left to count
-                    now = time.monotonic()
-                    for other in [k for k, c in self._clients.items()
-                                  if not c.in_flight and not c.bytes_last_minute(now) and not c.files_waiting()]:
-                        del self._clients[other]
+            self.settle(client, state["streamed"], state["streamed"],
+                        _saved_paths(state["body"]) if state["status"] == 200 else [])
             if state["refused"] is not None:
                 log.warning("upload cut off (%s): %s", key, state["refused"].message)
 

@@ -49,15 +49,19 @@ DECODE_SECONDS = _env("DECODE_SECONDS", 20.0)  # one file's decode; past it the 
 DECODE_MEMORY_BYTES = int(_env("DECODE_MEMORY_MB", 1024) * 2**20)
 DECODE_WORKERS = int(_env("DECODE_WORKERS", 2))  # decodes at once; more callers wait for a free worker
 
-# Uploads (/gradio_api/upload, before the bytes reach the disk: app.UploadBudget)
+# Uploads (/gradio_api/upload, before the bytes reach the disk: ui.uploads.UploadBudget; files given by address
+# spend the same budgets)
 UPLOAD_BYTES_PER_MINUTE = int(_env("UPLOAD_MB_PER_MINUTE", 300) * 2**20)  # per client (IP address)
 # per client: its uploads still on disk (kept 15 min). A playlist run uploads up to 10 files, so 120 leaves a
 # busy user a dozen runs per sweep; the disk itself is bounded by TEMP_BUDGET_BYTES.
 UPLOAD_FILES_WAITING = int(_env("UPLOAD_FILES_WAITING", 120))
 TEMP_BUDGET_BYTES = int(_env("TEMP_BUDGET_MB", 4096) * 2**20)  # gradio's temp folder, all files together
+# A file given by http(s) address (ui.file_urls): the whole download, redirects included, or it is stopped. It
+# runs in the event's queue slot (the GPU's for a model run), so it stays short: 50 MB in 30 s is 14 Mbit/s.
+URL_FETCH_SECONDS = _env("URL_FETCH_SECONDS", 30.0)
 
 # Audio input
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # larger files are refused before decoding
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # one file, uploaded or given by address; larger ones are refused before decoding
 MAX_INPUT_SECONDS = 60.0  # longer inputs are refused; sound-to-music works window by window
 MIN_INPUT_SECONDS = 0.1
 SILENCE_DBFS = -60.0  # a clip whose peak is below this is treated as silent
