@@ -9,6 +9,7 @@ its result lands in tests/artifacts/layout-<width>-<tab>.png.
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -16,6 +17,7 @@ from conftest import click_example, open_page
 
 pytestmark = pytest.mark.browser
 
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 LAPTOP, PHONE = (1280, 800), (390, 844)
 UPLOAD_HINT = "Click to Upload"
 SHOWN = 100  # px of a result that must be in the screen (all of it when it is shorter)
@@ -101,6 +103,17 @@ def _a_text_example(page) -> None:
                            ".some(t => t.value === 'lofi hip hop beat with a warm electric piano')")
 
 
+def _upload(label: str, *names: str) -> Callable:
+    """Upload ``names`` (files of assets/) into the visible input labelled ``label``, as a visitor's file
+    chooser does, and wait until the last one is in the input."""
+    def upload(page):
+        block = page.locator(".block", has=page.get_by_text(label, exact=True)).locator("visible=true").last
+        block.locator("input[type=file]").set_input_files([str(ASSETS / name) for name in names])
+        page.wait_for_function("(name) => [...document.querySelectorAll(`a[href*='${name}'], audio[src*='${name}']`)]"
+                               ".some(element => element.offsetParent !== null)", arg=names[-1], timeout=60_000)
+    return upload
+
+
 def _a_playlist(page) -> None:
     page.get_by_text("groove.wav, rain.wav").locator("visible=true").first.click()
     page.locator("a[href*='rain.wav']").locator("visible=true").first.wait_for()
@@ -118,6 +131,14 @@ TABS = (
         ("Picture",), _then(_thumbnail("sunset.png"), _length("Duration (s)", "1"))),
     Tab("Playlist to music", "Make music", "a[href*='playlist-music.wav'], audio[src*='playlist-music.wav']",
         ("Playlist (audio files)",), _a_playlist),
+    Tab("Extend", "Extend", "a[href*='extended.wav'], audio[src*='extended.wav']", ("Track to extend",),
+        _then(_upload("Track to extend", "knocks.wav"), _length("Seconds to add", "1"))),
+    Tab("Variations", "Make variations",
+        "#variations-chosen a[href*='variation-1-seed-'], #variations-chosen audio[src*='variation-1-seed-']", (),
+        _then(_length("Length (s)", "1"), _length("Variations (seeds)", "2"))),
+    Tab("Train a style", "Train", "img[src*='loss.png']", ("Clips of the style (3 to 20 audio files)",),
+        _then(_upload("Clips of the style (3 to 20 audio files)", "knocks.wav", "rain.wav", "kettle.wav"),
+              _length("Steps", "2"))),
     Tab("Spectrogram", "Sound → spectrogram", "img[src*='spectrogram-riffusion.png']",
         ("Sound", "Spectrogram image (PNG)"), _example("kettle.wav")),
     Tab("History", "Download all", "a[href*='.zip']", ()),

@@ -19,6 +19,7 @@ from pipelines.schema import limits
 from pipelines.systems import train_style
 from pipelines.models.style_embedding import StyleLibrary
 from pipelines.models.trained import LORAS, STYLES, TrainedStore
+from studio import batch
 from tests.test_endpoints import masked_args
 from tests.test_style_endpoints import style_args
 
@@ -281,6 +282,26 @@ def test_shared_mode_keeps_the_studio_before_sessions(studio, styles, store, mon
                                                 workdir=store.staging(), store=store, session="a"))
     assert "queued" in train_style.taken_names(studio, "b", trainer)
     assert train_style.forget(studio, "a", trainer) and store.shared_loras().exists()  # nothing shared is removed
+
+
+@pytest.mark.slow
+def test_a_script_trains_in_shared_mode_and_a_batch_job_uses_the_style(studio, styles, store, clips, tmp_path,
+                                                                       monkeypatch):
+    """A Python caller has no session (docs/FEATURES.md, "Without a page"): in shared mode what it trains
+    goes into the styles folder every caller lists, kept for good, so ``python -m studio batch`` (no session
+    either) runs with it by name."""
+    monkeypatch.setattr(store, "shared", True)
+    job = studio.train_style(clips, train_style.TrainStyleSettings(name="scripted", steps=2))
+    assert job.wait(300) and job.state == "done", job.error
+    assert (styles / "scripted" / "style.json").is_file() and not (store.root / "sessions").exists()
+    assert store.sweep(now=time.time() + 10 * limits.TRAIN_SESSION_SECONDS, force=True) == []
+    sounds = tmp_path / "in"
+    sounds.mkdir()
+    shutil.copy(clips[0], sounds / "sound.wav")
+    summary = batch.run_batch("style_interpolation", sounds, tmp_path / "out", ["styles=scripted", "steps=2"],
+                              studio=studio)
+    assert summary["made"] == 1 and not summary["failed"], summary
+    assert audio_io.read_wav_metadata(tmp_path / "out" / "sound" / "styled.wav")["styles"] == ["scripted"]
 
 
 def test_the_estimate_before_a_cpu_run(studio):

@@ -80,8 +80,10 @@ def test_the_page_lays_out_one_player_per_seed_each_with_use_this(studio):
 
     demo = app.build_demo(studio)
     assert sum(isinstance(b, gr.Button) and b.value == "Use this" for b in demo.blocks.values()) == 8
-    show = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "show" and len(f.outputs) == 24)
-    updates = show(["/tmp/a.wav", "/tmp/b.wav", "/tmp/c.wav"], [3, 4, 5])
+    show = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "show" and len(f.outputs) == 25)
+    *updates, chosen = show(["/tmp/a.wav", "/tmp/b.wav", "/tmp/c.wav"], [3, 4, 5])
+    assert chosen == "/tmp/a.wav"  # the first seed's, the one in the seed box, is the chosen one at first
+    assert show([], [])[-1] is None
     columns, players, seeds = updates[0::3], updates[1::3], updates[2::3]
     assert [c.visible for c in columns] == [True] * 3 + [False] * 5
     assert [p.label for p in players[:3]] == ["Seed 3", "Seed 4", "Seed 5"] and seeds[:4] == [3, 4, 5, None]

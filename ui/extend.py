@@ -17,8 +17,7 @@ from . import binding
 from .binding import gpu_estimate, settings_from
 from .send_to import AUDIO, buttons, target
 
-ENGINE_LABELS = {"riffusion": "Riffusion (spectrogram windows, keeps the last 1.28 s)",
-                 "musicgen": "MusicGen (prompted with the track's last seconds)"}
+ENGINE_LABELS = {"riffusion": "Riffusion", "musicgen": "MusicGen"}  # the intro says how each continues
 SIDE_LABELS = {"after": "After its end", "before": "Before its start"}
 
 
@@ -54,33 +53,38 @@ def build(studio) -> None:
         gr.Markdown(
             "Continue any track (an upload, a recording, or any music result sent here) by up to "
             f"{ExtendSettings.RANGES['seconds'].high:g} s after its end or before its start. The track itself is "
-            "kept unchanged up to a short crossfade at the seam. **Riffusion** paints new 5.12 s spectrogram "
-            "windows that keep the track's last 1.28 s and go on under the prompt; **MusicGen** is prompted with "
+            "kept unchanged up to a short crossfade at the seam. Riffusion paints new 5.12 s spectrogram "
+            "windows that keep the track's last 1.28 s and go on under the prompt; MusicGen is prompted with "
             "the track's last seconds and writes what follows (before the start, it continues the track played "
-            "backwards)."
+            "backwards).",
+            elem_classes=["studio-intro"],
         )
+        # The track, prompt, length, engine and side, the button and the result in the first screen; the
+        # sampling settings folded below the button
         with gr.Row():
             with gr.Column():
                 audio_in = gr.Audio(label="Track to extend", sources=["upload", "microphone"], type="filepath")
                 target("extend", audio_in)
-                prompt = prompt_box("Prompt", ExtendSettings.default("prompt"))
-                seconds = slider(ExtendSettings, "seconds", "Seconds to add", 0.5)
-                engine = gr.Radio([(ENGINE_LABELS[key], key) for key in ENGINES],
-                                  value=ExtendSettings.default("engine"), label="Engine")
-                side = gr.Radio([(SIDE_LABELS[key], key) for key in SIDES], value=ExtendSettings.default("side"),
-                                label="Where")
-                with gr.Accordion("Sampling", open=False):
+                with gr.Row():
+                    prompt = prompt_box("Prompt", ExtendSettings.default("prompt"), min_width=240)
+                    seconds = slider(ExtendSettings, "seconds", "Seconds to add", 0.5, min_width=240)
+                with gr.Row():
+                    engine = gr.Radio([(ENGINE_LABELS[key], key) for key in ENGINES],
+                                      value=ExtendSettings.default("engine"), label="Engine", min_width=240)
+                    side = gr.Radio([(SIDE_LABELS[key], key) for key in SIDES], value=ExtendSettings.default("side"),
+                                    label="Where", min_width=240)
+                run, stop = run_and_cancel_buttons("Extend")
+                with gr.Accordion("Seed, steps, guidance, negative prompt", open=False):
                     seed = seed_control(ExtendSettings)
                     steps = slider(ExtendSettings, "steps", "Steps (Riffusion)", 1)
                     guidance = gr.Number(value=None, minimum=limits.GUIDANCE.low, maximum=limits.GUIDANCE.high,
                                          label="Guidance (empty: the engine default, 7 Riffusion, 3 MusicGen)")
                     negative = prompt_box("Negative prompt (Riffusion)")
-                run, stop = run_and_cancel_buttons("Extend")
             with gr.Column():
                 music = gr.Audio(label="Extended track", type="filepath", interactive=False)
                 buttons(music, AUDIO)
                 image = gr.Image(label="New windows' spectrogram (Riffusion)", type="filepath", format="png",
-                                 interactive=False)
+                                 height=240, interactive=False)
         inputs = binding.inputs(extend_music, {
             "audio_path": audio_in, "prompt": prompt, "seconds": seconds, "engine": engine, "side": side,
             "seed": seed, "steps": steps, "guidance": guidance, "negative_prompt": negative})

@@ -29,8 +29,7 @@ from .common import run_and_cancel_buttons, slider
 from .errors import user_errors
 from .history import session_of
 
-KIND_LABELS = {"musicti": "MusicTI style (Style interpolation)",
-               "genre_lora": "Genre LoRA (Sound to music; the name is its prompt word)"}
+KIND_LABELS = {"musicti": "MusicTI style (Style interpolation)", "genre_lora": "Genre LoRA (Sound to music)"}
 WHERE = {"musicti": "the Style interpolation tab's list", "genre_lora": "Sound to music's genre LoRA choice"}
 POLL_SECONDS = 0.5
 
@@ -168,27 +167,32 @@ def build(studio) -> None:
         gr.Markdown(
             "Teach the studio a music style from 3 to 20 clips of it: a MusicTI style (time-varying textual "
             "inversion on Riffusion, `training/style.py`) for the Style interpolation tab, or a genre LoRA "
-            "(DreamBooth-LoRA on Riffusion, `training/riffusion_lora.py`) for Sound to music. The training runs in "
-            "its own process, one at a time. "
+            "(DreamBooth-LoRA on Riffusion, `training/riffusion_lora.py`) for Sound to music, whose name is its "
+            "prompt word. One training at a time, in a process of its own. "
             + ("What you train is listed for everyone and kept." if studio.trained.shared else
                f"What you train is yours: listed only for you, and removed when you close the page (at most "
                f"{limits.TRAIN_PER_SESSION} per visitor). ")
-            + "MusicTI trains 10 000 steps; a few hundred already give a usable style."
+            + "MusicTI trains 10 000 steps; a few hundred already give a usable style.",
+            elem_classes=["studio-intro"],
         )
+        # The clips, name, kind, steps, the button and the loss plot together in the first screen (a narrow
+        # page stacks the result after the button)
         with gr.Row():
             with gr.Column():
                 clips = gr.File(label=f"Clips of the style ({int(limits.TRAIN_CLIPS.low)} to "
                                 f"{int(limits.TRAIN_CLIPS.high)} audio files)", file_count="multiple",
-                                file_types=["audio"])
-                name = gr.Textbox(label="Style name", value=TrainStyleSettings.default("name"), max_length=64)
-                kind = gr.Radio([(KIND_LABELS[key], key) for key in KINDS], value=TrainStyleSettings.default("kind"),
-                                label="What to learn")
+                                file_types=["audio"], height=150)
+                with gr.Row():
+                    name = gr.Textbox(label="Style name", value=TrainStyleSettings.default("name"), max_length=64,
+                                      min_width=200)
+                    kind = gr.Radio([(KIND_LABELS[key], key) for key in KINDS],
+                                    value=TrainStyleSettings.default("kind"), label="What to learn", min_width=240)
                 steps = slider(TrainStyleSettings, "steps", "Steps", 10)
-                note = gr.Markdown(estimate(studio, TrainStyleSettings.default("steps")))
+                note = gr.Markdown(estimate(studio, TrainStyleSettings.default("steps")), elem_classes=["studio-intro"])
                 run, stop = run_and_cancel_buttons("Train")
             with gr.Column():
                 status = gr.Markdown()
-                plot = gr.Image(label="Loss", type="filepath", interactive=False)
+                plot = gr.Image(label="Loss", type="filepath", height=240, interactive=False)
                 made = gr.Textbox(label="Name (as the Style interpolation tab or Sound to music lists it)",
                                   interactive=False)
         for control in (steps, kind):

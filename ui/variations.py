@@ -1,7 +1,8 @@
 """Variations tab: one request with 2-8 seeds, side by side (endpoint ``/variations``).
 
 The endpoint returns every variation's WAV (seed order) and their seeds; the page then lays them out,
-each with "Use this" (its seed goes into the seed box, so the next run remakes it) and Send to.
+each with "Use this" (its seed goes into the seed box, so the next run remakes it) and Send to, and
+shows the first (the seed box's) as the chosen one, beside the button.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from . import binding
 from .binding import settings_from
 from .send_to import AUDIO, buttons
 
-ENGINE_LABELS = {"riffusion": "Riffusion text to music", "musicgen": "MusicGen"}
+ENGINE_LABELS = {"riffusion": "Riffusion", "musicgen": "MusicGen"}  # both text to music
 # each engine's settings; an unknown engine gets Riffusion's, and the Studio refuses it in our words
 ENGINE_SETTINGS = {"riffusion": TextToMusicSettings, "musicgen": ImageToMusicSettings}
 SLOTS = int(limits.VARIATION_SEEDS.high)
@@ -60,6 +61,8 @@ def build(studio) -> None:
         return files, made.seeds
 
     def show(files, seeds):
+        """Each slot's column, player and seed; last, the chosen player: the first variation, whose seed
+        is the one in the seed box (a player with a result in the first screen)."""
         files, seeds = list(files or []), list(seeds or [])
         updates = []
         for index in range(SLOTS):
@@ -68,7 +71,8 @@ def build(studio) -> None:
             updates.append(gr.Column(visible=here))
             updates.append(gr.Audio(value=path, label=f"Seed {seeds[index]}" if here else "Variation"))
             updates.append(seeds[index] if here else None)
-        return updates
+        first = getattr(files[0], "name", files[0]) if files else None
+        return updates + [first]
 
     def use(seed, path):
         if seed is None:
@@ -88,28 +92,34 @@ def build(studio) -> None:
     with gr.Tab("Variations"):
         gr.Markdown(
             f"The same request with 2 to {SLOTS} seeds (the seed below and the ones after it), side by side. Each "
-            "variation is exactly what that seed alone gives: **Use this** puts its seed in the seed box (and the "
-            "variation below as the chosen one), so the Text to music or Image to music tab remakes it with that "
-            "seed, longer if you like. Riffusion denoises the seeds' first windows in one batch where GPU memory "
-            "allows; MusicGen makes one after the other."
+            "variation is exactly what that seed alone gives. The first is the chosen one to begin with; Use this "
+            "puts another's seed in the seed box (and makes it the chosen one), so the Text to music or Image to "
+            "music tab remakes it with that seed, longer if you like. Riffusion denoises the seeds' first windows "
+            "in one batch where GPU memory allows; MusicGen makes one after the other.",
+            elem_classes=["studio-intro"],
         )
+        # The prompt, engine, length, count and seed, the button and the chosen variation in the first
+        # screen; the sampling settings folded below the button, the variations side by side under it all
         with gr.Row():
             with gr.Column():
                 prompt = prompt_box("Prompt", TextToMusicSettings.default("prompt"))
-                engine = gr.Radio([(ENGINE_LABELS[key], key) for key in ENGINES], value=ENGINES[0], label="Engine")
-                seconds = slider(TextToMusicSettings, "seconds", "Length (s)", 0.5)
+                with gr.Row():
+                    engine = gr.Radio([(ENGINE_LABELS[key], key) for key in ENGINES], value=ENGINES[0],
+                                      label="Engine", min_width=240)
+                    seconds = slider(TextToMusicSettings, "seconds", "Length (s)", 0.5, min_width=240)
                 count = gr.Slider(limits.VARIATION_SEEDS.low, limits.VARIATION_SEEDS.high, value=4, step=1,
                                   label="Variations (seeds)")
                 seed = seed_control(TextToMusicSettings)
+                run, stop = run_and_cancel_buttons("Make variations")
                 with gr.Accordion("Sampling", open=False):
                     steps = slider(TextToMusicSettings, "steps", "Steps (Riffusion)", 1)
                     guidance = gr.Number(value=None, minimum=limits.GUIDANCE.low, maximum=limits.GUIDANCE.high,
                                          label="Guidance (empty: the engine default, 7 Riffusion, 3 MusicGen)")
-                run, stop = run_and_cancel_buttons("Make variations")
             with gr.Column():
-                chosen = gr.Audio(label="Chosen variation", type="filepath", interactive=False)
+                chosen = gr.Audio(label="Chosen variation", type="filepath", interactive=False,
+                                  elem_id="variations-chosen")
                 buttons(chosen, AUDIO)
-                files = gr.File(label="All variations (WAV)", file_count="multiple", interactive=False)
+                files = gr.File(label="All variations (WAV)", file_count="multiple", height=160, interactive=False)
                 seeds = gr.JSON(label="Seeds", visible=False)
         slots = []
         for row in range(0, SLOTS, PER_ROW):
@@ -128,4 +138,4 @@ def build(studio) -> None:
                             api_description="The same text-to-music request with 2-8 seeds (seed, seed+1, ...): "
                                             "every variation's WAV and its seed, each equal to the single call.",
                             gpu_seconds=gpu_seconds, stop=stop)
-        event.then(show, [files, seeds], slots, api_visibility="private")
+        event.then(show, [files, seeds], slots + [chosen], api_visibility="private")
