@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from core.disk import folder_bytes
 from pipelines.schema import limits
 from ui import file_urls, uploads
 
@@ -256,6 +257,6 @@ def test_a_file_by_address_spends_the_callers_upload_budget(served, monkeypatch)
     assert reply.status_code == 429 and reply.text.startswith("Too many uploads: you sent 2 MB in the last minute")
 
     monkeypatch.setattr(limits, "UPLOAD_BYTES_PER_MINUTE", 1000 * MB)  # now the temp folder's budget
-    monkeypatch.setattr(limits, "TEMP_BUDGET_BYTES", uploads.folder_bytes(temp) + len(LONG_TONE) // 2)
+    monkeypatch.setattr(limits, "TEMP_BUDGET_BYTES", folder_bytes(temp) + len(LONG_TONE) // 2)
     text = refusal(client, f"{base}/long.wav?n=4")
     assert "Sound (parameter audio_path): The studio's upload space is full (" in text, text

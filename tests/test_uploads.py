@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from pipelines.schema import limits
-from ui.uploads import folder_bytes
+from core.disk import folder_bytes
 
 MB = 2**20
 
@@ -92,3 +92,14 @@ def test_a_chunked_upload_is_cut_off_where_it_passes_the_budget(budget_app):
     assert reply.status_code == 429 and "the limit of 20 MB per minute per user" in reply.text
     time.sleep(0.5)
     assert folder_bytes(temp) < 5 * MB  # the part received was removed
+
+
+def test_folder_bytes_counts_files_recursively_and_never_follows_a_link(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "one.bin").write_bytes(b"x" * 1000)
+    (tmp_path / "two.bin").write_bytes(b"y" * 24)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.bin"
+    outside.write_bytes(b"z" * 10_000)
+    (tmp_path / "link").symlink_to(outside)
+    assert folder_bytes(tmp_path) == 1024 + len(str(outside))  # a link weighs its target's path, not the target
+    assert folder_bytes(tmp_path / "missing") == 0

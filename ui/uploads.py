@@ -29,6 +29,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from core.disk import folder_bytes
 from pipelines.schema import limits
 
 log = logging.getLogger("studio.uploads")
@@ -61,18 +62,6 @@ class _Client:
     def files_waiting(self) -> int:
         self.files = {path for path in self.files if os.path.exists(path)}
         return len(self.files)
-
-
-def folder_bytes(folder: str | os.PathLike) -> int:
-    """Bytes of every file under ``folder`` (0 when it does not exist)."""
-    total = 0
-    for directory, _, names in os.walk(folder):
-        for name in names:
-            try:
-                total += os.lstat(os.path.join(directory, name)).st_size
-            except OSError:  # removed meanwhile
-                pass
-    return total
 
 
 def _megabytes(size: float) -> str:

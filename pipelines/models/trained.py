@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+from core.disk import folder_bytes
 from core.errors import InputError, StudioError
 
 from pipelines.schema import limits
@@ -52,18 +53,6 @@ def default_root() -> Path:
 def session_key(session: str | None) -> str:
     """The folder name of a session: 32 hex digits of SHA-256 of its hash (None: "default")."""
     return hashlib.sha256(str(session or "default").encode()).hexdigest()[:32]
-
-
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the files under ``folder`` (0 when it does not exist)."""
-    total = 0
-    for path in Path(folder).rglob("*"):
-        try:
-            if path.is_file() and not path.is_symlink():
-                total += path.stat().st_size
-        except OSError:  # removed meanwhile
-            pass
-    return total
 
 
 def _mb(count: int) -> str:
