@@ -233,7 +233,7 @@ def test_fad_of_sets_with_enough_embeddings_needs_no_allow_few(tmp_path, capsys)
 @pytest.mark.slow
 def test_two_processes_under_accelerate_give_the_same_summary(tmp_path):
     sounds = write_sounds(tmp_path / "sounds", freqs=(220.0, 330.0, 440.0), seconds=0.5)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # a crash prints its stack
     args = ["ablation", str(sounds), "--profile", "tiny", "--device", "cpu", "--steps", "4", "--downshift", "0", "200"]
     accelerate = Path(sys.executable).with_name("accelerate")
     subprocess.run([sys.executable, "-m", "evaluation", *args, "--out", str(tmp_path / "one")],
@@ -242,7 +242,7 @@ def test_two_processes_under_accelerate_give_the_same_summary(tmp_path):
                            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "evaluation", *args,
                            "--out", str(tmp_path / "two")], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-6000:]
     assert sorted(p.name for p in (tmp_path / "two").glob("items.*-of-2.csv")) == ["items.0-of-2.csv", "items.1-of-2.csv"]
     assert all(read_csv(p) for p in (tmp_path / "two").glob("items.*-of-2.csv"))  # both processes worked
     one, two = read_csv(tmp_path / "one" / "summary.csv"), read_csv(tmp_path / "two" / "summary.csv")

@@ -24,11 +24,16 @@ def _names_the_shared_folder(path: Path) -> list[int]:
     docstrings = {id(node.body[0].value) for node in ast.walk(tree)
                   if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
                   and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    # a bare "shared" is a path into the shared folder only when joined onto a parent of somewhere
+    # (``ROOT.parent / "shared"``); elsewhere it is an ordinary word (the trained store's "shared" mode)
+    beside_a_parent = {id(node.right) for node in ast.walk(tree)
+                       if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div) and "parent" in ast.unparse(node.left)}
     lines = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             text = node.value
-            if f"../{FOLDER}" in text or text.strip("/") == FOLDER or text.startswith(f"{FOLDER}/"):
+            if f"../{FOLDER}" in text or text.startswith(f"{FOLDER}/") or \
+                    (text.strip("/") == FOLDER and id(node) in beside_a_parent):
                 lines.append(node.lineno)
     return sorted(lines)
 
@@ -47,8 +52,9 @@ def test_only_one_module_names_the_shared_folder():
 def test_the_check_sees_a_path_into_the_shared_folder(tmp_path):
     module = tmp_path / "m.py"
     module.write_text(f'"""Docs may cite ../{FOLDER}/reference."""\nA = ROOT.parent / "{FOLDER}" / "x"\n'
-                      f'B = "../{FOLDER}/data"\n')
-    assert _names_the_shared_folder(module) == [2, 3]
+                      f'B = "../{FOLDER}/data"\nC = Path(__file__).parents[2] / "{FOLDER}"\n'
+                      f'D = store.root / "{FOLDER}" / "loras"\nsetattr(store, "{FOLDER}", True)\n')
+    assert _names_the_shared_folder(module) == [2, 3, 4]  # D and the attribute name are ordinary words
 
 
 def test_nothing_found_means_none(tmp_path, monkeypatch):
