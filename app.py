@@ -23,6 +23,10 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
 
+from core.numba_cache import numba_cache_for  # noqa: E402
+
+numba_cache_for("app")  # before numba is imported: a training it starts, or a second app, never shares it
+
 from pipelines.models.device import import_spaces_first  # noqa: E402
 
 import_spaces_first()  # ZeroGPU: `spaces` must be imported before torch

@@ -54,6 +54,9 @@ BENCHMARKS = Path(__file__).resolve().parent
 ROOT = BENCHMARKS.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCHMARKS))
+from core.numba_cache import numba_cache_for  # noqa: E402
+
+numba_cache_for("benchmark")  # before numba is imported (core/numba_cache.py)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("KERAS_BACKEND", "torch")
 

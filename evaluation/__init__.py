@@ -18,3 +18,7 @@ Items are sharded across processes under ``accelerate launch`` (each process wri
 already written, so an interrupted run resumes. Layering: ``evaluation`` sits on top of ``pipelines``
 (like ``training``), never imports ``ui``, ``app`` or gradio, and nothing below imports it.
 """
+
+from core.numba_cache import numba_cache_for
+
+numba_cache_for("evaluation")  # before numba is imported: processes side by side never share its cache

@@ -27,6 +27,9 @@ if "GRADIO_TEMP_DIR" not in os.environ:
 os.environ.setdefault("STUDIO_UPLOAD_FILES_WAITING", "100000")
 os.environ.setdefault("STUDIO_UPLOAD_MB_PER_MINUTE", "100000")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
+from core.numba_cache import numba_cache_for  # noqa: E402
+
+numba_cache_for("tests")  # the test process's own; processes it starts nest theirs inside (core/numba_cache.py)
 
 import pytest  # noqa: E402
 
