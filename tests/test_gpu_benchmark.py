@@ -34,6 +34,9 @@ def test_the_gpu_benchmark_runs_tiny_on_the_cpu_and_reports_every_stage(tmp_path
     assert window["ours_split"]["UNet"]["calls"] == window["stock_split"]["UNet"]["calls"] == window["unet_calls"]
     assert {"spectrogram codec", "mask", "metrics", "text encoder", "VAE encode", "VAE decode", "other"} <= set(
         window["ours_split"])
+    assert all(part["cpu_s"] >= 0 for part in window["ours_split"].values())  # CPU seconds beside wall ones
+    assert 0 < window["ours_unet_share"] < 1 and 0 < window["stock_unet_share_cpu"] < 1
+    assert len(window["ours_cpu_runs_s"]) == 2 and window["ours_over_stock_cpu"] > 0
 
     long = stages["sound_to_music_60s"]  # 6 s: 2 windows; on the CPU the auto batch is one window
     assert long["windows"] == 2 and long["auto_window_batch"] == 1
@@ -51,6 +54,17 @@ def test_the_gpu_benchmark_runs_tiny_on_the_cpu_and_reports_every_stage(tmp_path
     image = stages["music_to_image"]  # the LoRA fused into every UNet call
     assert image["lora_fused"] is True and image["lora_fused_layers"] > 0
     assert image["unet_calls"] == 2 and image["ours_s"] > 0 and image["stock_s"] > 0
+
+    # UNet and text-encoder calls per request in every diffusion stage, ours and stock's where compared
+    for name in ("window", "style", "music_to_image", "text_to_music"):
+        assert stages[name]["unet_calls"] > 0 and stages[name]["text_encoder_calls"] > 0, name
+    for name in ("window", "style", "music_to_image"):
+        assert stages[name]["stock_unet_calls"] > 0 and stages[name]["stock_text_encoder_calls"] > 0, name
+        assert stages[name]["ours_cpu_s"] > 0 and stages[name]["stock_cpu_s"] > 0, name
+    assert window["text_encoder_calls"] == window["stock_text_encoder_calls"] == 2  # prompt and negative, once
+    assert window["unet_calls"] == window["stock_unet_calls"]
+    assert style["ours_unet_cpu_s"] > 0 and image["stock_unet_s"] > 0  # seconds inside the UNet (off CUDA)
+    assert summary["cpu_threads"] >= 1
 
     music = stages["image_to_music"]
     assert music["musicgen_s_per_generated_s"] > 0 and music["caption"] and music["decoder_forwards"] > 50
