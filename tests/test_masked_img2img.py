@@ -87,7 +87,7 @@ def test_mask_values_out_of_range_are_refused(field, value):
     ({"steps": 0}, "Steps"), ({"steps": 101}, "Steps"), ({"steps": 2.5}, "whole number"),
     ({"strength": 1.5}, "Strength"), ({"guidance": -1}, "Guidance"), ({"seed": -3}, "Seed"),
     ({"prompt": "   "}, "prompt"), ({"prompt": "x" * 5000}, "at most"), ({"scheduler": "euler-x"}, "scheduler"),
-    ({"steps": 2, "strength": 0.1}, "at least one"),
+    ({"steps": 2, "strength": 0.1}, "2 step\\(s\\) leave none to run; use at least 10 steps"),
 ])
 def test_generation_settings_are_validated(changes, words):
     with pytest.raises(InputError, match=words):

@@ -330,7 +330,7 @@ def test_should_stop_cancels(pipe, library, content):
         ({"steps": 0}, "Steps"),
         ({"steps": 2.5}, "Steps"),
         ({"steps": 101}, "Steps"),
-        ({"strength": 0.01, "steps": 10}, "at least one denoising step"),
+        ({"strength": 0.01, "steps": 10}, "10 step\\(s\\) leave none to run; use at least 100 steps"),
         ({"guidance": -1.0}, "Guidance"),
         ({"guidance": 25.0}, "Guidance"),
         ({"guidance": "5"}, "Guidance"),

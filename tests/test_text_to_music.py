@@ -43,7 +43,7 @@ def test_window_count_follows_the_tail(seconds, count):
     ({"guidance": -1}, "Guidance must be"),
     ({"seed": -3}, "Seed must be"),
     ({"prompt": "x" * 1001}, "at most 1000 characters"),
-    ({"seconds": 12, "steps": 1, "continuation_strength": 0.5}, "Continuation strength x steps"),
+    ({"seconds": 12, "steps": 1, "continuation_strength": 0.5}, "1 step\\(s\\) leave none to run; use at least 2 steps or a higher continuation strength"),
 ])
 def test_text_to_music_settings_refuse_bad_values(changes, words):
     with pytest.raises(InputError, match=words):

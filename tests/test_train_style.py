@@ -102,7 +102,7 @@ def test_a_trained_style_is_its_visitors_own_capped_and_gone_when_they_leave(ser
         assert "trained-a" not in str(refused.value).split("choose from")[1]  # not among B's choices either
         assert "trained-a" not in train_style.taken_names(studio, b.session_hash, train_style.TRAINER)
 
-        with pytest.raises(AppError, match="already exists"):
+        with pytest.raises(AppError, match="is taken"):
             a.predict([handle_file(c) for c in clips], "trained-a", "musicti", 3, api_name="/train_style")
         monkeypatch.setattr(limits, "TRAIN_PER_SESSION", 1)
         with pytest.raises(AppError, match=r"You already have 1 trained style\(s\) or LoRA\(s\) in this session "
@@ -183,7 +183,7 @@ def test_bad_training_requests_are_refused_before_anything_runs(studio, styles, 
     settings = train_style.TrainStyleSettings(name="fine", steps=3)
     with pytest.raises(InputError, match="Number of clips must be a whole number from 3 to 20"):
         train_style.submit(studio, clips[:2], settings)
-    with pytest.raises(InputError, match="already exists"):  # a built-in style's name is nobody's to take
+    with pytest.raises(InputError, match="is taken"):  # a built-in style's name is nobody's to take
         train_style.submit(studio, clips, train_style.TrainStyleSettings(name="jazz"))
     with pytest.raises(InputError, match="style name"):
         train_style.submit(studio, clips, train_style.TrainStyleSettings(name="../escape"))
@@ -207,7 +207,7 @@ def test_each_cap_is_refused_in_our_words(studio, styles, store, clips, monkeypa
     monkeypatch.setattr(limits, "TRAIN_PER_SESSION", 1)
     with pytest.raises(InputError, match=r"You already have 1 trained .* \(at most 1 per visitor"):
         train_style.submit(studio, clips, settings, session="a")
-    with pytest.raises(InputError, match="already exists"):
+    with pytest.raises(InputError, match="is taken"):
         train_style.submit(studio, clips, train_style.TrainStyleSettings(name="mine", kind="genre_lora"), session="a")
     assert "mine" not in train_style.taken_names(studio, "b", train_style.TRAINER)
     monkeypatch.setattr(limits, "TRAIN_PER_SESSION", 3)

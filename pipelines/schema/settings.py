@@ -11,6 +11,7 @@ Field names follow the papers and diffusers where they exist: ``steps`` is diffu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from core.errors import InputError
@@ -29,6 +30,17 @@ SOUND_TO_MUSIC_PRESETS = {"paper": {"steps": 50, "scheduler": "repo"}, "fast": {
 # Playlist to music
 SAMPLERS = ("ddpm", "ddim")
 SLICE_POSITIONS = ("middle", "first")
+
+
+def check_img2img_steps(steps: int, strength: float, name: str = "strength") -> None:
+    """img2img runs ``int(steps * strength)`` of its steps (diffusers' ``get_timesteps``): refuse a
+    pair that leaves none, naming the fewest steps that work at this ``strength`` (``name``: what the
+    control is called). Raises InputError."""
+    if int(steps * strength) < 1:
+        fewest = math.ceil(1 / strength - 1e-9) if strength > 0 else None
+        remedy = f"use at least {fewest} steps or a higher {name}" if fewest else f"raise the {name} above 0"
+        raise InputError(f"At {name} {strength:g} only {strength:g} of the steps run: {steps} step(s) leave none "
+                         f"to run; {remedy}.")
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,7 @@ class SoundToMusicSettings(limits.Settings):
               "lora_scale": limits.LORA_SCALE}
 
     def check(self) -> None:
-        if self.strength * self.steps < 1:
-            raise InputError("Strength x steps must allow at least one denoising step; raise one of them.")
+        check_img2img_steps(self.steps, self.strength)
         self.mask.validate()
 
     @classmethod
@@ -104,8 +115,7 @@ class StyleInterpolationSettings(limits.Settings):
     def check(self) -> None:
         if self.strength <= 0:
             raise InputError("Strength must be above 0 (0 would keep the content unchanged); MusicTI uses 0.7.")
-        if int(self.strength * self.steps) < 1:
-            raise InputError("Strength x steps must allow at least one denoising step; raise one of them.")
+        check_img2img_steps(self.steps, self.strength)
 
     def gpu_seconds(self, audio_seconds: float) -> int:
         """ZeroGPU quota: as sound to music per step and window, plus the DDIM inversion pass and 30 s
@@ -224,8 +234,8 @@ class TextToMusicSettings(limits.Settings):
               "seed": limits.SEED, "continuation_strength": limits.STRENGTH}
 
     def check(self) -> None:
-        if self.windows() > 1 and self.continuation_strength * self.steps < 1:
-            raise InputError("Continuation strength x steps must allow at least one denoising step; raise one of them.")
+        if self.windows() > 1:
+            check_img2img_steps(self.steps, self.continuation_strength, "continuation strength")
 
     def plan(self) -> windows.WindowPlan:
         """The windows of ``seconds`` of audio, each continuing the previous one's tail (mono)."""

@@ -39,8 +39,9 @@ from core.errors import InputError
 
 from pipelines.schema import limits
 from pipelines.schema.results import Result
-from pipelines.schema.settings import (CONTINUATION_TAIL_SECONDS, ImageToMusicSettings, TextToMusicSettings, riffusion_gpu_seconds,
-                       riffusion_windows)
+from pipelines.schema.settings import (CONTINUATION_TAIL_SECONDS, ImageToMusicSettings, TextToMusicSettings,
+                                       check_img2img_steps, riffusion_gpu_seconds,
+                                       riffusion_windows)
 
 ENGINES = ("riffusion", "musicgen")
 SIDES = ("after", "before")
@@ -75,8 +76,8 @@ class ExtendSettings(limits.Settings):
     def check(self) -> None:
         if self.guidance is not None:
             limits.GUIDANCE.check("guidance", self.guidance)
-        if self.engine == "riffusion" and self.continuation_strength * self.steps < 1:
-            raise InputError("Continuation strength x steps must allow at least one denoising step; raise one of them.")
+        if self.engine == "riffusion":
+            check_img2img_steps(self.steps, self.continuation_strength, "continuation strength")
 
     def engine_guidance(self) -> float:
         if self.guidance is not None:

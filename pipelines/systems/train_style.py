@@ -335,7 +335,8 @@ def submit(studio, clips: Any, settings: TrainStyleSettings, trainer: Trainer | 
     limits.TRAIN_CLIPS.check("number of clips", len(paths))
     store = studio.trained
     if name in taken_names(studio, session, trainer):
-        raise InputError(f"A style named {name!r} already exists; pick another name.")
+        raise InputError(f"The name {name!r} is taken (styles and genre LoRAs share one set of names: a built-in "
+                         "style, or one already trained or training); pick another name.")
     trainer.check_room(session)
     store.check_room(session, queued=len(trainer.jobs_of(session)))
     destination = store.destination(session, RECIPES[settings.kind].kind, name, Path(studio._style_library().root))
