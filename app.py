@@ -43,7 +43,7 @@ from pipelines.signal import sandbox
 from pipelines.models.registry import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
-from ui import common, errors, history, history_tab, send_to, uploads  # noqa: E402
+from ui import common, errors, fetch_first, history, history_tab, send_to, uploads  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
@@ -150,8 +150,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def queue(demo: gr.Blocks, max_size: int = limits.MAX_QUEUE,
           per_user: int = limits.MAX_QUEUED_PER_USER) -> gr.Blocks:
-    # GPU events share one concurrency id with limit 1; CPU-side events (previews, codecs) run two at a time
-    return common.admit_requests(demo.queue(default_concurrency_limit=2, max_size=max_size), per_user)
+    # GPU events share one concurrency id with limit 1; CPU-side events (previews, codecs) run two at a time.
+    # Files given by address are fetched before their event takes a slot (ui/fetch_first.py).
+    demo = fetch_first.fetch_before_queue(demo.queue(default_concurrency_limit=2, max_size=max_size))
+    return common.admit_requests(demo, per_user)
 
 
 class _NothingToAct(logging.Filter):

@@ -43,6 +43,7 @@ class Files(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     served: dict[str, int] = {}
+    finished: dict[str, float] = {}  # when the last byte of a path's body was sent (time.monotonic())
 
     def setup(self):
         # a small send buffer, so that what the kernel accepted is close to what the client read
@@ -95,6 +96,15 @@ class Files(http.server.BaseHTTPRequestHandler):
                 if not self.send(b"\0" * CHUNK):
                     break
             self.close_connection = True
+        elif path == "/slow-tone.wav":  # the tone, 2 KB every 0.15 s: about 3.3 s
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(TONE)))
+            self.end_headers()
+            for start in range(0, len(TONE), 2048):
+                time.sleep(0.15)
+                if not self.send(TONE[start:start + 2048]):
+                    return
+            self.finished[path] = time.monotonic()
         elif path == "/drip.wav":  # 512 KB, 1 KB every 50 ms: 25 s
             self.send_response(200)
             self.send_header("Content-Length", str(512 * 1024))
@@ -260,3 +270,101 @@ def test_a_file_by_address_spends_the_callers_upload_budget(served, monkeypatch)
     monkeypatch.setattr(limits, "TEMP_BUDGET_BYTES", folder_bytes(temp) + len(LONG_TONE) // 2)
     text = refusal(client, f"{base}/long.wav?n=4")
     assert "Sound (parameter audio_path): The studio's upload space is full (" in text, text
+
+
+# -- the download happens before the event takes its queue slot (ui.fetch_first) --------------------------
+@pytest.fixture(scope="module", params=["fetched before the slot", "fetched in the slot"])
+def one_slot_app(request, tmp_path_factory, file_server):
+    """A one-event app wired as the real one (its input checks, app.queue), whose event has one slot:
+    the GPU's case. The second param leaves ui.fetch_first out, the studio's way before it: the control
+    that shows the test below can fail. Yields (URL, whether files are fetched before the slot)."""
+    import gradio as gr
+
+    import app
+    from tests.conftest import serving
+    from ui import errors, fetch_first
+
+    before = request.param == "fetched before the slot"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("one-slot") / "gradio"))
+        with gr.Blocks() as demo:  # after the temp folder is set: a component keeps the one it was made with
+            sound, size = gr.File(label="Sound"), gr.Number(label="Bytes")
+            gr.Button().click(lambda path: Path(path).stat().st_size, sound, size, api_name="size",
+                              concurrency_limit=1)
+        if not before:
+            patch.setattr(fetch_first, "fetch_before_queue", lambda demo: demo)
+        with serving(errors.input_checks_in_our_words(demo)) as url:
+            yield url, before
+
+
+def test_a_slow_address_delays_only_its_own_caller(one_slot_app, file_server, monkeypatch, tmp_path):
+    """Caller A gives a file by an address that takes ~3.3 s to serve; caller B, on the same one-slot
+    event, uploads its file once A's download has begun. B must finish before A's download ends, and A
+    still gets its whole file. In the slot (the control), B waits for A's download to end."""
+    from gradio_client import Client, handle_file
+
+    url, before = one_slot_app
+    monkeypatch.setattr(file_urls, "TEST_SERVERS", frozenset({file_server}))
+    Files.served.clear()
+    Files.finished.clear()
+    caller_a, caller_b = Client(url, verbose=False), Client(url, verbose=False)
+    (tmp_path / "b.wav").write_bytes(TONE[:1000])
+    a = caller_a.submit(handle_file(f"http://{file_server}/slow-tone.wav"), api_name="/size")
+    deadline = time.monotonic() + 20
+    while not Files.served.get("/slow-tone.wav") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert Files.served.get("/slow-tone.wav"), "A's download never began"
+    assert caller_b.predict(handle_file(str(tmp_path / "b.wav")), api_name="/size") == 1000
+    b_done = time.monotonic()
+    assert a.result(timeout=60) == len(TONE)  # A's file, whole
+    a_downloaded = Files.finished["/slow-tone.wav"]
+    if before:
+        assert b_done < a_downloaded, f"B finished {b_done - a_downloaded:.2f} s after A's download ended"
+    else:
+        assert b_done > a_downloaded  # the slot was A's for its whole download
+
+
+def test_a_cancelled_request_stops_its_download(one_slot_app, file_server, monkeypatch):
+    """gradio's /cancel removes an event waiting for its files as it removes any waiting event; its
+    download is then stopped (the server sees the studio hang up). In the slot, gradio cancels the
+    running event, its download with it."""
+    from gradio_client import Client, handle_file
+
+    url, _ = one_slot_app
+    monkeypatch.setattr(file_urls, "TEST_SERVERS", frozenset({file_server}))
+    Files.served.clear()
+    caller = Client(url, verbose=False)
+    job = caller.submit(handle_file(f"http://{file_server}/drip.wav?cancel"), api_name="/size")  # 25 s to serve
+    deadline = time.monotonic() + 20
+    while not Files.served.get("/drip.wav") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    job.cancel()
+    time.sleep(1.5)
+    stopped_at = Files.served["/drip.wav"]
+    time.sleep(1.0)
+    assert Files.served["/drip.wav"] == stopped_at < 256 * 1024  # of 512 KB: nothing more was read
+
+
+def test_requests_waiting_for_their_files_count_as_waiting_in_the_queue(one_slot_app, file_server, monkeypatch):
+    """A session's requests still fetching their files count toward its limit of requests waiting
+    (limits.MAX_QUEUED_PER_USER), so downloads cannot be stacked past it: of limit + 2 slow addresses
+    sent by one session, the 2 over the limit are refused as busy."""
+    from gradio_client import Client, handle_file
+
+    url, before = one_slot_app
+    monkeypatch.setattr(file_urls, "TEST_SERVERS", frozenset({file_server}))
+    caller = Client(url, verbose=False)
+    jobs = [caller.submit(handle_file(f"http://{file_server}/drip.wav?n={n}"), api_name="/size")
+            for n in range(limits.MAX_QUEUED_PER_USER + 2)]
+    try:
+        deadline = time.monotonic() + 30
+        while not any(job.done() for job in jobs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = [job for job in jobs if job.done()]
+        # held: the limit waits, 2 refused; in the slot, one may have started (then only 1 is refused)
+        assert len(refused) == 2 if before else len(refused) in (1, 2), f"{len(refused)} of {len(jobs)} refused"
+        with pytest.raises(Exception, match="Busy: you already have 4 request\\(s\\) waiting"):
+            refused[0].result()
+    finally:
+        for job in jobs:
+            job.cancel()
