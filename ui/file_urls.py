@@ -3,8 +3,10 @@
 gradio fetches such an address itself, in full (safehttpx reads the whole body into memory, then it
 is written to the cache), with no limit on its size or its time, and outside the upload budgets: one
 caller could fill the memory and the disk with one endless file, or hold a queue slot with a server
-that drips a byte at a time. ``ui.errors`` calls :func:`fetch_into_cache` for every file input given
-by address, before gradio's own pass (which then finds the file in its cache), so that:
+that drips a byte at a time. ``ui.fetch_first`` calls :func:`fetch_into_cache` for every file input
+given by address when its request joins the queue, before the event takes a slot; ``ui.errors`` calls
+it for any address still in the event when it runs (one that ran without the queue), before gradio's
+own pass (which then finds the file in its cache). Either way:
 
 * a file over ``limits.MAX_UPLOAD_BYTES`` (the uploads' limit) is refused from its Content-Length
   before a byte of its body is read, and cut off where its streamed bytes pass it (a server that says
