@@ -102,3 +102,27 @@ def test_an_mcp_client_lists_the_tools_and_calls_them_with_a_file_url(mcp_app, t
     assert ("/raw/someone/music/" + "0" * 40 + "/tone.wav") in [path for _, path in github.requests]
     music_parts = json.dumps([part.model_dump(mode="json") for part in music.content])
     assert ".wav" in music_parts  # the music comes back as a file
+
+
+def test_mcp_callers_reach_the_app_without_a_session_of_their_own(mcp_app, monkeypatch):
+    """What a tool's handler can tell MCP callers apart by: nothing per client. gradio's MCP server is
+    stateless (streamable HTTP with no ``mcp-session-id``; over SSE the session is a query parameter,
+    and only headers are passed on) and runs a queued tool through one gradio client of its own, so two
+    MCP clients reach the handler with the same session hash and no header naming their MCP session:
+    they share one session (docs/FEATURES.md, "Without a page"). If this fails, gradio now passes
+    something per client: key the session on it."""
+    from ui import history_tab
+
+    seen = []
+    session_of = history_tab.session_of
+
+    def recording(request=None):
+        seen.append((getattr(request, "session_hash", None), {name.lower() for name in request.headers}))
+        return session_of(request)
+
+    monkeypatch.setattr(history_tab, "session_of", recording)
+    for _ in range(2):  # two MCP clients, one after the other, each its own connection and MCP session
+        asyncio.run(_list_and_call(mcp_app, [("download_session", {})]))
+    assert len(seen) == 2, seen
+    assert seen[0][0] is not None and seen[0][0] == seen[1][0]
+    assert not {"mcp-session-id", "x-gradio-session-hash"} & (seen[0][1] | seen[1][1]), seen
