@@ -50,8 +50,10 @@ def test_one_text_check(value, words):
 def test_the_ui_builds_its_controls_from_the_settings():
     from ui.common import slider
 
-    control = slider(settings.MusicToImageSettings, "steps", "Steps", 1)
+    control = slider(settings.MusicToImageSettings, "steps", 1, "DDIM")
     assert (control.minimum, control.maximum, control.value) == (limits.STEPS.low, limits.STEPS.high, 50)
+    assert (control.label, control.precision) == ("Steps (DDIM)", 0)  # its name is the settings' own; whole numbers
+    assert slider(settings.MusicToImageSettings, "guidance", 0.5).precision is None
 
 
 def test_zero_gpu_estimates_grow_with_the_work():
