@@ -35,9 +35,10 @@ def label(settings: type, name: str, note: str = "") -> str:
 
 
 def control_name(block: Any) -> str:
-    """How a refusal names a control: its label up to the note in parentheses ("Genre LoRA scale (0: off;
-    ...)" is "Genre LoRA scale"), the same name the settings' own checks use (``label``)."""
-    text = getattr(block, "label", None) or type(block).__name__
+    """How a refusal names a control (``block``, or its label): its label up to the note in parentheses
+    ("Genre LoRA scale (0: off; ...)" is "Genre LoRA scale"), the same name the settings' own checks use
+    (``label``)."""
+    text = block if isinstance(block, str) else getattr(block, "label", None) or type(block).__name__
     return str(text).split(" (")[0].strip() or str(text)
 
 

@@ -222,8 +222,8 @@ def _check_choice(block: Any, payload: Any, where: Callable[[], str]) -> None:
         return
     choices = ", ".join(repr(value) for value in allowed)
     if not allowed:
-        _refuse(f"{where()} has nothing to choose from yet; got {outside[0]!r}.")
-    _refuse(f"{'Each value of ' if several else ''}{where()} must be one of {choices}; got {outside[0]!r}.")
+        _refuse(f"{where()} has nothing to choose from yet; got {limits.shown(outside[0])}.")
+    _refuse(f"{'Each value of ' if several else ''}{where()} must be one of {choices}; got {limits.shown(outside[0])}.")
 
 
 # -- every value by its control's kind (the page's controls and any API caller's value) -----------------------

@@ -26,7 +26,8 @@ def parse_weights(text: str | None, count: int) -> list[float] | None:
     try:
         weights = [float(part) for part in str(text).replace(";", ",").split(",") if part.strip()]
     except ValueError:
-        raise InputError(f"Weights must be numbers separated by commas, like 0.7, 0.3; got {text!r}.") from None
+        raise InputError(f"Weights must be numbers separated by commas, like 0.7, 0.3; "
+                         f"got {limits.shown(text)}.") from None
     if len(weights) != count:
         raise InputError(f"Give one weight per style: {count} styles, {len(weights)} weights.")
     return weights

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from pipelines.schema import limits
 from pipelines.schema.settings import PromptInterpolationSettings, TextToMusicSettings
 from pipelines.studio import TEXT_TO_MUSIC_MODELS
 
@@ -108,8 +109,10 @@ def build(studio) -> None:
                                       PromptInterpolationSettings.default("prompt_b"))
                 with gr.Row():
                     seed_a = gr.Number(value=PromptInterpolationSettings.default("seed_a"), precision=0,
+                                       minimum=limits.SEED.low, maximum=limits.SEED.high,
                                        label=binding.label(PromptInterpolationSettings, "seed_a"))
                     seed_b = gr.Number(value=PromptInterpolationSettings.default("seed_b"), precision=0,
+                                       minimum=limits.SEED.low, maximum=limits.SEED.high,
                                        label=binding.label(PromptInterpolationSettings, "seed_b"))
                 windows = slider(PromptInterpolationSettings, "windows", 1, "5.12 s each")
                 with gr.Accordion("Diffusion", open=False):
