@@ -174,7 +174,7 @@ def test_bad_audio_inputs(client, tmp_path):
 
 def test_app_keeps_running_after_errors(client):
     """An endpoint that fails (here: an empty prompt) leaves the app serving the next request."""
-    with pytest.raises(AppError, match="style prompt"):
+    with pytest.raises(AppError, match="Style prompt is empty"):
         client.predict(*masked_args(handle_file(str(ASSETS / "knocks.wav")), prompt=""), api_name="/masked_img2img")
     summary, _ = client.predict(api_name="/status")
     assert "tiny" in summary
