@@ -167,7 +167,7 @@ class ImageToMusicSettings(limits.Settings):
 
     RANGES = {"seconds": limits.MUSIC_SECONDS, "guidance": limits.GUIDANCE, "temperature": limits.TEMPERATURE,
               "top_k": limits.TOP_K, "top_p": limits.TOP_P, "seed": limits.SEED}
-    LABELS = {"seconds": "Length", "top_k": "Top-k", "top_p": "Top-p"}
+    LABELS = {"seconds": "Duration", "top_k": "Top-k", "top_p": "Top-p"}  # the picture tab's "Duration (s)"
 
     def gpu_seconds(self) -> int:
         """ZeroGPU quota: musicgen-small makes about 1 s of audio per second on a shared A100 with CFG,
