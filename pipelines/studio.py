@@ -169,7 +169,7 @@ class Studio(ModelHost):
         from pipelines.systems import music_to_image
 
         settings = (settings or music_to_image.MusicToImageSettings()).validate()  # before the slow description
-        text = limits.optional_text("image prompt", description)
+        text = limits.optional_text("description", description)  # as the page names it
         if not text and audio_source is None:
             raise InputError("Give a piece of music to describe, or write a description.")
         lora = self.optional_location("m2i_lora", bool(settings.lora_scale),
@@ -236,7 +236,7 @@ class Studio(ModelHost):
         from pipelines.systems import song_recommendation
 
         limits.SONG_COUNT.check("number of songs", k)
-        text = limits.optional_text("caption", caption)
+        text = limits.optional_text("music prompt", caption)  # as the page names it
         if not text:
             if image is None:
                 raise InputError("Give a picture to caption, or write a caption.")
@@ -273,7 +273,7 @@ class Studio(ModelHost):
 
         if not isinstance(style_names, (list, tuple)) or not all(isinstance(n, str) for n in style_names):
             raise InputError("Pick one to four styles by name.")
-        style_interpolation.check_style_mix(len(style_names), weights)
+        style_interpolation.check_style_mix(list(style_names), weights)
         settings = (settings or style_interpolation.StyleInterpolationSettings()).validate()
         styles = self.styles(list(style_names), session)
         sound = self.load_input_audio(audio_source, spectrogram.RIFFUSION.sample_rate)

@@ -78,6 +78,28 @@ def test_every_control_is_the_one_made_for_its_field(demo, api_name):
     assert {name: problems for name, problems in wrong.items() if problems} == {}
 
 
+@pytest.mark.parametrize("api_name", sorted(ENDPOINT_SETTINGS))
+def test_every_control_is_named_as_its_settings_name_it(demo, api_name):
+    """One name per control: the page's label starts with the name the settings' refusals use
+    (``Settings.label``), and the UI's refusals take the same name from the label (``control_name``)."""
+    fn, components = handler(demo, api_name)
+    owners = binding.fields_of(ENDPOINT_SETTINGS[api_name])
+    names = {name: (binding.control_name(component), owners[name].label(name))
+             for name, component in zip(binding.parameters(fn), components) if name in owners}
+    assert {name: pair for name, pair in names.items() if pair[0] != pair[1]} == {}
+    assert binding.control_name("Genre LoRA scale (0: off; needs a genre LoRA)") == "Genre LoRA scale"
+
+
+def test_a_whole_number_field_has_a_whole_number_control_and_no_other(demo):
+    for api_name, cls in ENDPOINT_SETTINGS.items():
+        fn, components = handler(demo, api_name)
+        owners = binding.fields_of(cls)
+        for name, component in zip(binding.parameters(fn), components):
+            valid = owners[name].RANGES.get(name) if name in owners else None
+            if valid is not None and isinstance(component, (gr.Slider, gr.Number)):
+                assert (component.precision == 0) == valid.integer, (api_name, name)
+
+
 @pytest.mark.parametrize("api_name, first, second", [
     ("masked_img2img", "invert", "brightness"), ("extend_music", "seconds", "steps"),
     ("extend_music", "engine", "side"), ("extend_music", "prompt", "negative_prompt"),

@@ -87,7 +87,7 @@ def test_join_keeps_the_original_matches_the_level_and_crossfades():
 @pytest.mark.parametrize("changes,words", [
     ({"seconds": 61}, "Seconds to add must be a number from 1 to 60"),
     ({"engine": "amuse"}, r"\(parameter engine\) must be one of .riffusion., .musicgen.; got .amuse."),
-    ({"prompt": " "}, "prompt is empty"),
+    ({"prompt": " "}, "Prompt is empty"),
     ({"guidance": 50}, "(?i)guidance"),
 ])
 def test_bad_extend_arguments(client, tmp_path, changes, words):

@@ -79,14 +79,14 @@ def test_default_chain_in_order():
 @pytest.mark.parametrize("field,value", [("invert", 1.5), ("brightness", -2), ("contrast", 5000), ("downshift", 300),
                                          ("downshift", float("nan"))])
 def test_mask_values_out_of_range_are_refused(field, value):
-    with pytest.raises(InputError, match=field):
+    with pytest.raises(InputError, match="^" + MaskSettings.label(field) + " must be"):
         make_mask(gray([[0]]), MaskSettings(**{field: value}))
 
 
 @pytest.mark.parametrize("changes,words", [
     ({"steps": 0}, "Steps"), ({"steps": 101}, "Steps"), ({"steps": 2.5}, "whole number"),
     ({"strength": 1.5}, "Strength"), ({"guidance": -1}, "Guidance"), ({"seed": -3}, "Seed"),
-    ({"prompt": "   "}, "prompt"), ({"prompt": "x" * 5000}, "at most"), ({"scheduler": "euler-x"}, "scheduler"),
+    ({"prompt": "   "}, "prompt"), ({"prompt": "x" * 5000}, "at most"), ({"scheduler": "euler-x"}, "Scheduler must be one of"),
     ({"steps": 2, "strength": 0.1}, "2 step\\(s\\) leave none to run; use at least 10 steps"),
 ])
 def test_generation_settings_are_validated(changes, words):
@@ -230,7 +230,7 @@ def test_the_two_modes_differ_in_kept_steps_on_a_real_sound(everyday):
 
 
 def test_unknown_preprocessing_is_refused():
-    with pytest.raises(InputError, match="preprocessing"):
+    with pytest.raises(InputError, match="Preprocessing must be one of .paper., .exact.; got .fancy."):
         MaskSettings(preprocessing="fancy").validate()
 
 

@@ -60,7 +60,7 @@ def test_a_written_description_replaces_the_generated_one(client):
 
 @pytest.mark.parametrize("changes,words", [
     ({"width": 100}, "multiple of 8"),
-    ({"steps": 0}, "must be a number from"),
+    ({"steps": 0}, "must be a whole number from"),
     ({"lora_scale": 5}, "must be a number from"),
     ({"description": "x" * 1200}, "at most|characters"),
 ])

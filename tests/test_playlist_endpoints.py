@@ -37,7 +37,7 @@ def test_playlist_bad_inputs(client, tmp_path):
                        api_name="/playlist_to_music")
     with pytest.raises(AppError, match="1 to 10 tracks"):
         client.predict([], 3, 7.5, 1, api_name="/playlist_to_music")
-    with pytest.raises(AppError, match="must be a number from"):
+    with pytest.raises(AppError, match="must be a whole number from"):
         client.predict([handle_file(str(ASSETS / "groove.wav"))], 0, 7.5, 1, api_name="/playlist_to_music")
 
 

@@ -50,7 +50,7 @@ def test_the_mask_preview_validates_once_not_once_a_window(studio, counted):
 
 
 def test_a_bad_setting_is_refused_before_the_audio_is_read(studio):
-    with pytest.raises(InputError, match="Mask invert"):
+    with pytest.raises(InputError, match="^Invert blend must be"):
         studio.preview_mask("/no/such/file.wav", MaskSettings(invert=99.0))
     valid = SoundToMusicSettings().validate()
     bad = dataclasses.replace(valid, steps=0)  # a replaced copy is checked again

@@ -34,10 +34,10 @@ def test_window_count_follows_the_tail(seconds, count):
 
 
 @pytest.mark.parametrize("changes,words", [
-    ({"prompt": "  "}, "prompt is empty"),
-    ({"seconds": 0.5}, "Seconds must be a number from 1 to 60"),
-    ({"seconds": 61}, "Seconds must be a number from 1 to 60"),
-    ({"seconds": float("nan")}, "Seconds must be"),
+    ({"prompt": "  "}, "Prompt is empty"),
+    ({"seconds": 0.5}, "Length must be a number from 1 to 60"),  # the page's "Length (s)"
+    ({"seconds": 61}, "Length must be a number from 1 to 60"),
+    ({"seconds": float("nan")}, "Length must be"),
     ({"steps": 0}, "Steps must be a whole number"),
     ({"steps": 2.5}, "Steps must be a whole number"),
     ({"guidance": -1}, "Guidance must be"),
@@ -51,11 +51,11 @@ def test_text_to_music_settings_refuse_bad_values(changes, words):
 
 
 @pytest.mark.parametrize("changes,words", [
-    ({"prompt_a": ""}, "first prompt is empty"),
-    ({"prompt_b": " "}, "second prompt is empty"),
+    ({"prompt_a": ""}, "First prompt is empty"),
+    ({"prompt_b": " "}, "Second prompt is empty"),
     ({"windows": 1}, "Windows must be a whole number from 2 to 12"),
     ({"windows": 13}, "Windows must be a whole number from 2 to 12"),
-    ({"seed_b": 2**32}, "Seed b must be"),
+    ({"seed_b": 2**32}, "Second seed must be"),
     ({"steps": 101}, "Steps must be"),
 ])
 def test_interpolation_settings_refuse_bad_values(changes, words):

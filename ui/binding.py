@@ -26,6 +26,22 @@ import gradio as gr
 from pipelines.schema import limits
 
 
+def label(settings: type, name: str, note: str = "") -> str:
+    """The label of the control bound to field ``name`` of ``settings``: the field's name as the settings
+    give it (``Settings.label``, the one home of a control's name, which the pipelines' refusals use too),
+    then ``note`` in parentheses ("Steps (DDIM)", "Length (s)")."""
+    named = settings.label(name)
+    return f"{named} ({note})" if note else named
+
+
+def control_name(block: Any) -> str:
+    """How a refusal names a control (``block``, or its label): its label up to the note in parentheses
+    ("Genre LoRA scale (0: off; ...)" is "Genre LoRA scale"), the same name the settings' own checks use
+    (``label``)."""
+    text = block if isinstance(block, str) else getattr(block, "label", None) or type(block).__name__
+    return str(text).split(" (")[0].strip() or str(text)
+
+
 def parameters(fn: Callable) -> list[str]:
     """The names of ``fn``'s parameters that inputs fill, in order (gradio's own ``gr.Request`` and
     ``gr.Progress`` parameters are left out: gradio fills those itself)."""

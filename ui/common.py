@@ -25,6 +25,8 @@ from core.errors import Cancelled
 from pipelines.schema import limits
 from pipelines.schema.outputs import SavedResult, save_result
 
+from . import binding
+
 log = logging.getLogger("studio")
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -309,17 +311,20 @@ def progress_callback(progress: gr.Progress) -> Callable[[float, str], None]:
 
 
 # -- controls built from a pipeline's settings dataclass -------------------------------------------------
-def slider(settings: type, name: str, label: str, step: float, **kwargs: Any) -> gr.Slider:
-    """A slider whose limits and default are the settings dataclass's own (``settings.RANGES[name]``)."""
+def slider(settings: type, name: str, step: float, note: str = "", **kwargs: Any) -> gr.Slider:
+    """A slider whose limits, default and name are the settings dataclass's own (``settings.RANGES[name]``,
+    ``binding.label``: the name, then ``note``); a whole-number range gives a whole-number slider
+    (precision 0: the API lists it as an integer, and ``ui.errors`` refuses 3.7 where 3.0 passes as 3)."""
     valid = settings.RANGES[name]
-    return gr.Slider(valid.low, valid.high, value=settings.default(name), step=step, label=label, **kwargs)
+    return gr.Slider(valid.low, valid.high, value=settings.default(name), step=step,
+                     label=binding.label(settings, name, note), precision=0 if valid.integer else None, **kwargs)
 
 
 def seed_control(settings: type) -> gr.Number:
     """A seed box (default from ``settings``) with a button that rolls a new one."""
     with gr.Row(equal_height=True):  # the button as tall as the box beside it
         seed = gr.Number(value=settings.default("seed"), precision=0, minimum=limits.SEED.low,
-                         maximum=limits.SEED.high, label="Seed", scale=3)
+                         maximum=limits.SEED.high, label=binding.label(settings, "seed"), scale=3)
         roll = gr.Button("Random seed", size="sm", scale=1, min_width=120)
     roll.click(lambda: random.randint(0, int(limits.SEED.high)), outputs=seed, api_visibility="private")
     return seed

@@ -12,14 +12,15 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from core.errors import Cancelled, StudioError
+from core.errors import Cancelled, InputError, StudioError
 from pipelines.schema import limits
-from ui import file_urls
+from ui import binding, file_urls
 
 log = logging.getLogger("studio")
 # the ASGI scope of the request whose event is being processed (the queue's join): whose budget a file
@@ -58,11 +59,14 @@ def user_errors(fn: Callable) -> Callable:
 
 # -- gradio's own input checks, in our words -------------------------------------------------------------
 def input_checks_in_our_words(demo: gr.Blocks) -> gr.Blocks:
-    """Make gradio's own input checks read like the studio's: a slider or number out of its range or
-    not a number says "Steps must be a number from 1 to 100; got 1000." instead of "Value 1000 is
-    greater than maximum value 100." (or a TypeError), and any component's refusal becomes one log
-    line and a gr.Error without the traceback gradio prints for its own errors. Each input component's
-    ``preprocess`` (where gradio checks) is wrapped on the instance; call after building ``demo``."""
+    """Make gradio's own input checks read like the studio's, and check every value a caller sends (the
+    page, gradio_client or the HTTP API) for its control's whole kind (``_checked_value``): a slider or
+    number out of its range, not a number or not whole where whole numbers are taken says "Steps must be
+    a whole number from 1 to 100; got 1000." instead of "Value 1000 is greater than maximum value 100."
+    (or a silent rounding); a checkbox takes true or false only, a text box text only. Each refusal names
+    the control as the page labels it (``binding.control_name``), is one log line and a gr.Error without
+    the traceback gradio prints for its own errors. Each input component's ``preprocess`` (where gradio
+    checks) is wrapped on the instance; call after building ``demo``."""
     for block in demo.blocks.values():
         if isinstance(block, gr.components.Component) and "preprocess" not in vars(block):
             block.preprocess = _checked_preprocess(block, block.preprocess)
@@ -134,7 +138,7 @@ def _refuse(message: str) -> None:
 def _input_name(block_fn: Any, index: int, block: Any) -> str:
     """How a message names input ``index`` of an event: its label and, for API callers, its parameter
     ("Sound (parameter audio_path)"), the name ``view_api()`` shows (gradio's own naming)."""
-    label = getattr(block, "label", None) or type(block).__name__
+    label = binding.control_name(block)
     try:
         from gradio.blocks import _get_api_parameter_name
         from gradio.utils import get_function_params
@@ -218,28 +222,46 @@ def _check_choice(block: Any, payload: Any, where: Callable[[], str]) -> None:
         return
     choices = ", ".join(repr(value) for value in allowed)
     if not allowed:
-        _refuse(f"{where()} has nothing to choose from yet; got {outside[0]!r}.")
-    _refuse(f"{'Each value of ' if several else ''}{where()} must be one of {choices}; got {outside[0]!r}.")
+        _refuse(f"{where()} has nothing to choose from yet; got {limits.shown(outside[0])}.")
+    _refuse(f"{'Each value of ' if several else ''}{where()} must be one of {choices}; got {limits.shown(outside[0])}.")
+
+
+# -- every value by its control's kind (the page's controls and any API caller's value) -----------------------
+def _checked_value(component: Any, name: str, payload: Any) -> Any:
+    """``payload`` (not None) as ``component``'s kind takes it, or InputError naming the control (``name``):
+    a slider or number: a finite number within its bounds, whole where the control takes whole numbers
+    (precision 0: an integral 3.0 passes as 3, 3.7 is refused, never rounded: ``limits.check_number``);
+    a checkbox: true or false, nothing else ("yes" is not true); a text box: text (123 or a list is not
+    turned into "123"); a dropdown taking any name: a name, or a list of names where it takes several."""
+    if isinstance(component, (gr.Slider, gr.Number)):
+        return limits.check_number(name, payload, component.minimum, component.maximum,
+                                   integer=component.precision == 0)
+    if isinstance(component, gr.Checkbox):
+        return limits.check_boolean(name, payload)
+    if isinstance(component, gr.Textbox):
+        return limits.check_text(name, payload, required=False, max_chars=sys.maxsize)
+    if isinstance(component, gr.Dropdown) and component.allow_custom_value:
+        several = component.multiselect and isinstance(payload, list)
+        for value in payload if several else [payload]:
+            if not isinstance(value, str):
+                kind = "a name or a list of names" if component.multiselect else "a name"
+                raise InputError(f"{name} takes {kind} (text); got {limits.shown(payload)}.")
+    return payload
 
 
 def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
-    numeric = isinstance(component, (gr.Slider, gr.Number))
-    label = component.label or type(component).__name__
+    name = binding.control_name(component)
 
     def checked(payload: Any) -> Any:
         try:
-            if numeric and payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))):
-                raise TypeError(payload)
+            if payload is not None:
+                payload = _checked_value(component, name, payload)
             return preprocess(payload)
+        except InputError as error:
+            message = str(error)
         except (gr.Error, TypeError, ValueError) as error:
-            if numeric and component.minimum is not None and component.maximum is not None:
-                message = (f"{label} must be a number from {limits.format_bound(component.minimum)} to "
-                           f"{limits.format_bound(component.maximum)}; got {payload!r}.")
-            elif numeric:
-                message = f"{label} must be a number; got {payload!r}."
-            else:
-                message = f"{label}: {getattr(error, 'message', None) or error}"
-            log.warning("input refused: %s", message)
-            raise gr.Error(message, print_exception=False) from None
+            message = f"{name}: {getattr(error, 'message', None) or error}"
+        log.warning("input refused: %s", message)
+        raise gr.Error(message, print_exception=False) from None
 
     return checked

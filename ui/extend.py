@@ -66,20 +66,22 @@ def build(studio) -> None:
                 audio_in = gr.Audio(label="Track to extend", sources=["upload", "microphone"], type="filepath")
                 target("extend", audio_in)
                 with gr.Row():
-                    prompt = prompt_box("Prompt", ExtendSettings.default("prompt"), min_width=240)
-                    seconds = slider(ExtendSettings, "seconds", "Seconds to add", 0.5, min_width=240)
+                    prompt = prompt_box(binding.label(ExtendSettings, "prompt"), ExtendSettings.default("prompt"), min_width=240)
+                    seconds = slider(ExtendSettings, "seconds", 0.5, min_width=240)
                 with gr.Row():
                     engine = gr.Radio([(ENGINE_LABELS[key], key) for key in ENGINES],
-                                      value=ExtendSettings.default("engine"), label="Engine", min_width=240)
+                                      value=ExtendSettings.default("engine"), label=binding.label(ExtendSettings, "engine"),
+                                      min_width=240)
                     side = gr.Radio([(SIDE_LABELS[key], key) for key in SIDES], value=ExtendSettings.default("side"),
-                                    label="Where", min_width=240)
+                                    label=binding.label(ExtendSettings, "side"), min_width=240)
                 run, stop = run_and_cancel_buttons("Extend")
                 with gr.Accordion("Seed, steps, guidance, negative prompt", open=False):
                     seed = seed_control(ExtendSettings)
-                    steps = slider(ExtendSettings, "steps", "Steps (Riffusion)", 1)
+                    steps = slider(ExtendSettings, "steps", 1, "Riffusion")
                     guidance = gr.Number(value=None, minimum=limits.GUIDANCE.low, maximum=limits.GUIDANCE.high,
-                                         label="Guidance (empty: the engine default, 7 Riffusion, 3 MusicGen)")
-                    negative = prompt_box("Negative prompt (Riffusion)")
+                                         label=binding.label(ExtendSettings, "guidance",
+                                                             "empty: the engine default, 7 Riffusion, 3 MusicGen"))
+                    negative = prompt_box(binding.label(ExtendSettings, "negative_prompt", "Riffusion"))
             with gr.Column():
                 music = gr.Audio(label="Extended track", type="filepath", interactive=False)
                 buttons(music, AUDIO)

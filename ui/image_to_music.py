@@ -68,7 +68,7 @@ def build(studio) -> None:
                 target("image_to_music", image_in)
                 with gr.Row():
                     prompt = prompt_box("Music prompt (empty: the picture's caption)", min_width=240)
-                    seconds = slider(ImageToMusicSettings, "seconds", "Duration (s)", 1, min_width=240)
+                    seconds = slider(ImageToMusicSettings, "seconds", 1, "s", min_width=240)
                 run, stop = run_and_cancel_buttons("Make music")
             with gr.Column():
                 used = gr.Textbox(label=f"Prompt used (the caption, or yours){random_note(studio, 'captioner')}",
@@ -87,10 +87,10 @@ def build(studio) -> None:
                     gr.Markdown("With a melody, MusicGen-melody makes the music, following the tune's notes "
                                 "(one pitch class at a time); without one, musicgen-small makes its own.")
                 with gr.Accordion("Sampling, seed and metrics", open=False):
-                    guidance = slider(ImageToMusicSettings, "guidance", "Guidance (classifier-free)", 0.5)
-                    temperature = slider(ImageToMusicSettings, "temperature", "Temperature", 0.05)
-                    top_k = slider(ImageToMusicSettings, "top_k", "Top-k (0: off)", 1)
-                    top_p = slider(ImageToMusicSettings, "top_p", "Top-p (0: off)", 0.01)
+                    guidance = slider(ImageToMusicSettings, "guidance", 0.5, "classifier-free")
+                    temperature = slider(ImageToMusicSettings, "temperature", 0.05)
+                    top_k = slider(ImageToMusicSettings, "top_k", 1, "0: off")
+                    top_p = slider(ImageToMusicSettings, "top_p", 0.01, "0: off")
                     seed = seed_control(ImageToMusicSettings)
                     compute_metrics = metrics_checkbox(studio)
             with gr.Column():

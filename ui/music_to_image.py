@@ -100,14 +100,13 @@ def build(studio) -> None:
                 gr.Examples([[str(ASSETS / "groove.wav")]], inputs=[audio_in], cache_examples=False)
             with gr.Column():
                 with gr.Accordion("Image settings", open=False):
-                    steps = slider(MusicToImageSettings, "steps", "Steps", 1)
-                    guidance = slider(MusicToImageSettings, "guidance", "Guidance", 0.5)
+                    steps = slider(MusicToImageSettings, "steps", 1)
+                    guidance = slider(MusicToImageSettings, "guidance", 0.5)
                     with gr.Row():
-                        width = slider(MusicToImageSettings, "width", "Width", 8)
-                        height = slider(MusicToImageSettings, "height", "Height", 8)
+                        width = slider(MusicToImageSettings, "width", 8)
+                        height = slider(MusicToImageSettings, "height", 8)
                     seed = seed_control(MusicToImageSettings)
-                    lora_scale = slider(MusicToImageSettings, "lora_scale", "LoRA scale (0: plain Stable Diffusion)",
-                                        0.05)
+                    lora_scale = slider(MusicToImageSettings, "lora_scale", 0.05, "0: plain Stable Diffusion")
         describe.click(guarded(describe_music), audio_in, [genres, emotions, tempo, description],
                        api_name="describe_music",
                        api_description="Genre and emotion (top labels with probabilities), tempo, and TechJam's "

@@ -75,9 +75,8 @@ def build(studio) -> None:
                 gr.Examples([[[str(ASSETS / "groove.wav"), str(ASSETS / "rain.wav")]]], inputs=[files],
                             cache_examples=False)
                 with gr.Accordion("Diffusion, seed and metrics", open=False):
-                    steps = slider(PlaylistToMusicSettings, "steps", "Steps (DDPM)", 1)
-                    guidance = slider(PlaylistToMusicSettings, "guidance", "Guidance (how strongly the taste steers)",
-                                      0.5)
+                    steps = slider(PlaylistToMusicSettings, "steps", 1, "DDPM")
+                    guidance = slider(PlaylistToMusicSettings, "guidance", 0.5, "how strongly the taste steers")
                     seed = seed_control(PlaylistToMusicSettings)
                     compute_metrics = metrics_checkbox(studio)
             with gr.Column():

@@ -99,7 +99,7 @@ def build(studio) -> None:
             with gr.Column():
                 audio_in = gr.Audio(label="Everyday sound", sources=["upload", "microphone"], type="filepath")
                 with gr.Row():
-                    prompt = prompt_box("Style prompt", SoundToMusicSettings.default("prompt"), min_width=240)
+                    prompt = prompt_box(binding.label(SoundToMusicSettings, "prompt"), SoundToMusicSettings.default("prompt"), min_width=240)
                     model = gr.Dropdown([(label, key) for key, label in MODEL_LABELS.items()],
                                         value=SOUND_TO_MUSIC_MODELS[0], label="Model", min_width=240)
                 run, stop = run_and_cancel_buttons("Make music")
@@ -112,7 +112,7 @@ def build(studio) -> None:
                 metrics_out = metrics_table("Similarity to the input (SSIM, chroma CENS; CLAP when asked)", studio)
         with gr.Row():
             with gr.Column():
-                negative = prompt_box("Negative prompt", render=False)  # shown in the folded settings below
+                negative = prompt_box(binding.label(SoundToMusicSettings, "negative_prompt"), render=False)  # shown in the folded settings below
                 gr.Examples(
                     [
                         [str(ASSETS / "kettle.wav"), "mask_model", "instrumental , saxophone , flute", ""],
@@ -124,14 +124,15 @@ def build(studio) -> None:
                     cache_examples=False,
                 )
                 with gr.Accordion("Mask (a negative value skips that step)", open=False):
-                    invert = slider(MaskSettings, "invert", "Invert blend", 0.05)
-                    brightness = slider(MaskSettings, "brightness", "Brightness", 0.01)
-                    contrast = slider(MaskSettings, "contrast", "Contrast", 1)
-                    downshift = slider(MaskSettings, "downshift", "Downshift (higher gives the model more freedom)", 1)
+                    invert = slider(MaskSettings, "invert", 0.05)
+                    brightness = slider(MaskSettings, "brightness", 0.01)
+                    contrast = slider(MaskSettings, "contrast", 1)
+                    downshift = slider(MaskSettings, "downshift", 1, "higher gives the model more freedom")
                     preprocessing = gr.Radio(list(MaskSettings.CHOICES["preprocessing"]),
                                              value=MaskSettings.default("preprocessing"),
-                                             label="Preprocessing (paper: its image scale and mask resize; "
-                                                   "exact: exact peak, antialiased resize)")
+                                             label=binding.label(MaskSettings, "preprocessing",
+                                                                 "paper: its image scale and mask resize; "
+                                                                 "exact: exact peak, antialiased resize"))
                     preview = gr.Button("Preview mask")
                 with gr.Accordion("Negative prompt, diffusion, seed and metrics", open=False):
                     negative.render()
@@ -139,18 +140,19 @@ def build(studio) -> None:
                                       ("fast: 25 steps, DPM-Solver++ (20 run, about half the time; coarser mask)",
                                        "fast")],
                                      value="paper", label="Speed preset (sets steps and scheduler below)")
-                    steps = slider(SoundToMusicSettings, "steps", "Steps", 1)
-                    strength = slider(SoundToMusicSettings, "strength", "Strength", 0.01)
-                    guidance = slider(SoundToMusicSettings, "guidance", "Guidance", 0.5)
+                    steps = slider(SoundToMusicSettings, "steps", 1)
+                    strength = slider(SoundToMusicSettings, "strength", 0.01)
+                    guidance = slider(SoundToMusicSettings, "guidance", 0.5)
                     seed = seed_control(SoundToMusicSettings)
                     scheduler = gr.Dropdown(list(SCHEDULERS), value=SoundToMusicSettings.default("scheduler"),
-                                            label="Scheduler (repo: the model's own)")
-                    lora_scale = slider(SoundToMusicSettings, "lora_scale",
-                                        "Genre LoRA scale (0: off; needs a genre LoRA trained for this app)", 0.05)
+                                            label=binding.label(SoundToMusicSettings, "scheduler", "repo: the model's own"))
+                    lora_scale = slider(SoundToMusicSettings, "lora_scale", 0.05,
+                                        "0: off; needs a genre LoRA trained for this app")
                     # names are checked by the studio (an API caller's own LoRA is in no page's list)
                     lora = gr.Dropdown([(INSTALLED_LORA, "")], value=SoundToMusicSettings.default("lora"),
-                                       allow_custom_value=True, label="Genre LoRA (yours appear here once trained "
-                                                                      "in the Train tab)")
+                                       allow_custom_value=True,
+                                       label=binding.label(SoundToMusicSettings, "lora",
+                                                           "yours appear here once trained in the Train tab"))
                     compute_metrics = metrics_checkbox(studio)
             with gr.Column(), gr.Row(equal_height=True):
                 input_image = gr.Image(label="Input spectrogram", type="filepath", format="png", height=300,

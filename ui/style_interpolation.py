@@ -26,7 +26,8 @@ def parse_weights(text: str | None, count: int) -> list[float] | None:
     try:
         weights = [float(part) for part in str(text).replace(";", ",").split(",") if part.strip()]
     except ValueError:
-        raise InputError(f"Weights must be numbers separated by commas, like 0.7, 0.3; got {text!r}.") from None
+        raise InputError(f"Weights must be numbers separated by commas, like 0.7, 0.3; "
+                         f"got {limits.shown(text)}.") from None
     if len(weights) != count:
         raise InputError(f"Give one weight per style: {count} styles, {len(weights)} weights.")
     return weights
@@ -89,7 +90,7 @@ def build(studio) -> None:
                     # names are checked by the style library; the choices arrive when the tab opens
                     styles = gr.Dropdown([], multiselect=True, max_choices=limits.MAX_STYLES, allow_custom_value=True,
                                          label=f"Styles (1 to {limits.MAX_STYLES})", min_width=240)
-                    weights = gr.Textbox(label="Weights, one per style (empty: equal)", placeholder="0.5, 0.5",
+                    weights = gr.Textbox(label="Weights (one per style; empty: equal)", placeholder="0.5, 0.5",
                                          min_width=240)
                 run, stop = run_and_cancel_buttons("Apply styles")
             with gr.Column():
@@ -106,9 +107,10 @@ def build(studio) -> None:
                 with gr.Accordion("Strength, diffusion, seed and metrics", open=False):
                     strength = gr.Slider(0.05, limits.STRENGTH.high,
                                          value=StyleInterpolationSettings.default("strength"),
-                                         step=0.05, label="Strength (how far from the content)")
-                    steps = slider(StyleInterpolationSettings, "steps", "Steps (DDIM)", 1)
-                    guidance = slider(StyleInterpolationSettings, "guidance", "Guidance", 0.5)
+                                         step=0.05, label=binding.label(StyleInterpolationSettings, "strength",
+                                                                        "how far from the content"))
+                    steps = slider(StyleInterpolationSettings, "steps", 1, "DDIM")
+                    guidance = slider(StyleInterpolationSettings, "guidance", 0.5)
                     seed = seed_control(StyleInterpolationSettings)
                     compute_metrics = metrics_checkbox(studio)
             with gr.Column():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from pipelines.schema import limits
 from pipelines.schema.settings import PromptInterpolationSettings, TextToMusicSettings
 from pipelines.studio import TEXT_TO_MUSIC_MODELS
 
@@ -81,16 +82,16 @@ def build(studio) -> None:
         )
         with gr.Row():
             with gr.Column():
-                prompt = prompt_box("Prompt", TextToMusicSettings.default("prompt"))
+                prompt = prompt_box(binding.label(TextToMusicSettings, "prompt"), TextToMusicSettings.default("prompt"))
                 with gr.Row():
-                    seconds = slider(TextToMusicSettings, "seconds", "Length (s)", 0.5, min_width=240)
+                    seconds = slider(TextToMusicSettings, "seconds", 0.5, "s", min_width=240)
                     model = gr.Dropdown([(MODEL_LABELS[key], key) for key in TEXT_TO_MUSIC_MODELS],
                                         value=TEXT_TO_MUSIC_MODELS[0], label="Model", min_width=240)
                 run, stop = run_and_cancel_buttons("Make music")
                 with gr.Accordion("Negative prompt, diffusion and seed", open=False):
-                    negative = prompt_box("Negative prompt")
-                    steps = slider(TextToMusicSettings, "steps", "Steps", 1)
-                    guidance = slider(TextToMusicSettings, "guidance", "Guidance", 0.5)
+                    negative = prompt_box(binding.label(TextToMusicSettings, "negative_prompt"))
+                    steps = slider(TextToMusicSettings, "steps", 1)
+                    guidance = slider(TextToMusicSettings, "guidance", 0.5)
                     seed = seed_control(TextToMusicSettings)
             with gr.Column():
                 music = gr.Audio(label="Music", type="filepath", interactive=False)
@@ -102,17 +103,21 @@ def build(studio) -> None:
         gr.Markdown("### Interpolate between two prompts")
         with gr.Row():
             with gr.Column():
-                prompt_a = prompt_box("First prompt (alpha 0)", PromptInterpolationSettings.default("prompt_a"))
-                prompt_b = prompt_box("Second prompt (alpha 1)", PromptInterpolationSettings.default("prompt_b"))
+                prompt_a = prompt_box(binding.label(PromptInterpolationSettings, "prompt_a", "alpha 0"),
+                                      PromptInterpolationSettings.default("prompt_a"))
+                prompt_b = prompt_box(binding.label(PromptInterpolationSettings, "prompt_b", "alpha 1"),
+                                      PromptInterpolationSettings.default("prompt_b"))
                 with gr.Row():
                     seed_a = gr.Number(value=PromptInterpolationSettings.default("seed_a"), precision=0,
-                                       label="First seed")
+                                       minimum=limits.SEED.low, maximum=limits.SEED.high,
+                                       label=binding.label(PromptInterpolationSettings, "seed_a"))
                     seed_b = gr.Number(value=PromptInterpolationSettings.default("seed_b"), precision=0,
-                                       label="Second seed")
-                windows = slider(PromptInterpolationSettings, "windows", "Windows (5.12 s each)", 1)
+                                       minimum=limits.SEED.low, maximum=limits.SEED.high,
+                                       label=binding.label(PromptInterpolationSettings, "seed_b"))
+                windows = slider(PromptInterpolationSettings, "windows", 1, "5.12 s each")
                 with gr.Accordion("Diffusion", open=False):
-                    steps_i = slider(PromptInterpolationSettings, "steps", "Steps", 1)
-                    guidance_i = slider(PromptInterpolationSettings, "guidance", "Guidance", 0.5)
+                    steps_i = slider(PromptInterpolationSettings, "steps", 1)
+                    guidance_i = slider(PromptInterpolationSettings, "guidance", 0.5)
                 run_i, stop_i = run_and_cancel_buttons("Interpolate")
             with gr.Column():
                 music_i = gr.Audio(label="Interpolation", type="filepath", interactive=False)

@@ -183,11 +183,12 @@ def build(studio) -> None:
                                 f"{int(limits.TRAIN_CLIPS.high)} audio files)", file_count="multiple",
                                 file_types=["audio"], height=150)
                 with gr.Row():
-                    name = gr.Textbox(label="Style name", value=TrainStyleSettings.default("name"), max_length=64,
+                    name = gr.Textbox(label=binding.label(TrainStyleSettings, "name"), value=TrainStyleSettings.default("name"), max_length=64,
                                       min_width=200)
                     kind = gr.Radio([(KIND_LABELS[key], key) for key in KINDS],
-                                    value=TrainStyleSettings.default("kind"), label="What to learn", min_width=240)
-                steps = slider(TrainStyleSettings, "steps", "Steps", 10)
+                                    value=TrainStyleSettings.default("kind"), label=binding.label(TrainStyleSettings, "kind"),
+                                    min_width=240)
+                steps = slider(TrainStyleSettings, "steps", 10)
                 note = gr.Markdown(estimate(studio, TrainStyleSettings.default("steps")), elem_classes=["studio-intro"])
                 run, stop = run_and_cancel_buttons("Train")
             with gr.Column():

@@ -102,17 +102,17 @@ def build(studio) -> None:
         # screen; the sampling settings folded below the button, the variations side by side under it all
         with gr.Row():
             with gr.Column():
-                prompt = prompt_box("Prompt", TextToMusicSettings.default("prompt"))
+                prompt = prompt_box(binding.label(TextToMusicSettings, "prompt"), TextToMusicSettings.default("prompt"))
                 with gr.Row():
                     engine = gr.Radio([(ENGINE_LABELS[key], key) for key in ENGINES], value=ENGINES[0],
                                       label="Engine", min_width=240)
-                    seconds = slider(TextToMusicSettings, "seconds", "Length (s)", 0.5, min_width=240)
-                count = gr.Slider(limits.VARIATION_SEEDS.low, limits.VARIATION_SEEDS.high, value=4, step=1,
+                    seconds = slider(TextToMusicSettings, "seconds", 0.5, "s", min_width=240)
+                count = gr.Slider(limits.VARIATION_SEEDS.low, limits.VARIATION_SEEDS.high, value=4, step=1, precision=0,
                                   label="Variations (seeds)")
                 seed = seed_control(TextToMusicSettings)
                 run, stop = run_and_cancel_buttons("Make variations")
                 with gr.Accordion("Sampling", open=False):
-                    steps = slider(TextToMusicSettings, "steps", "Steps (Riffusion)", 1)
+                    steps = slider(TextToMusicSettings, "steps", 1, "Riffusion")
                     guidance = gr.Number(value=None, minimum=limits.GUIDANCE.low, maximum=limits.GUIDANCE.high,
                                          label="Guidance (empty: the engine default, 7 Riffusion, 3 MusicGen)")
             with gr.Column():

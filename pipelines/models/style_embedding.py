@@ -25,6 +25,8 @@ from torch import nn
 
 from core.errors import InputError
 
+from pipelines.schema import limits
+
 PLACEHOLDER = "*"
 STYLE_WEIGHTS_FILE = "style.safetensors"
 STYLE_CONFIG_FILE = "style.json"
@@ -143,7 +145,19 @@ class Style:
     info: dict[str, Any] = field(default_factory=dict)  # style.json as read
 
 
-_NAME = re.compile(r"^[\w][\w .+-]{0,63}$")
+# A style's or genre LoRA's name: its folder on disk and in the session's zip, the word the lists show, a genre
+# LoRA's prompt word. ASCII only: two spellings of one accented name (NFC and NFD) look the same yet would be two
+# folders, and some file systems rewrite non-ASCII names.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._+-]{0,63}$")
+NAME_RULE = "1 to 64 ASCII letters (a-z, A-Z), digits, spaces or . _ + -, starting with a letter or digit"
+
+
+def check_name(name: Any, what: str = "Style name") -> str:
+    """``name`` if it keeps the names' rule (``NAME_RULE``); InputError naming ``what`` (the control as the
+    page labels it) otherwise, quoting at most the name's first characters (``limits.shown``)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(f"{what} must be {NAME_RULE}; got {limits.shown(name)}.")
+    return name
 
 
 def save_style(module: StyleEmbedding, folder: str | Path, name: str, placeholder: str = PLACEHOLDER,
@@ -151,8 +165,7 @@ def save_style(module: StyleEmbedding, folder: str | Path, name: str, placeholde
     """Write ``folder/style.safetensors`` and ``folder/style.json``; returns the folder."""
     from safetensors.torch import save_file
 
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InputError(f"A style name is 1-64 letters, digits, spaces or . + - _; got {name!r}.")
+    check_name(name)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in module.state_dict().items()}

@@ -30,8 +30,9 @@ class Range:
     high: float
     integer: bool = False
 
-    def check(self, name: str, value: Any) -> None:
-        check_number(name, value, self.low, self.high, integer=self.integer)
+    def check(self, name: str, value: Any) -> int | float:
+        """``value`` (an int for an integer range) or InputError: ``check_number``'s one rule."""
+        return check_number(name, value, self.low, self.high, integer=self.integer)
 
 
 # Requests (app.py's flags override the first two)
@@ -142,16 +143,48 @@ TRAIN_SHARED = os.environ.get("STUDIO_TRAIN_SHARED", "").strip().lower() in ("1"
 SONG_COUNT = Range(1, 20, integer=True)
 
 
-def check_number(name: str, value: Any, low: float, high: float, integer: bool = False) -> None:
-    """Raise InputError unless ``value`` is a finite number (whole, if ``integer``) in [low, high]."""
+SHOWN_CHARS = 40  # a caller's value quoted in a refusal: this many characters, then "..."
+
+
+def shown(value: Any, chars: int = SHOWN_CHARS) -> str:
+    """A caller's value as a refusal quotes it: its repr, a long text cut to its first ``chars`` characters
+    ("'aaaa...'... (300 characters)"), any other long value's repr cut the same way: a very long name or
+    list is never echoed in full."""
+    if isinstance(value, str) and len(value) > chars:
+        return f"{value[:chars]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= chars + 2 else f"{text[:chars]}... (cut)"
+
+
+def capitalized(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def check_number(name: str, value: Any, low: float | None, high: float | None, integer: bool = False) -> int | float:
+    """``value`` if it is a finite number (not a bool) in [low, high] (None: no bound on that side); for
+    ``integer`` (a control that takes whole numbers: seed, steps, count, ...) it must be whole, and an
+    integral float such as 3.0 passes as the int 3 (3.7 is refused, never rounded). Raises InputError
+    naming ``name`` (the control as the page labels it); the one rule for every number the studio takes,
+    the UI's and the pipelines'."""
     numeric = isinstance(value, (int, float)) or type(value).__module__ == "numpy"
-    ok = numeric and not isinstance(value, bool) and math.isfinite(value)
+    ok = numeric and not isinstance(value, (bool, complex)) and math.isfinite(value)
     if ok and integer:
         ok = float(value).is_integer()
-    if not ok or not low <= value <= high:
+    if not ok or (low is not None and value < low) or (high is not None and value > high):
         kind = "a whole number" if integer else "a number"
-        raise InputError(f"{name[:1].upper()}{name[1:]} must be {kind} from {format_bound(low)} to {format_bound(high)}; "
-                         f"got {value!r}.")
+        if low is not None and high is not None:
+            kind += f" from {format_bound(low)} to {format_bound(high)}"
+        elif low is not None or high is not None:
+            kind += f" {'at least ' + format_bound(low) if low is not None else 'at most ' + format_bound(high)}"
+        raise InputError(f"{capitalized(name)} must be {kind}; got {shown(value)}.")
+    return int(value) if integer else value
+
+
+def check_boolean(name: str, value: Any) -> bool:
+    """``value`` if it is a real boolean (true or false); "yes", 1 or "" are refused, naming ``name``."""
+    if not isinstance(value, bool):
+        raise InputError(f"{capitalized(name)} must be true or false; got {shown(value)}.")
+    return value
 
 
 def format_bound(x: float) -> str:
@@ -162,13 +195,14 @@ def format_bound(x: float) -> str:
 def check_text(name: str, value: Any, *, required: bool = True, hint: str = "",
                max_chars: int = MAX_PROMPT_CHARS) -> str:
     """Return ``value`` if it is text of at most ``max_chars`` characters (and not blank, if
-    ``required``); else raise InputError naming the field, with ``hint`` on what to write."""
+    ``required``); else raise InputError naming the field (``name``: the control as the page labels it),
+    with ``hint`` on what to write."""
     if not isinstance(value, str):
-        raise InputError(f"The {name} must be text; got {type(value).__name__}.")
+        raise InputError(f"{capitalized(name)} must be text; got {type(value).__name__} {shown(value)}.")
     if required and not value.strip():
-        raise InputError(f"The {name} is empty{': ' + hint if hint else ''}.")
+        raise InputError(f"{capitalized(name)} is empty{': ' + hint if hint else ''}.")
     if len(value) > max_chars:
-        raise InputError(f"The {name} must be at most {max_chars} characters; it has {len(value)}.")
+        raise InputError(f"{capitalized(name)} must be at most {max_chars} characters; it has {len(value)}.")
     return value
 
 
@@ -181,19 +215,32 @@ def optional_text(name: str, value: Any, **kwargs: Any) -> str:
 
 class Settings:
     """Base of every pipeline's settings dataclass: defaults in the fields, limits in ``RANGES``
-    (field -> Range), texts in ``TEXTS`` (field -> (label, required, hint)), and ``validate()``.
+    (field -> Range), texts in ``TEXTS`` (field -> (required, hint)), choices in ``CHOICES``, and
+    ``validate()``.
+
+    ``LABELS`` (field -> name) is each control's name as the page labels it, the one home of that name:
+    the UI builds the control's label from it (``ui.common``: the name, then a note in parentheses), and
+    every refusal here names the field by it ("Length must be ..."), so a caller reads one name per
+    control; a field without an entry is named after itself ("top_p" -> "Top p").
 
     Subclasses add cross-field checks in ``check()``. Field names follow diffusers where one
     exists (``steps`` is ``num_inference_steps``, ``guidance`` is ``guidance_scale``).
     """
 
     RANGES: ClassVar[dict[str, Range]] = {}
-    TEXTS: ClassVar[dict[str, tuple[str, bool, str]]] = {}
+    TEXTS: ClassVar[dict[str, tuple[bool, str]]] = {}
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
-    LABEL_PREFIX: ClassVar[str] = ""  # e.g. "mask ": errors say "Mask invert must be ..."
+    LABELS: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def label(cls, name: str) -> str:
+        """Field ``name``'s control as the page names it (``LABELS``, else the field's own name)."""
+        return cls.LABELS.get(name) or capitalized(name.replace("_", " "))
 
     def validate(self):
-        """Check every field; return ``self`` so ``settings.validate()`` chains. Raises InputError.
+        """Check every field; return ``self`` so ``settings.validate()`` chains. Raises InputError naming
+        the field by its control's name (``label``). A whole-number field given an integral float (3.0)
+        holds the int (3) after it.
 
         Settings are frozen, so a passed check is remembered on the instance: the Studio validates
         once per request, before any audio decode or model load, and the pipeline's own guard for
@@ -201,14 +248,15 @@ class Settings:
         """
         if self.__dict__.get("_validated"):
             return self
-        for name, (label, required, hint) in self.TEXTS.items():
-            check_text(label, getattr(self, name), required=required, hint=hint)
+        for name, (required, hint) in self.TEXTS.items():
+            check_text(self.label(name), getattr(self, name), required=required, hint=hint)
         for name, allowed in self.CHOICES.items():
             value = getattr(self, name)
-            if value not in allowed:
-                raise InputError(f"Unknown {name.replace('_', ' ')} {value!r}: use one of {', '.join(allowed)}.")
+            if not isinstance(value, str) or value not in allowed:
+                raise InputError(f"{self.label(name)} must be one of {', '.join(map(repr, allowed))}; "
+                                 f"got {shown(value)}.")
         for name, valid in self.RANGES.items():
-            valid.check(self.LABEL_PREFIX + name.replace("_", " "), getattr(self, name))
+            object.__setattr__(self, name, valid.check(self.label(name), getattr(self, name)))
         self.check()
         object.__setattr__(self, "_validated", True)
         return self

@@ -59,7 +59,7 @@ class MaskSettings(limits.Settings):
     RANGES = {"invert": limits.MASK_INVERT, "brightness": limits.MASK_BRIGHTNESS,
               "contrast": limits.MASK_CONTRAST, "downshift": limits.MASK_DOWNSHIFT}
     CHOICES = {"preprocessing": ("paper", "exact")}
-    LABEL_PREFIX = "mask "
+    LABELS = {"invert": "Invert blend"}
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,9 @@ class SoundToMusicSettings(limits.Settings):
     lora_scale: float = 0.0  # the genre LoRA (role s2m_lora, training.riffusion_lora); 0: the model alone
     lora: str = ""  # which genre LoRA: "" the installed one (s2m_lora), else one the session trained (Studio.genre_loras)
 
-    TEXTS = {"prompt": ("style prompt", True, "write one, for example 'instrumental , saxophone , flute'"),
-             "negative_prompt": ("negative prompt", False, ""), "lora": ("genre LoRA name", False, "")}
+    TEXTS = {"prompt": (True, "write one, for example 'instrumental , saxophone , flute'"),
+             "negative_prompt": (False, ""), "lora": (False, "")}
+    LABELS = {"prompt": "Style prompt", "lora_scale": "Genre LoRA scale", "lora": "Genre LoRA"}
     CHOICES = {"scheduler": tuple(SCHEDULERS)}
     RANGES = {"steps": limits.STEPS, "strength": limits.STRENGTH, "guidance": limits.GUIDANCE, "seed": limits.SEED,
               "lora_scale": limits.LORA_SCALE}
@@ -135,14 +136,15 @@ class MusicToImageSettings(limits.Settings):
     seed: int = 0
     lora_scale: float = 1.0  # 0: plain Stable Diffusion 1.5
 
-    TEXTS = {"negative_prompt": ("negative prompt", False, "")}
+    TEXTS = {"negative_prompt": (False, "")}
     RANGES = {"steps": limits.STEPS, "guidance": limits.GUIDANCE, "width": limits.IMAGE_SIDE,
               "height": limits.IMAGE_SIDE, "seed": limits.SEED, "lora_scale": limits.LORA_SCALE}
+    LABELS = {"lora_scale": "LoRA scale"}
 
     def check(self) -> None:
         for name in ("width", "height"):
             if int(getattr(self, name)) % 8:
-                raise InputError(f"The image {name} must be a multiple of 8 (the latent is 1/8 of the image); "
+                raise InputError(f"{self.label(name)} must be a multiple of 8 (the latent is 1/8 of the image); "
                                  f"got {getattr(self, name)}.")
 
     def gpu_seconds(self) -> int:
@@ -165,6 +167,7 @@ class ImageToMusicSettings(limits.Settings):
 
     RANGES = {"seconds": limits.MUSIC_SECONDS, "guidance": limits.GUIDANCE, "temperature": limits.TEMPERATURE,
               "top_k": limits.TOP_K, "top_p": limits.TOP_P, "seed": limits.SEED}
+    LABELS = {"seconds": "Duration", "top_k": "Top-k", "top_p": "Top-p"}  # the picture tab's "Duration (s)"
 
     def gpu_seconds(self) -> int:
         """ZeroGPU quota: musicgen-small makes about 1 s of audio per second on a shared A100 with CFG,
@@ -228,10 +231,11 @@ class TextToMusicSettings(limits.Settings):
     seed: int = 42
     continuation_strength: float = 0.8
 
-    TEXTS = {"prompt": ("prompt", True, "describe the music, for example 'funk bassline with a jazzy saxophone solo'"),
-             "negative_prompt": ("negative prompt", False, "")}
+    TEXTS = {"prompt": (True, "describe the music, for example 'funk bassline with a jazzy saxophone solo'"),
+             "negative_prompt": (False, "")}
     RANGES = {"seconds": limits.RIFFUSION_SECONDS, "steps": limits.STEPS, "guidance": limits.GUIDANCE,
               "seed": limits.SEED, "continuation_strength": limits.STRENGTH}
+    LABELS = {"seconds": "Length"}
 
     def check(self) -> None:
         if self.windows() > 1:
@@ -262,10 +266,11 @@ class PromptInterpolationSettings(limits.Settings):
     steps: int = 50
     guidance: float = 7.0
 
-    TEXTS = {"prompt_a": ("first prompt", True, "write the prompt the music starts from"),
-             "prompt_b": ("second prompt", True, "write the prompt the music ends at")}
+    TEXTS = {"prompt_a": (True, "write the prompt the music starts from"),
+             "prompt_b": (True, "write the prompt the music ends at")}
     RANGES = {"seed_a": limits.SEED, "seed_b": limits.SEED, "windows": limits.INTERPOLATION_WINDOWS,
               "steps": limits.STEPS, "guidance": limits.GUIDANCE}
+    LABELS = {"prompt_a": "First prompt", "prompt_b": "Second prompt", "seed_a": "First seed", "seed_b": "Second seed"}
 
     def alphas(self) -> list[float]:
         """alpha of each window, 0 (prompt A, seed A) to 1 (prompt B, seed B), evenly spaced."""

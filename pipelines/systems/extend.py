@@ -67,15 +67,16 @@ class ExtendSettings(limits.Settings):
     guidance: float | None = None
     continuation_strength: float = TextToMusicSettings.continuation_strength
 
-    TEXTS = {"prompt": ("prompt", True, "describe how the music goes on, for example 'jazzy saxophone solo'"),
-             "negative_prompt": ("negative prompt", False, "")}
+    TEXTS = {"prompt": (True, "describe how the music goes on, for example 'jazzy saxophone solo'"),
+             "negative_prompt": (False, "")}
+    LABELS = {"seconds": "Seconds to add", "side": "Where"}
     CHOICES = {"engine": ENGINES, "side": SIDES}
     RANGES = {"seconds": limits.EXTEND_SECONDS, "seed": limits.SEED, "steps": limits.STEPS,
               "continuation_strength": limits.STRENGTH}
 
     def check(self) -> None:
         if self.guidance is not None:
-            limits.GUIDANCE.check("guidance", self.guidance)
+            limits.GUIDANCE.check(self.label("guidance"), self.guidance)
         if self.engine == "riffusion":
             check_img2img_steps(self.steps, self.continuation_strength, "continuation strength")
 

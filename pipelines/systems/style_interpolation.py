@@ -172,10 +172,18 @@ class StyleConditioner:
 # -- the whole content-audio -> styled-audio path ---------------------------------------------------------
 
 
-def check_style_mix(style_count: int, weights: Sequence[float] | None) -> None:
-    """1 to ``limits.MAX_STYLES`` styles and, unless None (equal), one non-negative weight each, not all 0."""
-    if not isinstance(style_count, int) or not 1 <= style_count <= limits.MAX_STYLES:
+def check_style_mix(names: Sequence[str], weights: Sequence[float] | None) -> None:
+    """1 to ``limits.MAX_STYLES`` styles, each named once, and, unless None (equal), one non-negative
+    weight each, not all 0. A style named twice is refused, not merged: its weights would silently add
+    up, and a repeated name is far more often a slip (another style meant) than a wish; the weights
+    already say how much of a style to use (docs/LIMITS.md). Raises InputError."""
+    style_count = len(names)
+    if not 1 <= style_count <= limits.MAX_STYLES:
         raise InputError(f"Choose from 1 to {limits.MAX_STYLES} styles; got {style_count}.")
+    repeated = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    if repeated is not None:
+        raise InputError(f"Styles: {limits.shown(repeated)} is chosen more than once; choose each style once (to "
+                         "hear more of a style, give it a larger weight).")
     if weights is None:
         return
     if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence):
@@ -297,7 +305,7 @@ def apply_styles(
         plan: the request's ``windows.plan_windows`` for the content (the Studio's, made once);
             None plans here with ``overlap_seconds``.
     """
-    check_style_mix(len(styles), weights)
+    check_style_mix([style.name for style in styles], weights)
     settings.validate()
     strength, steps, guidance, seed = settings.strength, settings.steps, settings.guidance, settings.seed
     params = spectrogram.RIFFUSION

@@ -81,16 +81,15 @@ class TrainStyleSettings(limits.Settings):
     kind: str = "musicti"
     steps: int = 500
 
-    TEXTS = {"name": ("style name", True, "name it, for example 'accordion'")}
+    TEXTS = {"name": (True, "name it, for example 'accordion'")}
     CHOICES = {"kind": KINDS}
     RANGES = {"steps": limits.TRAIN_STEPS}
+    LABELS = {"name": "Style name", "kind": "What to learn"}
 
     def check(self) -> None:
-        from pipelines.models.style_embedding import _NAME
+        from pipelines.models.style_embedding import check_name
 
-        if not _NAME.match(self.name.strip()):
-            raise InputError(f"The style name {self.name!r} must start with a letter or digit and hold at most 64 "
-                             "letters, digits, spaces or . + - _")
+        check_name(self.name.strip(), self.label("name"))
 
     def estimate_seconds(self, profile: str, device: str) -> float:
         """Rough training time (the recipe's ``seconds_per_step``), start-up not included."""
@@ -332,7 +331,9 @@ def submit(studio, clips: Any, settings: TrainStyleSettings, trainer: Trainer | 
     settings = settings.validate()
     name = settings.name.strip()
     paths = [getattr(clip, "name", clip) for clip in (clips or [])]
-    limits.TRAIN_CLIPS.check("number of clips", len(paths))
+    if not limits.TRAIN_CLIPS.low <= len(paths) <= limits.TRAIN_CLIPS.high:  # the page's "Clips of the style"
+        raise InputError(f"Clips of the style takes {limits.format_bound(limits.TRAIN_CLIPS.low)} to "
+                         f"{limits.format_bound(limits.TRAIN_CLIPS.high)} audio files; got {len(paths)}.")
     store = studio.trained
     if name in taken_names(studio, session, trainer):
         raise InputError(f"The name {name!r} is taken (styles and genre LoRAs share one set of names: a built-in "

@@ -34,7 +34,7 @@ def seeds_from(first: int, count: int) -> list[int]:
     """``count`` seeds starting at ``first``: first, first + 1, ... modulo 2**32. InputError when
     ``first`` is not a seed or ``count`` is outside ``limits.VARIATION_SEEDS`` (2-8)."""
     limits.SEED.check("seed", first)
-    limits.VARIATION_SEEDS.check("number of variations", count)
+    limits.VARIATION_SEEDS.check("variations", count)  # the page's "Variations (seeds)"
     return [(int(first) + index) % (int(limits.SEED.high) + 1) for index in range(int(count))]
 
 
@@ -73,7 +73,7 @@ def variations(studio, engine: str, settings: Any, count: int, *, prompt: str | 
     settings.validate()
     seeds = seeds_from(settings.seed, count)
     if engine == "musicgen":
-        limits.check_text("music prompt", prompt, hint="write what the music should be")
+        limits.check_text("prompt", prompt, hint="write what the music should be")
         results = [studio.image_to_music(None, prompt, dataclasses.replace(settings, seed=seed),
                                          on_progress=_scaled(on_progress, index, len(seeds)), should_stop=should_stop)
                    for index, seed in enumerate(seeds)]
