@@ -188,7 +188,7 @@ def test_ddim_sampler_progress_and_cancel(models):
         ({"guidance": -1}, "Guidance"),
         ({"guidance": float("nan")}, "Guidance"),
         ({"seed": -1}, "Seed"),
-        ({"sampler": "euler"}, "sampler"),
+        ({"sampler": "euler"}, "Sampler must be one of"),
         ({"slice_position": "end"}, "slice position"),
     ],
 )
