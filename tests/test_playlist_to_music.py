@@ -189,7 +189,7 @@ def test_ddim_sampler_progress_and_cancel(models):
         ({"guidance": float("nan")}, "Guidance"),
         ({"seed": -1}, "Seed"),
         ({"sampler": "euler"}, "Sampler must be one of"),
-        ({"slice_position": "end"}, "slice position"),
+        ({"slice_position": "end"}, "Slice position must be one of"),
     ],
 )
 def test_bad_inputs_raise_input_error(models, kwargs, message):
