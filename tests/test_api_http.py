@@ -113,6 +113,22 @@ def test_a_well_formed_call_still_runs(served_app):
     assert reply.status_code == 200 and "Profile" in reply.json()["data"][0]
 
 
+def test_the_pages_calls_outside_the_queue_still_run(served_app, capfd, caplog):
+    """The page calls an event outside the queue (an example's click, a Cancel button) as POST /run/predict
+    with its fn_index: gradio runs that event whatever the name, and so must the checks let it."""
+    dependencies = httpx.get(f"{served_app}config", timeout=30).json()["dependencies"]
+    outside = [d for d in dependencies if d.get("queue") is False and d.get("backend_fn")]
+    example = next(d for d in outside if (d.get("api_name") or "").startswith("load_example"))
+    cancel = next(d for d in outside if not d["inputs"])
+    for dependency, data in ((example, [0]), (cancel, [])):
+        reply = post(served_app, "run/predict", {"data": data, "fn_index": dependency["id"], "session_hash": "page",
+                                                 "event_data": None, "trigger_id": None})
+        assert reply.status_code == 200, (dependency, reply.text)
+    reply = post(served_app, "run/predict", {"data": [], "fn_index": 99999, "session_hash": "page"})
+    assert reply.status_code == 404 and 'no event number 99999 ("fn_index")' in detail(reply)
+    no_traceback(capfd, caplog)
+
+
 def file_component_types(client) -> dict[str, list]:
     """label -> file_types of the app's gr.File inputs."""
     return {c["props"].get("label"): c["props"].get("file_types") or [] for c in client.config["components"]

@@ -8,8 +8,9 @@ reads the body of every ``POST`` to these routes first and answers a mistake its
 ``{"detail": "<our message>"}`` with one log line and no traceback:
 
 * ``/gradio_api/call/<name>``, ``/gradio_api/run/<name>`` and ``/gradio_api/api/<name>`` (body
-  ``{"data": [...]}``), ``/gradio_api/call/v2/<name>`` (body ``{"<parameter>": value, ...}``) and
-  ``/gradio_api/queue/join`` (the page's route: ``{"data", "fn_index", "session_hash"}``);
+  ``{"data": [...]}``; ``/run`` and ``/api`` with a ``"fn_index"`` run that event whatever the name: the
+  page calls its events outside the queue as ``/run/predict``), ``/gradio_api/call/v2/<name>`` (body
+  ``{"<parameter>": value, ...}``) and ``/gradio_api/queue/join`` (the page's route: ``{"data", "fn_index", "session_hash"}``);
 * an endpoint name (or ``fn_index``) the app does not have: 404, listing the endpoints it has;
 * a body that is not JSON: 400; JSON of the wrong shape (not an object, no ``"data"`` list, a field of
   the wrong type, a parameter the endpoint does not have) or with the wrong number of inputs: 422,
@@ -80,15 +81,23 @@ class CallChecks:
     def check(self, blocks: Any, route: re.Match, body: bytes, headers: dict[bytes, bytes]) -> None:
         """Raise Refusal when the request cannot be what its route takes (module docstring)."""
         kind, name = ("join", None) if route["join"] else (route["kind"], route["name"])
-        fn = None if kind == "join" else self._named(blocks, kind, name)
         content_type = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
         try:
             if content_type and not (content_type == "application/json" or content_type.endswith("+json")):
                 raise ValueError(content_type)
-            value = json.loads(body)
+            value, unreadable = json.loads(body), None
         except ValueError:  # UnicodeDecodeError and JSONDecodeError included
-            sent = f"Content-Type {content_type}" if content_type and "json" not in content_type else "a body that is not JSON"
-            raise Refusal(400, f"The request sent {sent}. {self._wanted(blocks, kind, fn)}") from None
+            value = None
+            unreadable = f"Content-Type {content_type}" if content_type and "json" not in content_type else "a body that is not JSON"
+        # gradio's /run/<name> runs the event numbered "fn_index" whatever the name: the page's own calls of
+        # events outside the queue (a Cancel button) are POST /gradio_api/run/predict with their fn_index
+        by_number = kind in ("run", "api") and isinstance(value, dict) and _whole(value.get("fn_index"))
+        if by_number:
+            fn = self._numbered(blocks, value["fn_index"], value.get("session_hash"))
+        else:
+            fn = None if kind == "join" else self._named(blocks, kind, name)
+        if unreadable:
+            raise Refusal(400, f"The request sent {unreadable}. {self._wanted(blocks, kind, fn)}")
         if not isinstance(value, dict):
             raise Refusal(422, f"The request's body is a JSON {_json_kind(value)}, not an object. "
                                f"{self._wanted(blocks, kind, fn)}")
@@ -108,8 +117,8 @@ class CallChecks:
             if not value.get("session_hash"):
                 raise Refusal(422, f"The request's body has no \"session_hash\". {self._wanted(blocks, kind, fn)}")
             return None  # the page's route: its inputs are counted per event (ui.errors)
-        if value.get("batched"):
-            return None
+        if by_number or value.get("batched"):
+            return None  # the page's calls: their inputs are counted per event (ui.errors)
         counts = _input_counts(fn) if kind == "call" else {len(fn.inputs)}
         if len(data) not in counts:
             raise Refusal(422, f"{_inputs(fn, self._parameters(blocks, fn))}; the request's \"data\" has "
@@ -146,7 +155,8 @@ class CallChecks:
     def _numbered(self, blocks: Any, index: Any, session: str | None) -> Any:
         """The event numbered ``index`` (in the session's copy of the app where it has one, as gradio looks)."""
         holder = getattr(blocks, "state_holder", None)
-        fns = holder[session].blocks_config.fns if session and holder is not None and session in holder else blocks.fns
+        own = isinstance(session, str) and session and holder is not None and session in holder
+        fns = holder[session].blocks_config.fns if own else blocks.fns
         if index in fns:
             return fns[index]
         raise Refusal(404, f"The studio has no event number {_shown(index)} (\"fn_index\"). Call an endpoint by "
@@ -195,6 +205,10 @@ def _input_counts(fn: Any) -> set[int]:
     """The lengths of "data" that ``/call/<name>`` takes: every input, or every one shown to the API
     (gradio fills the others: ``prepare_simple_api_data``)."""
     return {len(fn.inputs), sum(not getattr(block, "skip_api", False) for block in fn.inputs)}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _json_kind(value: Any) -> str:
