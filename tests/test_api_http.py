@@ -113,6 +113,19 @@ def test_a_well_formed_call_still_runs(served_app):
     assert reply.status_code == 200 and "Profile" in reply.json()["data"][0]
 
 
+def test_reading_a_result_that_is_not_there_says_how_to_get_one(served_app, capfd, caplog):
+    for path, status, words in [
+        ("call/status/no-such-event", 404, "No call with the event id 'no-such-event' is waiting, running or unread"),
+        ("call/nope/no-such-event", 404, "The studio has no endpoint /nope."),
+        ("queue/data?session_hash=no-such-session", 404, "Nothing of the session 'no-such-session' is waiting"),
+        ("queue/data", 422, "GET /gradio_api/queue/data needs ?session_hash="),
+    ]:
+        reply = httpx.get(f"{served_app}gradio_api/{path}", timeout=30)
+        assert reply.status_code == status, (path, reply.text)
+        assert detail(reply).startswith(words) and "docs/API.md" in detail(reply), detail(reply)
+    no_traceback(capfd, caplog)  # gradio raised inside its stream: "Caught handled exception, but response already started"
+
+
 def test_the_pages_calls_outside_the_queue_still_run(served_app, capfd, caplog):
     """The page calls an event outside the queue (an example's click, a Cancel button) as POST /run/predict
     with its fn_index: gradio runs that event whatever the name, and so must the checks let it."""

@@ -14,7 +14,10 @@ reads the body of every ``POST`` to these routes first and answers a mistake its
 * an endpoint name (or ``fn_index``) the app does not have: 404, listing the endpoints it has;
 * a body that is not JSON: 400; JSON of the wrong shape (not an object, no ``"data"`` list, a field of
   the wrong type, a parameter the endpoint does not have) or with the wrong number of inputs: 422,
-  saying what the body should look like and the endpoint's inputs in order (docs/API.md).
+  saying what the body should look like and the endpoint's inputs in order (docs/API.md);
+* ``GET /gradio_api/call/<name>/<event_id>`` and ``GET /gradio_api/queue/data?session_hash=...`` with
+  nothing left to read (an unknown or already read event id, a session with no request): 404, where
+  gradio raises inside its stream.
 
 A body that passes goes on to gradio unchanged; the values themselves are checked per input by
 ``ui.errors`` (files, choices, numbers). The page and ``gradio_client`` always send well-formed bodies.
@@ -32,6 +35,9 @@ log = logging.getLogger("studio")
 DOCS = "docs/API.md"
 # POST routes that run an endpoint: (kind, name) from the path; a prefix (a mounted app) is allowed
 _ROUTE = re.compile(r"/gradio_api/(?:(?P<kind>call/v2|call|run|api)/(?P<name>[^/]+)|(?P<join>queue/join))/?$")
+# GET routes that stream results: a call's (by event id) and a session's (the page's, gradio_client's)
+_RESULT = re.compile(r"/gradio_api/call/(?:v2/)?(?P<name>[^/]+)/(?P<event>[^/]+)/?$")
+_STREAM = re.compile(r"/gradio_api/queue/data/?$")
 # gradio's body fields besides "data", with what each must be (gradio.data_classes.PredictBody)
 _FIELDS = {"session_hash": (str, "text"), "event_id": (str, "text"), "oauth_token": (str, "text"),
            "fn_index": (int, "a whole number"), "trigger_id": (int, "a whole number"),
@@ -47,16 +53,24 @@ class Refusal(Exception):
 
 
 class CallChecks:
-    """ASGI middleware: the checks above on ``POST`` to the call routes; everything else passes through."""
+    """ASGI middleware: the checks above on the call routes; everything else passes through."""
 
     def __init__(self, app: Any):
         self.app = app
         self._api: dict[int, dict] = {}  # id(blocks) -> gradio's API info (every named endpoint), built once
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        route = _ROUTE.search(scope.get("path", "")) if scope.get("type") == "http" else None
-        blocks = _blocks(scope)
-        if route is None or scope.get("method") != "POST" or blocks is None:
+        path, method = scope.get("path", ""), scope.get("method")
+        route = _ROUTE.search(path) if scope.get("type") == "http" and method == "POST" else None
+        stream = (_RESULT.search(path) or _STREAM.search(path)) if scope.get("type") == "http" and method == "GET" else None
+        blocks = _blocks(scope) if route or stream else None
+        if blocks is None:
+            return await self.app(scope, receive, send)
+        if stream is not None:
+            try:
+                self.check_stream(blocks, stream, scope.get("query_string", b""))
+            except Refusal as refused:
+                return await _refuse(send, refused)
             return await self.app(scope, receive, send)
         body, complete = await _read_body(receive)
         if not complete:  # the caller went away
@@ -64,8 +78,7 @@ class CallChecks:
         try:
             self.check(blocks, route, body, dict(scope.get("headers") or []))
         except Refusal as refused:
-            log.warning("API call refused (HTTP %d): %s", refused.status, refused.message)
-            return await _json(send, refused.status, {"detail": refused.message})
+            return await _refuse(send, refused)
         sent = False
 
         async def replay() -> dict:
@@ -125,6 +138,37 @@ class CallChecks:
                                f"{len(data)}. Send them as {{\"data\": [...]}}; see {DOCS}.")
         return None
 
+    def check_stream(self, blocks: Any, route: re.Match, query: bytes) -> None:
+        """``GET /gradio_api/call/<name>/<event_id>`` (a call's result) and ``GET /gradio_api/queue/data``
+        (a session's stream): Refusal 404 when nothing of that call or session is left to read, the case
+        gradio answers by raising inside its stream (a traceback in the log)."""
+        queue = getattr(blocks, "_queue", None)
+        if queue is None:
+            return
+        if route.re is _RESULT:
+            self._named(blocks, "call", route["name"])
+            event_id = route["event"]
+            event = queue.event_ids_to_events.get(event_id)
+            session = event.session_hash if event is not None else next(
+                (s for s, ids in list(queue.pending_event_ids_session.items()) if event_id in ids), event_id)
+            if session not in queue.pending_messages_per_session:
+                raise Refusal(404, f"No call with the event id {event_id[:64]!r} is waiting, running or unread (a "
+                                   "result is read once, from the GET that follows its POST). Start the call again: "
+                                   f"POST /gradio_api/call/{route['name'][:100]} answers a new event_id; see {DOCS}.")
+            return
+        from urllib.parse import parse_qs
+
+        session = (parse_qs(query.decode("latin-1")).get("session_hash") or [""])[0]
+        if not session:
+            raise Refusal(422, "GET /gradio_api/queue/data needs ?session_hash=<the hash its requests joined the queue "
+                               "with>. Callers use POST /gradio_api/call/<name>, then GET "
+                               f"/gradio_api/call/<name>/<event_id>; see {DOCS}.")
+        if session not in queue.pending_messages_per_session:
+            raise Refusal(404, f"Nothing of the session {session[:64]!r} is waiting, running or unread: "
+                               "/gradio_api/queue/data streams the results of a session's requests once they have "
+                               "joined the queue (/gradio_api/queue/join with that session_hash). Callers use "
+                               f"POST /gradio_api/call/<name>, then GET /gradio_api/call/<name>/<event_id>; see {DOCS}.")
+
     def _check_keywords(self, blocks: Any, fn: Any, value: dict) -> None:
         """``/call/v2/<name>``: the body names the endpoint's parameters; unknown and missing ones refused."""
         parameters = self._api_info(blocks)["named_endpoints"].get(_endpoint(fn), {}).get("parameters", [])
@@ -146,7 +190,8 @@ class CallChecks:
     def _named(self, blocks: Any, kind: str, name: str) -> Any:
         """The event called ``name`` (as gradio finds it), or Refusal 404 listing the app's endpoints."""
         fn = next((fn for fn in blocks.fns.values() if fn.api_name == name), None)
-        if fn is not None and (kind != "call/v2" or _endpoint(fn) in self._api_info(blocks)["named_endpoints"]):
+        # /call/v2 finds its endpoint in gradio's public API info only (app.api_info)
+        if fn is not None and (kind != "call/v2" or getattr(fn, "api_visibility", "public") == "public"):
             return fn
         raise Refusal(404, f"The studio has no endpoint /{name[:100]}. Its endpoints: {', '.join(endpoints(blocks))}. "
                            f"Call one as POST /gradio_api/call/<name> with {{\"data\": [...]}} (its inputs in order), "
@@ -240,6 +285,11 @@ async def _read_body(receive: Any) -> tuple[bytes, bool]:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks), True
+
+
+async def _refuse(send: Any, refused: Refusal) -> None:
+    log.warning("API call refused (HTTP %d): %s", refused.status, refused.message)
+    await _json(send, refused.status, {"detail": refused.message})
 
 
 async def _json(send: Any, status: int, content: dict) -> None:
