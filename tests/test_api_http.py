@@ -53,6 +53,7 @@ def test_an_unknown_endpoint_is_404_listing_the_endpoints_there_are(served_app, 
 
 @pytest.mark.parametrize("body,content_type,status,words", [
     ("not json", "application/json", 400, "The request sent a body that is not JSON."),
+    ("[" * 100_000 + "]" * 100_000, "application/json", 400, "The request sent a body that is not JSON."),  # too deep
     ('{"data": []}', "text/plain", 400, "The request sent Content-Type text/plain."),
     ("[1, 2]", "application/json", 422, "The request's body is a JSON list, not an object."),
     ('{"x": 1}', "application/json", 422, 'The request\'s body has no "data".'),

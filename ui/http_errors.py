@@ -99,7 +99,7 @@ class CallChecks:
             if content_type and not (content_type == "application/json" or content_type.endswith("+json")):
                 raise ValueError(content_type)
             value, unreadable = json.loads(body), None
-        except ValueError:  # UnicodeDecodeError and JSONDecodeError included
+        except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included; nesting too deep
             value = None
             unreadable = f"Content-Type {content_type}" if content_type and "json" not in content_type else "a body that is not JSON"
         # gradio's /run/<name> runs the event numbered "fn_index" whatever the name: the page's own calls of
@@ -134,8 +134,11 @@ class CallChecks:
             return None  # the page's calls: their inputs are counted per event (ui.errors)
         counts = _input_counts(fn) if kind == "call" else {len(fn.inputs)}
         if len(data) not in counts:
-            raise Refusal(422, f"{_inputs(fn, self._parameters(blocks, fn))}; the request's \"data\" has "
-                               f"{len(data)}. Send them as {{\"data\": [...]}}; see {DOCS}.")
+            parameters = self._parameters(blocks, fn)
+            if len(parameters) not in counts:  # inputs hidden from the API (gr.State) that /run wants too
+                parameters = [getattr(block, "label", None) or type(block).__name__ for block in fn.inputs]
+            raise Refusal(422, f"{_inputs(fn, parameters)}; the request's \"data\" has {len(data)}. Send them as "
+                               f"{{\"data\": [...]}}; see {DOCS}.")
         return None
 
     def check_stream(self, blocks: Any, route: re.Match, query: bytes) -> None:
