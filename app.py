@@ -75,7 +75,8 @@ class _LaunchOptions(Mapping):
     streams in, and ``ui.uploads.UploadBudget`` (middleware) refuses a client over its upload budget
     or a full temp folder before the bytes land; ``ui.http_errors.CallChecks`` (middleware) answers a
     malformed API call (an unknown endpoint, a body of the wrong shape) in our words; ``css`` is the
-    page's styling (``CSS``). ``app_kwargs`` is made fresh for every launch: gradio writes its own lifespan handler into the dict it is given."""
+    page's styling (``CSS``). ``app_kwargs`` is made fresh for every launch: gradio writes its own lifespan
+    handler into the dict it is given."""
 
     def _options(self) -> dict:
         from starlette.middleware import Middleware

@@ -98,8 +98,8 @@ def test_every_endpoint_says_how_many_inputs_it_takes(served_app, client, capfd,
                 assert reply.status_code == 422, (endpoint, reply.text)
                 takes = (f"{endpoint} takes {len(names)} input(s) ({', '.join(names)}), in this order" if names
                          else f'{endpoint} takes no inputs ("data": [])')
-                assert detail(reply) == f'{takes}; the request\'s "data" has {count}. Send them as {{"data": [...]}}; ' \
-                                        "see docs/API.md.", detail(reply)
+                wanted = f'{takes}; the request\'s "data" has {count}. Send them as {{"data": [...]}}; see docs/API.md.'
+                assert detail(reply) == wanted, detail(reply)
     no_traceback(capfd, caplog)
 
 
@@ -124,7 +124,8 @@ def test_reading_a_result_that_is_not_there_says_how_to_get_one(served_app, capf
         reply = httpx.get(f"{served_app}gradio_api/{path}", timeout=30)
         assert reply.status_code == status, (path, reply.text)
         assert detail(reply).startswith(words) and "docs/API.md" in detail(reply), detail(reply)
-    no_traceback(capfd, caplog)  # gradio raised inside its stream: "Caught handled exception, but response already started"
+    no_traceback(capfd, caplog)  # gradio raised inside its stream ("Caught handled exception, but response already
+    # started") and the log had two tracebacks per request
 
 
 def test_the_pages_calls_outside_the_queue_still_run(served_app, capfd, caplog):

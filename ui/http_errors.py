@@ -10,7 +10,8 @@ reads the body of every ``POST`` to these routes first and answers a mistake its
 * ``/gradio_api/call/<name>``, ``/gradio_api/run/<name>`` and ``/gradio_api/api/<name>`` (body
   ``{"data": [...]}``; ``/run`` and ``/api`` with a ``"fn_index"`` run that event whatever the name: the
   page calls its events outside the queue as ``/run/predict``), ``/gradio_api/call/v2/<name>`` (body
-  ``{"<parameter>": value, ...}``) and ``/gradio_api/queue/join`` (the page's route: ``{"data", "fn_index", "session_hash"}``);
+  ``{"<parameter>": value, ...}``) and ``/gradio_api/queue/join`` (the page's route: ``{"data",
+  "fn_index", "session_hash"}``);
 * an endpoint name (or ``fn_index``) the app does not have: 404, listing the endpoints it has;
 * a body that is not JSON: 400; JSON of the wrong shape (not an object, no ``"data"`` list, a field of
   the wrong type, a parameter the endpoint does not have) or with the wrong number of inputs: 422,
@@ -60,9 +61,9 @@ class CallChecks:
         self._api: dict[int, dict] = {}  # id(blocks) -> gradio's API info (every named endpoint), built once
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        path, method = scope.get("path", ""), scope.get("method")
-        route = _ROUTE.search(path) if scope.get("type") == "http" and method == "POST" else None
-        stream = (_RESULT.search(path) or _STREAM.search(path)) if scope.get("type") == "http" and method == "GET" else None
+        path, method = scope.get("path", ""), scope.get("method") if scope.get("type") == "http" else None
+        route = _ROUTE.search(path) if method == "POST" else None
+        stream = (_RESULT.search(path) or _STREAM.search(path)) if method == "GET" else None
         blocks = _blocks(scope) if route or stream else None
         if blocks is None:
             return await self.app(scope, receive, send)
@@ -101,7 +102,8 @@ class CallChecks:
             value, unreadable = json.loads(body), None
         except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included; nesting too deep
             value = None
-            unreadable = f"Content-Type {content_type}" if content_type and "json" not in content_type else "a body that is not JSON"
+            unreadable = (f"Content-Type {content_type}" if content_type and "json" not in content_type
+                          else "a body that is not JSON")
         # gradio's /run/<name> runs the event numbered "fn_index" whatever the name: the page's own calls of
         # events outside the queue (a Cancel button) are POST /gradio_api/run/predict with their fn_index
         by_number = kind in ("run", "api") and isinstance(value, dict) and _whole(value.get("fn_index"))
@@ -169,8 +171,8 @@ class CallChecks:
         if session not in queue.pending_messages_per_session:
             raise Refusal(404, f"Nothing of the session {session[:64]!r} is waiting, running or unread: "
                                "/gradio_api/queue/data streams the results of a session's requests once they have "
-                               "joined the queue (/gradio_api/queue/join with that session_hash). Callers use "
-                               f"POST /gradio_api/call/<name>, then GET /gradio_api/call/<name>/<event_id>; see {DOCS}.")
+                               "joined the queue (/gradio_api/queue/join with that session_hash). Callers use POST "
+                               f"/gradio_api/call/<name>, then GET /gradio_api/call/<name>/<event_id>; see {DOCS}.")
 
     def _check_keywords(self, blocks: Any, fn: Any, value: dict) -> None:
         """``/call/v2/<name>``: the body names the endpoint's parameters; unknown and missing ones refused."""
