@@ -88,3 +88,20 @@ def test_saving_a_transformers_model_prints_no_bar_and_loading_keeps_its_own(tmp
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Writing model shards" not in done.stderr
     assert "Loading weights" in done.stderr  # a bar that shows progress on long work stays
+
+
+def test_every_refusal_the_ui_raises_is_shown_without_gradios_traceback():
+    """gradio prints the traceback of every gr.Error unless told not to: each one the UI makes says
+    print_exception=False (ui.common.refusal, ui.errors' own), so a refusal is one log line, never more."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    loud = []
+    for path in sorted([*(root / "ui").glob("*.py"), root / "app.py"]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Error"
+                    and not any(k.arg == "print_exception" and getattr(k.value, "value", None) is False
+                                for k in node.keywords)):
+                loud.append(f"{path.name}:{node.lineno}")
+    assert loud == []

@@ -109,7 +109,10 @@ def test_a_session_over_its_queued_limit_is_told_how_many_may_wait_and_others_st
     assert [running.result(timeout=30), waiting.result(timeout=30), other.result(timeout=30)] == ["run", "wait", "bob"]
 
 
-def test_a_full_queue_says_so_in_the_studios_words(gated_app):
+def test_a_full_queue_says_so_in_the_studios_words(gated_app, caplog, capfd):
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="studio")
     demo, gate, client = gated_app
     users = [client() for _ in range(3)]
     jobs = [users[0].submit("run", api_name="/hold")]
@@ -121,5 +124,8 @@ def test_a_full_queue_says_so_in_the_studios_words(gated_app):
     assert detail == "Busy: the studio's queue is full (2 requests waiting, at most 2). Please try again in a minute."
     status, detail = join(demo, "a-new-visitor", api=True)  # gradio_client: 503, its QueueError, to retry
     assert status == 503 and detail.startswith("Busy: the studio's queue is full")
+    refusals = [r for r in caplog.records if "queue is full" in r.getMessage()]
+    assert len(refusals) == 2 and all(r.exc_info is None for r in refusals)  # one line each, expected behaviour
+    assert "Traceback" not in capfd.readouterr().err
     gate.set()
     assert [job.result(timeout=30) for job in jobs] == ["run", "a", "b"]

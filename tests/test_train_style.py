@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+from core import files
 from core.errors import InputError, StudioError
 from pipelines.signal import audio as audio_io
 from pipelines.schema import limits
@@ -68,6 +70,11 @@ def wait_for(condition, seconds: float, what: str):
     return value
 
 
+def modes(folder: Path) -> set[int]:
+    """The permission bits of the files in ``folder`` (one value: all written alike)."""
+    return {stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir() if path.is_file()}
+
+
 def fake_model(folder: Path, size: int = 1000) -> Path:
     folder.mkdir(parents=True)
     (folder / "weights.bin").write_bytes(b"\0" * size)
@@ -91,6 +98,7 @@ def test_a_trained_style_is_its_visitors_own_capped_and_gone_when_they_leave(ser
         assert sorted(p.name for p in styles.iterdir()) == built_in  # nothing written where everyone looks
         mine = store.session_folder(a.session_hash)
         assert (mine / STYLES / "trained-a" / "style.safetensors").is_file()
+        assert modes(mine / STYLES / "trained-a") == {files.usual_mode()}  # style.safetensors was 0600 alone
 
         knocks = handle_file(os.path.join(ASSETS, "knocks.wav"))
         new, *_ = a.predict(*style_args(knocks, styles="trained-a", weights="", steps=2), api_name="/style_interpolation")
@@ -128,6 +136,7 @@ def test_a_genre_lora_trained_from_three_clips_is_offered_to_its_visitor_and_cha
         assert studio.genre_loras(client.session_hash) == {}
         folder = store.session_folder(visitor.session_hash) / LORAS / "my_lora"
         assert (folder / "pytorch_lora_weights.safetensors").is_file() and (folder / "lora.json").is_file()
+        assert modes(folder) == {files.usual_mode()}  # the LoRA's weights readable like its other files
 
         args = masked_args(handle_file(clips[0]), model="riffusion", steps=4, strength=0.5, seed=5)
         plain = visitor.predict(*args, api_name="/masked_img2img")[0]

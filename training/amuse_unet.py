@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from core import files
 from core.errors import InputError
 from training import common
 from training.amuse_vae import mel_dataset
@@ -122,6 +123,7 @@ def setup(argv: list[str] | None = None) -> common.Recipe:
         (out / "unet_training.json").write_text(json.dumps(
             {"recipe": "amuse_unet", "vae": str(vae_dir.resolve()), "base": source.location, "init": args.init,
              "p_uncond": args.p_uncond, "steps": summary.steps, "images": len(dataset)}, indent=2) + "\n")
+        files.readable(out)  # save_pretrained (safetensors) leaves its temporary file's 0600
         print(f"saved the conditioned UNet in {out}; set STUDIO_MODEL_AMUSE_UNET={out.resolve()} "
               f"and STUDIO_MODEL_AMUSE_VAE={vae_dir.resolve()}")
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core import files
 from training import common, data
 
 ORIGINAL_WIDTHS = (32, 64, 128, 256, 512)
@@ -163,6 +164,7 @@ def setup(argv: list[str] | None = None) -> common.Recipe:
         (Path(args.output) / "vae_training.json").write_text(json.dumps(
             {"recipe": "amuse_vae", "hidden_dims": list(args.hidden_dims), "latent_dim": args.latent_dim,
              "kld_weight": args.kld_weight, "steps": summary.steps, "images": len(dataset)}, indent=2) + "\n")
+        files.readable(args.output)  # save_pretrained and save_file leave their temporary files' 0600
         print(f"saved the playlist VAE in {args.output}; set STUDIO_MODEL_AMUSE_VAE={Path(args.output).resolve()}")
 
     # the VAE trains in full precision on every device (BatchNorm statistics); Adam as PyTorch-VAE

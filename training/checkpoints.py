@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from core import files
 from core.errors import InputError
 
 CHECKPOINTS = "checkpoints"  # the folder under OUTPUT
@@ -58,6 +59,7 @@ def save_checkpoint(accelerator, folder: Path, trainable: torch.nn.Module, optim
     if accelerator.scaler is not None:
         torch.save(accelerator.scaler.state_dict(), folder / "scaler.pt")
     (folder / "state.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=2))
+    files.readable(folder)  # save_file leaves its temporary file's 0600
 
 
 def load_checkpoint(accelerator, folder: Path, trainable: torch.nn.Module, optimizer, lr_scheduler=None) -> int:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core import files
 from core.errors import InputError
 from pipelines.models.lora import LORA_FILE
 from training import common, prior
@@ -200,6 +201,7 @@ def unet_lora_recipe(args, accelerator, pipe, dataset, name: str, target_modules
         info = {"recipe": name, "rank": args.rank, "target_modules": list(target_modules), "steps": summary.steps,
                 "learning_rate": args.learning_rate, "resolution": args.resolution, **(extra_info or {})}
         (Path(args.output) / "lora.json").write_text(json.dumps(info, indent=2) + "\n")
+        files.readable(Path(args.output) / LORA_FILE)  # save_lora_weights (safetensors) leaves 0600
         print(f"saved {Path(args.output) / LORA_FILE}")
 
     return common.Recipe(accelerator, args, unet, dataset, loss_fn, finish, name,

@@ -54,7 +54,14 @@ def _uploaded_path(gradio_preprocess: Callable, payload: Any) -> str | None:
     try:
         return gradio_preprocess(payload)
     except Exception as error:  # noqa: BLE001  (a data URL gradio cannot decode)
-        raise gr.Error("The picture could not be read; please upload a PNG, JPEG or WebP file.") from error
+        raise refusal("The picture could not be read; please upload a PNG, JPEG or WebP file.") from error
+
+
+def refusal(message: str) -> gr.Error:
+    """The error that refuses a request as expected behaviour (busy, over a limit, nothing to act on yet):
+    one log line, and a gr.Error that gradio shows without printing a traceback (``raise refusal(...)``)."""
+    log.warning("request refused: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
 # -- per-result metrics: a checkbox to compute the CLAP ones, a table to show them ------------------------------
@@ -185,8 +192,8 @@ def guarded(fn: Callable, name: str | None = None) -> Callable:
                 busy = 0
                 mine[flag] = name
         if busy:
-            raise gr.Error(f"Busy: you already have {busy} run(s) in progress (at most {RUN_LIMITS.per_user} "
-                           "at a time; a cancelled run counts until it has stopped). Try again when one finishes.")
+            raise refusal(f"Busy: you already have {busy} run(s) in progress (at most {RUN_LIMITS.per_user} "
+                          "at a time; a cancelled run counts until it has stopped). Try again when one finishes.")
 
         def release(_: Any) -> None:  # when the thread has returned, not when the request ended
             with _running_lock:
@@ -204,8 +211,8 @@ def guarded(fn: Callable, name: str | None = None) -> Callable:
         try:
             return await asyncio.wait_for(asyncio.shield(work), RUN_LIMITS.max_seconds)
         except TimeoutError:
-            raise gr.Error(f"This run passed the time limit of {RUN_LIMITS.max_seconds:g} s per request and was "
-                           "stopped. Try fewer steps or a shorter input.") from None
+            raise refusal(f"This run passed the time limit of {RUN_LIMITS.max_seconds:g} s per request and was "
+                          "stopped. Try fewer steps or a shorter input.") from None
         finally:
             flag.set()  # ended for whatever reason: the pipeline stops at its next step
 
@@ -269,8 +276,10 @@ def admit_requests(demo: gr.Blocks, per_user: int = limits.MAX_QUEUED_PER_USER) 
     async def admit(body: Any, request: Any, username: str | None) -> tuple:
         if queue.max_size is not None and len(queue) >= queue.max_size:
             from_api = getattr(request, "headers", {}).get("x-gradio-user") == "api"
-            return (False, f"Busy: the studio's queue is full ({len(queue)} requests waiting, at most "
-                    f"{queue.max_size}). Please try again in a minute.", "queue_full" if from_api else "error")
+            message = (f"Busy: the studio's queue is full ({len(queue)} requests waiting, at most {queue.max_size}). "
+                       "Please try again in a minute.")
+            log.warning("request refused: %s", message)
+            return (False, message, "queue_full" if from_api else "error")
         session = getattr(body, "session_hash", None)
         if session and per_user:
             waiting = sum(event.session_hash == session

@@ -20,7 +20,7 @@ import gradio as gr
 
 from core.errors import Cancelled, InputError, StudioError
 from pipelines.schema import limits
-from ui import binding, file_urls
+from ui import binding, file_kinds, file_urls
 
 log = logging.getLogger("studio")
 # the ASGI scope of the request whose event is being processed (the queue's join): whose budget a file
@@ -80,7 +80,8 @@ def _request_checks_in_our_words(demo: gr.Blocks) -> None:
     input, before gradio's own pass: a file sent as a bare path or a dict that is not gradio's file
     ("1 validation error for FileData"), a choice outside its control's choices ("Value: 'x' (type:
     <class 'str'>) is not in the list of choices"), a URL gradio will not fetch ("Hostname ... failed
-    validation") and a request naming a file on the server ("Cannot move /.../app.py to the gradio
+    validation"), a file of the wrong kind ("Invalid file type ... ['image']": ``ui.file_kinds``) and a
+    request naming a file on the server ("Cannot move /.../app.py to the gradio
     cache dir": the install folder). Each message names the control and the API parameter. A file given
     by address is fetched here, bounded like an upload (``ui.file_urls``), never by gradio's unbounded
     download. Wraps ``demo.validate_inputs``, ``demo.preprocess_data`` and ``demo.process_api`` (which
@@ -110,6 +111,9 @@ def _request_checks_in_our_words(demo: gr.Blocks) -> None:
                 where = _input_name(block_fn, index, block)
                 _check_file_payload(block, inputs[index], where)
                 inputs[index] = await _files_in_cache(block, inputs[index], where, not explicit_call)
+                wrong_kind = file_kinds.refusal(block, inputs[index], where)  # a WAV where an image goes
+                if wrong_kind:
+                    _refuse(wrong_kind)
             elif isinstance(block, (gr.Radio, gr.Dropdown, gr.CheckboxGroup)):
                 _check_choice(block, inputs[index], lambda: _input_name(block_fn, index, block))
         return await preprocess_data(block_fn, inputs, state, *args, **kwargs)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
+from core import files
 from pipelines.schema import limits
 from ui import uploads
 
@@ -90,6 +91,7 @@ async def fetch_into_cache(url: str, cache_dir: str | os.PathLike, where: str, s
         with os.fdopen(handle, "wb") as sink:
             async with asyncio.timeout(limits.URL_FETCH_SECONDS):
                 await _download(url, sink, where, address, budget, key, transfer)
+        files.readable(part)  # mkstemp's 0600, like an upload's usual mode (core/files.py)
         os.replace(part, target)  # whole: only now under the name gradio looks for
         done = True
     except TimeoutError:

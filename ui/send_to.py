@@ -14,6 +14,8 @@ from typing import Any
 
 import gradio as gr
 
+from .common import refusal
+
 # name -> the label on the button (the target tab's name)
 TARGETS = {"music_to_image": "Music to image", "image_to_music": "Image to music", "spectrogram": "Spectrogram",
            "playlist": "Playlist to music", "extend": "Extend"}
@@ -59,7 +61,7 @@ def _enclosing(component: Any, kind: type) -> Any:
 def _sender(tab_id: str, append: bool):
     def send(value, current=None):
         if not value:
-            raise gr.Error("Nothing to send yet: make a result first.")
+            raise refusal("Nothing to send yet: make a result first.")
         if append:
             paths = [getattr(f, "name", f) for f in (current or [])]
             value = [*paths, value] if value not in paths else paths

@@ -15,7 +15,7 @@ from pipelines.schema.settings import ImageToMusicSettings, TextToMusicSettings
 from pipelines.systems.variations import ENGINES
 
 from .common import model_event, progress_callback, prompt_box, run_and_cancel_buttons, seed_control, slider
-from .common import start_run
+from .common import refusal, start_run
 from .errors import user_errors
 from . import binding
 from .binding import settings_from
@@ -76,7 +76,7 @@ def build(studio) -> None:
 
     def use(seed, path):
         if seed is None:
-            raise gr.Error("Nothing to use yet: make variations first.")
+            raise refusal("Nothing to use yet: make variations first.")
         return seed, path
 
     def gpu_seconds(*args, **kwargs) -> int:

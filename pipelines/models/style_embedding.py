@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from core import files
 from core.errors import InputError
 
 from pipelines.schema import limits
@@ -170,6 +171,7 @@ def save_style(module: StyleEmbedding, folder: str | Path, name: str, placeholde
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in module.state_dict().items()}
     save_file(state, str(folder / STYLE_WEIGHTS_FILE), metadata={"format": STYLE_FORMAT})
+    files.readable(folder / STYLE_WEIGHTS_FILE)  # save_file leaves its temporary file's 0600
     info = {"format": STYLE_FORMAT, "version": STYLE_FORMAT_VERSION, "name": name, "placeholder": placeholder,
             **module.config(), **(extra or {})}
     (folder / STYLE_CONFIG_FILE).write_text(json.dumps(info, indent=2) + "\n")

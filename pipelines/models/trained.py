@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+from core import files as core_files
 from core.disk import folder_bytes
 from core.errors import InputError, StudioError
 
@@ -148,6 +149,7 @@ class TrainedStore:
         for name in files:
             if (output / name).is_file():
                 shutil.copy2(output / name, partial / name)
+        core_files.readable(partial)  # copy2 keeps a writer's 0600 (core/files.py): readable like every output
         partial.rename(target)
         if not self.shared:
             self.touch(session)

@@ -40,6 +40,7 @@ from pipelines.signal import sandbox
 # PIL's bomb check (a warning over the limit, an error over twice it) uses our limit too
 Image.MAX_IMAGE_PIXELS = limits.MAX_IMAGE_PIXELS
 
+FORMATS = "PNG, JPEG, WebP or TIFF"  # what to use when a file does not decode (messages; ui.file_kinds)
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, Image.DecompressionBombError)
 _GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
@@ -96,7 +97,7 @@ def _decode(source: str, name: str, what: str, min_side: int, max_width: int, ma
             accepted: str = "") -> Image.Image:
     """Header checks, decode, 8 bits, EXIF orientation (in a ``pipelines.signal.sandbox`` worker; see open_image)."""
     accepted = accepted or sizes_accepted(min_side, max_width, max_height)
-    unreadable = f"{name} is not an image that can be read; use a PNG, JPEG, WebP or TIFF file."
+    unreadable = f"{name} is not an image that can be read; use a {FORMATS} file."
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below, undecoded

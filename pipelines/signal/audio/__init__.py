@@ -9,11 +9,12 @@ Importers use ``from pipelines.signal import audio as audio_io`` and the names b
 """
 
 from pipelines.signal.audio.clip import Audio
-from pipelines.signal.audio.loading import load_audio, probe_duration
+from pipelines.signal.audio.loading import FORMATS, load_audio, probe_duration
 from pipelines.signal.audio.signal import peak_dbfs, peak_normalize, resample
 from pipelines.signal.audio.wav import read_wav_metadata, write_wav
 
 __all__ = [
+    "FORMATS",
     "Audio",
     "load_audio",
     "peak_dbfs",

@@ -26,7 +26,8 @@ from pipelines.signal import sandbox
 from pipelines.signal.audio.clip import Audio, as_int, convert_channels
 from pipelines.signal.audio.signal import peak_dbfs, resample
 
-_SUPPORTED_HINT = "Use WAV, FLAC, OGG or MP3 instead"
+FORMATS = "WAV, FLAC, OGG or MP3"  # what to use when a file does not decode (messages; ui.file_kinds)
+_SUPPORTED_HINT = f"Use {FORMATS} instead"
 # Encoders pad (mp3 adds up to ~50 ms); a clip this little over the limit is cut, not refused.
 _LENGTH_SLACK_SECONDS = 0.5
 _MAX_PATH_CHARS = 4096
@@ -299,7 +300,7 @@ def _read_blocks(handle: sf.SoundFile, name: str, channels: int, limit: int, max
         except (sf.LibsndfileError, RuntimeError, ValueError, MemoryError):
             raise InputError(
                 f"{name} looks like {handle.format} audio but is damaged and cannot be decoded. "
-                f"Export it again, or use another file (WAV, FLAC, OGG or MP3)."
+                f"Export it again, or use another file ({FORMATS})."
             ) from None
         if not len(block):
             break

@@ -1,0 +1,190 @@
+"""The HTTP API's answers to a caller's mistakes, through the real app: our words, the right status, one log
+line and never a traceback (ui/http_errors.py for the routes, ui/file_kinds.py for files, ui/common.py
+for "Busy")."""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+
+from test_endpoints import call_with, endpoint_parameters, is_file
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+CALL_ROUTES = ("call/{}", "run/{}", "api/{}", "call/v2/{}")  # every POST route gradio runs an endpoint by name on
+
+
+def post(url, route, body, content_type="application/json"):
+    content = body if isinstance(body, (str, bytes)) else json.dumps(body)
+    return httpx.post(f"{url}gradio_api/{route}", content=content, timeout=30,
+                      headers={"content-type": content_type} if content_type else {})
+
+
+def detail(reply) -> str:
+    value = reply.json()["detail"]
+    assert isinstance(value, str), value  # our sentence, not pydantic's list of errors
+    return value
+
+
+def no_traceback(capfd, caplog):
+    assert "Traceback" not in capfd.readouterr().err
+    assert all(record.exc_info is None for record in caplog.records)
+
+
+def test_an_unknown_endpoint_is_404_listing_the_endpoints_there_are(served_app, client, capfd, caplog):
+    names = list(endpoint_parameters(client))
+    for route in CALL_ROUTES:
+        with caplog.at_level(logging.WARNING, logger="studio"):
+            caplog.clear()
+            reply = post(served_app, route.format("nope"), {"data": []} if "v2" not in route else {})
+        assert reply.status_code == 404, (route, reply.text)
+        text = detail(reply)
+        assert text.startswith("The studio has no endpoint /nope. Its endpoints: " + ", ".join(names) + ".")
+        assert "docs/API.md" in text
+        assert [r.getMessage() for r in caplog.records] == [f"API call refused (HTTP 404): {text}"]
+    reply = post(served_app, "queue/join", {"data": [], "fn_index": 9999, "session_hash": "x"})
+    assert reply.status_code == 404 and 'no event number 9999 ("fn_index")' in detail(reply)
+    no_traceback(capfd, caplog)
+
+
+@pytest.mark.parametrize("body,content_type,status,words", [
+    ("not json", "application/json", 400, "The request sent a body that is not JSON."),
+    ("[" * 100_000 + "]" * 100_000, "application/json", 400, "The request sent a body that is not JSON."),  # too deep
+    ('{"data": []}', "text/plain", 400, "The request sent Content-Type text/plain."),
+    ("[1, 2]", "application/json", 422, "The request's body is a JSON list, not an object."),
+    ('{"x": 1}', "application/json", 422, 'The request\'s body has no "data".'),
+    ('{"data": 5}', "application/json", 422, 'The request\'s body has "data" as a JSON number.'),
+    ('{"data": ["a", "riffusion", false], "session_hash": 5}', "application/json", 422,
+     'The body\'s "session_hash" must be text; got 5.'),
+])
+@pytest.mark.parametrize("route", ["call/{}", "run/{}", "api/{}"])
+def test_a_malformed_body_is_answered_with_what_the_body_should_be(served_app, capfd, caplog, route, body,
+                                                                   content_type, status, words):
+    reply = post(served_app, route.format("audio_to_spectrogram"), body, content_type)
+    assert reply.status_code == status, reply.text
+    text = detail(reply)
+    assert text.startswith(words), text
+    assert ('Send a JSON object {"data": [...]} with Content-Type: application/json; /audio_to_spectrogram takes '
+            "3 input(s) (audio_path, preset, stereo), in this order. See docs/API.md.") in text
+    no_traceback(capfd, caplog)
+
+
+def test_the_keyword_route_and_the_pages_route_say_what_their_bodies_are(served_app, capfd, caplog):
+    reply = post(served_app, "call/v2/audio_to_spectrogram", {"bogus": 1})
+    assert reply.status_code == 422
+    assert detail(reply).startswith("The request to /audio_to_spectrogram names 'bogus', not a parameter of it. Send "
+                                    "a JSON object of /audio_to_spectrogram's parameters by name (audio_path, preset, "
+                                    "stereo)")
+    reply = post(served_app, "call/v2/audio_to_spectrogram", {"preset": "riffusion"})
+    assert reply.status_code == 422 and "leaves out 'audio_path', which has no default" in detail(reply)
+    for body in ("garbage", {"data": 1, "fn_index": 0, "session_hash": "x"}, {"data": [], "fn_index": 0}):
+        reply = post(served_app, "queue/join", body)
+        assert reply.status_code in (400, 422), reply.text
+        assert "/gradio_api/queue/join is the page's own route" in detail(reply)
+        assert "POST /gradio_api/call/<name>" in detail(reply)
+    no_traceback(capfd, caplog)
+
+
+def test_every_endpoint_says_how_many_inputs_it_takes(served_app, client, capfd, caplog):
+    for endpoint, parameters in endpoint_parameters(client).items():
+        names = [p["parameter_name"] for p in parameters]
+        for count in {0, len(names) + 1} - {len(names)}:
+            for route in ("call/{}", "run/{}"):
+                reply = post(served_app, route.format(endpoint.strip("/")), {"data": [None] * count})
+                assert reply.status_code == 422, (endpoint, reply.text)
+                takes = (f"{endpoint} takes {len(names)} input(s) ({', '.join(names)}), in this order" if names
+                         else f'{endpoint} takes no inputs ("data": [])')
+                wanted = f'{takes}; the request\'s "data" has {count}. Send them as {{"data": [...]}}; see docs/API.md.'
+                assert detail(reply) == wanted, detail(reply)
+    no_traceback(capfd, caplog)
+
+
+def test_a_well_formed_call_still_runs(served_app):
+    reply = post(served_app, "call/status", {"data": []})
+    assert reply.status_code == 200
+    event_id = reply.json()["event_id"]
+    with httpx.stream("GET", f"{served_app}gradio_api/call/status/{event_id}", timeout=30) as stream:
+        events = [line for line in stream.iter_lines() if line.startswith("event:")]
+    assert events[-1] == "event: complete"
+    reply = post(served_app, "run/status", {"data": []})
+    assert reply.status_code == 200 and "Profile" in reply.json()["data"][0]
+
+
+def test_reading_a_result_that_is_not_there_says_how_to_get_one(served_app, capfd, caplog):
+    for path, status, words in [
+        ("call/status/no-such-event", 404, "No call with the event id 'no-such-event' is waiting, running or unread"),
+        ("call/nope/no-such-event", 404, "The studio has no endpoint /nope."),
+        ("queue/data?session_hash=no-such-session", 404, "Nothing of the session 'no-such-session' is waiting"),
+        ("queue/data", 422, "GET /gradio_api/queue/data needs ?session_hash="),
+    ]:
+        reply = httpx.get(f"{served_app}gradio_api/{path}", timeout=30)
+        assert reply.status_code == status, (path, reply.text)
+        assert detail(reply).startswith(words) and "docs/API.md" in detail(reply), detail(reply)
+    no_traceback(capfd, caplog)  # gradio raised inside its stream ("Caught handled exception, but response already
+    # started") and the log had two tracebacks per request
+
+
+def test_the_pages_calls_outside_the_queue_still_run(served_app, capfd, caplog):
+    """The page calls an event outside the queue (an example's click, a Cancel button) as POST /run/predict
+    with its fn_index: gradio runs that event whatever the name, and so must the checks let it."""
+    dependencies = httpx.get(f"{served_app}config", timeout=30).json()["dependencies"]
+    outside = [d for d in dependencies if d.get("queue") is False and d.get("backend_fn")]
+    example = next(d for d in outside if (d.get("api_name") or "").startswith("load_example"))
+    cancel = next(d for d in outside if not d["inputs"])
+    for dependency, data in ((example, [0]), (cancel, [])):
+        reply = post(served_app, "run/predict", {"data": data, "fn_index": dependency["id"], "session_hash": "page",
+                                                 "event_data": None, "trigger_id": None})
+        assert reply.status_code == 200, (dependency, reply.text)
+    reply = post(served_app, "run/predict", {"data": [], "fn_index": 99999, "session_hash": "page"})
+    assert reply.status_code == 404 and 'no event number 99999 ("fn_index")' in detail(reply)
+    no_traceback(capfd, caplog)
+
+
+def file_component_types(client) -> dict[str, list]:
+    """label -> file_types of the app's gr.File inputs."""
+    return {c["props"].get("label"): c["props"].get("file_types") or [] for c in client.config["components"]
+            if c.get("type") == "file"}
+
+
+def test_a_file_of_the_wrong_kind_names_the_parameter_and_what_it_takes_on_every_endpoint(client, capfd, caplog):
+    sound, picture = ASSETS / "knocks.wav", ASSETS / "sunset.png"
+    file_types = file_component_types(client)
+    checked = []
+    for endpoint, parameters in endpoint_parameters(client).items():
+        for parameter in filter(is_file, parameters):
+            name, component = parameter["parameter_name"], parameter["component"]
+            takes_image = component == "Image" or "image" in file_types.get(parameter["label"], [])
+            wrong = sound if takes_image else picture
+            sent = handle_file(str(wrong))
+            several = parameter["python_type"]["type"].startswith("list")
+            text = call_with(client, endpoint, parameters, **{name: [sent] if several else sent})
+            takes = "an image (PNG, JPEG, WebP or TIFF)" if takes_image else "a sound file (WAV, FLAC, OGG or MP3)"
+            is_ = "knocks.wav is a sound file (audio/wav)" if takes_image else "sunset.png is an image (image/png)"
+            assert f"(parameter {name}) takes {takes}; {is_}." in text, (endpoint, text)
+            assert "Invalid file type" not in text and "could not be read" not in text, (endpoint, text)
+            checked.append(endpoint)
+    assert {"/spectrogram_to_audio", "/masked_img2img", "/image_to_music", "/recommend_songs", "/playlist_to_music",
+            "/train_style"} <= set(checked)
+    no_traceback(capfd, caplog)
+
+
+def test_a_busy_refusal_is_one_log_line_and_no_traceback(client, counted_steps, monkeypatch, capfd, caplog):
+    from ui import common
+
+    monkeypatch.setattr(common, "RUN_LIMITS", common.RunLimits(max_seconds=60, per_user=1))
+    job = client.submit(None, "a red violin in the rain", 40, 7.5, 64, 64, 3, 0.0, api_name="/music_to_image")
+    deadline = time.monotonic() + 60
+    while len(counted_steps) < 2:  # the run is denoising: this visitor's one run in progress
+        assert time.monotonic() < deadline and not job.done()
+        time.sleep(0.01)
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING, logger="studio"), pytest.raises(AppError) as busy:
+        client.predict(handle_file(str(ASSETS / "knocks.wav")), "riffusion", False, api_name="/audio_to_spectrogram")
+    job.cancel()
+    assert str(busy.value).startswith("Busy: you already have 1 run(s) in progress (at most 1 at a time")
+    assert [r.getMessage() for r in caplog.records if "Busy" in r.getMessage()] == [f"request refused: {busy.value}"]
+    no_traceback(capfd, caplog)
