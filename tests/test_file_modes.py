@@ -9,8 +9,8 @@ from pathlib import Path
 from core import files
 
 ROOT = Path(__file__).resolve().parents[1]
-# calls that write through a 0600 temporary file (safetensors) or copy a file's mode along
-WRITERS = {"save_file", "save_pretrained", "save_lora_weights", "copy2"}
+# calls that write through a 0600 temporary file (safetensors, mkstemp) or copy a file's mode along
+WRITERS = {"save_file", "save_pretrained", "save_lora_weights", "copy2", "mkstemp"}
 
 
 def mode(path) -> int:
@@ -70,12 +70,13 @@ def writers_called(path: Path) -> set[str]:
 
 
 def test_every_module_that_writes_through_a_private_temporary_file_makes_what_it_wrote_readable():
-    # pipelines/ and training/; the model builders' cache (models/building) holds no user's file
+    # pipelines/, training/ and ui/; the model builders' cache (models/building) holds no user's file
     modules = {str(path.relative_to(ROOT)): writers_called(path)
-               for path in sorted([*(ROOT / "pipelines").rglob("*.py"), *(ROOT / "training").rglob("*.py")])
+               for path in sorted([*(ROOT / "pipelines").rglob("*.py"), *(ROOT / "training").rglob("*.py"),
+                                   *(ROOT / "ui").rglob("*.py")])
                if "building" not in path.parts and writers_called(path) & WRITERS}
     assert {"pipelines/models/style_embedding.py", "pipelines/models/trained.py", "training/lora.py",
-            "training/checkpoints.py", "training/amuse_vae.py", "training/amuse_unet.py"} <= set(modules)
+            "training/checkpoints.py", "training/amuse_vae.py", "training/amuse_unet.py", "ui/file_urls.py"} <= set(modules)
     assert [name for name, calls in modules.items() if "readable" not in calls] == []
 
 
