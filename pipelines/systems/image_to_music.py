@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -145,11 +147,20 @@ def _join(audio: np.ndarray, continued: np.ndarray, prompt_samples: int, fade_sa
     return np.concatenate([audio[:-fade_samples], seam, continued[prompt_samples:]])
 
 
-def generate_audio(model: Any, inputs: Any, max_new_tokens: int, sampling: dict, watch: Any) -> np.ndarray:
+def generate_audio(model: Any, inputs: Any, max_new_tokens: int, sampling: dict, watch: Any,
+                   static_cache_length: int | None = None) -> np.ndarray:
     """MusicGen's ``generate``, stopped by ``watch`` (its ``stopped`` raises ``Cancelled``): the first
-    item's mono audio, float32, shape (samples,)."""
+    item's mono audio, float32, shape (samples,).
+
+    ``static_cache_length``: None decodes with transformers' dynamic KV cache; a number of positions
+    decodes with a static one that long (see ``_StaticDecoding``), which on CUDA is what lets
+    transformers compile the decoder step with CUDA graphs. The same seed gives the same tokens either way."""
     try:
-        values = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
+        if static_cache_length is None:
+            values = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
+        else:
+            with _StaticDecoding(model, inputs, max_new_tokens, sampling, static_cache_length) as cache:
+                values = model.generate(**inputs, max_new_tokens=max_new_tokens, past_key_values=cache, **sampling)
     except Exception:
         if watch.stopped:  # a cut-short delay pattern may not decode
             raise Cancelled() from None
@@ -157,6 +168,112 @@ def generate_audio(model: Any, inputs: Any, max_new_tokens: int, sampling: dict,
     if watch.stopped:
         raise Cancelled()
     return values[0, 0].float().cpu().numpy()
+
+
+# -- static KV cache ----------------------------------------------------------------------------------
+STATIC_CACHE_BLOCK = 256  # a static cache's length is rounded up to this many positions
+_static_caches: "weakref.WeakKeyDictionary[Any, tuple[tuple, Any]]" = weakref.WeakKeyDictionary()
+_static_lock = threading.Lock()
+
+
+def static_cache_wanted(device: Any) -> bool:
+    """Whether MusicGen decodes with a static KV cache on ``device``: where the SD UNets are compiled
+    (``unet_compile.compile_choice``: CUDA cards from compute capability 8.0, ``STUDIO_COMPILE``, never
+    on ZeroGPU), since a static cache pays only where transformers then compiles the decoder step."""
+    from pipelines.models.unet_compile import compile_choice
+
+    return compile_choice(str(device)).on
+
+
+def static_cache_length(window_frames: int, delay: int) -> int:
+    """Positions of a static cache that holds any window: the start token, then prompt and new frames
+    (together at most ``window_frames``) and the ``delay`` steps that finish the last frame, rounded up
+    to ``STATIC_CACHE_BLOCK`` (musicgen-small: 1 + 1500 + 3 -> 1536), so one compiled step serves all."""
+    return -(-(1 + window_frames + delay) // STATIC_CACHE_BLOCK) * STATIC_CACHE_BLOCK
+
+
+class _StaticDecoding:
+    """A static self-attention KV cache for one ``generate`` call, and the two fixes it needs there.
+
+    Why a plain ``StaticCache`` changed the tokens (transformers 5.23): ``MusicgenForConditionalGeneration
+    .generate`` runs a prefill (step "10b") whose output it never reads, then ``_sample`` runs its own.
+    A dynamic cache made inside the forward is thrown away with the first; a cache passed in keeps the
+    start token of both, at positions 0 and 1, so every logit differs from step 0 (up to 0.15 on the
+    tiny model). Here each prefill first empties the self-attention cache (``reset``), so the cache
+    holds what the dynamic one holds. A bare ``StaticCache`` (not in an ``EncoderDecoderCache``) is worse:
+    the cross-attention keys go into the same layers, and the first step fails on a shape mismatch.
+
+    The static cache gives the same tokens as the dynamic one (checked bit for bit in fp32 on the CPU,
+    tests/test_image_to_music_static.py); the logits are not bit-identical: attention runs over all
+    ``length`` positions, the unused ones masked out, and SDPA sums them in another order: differences
+    of at most 1e-7 (a rounding step of fp32 logits), which a sample would follow only if its random
+    draw fell within that of a token boundary.
+
+    MusicGen's sinusoidal positions read the cache length on the host every step (``if seq_len +
+    past_key_values_length > self.weights.size(0)``, a tensor with a static cache: one sync and a graph
+    break per token); for the call their ``forward`` is one without that test, its table already
+    ``length`` long. The cache (``length`` x hidden x layers x 2 x the batch, fp16 musicgen-small with
+    guidance: 0.3 GB) is kept per model and reused, so compiled steps keep their buffers; a lock keeps
+    two calls from sharing it at once.
+    """
+
+    def __init__(self, model: Any, inputs: Any, max_new_tokens: int, sampling: dict, length: int):
+        self.model, self.length = model, length
+        hop = model.config.audio_encoder.sampling_rate // model.config.audio_encoder.frame_rate
+        prompt = inputs.get("input_values")
+        needed = 1 + (0 if prompt is None else math.ceil(prompt.shape[-1] / hop)) + max_new_tokens
+        if needed > length:
+            raise ValueError(f"A static cache of {length} positions cannot hold {needed}.")
+        guided = (sampling.get("guidance_scale") or 0) > 1
+        self.batch = inputs["input_ids"].shape[0] * (2 if guided else 1)
+        self.positions = model.decoder.model.decoder.embed_positions
+
+    def __enter__(self):
+        _static_lock.acquire()
+        try:
+            return self._enter()
+        except BaseException:
+            self._restore()
+            raise
+
+    def _enter(self):
+        import torch
+        from transformers import DynamicCache, EncoderDecoderCache, StaticCache
+
+        model = self.model
+        key = (self.batch, self.length, model.device, model.dtype)
+        held = _static_caches.get(model)
+        if held is None or held[0] != key:
+            _static_caches.pop(model, None)  # the old one's memory goes before the new one is made
+            held = key, StaticCache(config=model.decoder.config, max_cache_len=self.length)
+            _static_caches[model] = held
+        self.static = held[1]
+        self.static.reset()
+        prefill = model._prefill
+
+        def prefill_from_empty(input_ids, generation_config, model_kwargs, *args, **kwargs):
+            self.static.reset()  # generate() runs an unused prefill first: it must not stay in the cache
+            return prefill(input_ids, generation_config, model_kwargs, *args, **kwargs)
+
+        model._prefill = prefill_from_empty
+        if self.positions.weights.size(0) < self.length:
+            self.positions.make_weights(self.length, self.positions.embedding_dim)
+        table = self.positions.weights
+
+        def positions(input_ids, past_key_values_length=0):  # MusicgenSinusoidalPositionalEmbedding's, no host read
+            position_ids = torch.arange(input_ids.shape[-1], device=input_ids.device) + past_key_values_length
+            return table.index_select(0, position_ids.view(-1)).detach()
+
+        self.positions.forward = positions
+        return EncoderDecoderCache(self.static, DynamicCache())
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for owner, name in ((self.model, "_prefill"), (self.positions, "forward")):
+            owner.__dict__.pop(name, None)  # the class's method again
+        _static_lock.release()
 
 
 def check_melody_length(settings: ImageToMusicSettings) -> None:
@@ -175,6 +292,7 @@ def generate_music(
     melody: np.ndarray | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[float, str], None] | None = None,
+    static_cache: bool | None = None,
 ) -> MusicResult:
     """MusicGen text-to-music: ``settings.seconds`` of audio at the audio encoder's rate (32 kHz for
     musicgen-small), shaped (1, n) float32, peak-normalised.
@@ -190,11 +308,12 @@ def generate_music(
     ``WINDOW_SECONDS - OVERLAP_SECONDS``; the seam is crossfaded over ``SEAM_SECONDS``.
 
     Speed: transformers (5.23) already runs both guidance branches in one decoder forward per step
-    (the batch doubled, ``ClassifierFreeGuidanceLogitsProcessor`` splits the logits). A static KV
-    cache, the way to ``torch.compile``/CUDA graphs for the decoder, is not offered there: MusicGen's
-    own ``generate`` ignores ``cache_implementation="static"``, and a ``StaticCache`` passed in by
-    hand changes the tokens, so the dynamic cache stays. The frame watch reads no device value (no
-    per-token sync of ours; transformers' loop syncs once per step on its own stopping check).
+    (the batch doubled, ``ClassifierFreeGuidanceLogitsProcessor`` splits the logits).
+    ``static_cache`` (None: ``static_cache_wanted(device)``, on for compiling CUDA cards) decodes with
+    a static KV cache (``_StaticDecoding``: same tokens), with which transformers' ``generate``
+    compiles the decoder step (``CompileConfig``'s default: ``mode="reduce-overhead"``, CUDA graphs);
+    melody runs keep the dynamic cache. Nothing of ours reads a device value per token (the frame
+    watch answers with a device tensor); transformers' loop still reads its stopping flag each step.
 
     The seed makes it repeatable without touching the global RNG. ``should_stop`` is polled after
     every frame (a cancelled run raises Cancelled); ``on_progress(fraction, "12 of 60 s")`` is
@@ -234,9 +353,12 @@ def generate_music(
         if melody is not None:
             inputs["input_features"] = torch.as_tensor(melody[None], device=musicgen_model.device,
                                                        dtype=musicgen_model.dtype)
-        return generate_audio(musicgen_model, inputs, frames + delay, sampling, watch)
+        return generate_audio(musicgen_model, inputs, frames + delay, sampling, watch, cache_length)
 
     device = musicgen_model.device
+    if static_cache is None:
+        static_cache = static_cache_wanted(device)
+    cache_length = static_cache_length(window_frames, delay) if static_cache and melody is None else None
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices), torch.inference_mode():
         torch.manual_seed(int(settings.seed))
