@@ -177,7 +177,8 @@ def test_both_guidance_branches_go_in_one_decoder_forward_per_frame(musicgen):
         handle.remove()
     codebooks = model.decoder.num_codebooks
     frames = math.ceil(1.0 * model.config.audio_encoder.frame_rate)
-    # one forward per generated step of the delay pattern (frames + codebooks - 1), plus the prefill's
+    # one forward per generated step of the delay pattern (frames + codebooks - 1), plus the extra prefill
+    # generate() runs and never reads (see image_to_music._StaticDecoding)
     assert len(rows) == frames + codebooks - 1 + 1
     assert set(rows) == {2 * codebooks}
     again = i2m.generate_music(model, processor, "a calm lake", i2m.ImageToMusicSettings(seconds=1.0, guidance=3.0))

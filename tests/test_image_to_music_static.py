@@ -175,3 +175,28 @@ def test_static_cache_is_on_where_the_unets_compile(monkeypatch):
     assert not i2m.static_cache_wanted("cuda")
     monkeypatch.setenv("STUDIO_COMPILE", "1")
     assert not i2m.static_cache_wanted("cpu"), "never on the CPU unless a caller forces it"
+
+
+def test_the_static_decoder_step_compiles_as_one_graph(musicgen):
+    """What CUDA graphs need: transformers' compiled decoder step traces with fullgraph=True (no graph break,
+    so no host read inside it) and gives the same audio. Dynamo's eager backend stands in for inductor here
+    (CPU); without our positions (MusicGen's read the cache length on the host) the trace breaks."""
+    from transformers.generation.configuration_utils import CompileConfig
+
+    model, processor = musicgen
+    inputs = processor(text=["a calm lake"], padding=True, return_tensors="pt")
+    config = CompileConfig(fullgraph=True, backend="eager", mode=None)
+    config._compile_all_devices = True  # transformers compiles on CUDA only unless told so
+    sampling = dict(do_sample=True, guidance_scale=3.0, top_k=250)
+    audio = []
+    try:
+        for compiled in (False, True):
+            torch.manual_seed(0)
+            with torch.inference_mode(), i2m._StaticDecoding(model, inputs, 30, sampling, 256) as cache:
+                options = {"compile_config": config} if compiled else {"disable_compile": True}
+                audio.append(model.generate(**inputs, max_new_tokens=30, past_key_values=cache, **sampling, **options))
+        assert "_compiled_call" in vars(model), "transformers did not compile the step"
+    finally:
+        vars(model).pop("_compiled_call", None)
+        torch._dynamo.reset()
+    torch.testing.assert_close(audio[1], audio[0], rtol=0, atol=0)
