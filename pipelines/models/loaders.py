@@ -38,8 +38,9 @@ _imported = False
 DIFFUSERS_NAMES = ("AutoencoderKL", "ConfigMixin", "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler",
                    "ModelMixin", "StableDiffusionImg2ImgPipeline", "StableDiffusionPipeline", "UNet2DConditionModel")
 TRANSFORMERS_NAMES = ("AutoModel", "AutoProcessor", "AutoTokenizer", "BlipForConditionalGeneration", "BlipProcessor",
-                      "ClapModel", "ClapProcessor", "MusicgenForConditionalGeneration",
-                      "MusicgenMelodyForConditionalGeneration", "StoppingCriteria", "StoppingCriteriaList")
+                      "ClapModel", "ClapProcessor", "DynamicCache", "EncoderDecoderCache",
+                      "MusicgenForConditionalGeneration", "MusicgenMelodyForConditionalGeneration", "StaticCache",
+                      "StoppingCriteria", "StoppingCriteriaList")
 
 
 def import_model_libraries() -> None:
