@@ -79,7 +79,8 @@ def test_a_static_cache_passed_straight_to_generate_changes_the_tokens(musicgen)
     model, processor = musicgen
     inputs = processor(text=["a calm lake"], padding=True, return_tensors="pt")
     runs = []
-    for cache in (None, EncoderDecoderCache(StaticCache(config=model.decoder.config, max_cache_len=64), DynamicCache())):
+    static = EncoderDecoderCache(StaticCache(config=model.decoder.config, max_cache_len=64), DynamicCache())
+    for cache in (None, static):
         torch.manual_seed(0)
         extra = {} if cache is None else {"past_key_values": cache}
         with torch.inference_mode():
