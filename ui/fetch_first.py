@@ -15,9 +15,9 @@ page remove it as they remove any waiting event, and the download is then stoppe
 ``_WATCH_SECONDS``). One client (its address, as the upload budgets count it: ``UploadBudget.client_key``)
 may have ``limits.URL_FETCHES_PER_CLIENT`` requests held, all its sessions together: one more is refused
 ("Busy: ...") before its download starts (the per-session limit alone would let one address open
-session after session). Each file goes through ``file_urls.fetch_into_cache`` with the caller's request scope, exactly as
-in the slot; the event then carries the cached file, which the event's own pass finds uploaded. A
-refusal answers the event at once with the same message, and it never joins its line.
+session after session). Each file goes through ``file_urls.fetch_into_cache`` with the caller's request
+scope, exactly as in the slot; the event then carries the cached file, which the event's own pass finds
+uploaded. A refusal answers the event at once with the same message, and it never joins its line.
 
 What this does not cover fetches in the slot, as before, under the same bounds: an event that runs
 without the queue (``queue=False``, MCP's fast path for those), or one gradio already started.
