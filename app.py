@@ -44,6 +44,7 @@ from pipelines.models.registry import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
 from ui import common, errors, fetch_first, history, history_tab, http_errors, send_to, uploads  # noqa: E402
+from ui import route_bodies  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
@@ -74,15 +75,20 @@ class _LaunchOptions(Mapping):
     image, say) reach API callers with their message too. A file over our limit is refused while it
     streams in, and ``ui.uploads.UploadBudget`` (middleware) refuses a client over its upload budget
     or a full temp folder before the bytes land; ``ui.http_errors.CallChecks`` (middleware) answers a
-    malformed API call (an unknown endpoint, a body of the wrong shape) in our words; ``css`` is the
-    page's styling (``CSS``). ``app_kwargs`` is made fresh for every launch: gradio writes its own lifespan
-    handler into the dict it is given."""
+    malformed API call (an unknown endpoint, a body of the wrong shape) in our words, and ``ui.route_bodies``
+    gradio's other routes (a malformed body or query; ``OwnBodies`` before the budgets, whose refusals it
+    leaves as they are); ``css`` is the page's styling (``CSS``). ``app_kwargs`` is made fresh for every
+    launch: gradio writes its own lifespan handler into the dict it is given."""
 
     def _options(self) -> dict:
+        from fastapi.exceptions import RequestValidationError
         from starlette.middleware import Middleware
 
+        middleware = [Middleware(route_bodies.OwnBodies), Middleware(uploads.UploadBudget),
+                      Middleware(http_errors.CallChecks)]
         return {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES, "css": CSS,
-                "app_kwargs": {"middleware": [Middleware(uploads.UploadBudget), Middleware(http_errors.CallChecks)]}}
+                "app_kwargs": {"middleware": middleware,
+                               "exception_handlers": {RequestValidationError: route_bodies.validation_in_our_words}}}
 
     def __getitem__(self, key: str):
         return self._options()[key]

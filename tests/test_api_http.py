@@ -188,3 +188,41 @@ def test_a_busy_refusal_is_one_log_line_and_no_traceback(client, counted_steps, 
     assert str(busy.value).startswith("Busy: you already have 1 run(s) in progress (at most 1 at a time")
     assert [r.getMessage() for r in caplog.records if "Busy" in r.getMessage()] == [f"request refused: {busy.value}"]
     no_traceback(capfd, caplog)
+
+
+def upload(url, path) -> dict:
+    """``path`` uploaded to the app, as the file dict an HTTP caller then sends."""
+    reply = httpx.post(f"{url}gradio_api/upload", files={"files": (Path(path).name, Path(path).read_bytes())},
+                       timeout=30)
+    assert reply.status_code == 200, reply.text
+    return {"path": reply.json()[0], "meta": {"_type": "gradio.FileData"}}
+
+
+def test_a_refusal_on_the_direct_route_is_the_callers_4xx_and_the_same_words_everywhere(served_app, client, capfd,
+                                                                                      caplog, tmp_path):
+    """/run/<name> runs the event in the request and answered every error with HTTP 500, a refusal of the
+    caller's value included (ui.errors.Refused): now 422, with gradio's body and our message unchanged; /call
+    and gradio_client read the very same message, as before."""
+    import soundfile as sf
+
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, [0.0] * 22050, 22050)
+    cases = [  # gradio's checks in our words (a choice); the pipeline's own InputError (through user_errors)
+        ("audio_to_spectrogram", [ASSETS / "knocks.wav", "middle", False],
+         "Preset (parameter preset) must be one of 'riffusion', 'audio-diffusion'; got 'middle'."),
+        ("audio_to_spectrogram", [silent, "riffusion", False], "silent"),
+    ]
+    for endpoint, values, words in cases:
+        data = [upload(served_app, values[0])] + values[1:]
+        reply = post(served_app, f"run/{endpoint}", {"data": data})
+        assert reply.status_code == 422, reply.text
+        said = reply.json()["error"]
+        assert words in said, said
+        with pytest.raises(AppError) as refused:
+            client.predict(handle_file(str(values[0])), *values[1:], api_name=f"/{endpoint}")
+        assert str(refused.value) == said
+        event_id = post(served_app, f"call/{endpoint}", {"data": data}).json()["event_id"]
+        with httpx.stream("GET", f"{served_app}gradio_api/call/{endpoint}/{event_id}", timeout=30) as stream:
+            lines = [line for line in stream.iter_lines() if line]
+        assert lines[-2] == "event: error" and json.loads(lines[-1].removeprefix("data: "))["error"] == said, lines
+    no_traceback(capfd, caplog)

@@ -44,6 +44,7 @@ class Files(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     served: dict[str, int] = {}
     finished: dict[str, float] = {}  # when the last byte of a path's body was sent (time.monotonic())
+    asked: list[str] = []  # every GET's path, its query included, in order
 
     def setup(self):
         # a small send buffer, so that what the kernel accepted is close to what the client read
@@ -63,6 +64,7 @@ class Files(http.server.BaseHTTPRequestHandler):
         return True
 
     def do_GET(self):
+        self.asked.append(self.path)
         path = self.path.split("?")[0]
         self.served.setdefault(path, 0)
         if path in ("/tone.wav", "/long.wav"):
@@ -291,6 +293,8 @@ def one_slot_app(request, tmp_path_factory, file_server):
             sound, size = gr.File(label="Sound"), gr.Number(label="Bytes")
             gr.Button().click(lambda path: Path(path).stat().st_size, sound, size, api_name="size",
                               concurrency_limit=1)
+            # outside the queue (the page's /run/predict): its files are fetched in the run itself (ui.errors)
+            gr.Button().click(lambda path: Path(path).stat().st_size, sound, size, api_name="size_now", queue=False)
         if not before:
             patch.setattr(fetch_first, "fetch_before_queue", lambda demo: demo)
         with serving(errors.input_checks_in_our_words(demo)) as url:
@@ -366,6 +370,90 @@ def test_requests_waiting_for_their_files_count_as_waiting_in_the_queue(one_slot
         assert len(refused) == 2 if before else len(refused) in (1, 2), f"{len(refused)} of {len(jobs)} refused"
         with pytest.raises(Exception, match="Busy: you already have 4 request\\(s\\) waiting"):
             refused[0].result()
+    finally:
+        for job in jobs:
+            job.cancel()
+
+
+@pytest.mark.parametrize("path,words", [
+    ("/declared.wav", "the file at {} is 4 MB, over the limit of 1 MB per file (uploaded or given by address)"),
+    ("/drip.wav", "the file at {} did not finish downloading within 1.5 s, the limit for a file given by address"),
+])
+def test_a_refused_download_answers_its_request_on_every_path(one_slot_app, file_server, monkeypatch, path, words):
+    """Too big (from its Content-Length) and too slow (the time limit) are refused in our words however the
+    file is fetched: before the slot (ui.fetch_first) or in it (the control param), for a queued event, and
+    in the run itself (ui.errors) for an event outside the queue, called as the page does (/run/<name>), whose
+    refusal is the caller's 422."""
+    from gradio_client import Client, handle_file
+
+    url, _ = one_slot_app
+    monkeypatch.setattr(file_urls, "TEST_SERVERS", frozenset({file_server}))
+    monkeypatch.setattr(limits, "MAX_UPLOAD_BYTES", LIMIT)
+    monkeypatch.setattr(limits, "URL_FETCH_SECONDS", 1.5)
+    address = f"http://{file_server}{path}"
+    expected = words.format(address)
+    for n, how in enumerate(("queued", "outside the queue")):
+        started = time.monotonic()
+        if how == "queued":
+            with pytest.raises(Exception) as refused:
+                Client(url, verbose=False).predict(handle_file(f"{address}?{n}"), api_name="/size")
+            text = str(refused.value)
+        else:
+            reply = httpx.post(f"{url}gradio_api/run/size_now", timeout=30,
+                               json={"data": [{"path": f"{address}?{n}", "meta": {"_type": "gradio.FileData"}}]})
+            assert reply.status_code == 422, reply.text
+            text = reply.json()["error"]
+        assert text.startswith("Sound (parameter path): "), (how, text)
+        assert expected.replace(path, f"{path}?{n}") in text, (how, text)
+        assert time.monotonic() - started < 10, how  # not the 25 s the drip would take
+    time.sleep(0.5)
+    assert Files.served[path] < 256 * 1024  # of 4 MB or 512 KB: neither body was downloaded
+
+
+def test_one_address_may_hold_only_so_many_downloads_whatever_its_sessions(one_slot_app, file_server, monkeypatch):
+    """A session may have MAX_QUEUED_PER_USER requests waiting, but one address can open many sessions: the
+    requests waiting for their files are bounded per client too (limits.URL_FETCHES_PER_CLIENT, the client
+    as the upload budgets name it). Client "a" holds two slow downloads from two sessions; its third, from a
+    third session, is refused at once in our words; client "b" still gets its own. In the slot (the control)
+    nothing is held, so nothing is refused."""
+    from gradio_client import Client, handle_file
+
+    url, before = one_slot_app
+    monkeypatch.setattr(file_urls, "TEST_SERVERS", frozenset({file_server}))
+    monkeypatch.setattr(limits, "URL_FETCHES_PER_CLIENT", 2)
+    monkeypatch.setattr(uploads.UploadBudget, "client_key",
+                        lambda self, scope: dict(scope["headers"]).get(b"x-test-client", b"?").decode())
+
+    def submit(client: str, n: str):
+        caller = Client(url, verbose=False, headers={"x-test-client": client})
+        return caller.submit(handle_file(f"http://{file_server}/drip.wav?{n}"), api_name="/size")
+
+    jobs = []
+    try:
+        for n in ("a1", "a2"):
+            jobs.append(submit("a", n))
+            deadline = time.monotonic() + 20
+            while f"/drip.wav?{n}" not in Files.asked and time.monotonic() < deadline:
+                time.sleep(0.02)
+        if before:
+            assert {"/drip.wav?a1", "/drip.wav?a2"} <= set(Files.asked), "the downloads never began"
+        third, other = submit("a", "a3"), submit("b", "b1")
+        jobs += [third, other]
+        deadline = time.monotonic() + 20
+        while not third.done() and time.monotonic() < deadline and before:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        if not before:
+            assert not any(job.done() for job in jobs)  # the control: no limit on downloads in the slot
+            return
+        with pytest.raises(Exception) as refused:
+            third.result()
+        assert str(refused.value).startswith(
+            "Busy: 2 request(s) from your address are already waiting for files given by address to download (at "
+            "most 2 per address, all its pages and clients together; each download may take up to 30 s)"), refused.value
+        assert "/drip.wav?a3" not in Files.asked  # refused before its download began
+        assert "/drip.wav?b1" in Files.asked and not other.done()  # another client's download goes on
+        assert not any(job.done() for job in jobs[:2])
     finally:
         for job in jobs:
             job.cancel()

@@ -25,7 +25,7 @@ from core.errors import Cancelled
 from pipelines.schema import limits
 from pipelines.schema.outputs import SavedResult, save_result
 
-from . import binding
+from . import binding, errors
 
 log = logging.getLogger("studio")
 
@@ -57,11 +57,13 @@ def _uploaded_path(gradio_preprocess: Callable, payload: Any) -> str | None:
         raise refusal("The picture could not be read; please upload a PNG, JPEG or WebP file.") from error
 
 
-def refusal(message: str) -> gr.Error:
+def refusal(message: str, status: int | None = 422) -> gr.Error:
     """The error that refuses a request as expected behaviour (busy, over a limit, nothing to act on yet):
-    one log line, and a gr.Error that gradio shows without printing a traceback (``raise refusal(...)``)."""
+    one log line, and a gr.Error that gradio shows without printing a traceback (``raise refusal(...)``).
+    ``status``: what ``/gradio_api/run/<name>`` answers it with (``errors.Refused``: 422 for what the
+    caller sent, 429 for busy); None where the caller did nothing wrong (gradio's 500)."""
     log.warning("request refused: %s", message)
-    return gr.Error(message, print_exception=False)
+    return gr.Error(message, print_exception=False) if status is None else errors.Refused(message, status)
 
 
 # -- per-result metrics: a checkbox to compute the CLAP ones, a table to show them ------------------------------
@@ -193,7 +195,7 @@ def guarded(fn: Callable, name: str | None = None) -> Callable:
                 mine[flag] = name
         if busy:
             raise refusal(f"Busy: you already have {busy} run(s) in progress (at most {RUN_LIMITS.per_user} "
-                          "at a time; a cancelled run counts until it has stopped). Try again when one finishes.")
+                          "at a time; a cancelled run counts until it has stopped). Try again when one finishes.", 429)
 
         def release(_: Any) -> None:  # when the thread has returned, not when the request ended
             with _running_lock:
@@ -212,7 +214,7 @@ def guarded(fn: Callable, name: str | None = None) -> Callable:
             return await asyncio.wait_for(asyncio.shield(work), RUN_LIMITS.max_seconds)
         except TimeoutError:
             raise refusal(f"This run passed the time limit of {RUN_LIMITS.max_seconds:g} s per request and was "
-                          "stopped. Try fewer steps or a shorter input.") from None
+                          "stopped. Try fewer steps or a shorter input.", None) from None
         finally:
             flag.set()  # ended for whatever reason: the pipeline stops at its next step
 

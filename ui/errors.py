@@ -20,7 +20,7 @@ import gradio as gr
 
 from core.errors import Cancelled, InputError, StudioError
 from pipelines.schema import limits
-from ui import binding, file_kinds, file_urls
+from ui import binding, file_kinds, file_urls, http_errors
 
 log = logging.getLogger("studio")
 # the ASGI scope of the request whose event is being processed (the queue's join): whose budget a file
@@ -29,6 +29,18 @@ _caller_scope: contextvars.ContextVar[dict | None] = contextvars.ContextVar("stu
 
 
 # -- error handling -------------------------------------------------------------------------------------
+class Refused(gr.Error):
+    """A request refused for what its caller sent or did (an ``InputError``, gradio's checks in our words,
+    "Busy"), not for a fault of the studio's: every route answers it as gradio answers any gr.Error (the
+    event's error, the page's toast, gradio_client's AppError), and the route that runs an event in the
+    request itself, ``POST /gradio_api/run/<name>``, with HTTP ``status`` (422: the input; 429: busy)
+    instead of gradio's 500 (``ui.http_errors``). No traceback is printed."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message, print_exception=False)
+        self.status = status
+
+
 def user_errors(fn: Callable) -> Callable:
     """Turn the project's errors into gr.Error (shown in the UI and sent to API callers); a cancelled
     run is not an error: it says so and leaves every output as it was."""
@@ -42,8 +54,10 @@ def user_errors(fn: Callable) -> Callable:
         except Cancelled as stopped:
             gr.Info(str(stopped))
             return gr.skip()
-        except StudioError as error:
-            # the user's input or a missing model: one log line, no traceback (the message says it all)
+        except InputError as error:  # the caller's input: one log line, no traceback (the message says it all)
+            log.warning("%s: %s", fn.__name__, error)
+            raise Refused(str(error)) from None
+        except StudioError as error:  # a missing model, out of memory: the same, but the studio's side
             log.warning("%s: %s", fn.__name__, error)
             raise gr.Error(str(error), print_exception=False) from None
         except Exception as error:  # noqa: BLE001  (the app must keep running)
@@ -123,9 +137,14 @@ def _request_checks_in_our_words(demo: gr.Blocks) -> None:
         if isinstance(request, list):  # a batch: its first request's caller
             request = request[0] if request else None
         starlette_request = vars(request).get("request") if request is not None else None
-        token = _caller_scope.set(getattr(starlette_request, "scope", None))
+        scope = getattr(starlette_request, "scope", None)
+        token = _caller_scope.set(scope)
         try:
             return await process_api(*args, **kwargs)
+        except Refused as refused:
+            if scope is not None:  # the request that runs the event in itself (/run/<name>) answers with this
+                scope[http_errors.REFUSED_STATUS] = refused.status
+            raise
         finally:
             _caller_scope.reset(token)
 
@@ -136,7 +155,7 @@ def _request_checks_in_our_words(demo: gr.Blocks) -> None:
 
 def _refuse(message: str) -> None:
     log.warning("request refused: %s", message)
-    raise gr.Error(message, print_exception=False)
+    raise Refused(message)
 
 
 def _input_name(block_fn: Any, index: int, block: Any) -> str:
@@ -266,6 +285,6 @@ def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
         except (gr.Error, TypeError, ValueError) as error:
             message = f"{name}: {getattr(error, 'message', None) or error}"
         log.warning("input refused: %s", message)
-        raise gr.Error(message, print_exception=False) from None
+        raise Refused(message) from None
 
     return checked

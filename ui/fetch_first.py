@@ -12,7 +12,10 @@ The holding line is one more of gradio's event queues, under its own concurrency
 starts an event (its one slot is marked taken). So a waiting download counts as a request waiting in
 the queue (the queue's size, a session's ``MAX_QUEUED_PER_USER``), gradio's ``/cancel`` and a closed
 page remove it as they remove any waiting event, and the download is then stopped (checked every
-``_WATCH_SECONDS``). Each file goes through ``file_urls.fetch_into_cache`` with the caller's request
+``_WATCH_SECONDS``). One client (its address, as the upload budgets count it: ``UploadBudget.client_key``)
+may have ``limits.URL_FETCHES_PER_CLIENT`` requests held, all its sessions together: one more is refused
+("Busy: ...") before its download starts (the per-session limit alone would let one address open
+session after session). Each file goes through ``file_urls.fetch_into_cache`` with the caller's request
 scope, exactly as in the slot; the event then carries the cached file, which the event's own pass finds
 uploaded. A refusal answers the event at once with the same message, and it never joins its line.
 
@@ -26,7 +29,8 @@ import asyncio
 import logging
 from typing import Any
 
-from ui import errors, file_urls
+from pipelines.schema import limits
+from ui import errors, file_urls, uploads
 
 log = logging.getLogger("studio.file_urls")
 
@@ -55,16 +59,44 @@ def fetch_before_queue(demo: Any) -> Any:
         files = _addresses(event) if event is not None and line is not None and event in line.queue else []
         if files:  # no await from push's append to here: gradio cannot have started the event
             line.queue.remove(event)
+            scope = getattr(request, "scope", None)
+            event.studio_client = _client_key(scope)
+            refusal = _over_client_limit(holding, event.studio_client)
+            if refusal is not None:
+                _answer_refused(queue, event, refusal)
+                return answer
             group, event.concurrency_id = event.concurrency_id, HOLDING
             holding.queue.append(event)
             task = asyncio.get_running_loop().create_task(
-                _fetch_then_join(queue, holding, event, group, files, getattr(request, "scope", None)))
+                _fetch_then_join(queue, holding, event, group, files, scope))
             tasks.add(task)  # held until done: the loop keeps only weak references to tasks
             task.add_done_callback(tasks.discard)
         return answer
 
     queue.push = push_then_fetch
     return demo
+
+
+def _client_key(scope: dict | None) -> str | None:
+    """Who a request counts for: its client as the upload budgets name it (``UploadBudget.client_key``: the
+    IP address; on a Space the first X-Forwarded-For entry). None without the budget's middleware."""
+    budget = scope.get(uploads.SCOPE_KEY) if scope else None
+    return budget.client_key(scope) if budget is not None else None
+
+
+def _over_client_limit(holding: Any, key: str | None) -> str | None:
+    """The refusal of one more held request for client ``key`` when it already has
+    ``limits.URL_FETCHES_PER_CLIENT`` waiting for their files (all its sessions together); else None."""
+    limit = limits.URL_FETCHES_PER_CLIENT
+    if key is None:
+        return None
+    held = sum(getattr(other, "studio_client", None) == key for other in list(holding.queue))
+    if held < limit:
+        return None
+    return (f"Busy: {held} request(s) from your address are already waiting for files given by address to download "
+            f"(at most {limit} per address, all its pages and clients together; each download may take up to "
+            f"{limits.URL_FETCH_SECONDS:g} s). Wait until one of them has its files, or upload the file instead "
+            "(gradio_client.handle_file(path) with a local path), then send this one again.")
 
 
 def _addresses(event: Any) -> list[tuple[int, Any, str]]:

@@ -16,6 +16,9 @@ reads the body of every ``POST`` to these routes first and answers a mistake its
 * a body that is not JSON: 400; JSON of the wrong shape (not an object, no ``"data"`` list, a field of
   the wrong type, a parameter the endpoint does not have) or with the wrong number of inputs: 422,
   saying what the body should look like and the endpoint's inputs in order (docs/API.md);
+* ``/run/<name>`` and ``/api/<name>`` run the event in the request and answer its every error with HTTP 500:
+  one refused for what the caller sent (``ui.errors.Refused``: a value, a file, "Busy") gets its status
+  instead (422, 429), with gradio's body unchanged (``{"error": "<our message>", ...}``);
 * ``GET /gradio_api/call/<name>/<event_id>`` and ``GET /gradio_api/queue/data?session_hash=...`` with
   nothing left to read (an unknown or already read event id, a session with no request): 404, where
   gradio raises inside its stream.
@@ -34,6 +37,9 @@ from typing import Any
 log = logging.getLogger("studio")
 
 DOCS = "docs/API.md"
+# where ui.errors marks a request whose event was refused for what its caller sent (errors.Refused): the HTTP status
+# that /run/<name> and /api/<name>, which answer every error of the event they run with 500, answer instead
+REFUSED_STATUS = "studio.refused_status"
 # POST routes that run an endpoint: (kind, name) from the path; a prefix (a mounted app) is allowed
 _ROUTE = re.compile(r"/gradio_api/(?:(?P<kind>call/v2|call|run|api)/(?P<name>[^/]+)|(?P<join>queue/join))/?$")
 # GET routes that stream results: a call's (by event id) and a session's (the page's, gradio_client's)
@@ -89,7 +95,13 @@ class CallChecks:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        return await self.app(scope, replay, send)
+        async def refused_as_4xx(message: dict) -> None:
+            # gradio's /run answers every error of the event with 500; a refusal of what the caller sent is theirs
+            if message["type"] == "http.response.start" and message["status"] == 500 and scope.get(REFUSED_STATUS):
+                message = {**message, "status": scope[REFUSED_STATUS]}
+            await send(message)
+
+        return await self.app(scope, replay, refused_as_4xx if route["kind"] in ("run", "api") else send)
 
     # -- the checks ---------------------------------------------------------------------------------------
     def check(self, blocks: Any, route: re.Match, body: bytes, headers: dict[bytes, bytes]) -> None:

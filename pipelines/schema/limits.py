@@ -60,6 +60,10 @@ TEMP_BUDGET_BYTES = int(_env("TEMP_BUDGET_MB", 4096) * 2**20)  # gradio's temp f
 # A file given by http(s) address (ui.file_urls): the whole download, redirects included, or it is stopped. It
 # runs in the event's queue slot (the GPU's for a model run), so it stays short: 50 MB in 30 s is 14 Mbit/s.
 URL_FETCH_SECONDS = _env("URL_FETCH_SECONDS", 30.0)
+# Requests of one client (IP address, as the upload budgets count it) waiting for their files given by address, all its
+# sessions together (ui.fetch_first): each holds a download for up to URL_FETCH_SECONDS, and a session alone may have
+# MAX_QUEUED_PER_USER waiting, so without this one address could open sessions until the queue is full of downloads.
+URL_FETCHES_PER_CLIENT = int(_env("URL_FETCHES_PER_CLIENT", 4))
 
 # Audio input
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # one file, uploaded or given by address; larger ones are refused before decoding
