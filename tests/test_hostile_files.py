@@ -223,8 +223,13 @@ def test_a_request_naming_a_server_file_does_not_learn_the_install_folder(served
 
 
 def test_a_request_with_too_few_inputs_is_told_what_they_are(served_app):
-    text = call(served_app, "audio_to_spectrogram", ["x"])
-    assert "/audio_to_spectrogram takes 3 input(s) (Sound, Preset, Stereo" in text and "the request sent 1" in text
+    import httpx
+
+    # answered at the door (ui/http_errors.py), before an event is queued
+    answer = httpx.post(f"{served_app}gradio_api/call/audio_to_spectrogram", json={"data": ["x"]}, timeout=30)
+    assert answer.status_code == 422
+    text = answer.json()["detail"]
+    assert "/audio_to_spectrogram takes 3 input(s) (audio_path, preset, stereo)" in text and '"data" has 1' in text
     assert "object at 0x" not in text and "gradio.components" not in text
 
 
