@@ -267,9 +267,45 @@ def stage_image_to_music(ctx: Context) -> dict:
         stages.restore()
         forwards.restore()
     generate_s = stages.seconds["MusicGen"]
-    return {"music_seconds": seconds, "total_s": round(total_s, 3), "caption_s": round(stages.seconds["caption"], 3),
-            "musicgen_s": round(generate_s, 3), "musicgen_s_per_generated_s": round(generate_s / seconds, 3),
-            "decoder_forwards": forwards.calls["decoder"], "caption": made.prompt, **memory_of(memory)}
+    result = {"music_seconds": seconds, "total_s": round(total_s, 3), "caption_s": round(stages.seconds["caption"], 3),
+              "musicgen_s": round(generate_s, 3), "musicgen_s_per_generated_s": round(generate_s / seconds, 3),
+              "decoder_forwards": forwards.calls["decoder"], "caption": made.prompt, **memory_of(memory)}
+    if ctx.cuda:  # the opt-in static KV cache (transformers compiles the decoder step): what its default needs
+        result["static_cache"] = static_cache_figures(ctx, picture, settings, made)
+    return result
+
+
+def static_cache_figures(ctx: Context, picture, settings, dynamic) -> dict:
+    """MusicGen with ``STUDIO_MUSICGEN_STATIC_CACHE=1`` on the same picture and settings: the first call
+    (the decoder step's compile), then seconds per generated second, and whether the audio equals the
+    dynamic cache's (fp16 compiled kernels may round differently)."""
+    import os
+
+    import numpy as np
+
+    from pipelines.systems import image_to_music
+
+    studio, seconds = ctx.studio, settings.seconds
+    before = os.environ.get(image_to_music.STATIC_CACHE_ENV)
+    os.environ[image_to_music.STATIC_CACHE_ENV] = "1"
+    musicgen = studio.manager.get_cpu("musicgen").model
+    stages = Stages(ctx.sync)
+    stages.wrap(musicgen, "generate", "MusicGen")
+    try:
+        first_s, _ = ctx.timed(lambda: studio.image_to_music(picture, settings=settings, should_stop=ctx.stop))
+        compiled_s = stages.seconds["MusicGen"]
+        again_s, made = ctx.timed(lambda: studio.image_to_music(picture, settings=settings, should_stop=ctx.stop))
+    finally:
+        stages.restore()
+        if before is None:
+            os.environ.pop(image_to_music.STATIC_CACHE_ENV, None)
+        else:
+            os.environ[image_to_music.STATIC_CACHE_ENV] = before
+    generate_s = stages.seconds["MusicGen"] - compiled_s
+    return {"first_call_s": round(first_s, 3), "total_s": round(again_s, 3), "musicgen_s": round(generate_s, 3),
+            "musicgen_s_per_generated_s": round(generate_s / seconds, 3),
+            "fell_back_to_dynamic": musicgen in image_to_music._static_failed,
+            "same_audio_as_dynamic": bool(np.array_equal(made.audio, dynamic.audio))}
 
 
 def stage_text_to_music(ctx: Context) -> dict:

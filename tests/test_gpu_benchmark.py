@@ -2,6 +2,7 @@
 its JSON holds every stage: figures, or "skipped: reason"."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,36 @@ def test_the_gpu_benchmark_runs_tiny_on_the_cpu_and_reports_every_stage(tmp_path
     training = stages["training"]
     assert training["mixed_precision"] == "no" and training["style"]["seconds_per_step"] > 0
     assert training["lora"] == "skipped: not asked for (--training-recipes)"
+
+
+def test_the_static_cache_figures_of_the_image_to_music_stage_run(studio, monkeypatch, tmp_path):
+    """What the stage adds on CUDA (the opt-in static KV cache timed beside the dynamic one), run here on
+    the CPU with the switch forced: the fields its default will be decided from."""
+    import types
+
+    from PIL import Image
+
+    from pipelines.schema.settings import ImageToMusicSettings
+    from pipelines.systems import image_to_music
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import gpu_stages
+
+    wanted = []  # the switch as each call finds it; on the CPU the real decision is always off
+
+    def switch(device):
+        wanted.append(os.environ.get(image_to_music.STATIC_CACHE_ENV))
+        return wanted[-1] == "1"
+
+    monkeypatch.setattr(image_to_music, "static_cache_wanted", switch)
+    monkeypatch.delenv(image_to_music.STATIC_CACHE_ENV, raising=False)
+    ctx = gpu_stages.Context(studio, types.SimpleNamespace(steps=None), tmp_path)
+    picture = Image.new("RGB", (64, 64), (200, 120, 40))
+    settings = ImageToMusicSettings(seconds=1.0)
+    dynamic = studio.image_to_music(picture, settings=settings)
+    figures = gpu_stages.static_cache_figures(ctx, picture, settings, dynamic)
+    assert wanted == [None, "1", "1"], "the dynamic run, then both timed calls with the switch on"
+    assert image_to_music.STATIC_CACHE_ENV not in os.environ, "the switch is put back"
+    assert figures["first_call_s"] > 0 and figures["musicgen_s_per_generated_s"] > 0
+    assert figures["fell_back_to_dynamic"] is False
+    assert figures["same_audio_as_dynamic"] is True  # fp32 on the CPU: the same tokens, bit for bit

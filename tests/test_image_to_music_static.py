@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import StudioError
 from pipelines.models import loaders
 from pipelines.models.building import tiny
 from pipelines.models.registry import ModelRegistry, load_or_explain
@@ -166,16 +167,47 @@ def test_a_static_cache_too_short_is_refused(musicgen):
         i2m._StaticDecoding(model, inputs, max_new_tokens=300, sampling={}, length=256)
 
 
-def test_static_cache_is_on_where_the_unets_compile(monkeypatch):
+def test_static_cache_is_opt_in_and_then_on_where_the_unets_compile(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/" + name)
     monkeypatch.delenv("STUDIO_COMPILE", raising=False)
+    monkeypatch.delenv(i2m.STATIC_CACHE_ENV, raising=False)
+    assert not i2m.static_cache_wanted("cuda"), "off until a GPU run has measured it"
+    monkeypatch.setenv(i2m.STATIC_CACHE_ENV, "1")
     assert i2m.static_cache_wanted("cuda") and i2m.static_cache_wanted(torch.device("cuda", 0))
     assert not i2m.static_cache_wanted("cpu")
     monkeypatch.setenv("STUDIO_COMPILE", "0")
     assert not i2m.static_cache_wanted("cuda")
     monkeypatch.setenv("STUDIO_COMPILE", "1")
     assert not i2m.static_cache_wanted("cpu"), "never on the CPU unless a caller forces it"
+    monkeypatch.setenv(i2m.STATIC_CACHE_ENV, "yes")
+    with pytest.raises(StudioError, match="STUDIO_MUSICGEN_STATIC_CACHE must be 0 or 1"):
+        i2m.static_cache_wanted("cuda")
+
+
+def test_a_failing_static_cache_falls_back_to_the_dynamic_one_for_good(musicgen, monkeypatch, caplog):
+    model, processor = musicgen
+    settings = Settings(seconds=1.0, seed=3)
+    expected = i2m.generate_music(model, processor, "rain on a tin roof", settings, static_cache=False).audio
+    tried = []
+
+    def broken_enter(self):
+        tried.append(1)
+        raise RuntimeError("inductor could not compile this card's kernel")
+
+    monkeypatch.setattr(i2m._StaticDecoding, "_enter", broken_enter)
+    try:
+        with caplog.at_level("WARNING"):
+            first = i2m.generate_music(model, processor, "rain on a tin roof", settings, static_cache=True).audio
+            again = i2m.generate_music(model, processor, "rain on a tin roof", settings, static_cache=True).audio
+        assert len(tried) == 1, "a model whose static decoding failed is not tried again"
+        assert "decoding with the dynamic cache from now on" in caplog.text
+        # the failure came before any draw: both are the dynamic cache's music for the seed
+        np.testing.assert_array_equal(first, expected)
+        np.testing.assert_array_equal(again, expected)
+        assert not i2m._static_lock.locked()
+    finally:
+        i2m._static_failed.discard(model)
 
 
 def test_the_static_decoder_step_compiles_as_one_graph(musicgen):

@@ -15,6 +15,7 @@ Song suggestions for the same caption live in ``song_recommendation``. Models co
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -32,6 +33,8 @@ from pipelines.signal import images
 from pipelines.schema import limits, streaming
 from pipelines.schema.results import Result
 from pipelines.schema.settings import ImageToMusicSettings
+
+log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 30.0  # musicgen-small was trained on 30 s clips: longer music continues window by window
 OVERLAP_SECONDS = 12.0  # each continuation is prompted with the last 12 s and adds 18 (the MusicGen Space's stride)
@@ -156,11 +159,23 @@ def generate_audio(model: Any, inputs: Any, max_new_tokens: int, sampling: dict,
     decodes with a static one that long (see ``_StaticDecoding``), which on CUDA is what lets
     transformers compile the decoder step with CUDA graphs. The same seed gives the same tokens either way."""
     try:
-        if static_cache_length is None:
-            values = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
+        if static_cache_length is not None and model not in _static_failed:
+            try:
+                with _StaticDecoding(model, inputs, max_new_tokens, sampling, static_cache_length) as cache:
+                    values = model.generate(**inputs, max_new_tokens=max_new_tokens, past_key_values=cache,
+                                            **sampling)
+            except Exception as error:
+                if watch.stopped:
+                    raise
+                # an unmeasured path (a compile failing on this card, a transformers change): the music
+                # still comes, from the dynamic cache, for this and every later call of this model; the
+                # random draws already taken make this one differ from a dynamic-only run with its seed
+                _static_failed.add(model)
+                log.warning("MusicGen's static KV cache failed (%s: %s); decoding with the dynamic cache from now on.",
+                            type(error).__name__, str(error)[:200])
+                values = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
         else:
-            with _StaticDecoding(model, inputs, max_new_tokens, sampling, static_cache_length) as cache:
-                values = model.generate(**inputs, max_new_tokens=max_new_tokens, past_key_values=cache, **sampling)
+            values = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
     except Exception:
         if watch.stopped:  # a cut-short delay pattern may not decode
             raise Cancelled() from None
@@ -174,15 +189,28 @@ def generate_audio(model: Any, inputs: Any, max_new_tokens: int, sampling: dict,
 STATIC_CACHE_BLOCK = 256  # a static cache's length is rounded up to this many positions
 _static_caches: "weakref.WeakKeyDictionary[Any, tuple[tuple, Any]]" = weakref.WeakKeyDictionary()
 _static_lock = threading.Lock()
+_static_failed: "weakref.WeakSet[Any]" = weakref.WeakSet()  # models whose static decoding raised once
+
+
+STATIC_CACHE_ENV = "STUDIO_MUSICGEN_STATIC_CACHE"
 
 
 def static_cache_wanted(device: Any) -> bool:
-    """Whether MusicGen decodes with a static KV cache on ``device``: where the SD UNets are compiled
-    (``unet_compile.compile_choice``: CUDA cards from compute capability 8.0, ``STUDIO_COMPILE``, never
-    on ZeroGPU), since a static cache pays only where transformers then compiles the decoder step."""
+    """Whether MusicGen decodes with a static KV cache on ``device``.
+
+    Off unless ``STUDIO_MUSICGEN_STATIC_CACHE=1``: its speed on a GPU (and transformers' compile of the
+    decoder step with CUDA graphs) has not been measured yet (``benchmarks/gpu.py``'s ``image_to_music``
+    stage times both caches), and a public Space should not run an unmeasured path by default. With
+    ``1``, on where the SD UNets are compiled (``unet_compile.compile_choice``: CUDA cards from compute
+    capability 8.0, ``STUDIO_COMPILE``, never on ZeroGPU), since a static cache pays only where the
+    decoder step is compiled. Raises StudioError for a value other than 0 or 1."""
+    from core.errors import StudioError
     from pipelines.models.unet_compile import compile_choice
 
-    return compile_choice(str(device)).on
+    value = os.environ.get(STATIC_CACHE_ENV, "0").strip() or "0"
+    if value not in ("0", "1"):
+        raise StudioError(f"{STATIC_CACHE_ENV} must be 0 or 1, not {value[:20]!r}.")
+    return value == "1" and compile_choice(str(device)).on
 
 
 def static_cache_length(window_frames: int, delay: int) -> int:
@@ -309,7 +337,7 @@ def generate_music(
 
     Speed: transformers (5.23) already runs both guidance branches in one decoder forward per step
     (the batch doubled, ``ClassifierFreeGuidanceLogitsProcessor`` splits the logits).
-    ``static_cache`` (None: ``static_cache_wanted(device)``, on for compiling CUDA cards) decodes with
+    ``static_cache`` (None: ``static_cache_wanted(device)``, opt-in until measured on a GPU) decodes with
     a static KV cache (``_StaticDecoding``: same tokens), with which transformers' ``generate``
     compiles the decoder step (``CompileConfig``'s default: ``mode="reduce-overhead"``, CUDA graphs);
     melody runs keep the dynamic cache. Nothing of ours reads a device value per token (the frame
