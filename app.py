@@ -49,6 +49,7 @@ from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
 from ui import text_to_music  # noqa: E402
 from ui import extend, streaming, train_style, variations  # noqa: E402
+from ui import cancels  # noqa: E402
 
 TITLE = "Sound ↔ Picture Studio"
 # The page's own styling (gradio 6 takes it at launch): a compact header, so that each tab's inputs, main
@@ -160,8 +161,9 @@ def queue(demo: gr.Blocks, max_size: int = limits.MAX_QUEUE,
           per_user: int = limits.MAX_QUEUED_PER_USER) -> gr.Blocks:
     # GPU events share one concurrency id with limit 1; CPU-side events (previews, codecs) run two at a time.
     # Files given by address are fetched before their event takes a slot (ui/fetch_first.py).
+    # A cancel stops only the job it names, and every job whose run is stopped is answered (ui/cancels.py).
     demo = fetch_first.fetch_before_queue(demo.queue(default_concurrency_limit=2, max_size=max_size))
-    return common.admit_requests(demo, per_user)
+    return cancels.cancel_named_jobs_only(common.admit_requests(demo, per_user))
 
 
 class _NothingToAct(logging.Filter):
