@@ -253,3 +253,14 @@ def test_a_refusal_on_the_direct_route_is_the_callers_4xx_and_the_same_words_eve
             lines = [line for line in stream.iter_lines() if line]
         assert lines[-2] == "event: error" and json.loads(lines[-1].removeprefix("data: "))["error"] == said, lines
     no_traceback(capfd, caplog)
+
+
+def test_a_file_over_the_upload_limit_is_refused_in_our_words(served_app, capfd, caplog):
+    from pipelines.schema import limits
+
+    big = b"\0" * (limits.MAX_UPLOAD_BYTES + 1024)
+    reply = httpx.post(f"{served_app}gradio_api/upload", files={"files": ("big.wav", big, "audio/wav")}, timeout=60)
+    assert reply.status_code == 413
+    assert reply.text.startswith(f"The file is larger than the {limits.MAX_UPLOAD_BYTES // 2**20} MB an upload may be.")
+    assert "File size exceeded" not in reply.text
+    no_traceback(capfd, caplog)

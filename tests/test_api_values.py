@@ -147,3 +147,42 @@ def demo(studio):
     from app import build_demo
 
     return build_demo(studio)
+
+
+def test_a_refused_file_or_value_names_its_control_and_parameter_whichever_check_refuses(client, tmp_path):
+    """The loaders' refusals (no file, a file that is not what its name says) and the value checks reach the
+    caller prefixed with the control and its API parameter, as every other refusal ("Sound (parameter
+    audio_path): ..."); a pipeline wording a loader's refusal again keeps it ("Track 2: ...")."""
+    text = tmp_path / "text.wav"
+    text.write_text("hello this is not audio\n" * 100)
+    renamed = tmp_path / "knocks.png"
+    renamed.write_bytes((ASSETS / "knocks.wav").read_bytes())
+    cases = [
+        ("/audio_to_spectrogram", (None, "riffusion", False),
+         "Sound (parameter audio_path): No audio was given."),
+        ("/audio_to_spectrogram", (handle_file(str(text)), "riffusion", False),
+         "Sound (parameter audio_path): The audio file 'text.wav' could not be read as audio"),
+        ("/audio_to_spectrogram", (handle_file(str(ASSETS / "rain.wav")), "riffusion", "yes"),
+         "Stereo (parameter stereo) must be true or false; got 'yes'."),
+        ("/spectrogram_to_audio", (handle_file(str(renamed)), "auto"),
+         "Spectrogram image (parameter image_path): knocks.png is not an image that can be read"),
+        ("/playlist_to_music", ([handle_file(str(ASSETS / "rain.wav")), handle_file(str(text))], 5, 7.5, 0, False),
+         "Playlist (parameter files): Track 2: The audio file 'text.wav' could not be read as audio"),
+    ]
+    for endpoint, args, words in cases:
+        with pytest.raises(AppError) as refused:
+            client.predict(*args, api_name=endpoint)
+        assert str(refused.value).startswith(words), (endpoint, str(refused.value))
+
+
+def test_a_list_parameter_given_one_file_and_an_overlong_name_say_their_own_rule(client):
+    with pytest.raises(AppError) as refused:
+        client.predict(handle_file(str(ASSETS / "rain.wav")), 5, 7.5, 0, False, api_name="/playlist_to_music")
+    assert str(refused.value).startswith("Playlist (parameter files) takes a list of files: pass them as "
+                                         "[gradio_client.handle_file(path), ...]")
+    assert "put it in a list, [gradio_client.handle_file(path)], even when it is the only one" in str(refused.value)
+    rule = "Style name must be 1 to 64 ASCII letters (a-z, A-Z), digits, spaces or . _ + -, starting with a letter"
+    for name in ("n" * 5000, "a/b"):  # one rule, one message, however long the name
+        with pytest.raises(AppError, match=r"^" + rule.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")
+                           .replace(".", r"\.")):
+            client.predict([handle_file(str(ASSETS / "groove.wav"))], name, "musicti", 5, api_name="/train_style")
