@@ -61,7 +61,7 @@ def test_every_text_control_refuses_what_is_not_text(client, endpoints, tone):
     assert {"/masked_img2img", "/text_to_music", "/style_interpolation", "/train_style",
             "/recommend_songs"} <= {endpoint for endpoint, _ in texts}
     for endpoint, parameter in texts:
-        name = control_name(parameter['label'])
+        name = f"{control_name(parameter['label'])} (parameter {parameter['parameter_name']})"
         for sent, shown in ((123, "int 123"), (["a", "b"], "list ['a', 'b']")):
             text = refusal(client, endpoint, endpoints[endpoint], tone, **{parameter["parameter_name"]: sent})
             assert text == f"{name} must be text; got {shown}.", (endpoint, text)
@@ -73,7 +73,7 @@ def test_every_checkbox_takes_true_or_false_only(client, endpoints, tone):
     for endpoint, parameter in boxes:
         for sent in ("yes", 1, ""):
             text = refusal(client, endpoint, endpoints[endpoint], tone, **{parameter["parameter_name"]: sent})
-            assert text == f"{control_name(parameter['label'])} must be true or false; got {sent!r}.", (endpoint, text)
+            assert text == f"{control_name(parameter['label'])} (parameter {parameter['parameter_name']}) must be true or false; got {sent!r}.", (endpoint, text)
 
 
 def test_every_whole_number_control_refuses_a_fraction_instead_of_rounding_it(client, endpoints, tone):
@@ -85,7 +85,8 @@ def test_every_whole_number_control_refuses_a_fraction_instead_of_rounding_it(cl
             ("/interpolate_prompts", "seed_b"), ("/train_style", "steps"), ("/playlist_to_music", "steps")} <= names
     for endpoint, parameter in whole:
         text = refusal(client, endpoint, endpoints[endpoint], tone, **{parameter["parameter_name"]: 3.7})
-        assert text.startswith(f"{control_name(parameter['label'])} must be a whole number from "), (endpoint, text)
+        named = f"{control_name(parameter['label'])} (parameter {parameter['parameter_name']})"
+        assert text.startswith(f"{named} must be a whole number from "), (endpoint, text)
         assert text.endswith("; got 3.7."), (endpoint, text)
 
 
