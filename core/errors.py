@@ -8,7 +8,9 @@ in it) a message about an input file names the path as given and says what is wr
 the app names the file alone (never a server path) and asks for the upload again.
 """
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -20,6 +22,29 @@ class StudioError(Exception):
 
 class InputError(StudioError, ValueError):
     """The user's input (file, value, text) cannot be used; the message says why and what to do."""
+
+
+def concerning(parameter: str) -> Callable[[Callable], Callable]:
+    """Decorate a loader: an ``InputError`` it raises is about its argument ``parameter`` (the path, recording
+    or None a caller gave), kept on the error as ``input_value`` (the innermost loader's, when they nest).
+    The app names the control that value came from (``ui.errors.user_errors``): "Sound (parameter
+    audio_path): The audio file 'a.wav' could not be read as audio ..."."""
+
+    def decorate(fn: Callable) -> Callable:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except InputError as error:
+                if not hasattr(error, "input_value"):
+                    error.input_value = signature.bind_partial(*args, **kwargs).arguments.get(parameter)
+                raise
+
+        return wrapper
+
+    return decorate
 
 
 class ModelUnavailableError(StudioError):

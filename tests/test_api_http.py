@@ -103,6 +103,33 @@ def test_every_endpoint_says_how_many_inputs_it_takes(served_app, client, capfd,
     no_traceback(capfd, caplog)
 
 
+def test_the_queues_own_route_counts_the_inputs_of_every_event_before_queueing(served_app, client, capfd, caplog):
+    """POST /gradio_api/queue/join (the page's route, gradio_client's too) with too many or too few values for
+    the event numbered "fn_index": 422 at once, nothing queued; gradio_client's extra arguments are refused
+    as its ValidationError in our words (they were dropped without a word)."""
+    from gradio_client.exceptions import ValidationError
+
+    dependencies = httpx.get(f"{served_app}config", timeout=30).json()["dependencies"]
+    queued = [d for d in dependencies if d.get("queue") is not False and d.get("backend_fn")]
+    assert len(queued) > 20
+    for dependency in queued:
+        count = len(dependency["inputs"])
+        for sent in {max(count - 1, 0), count + 1} - {count}:
+            reply = post(served_app, "queue/join", {"data": [None] * sent, "fn_index": dependency["id"],
+                                                    "session_hash": "counted", "event_data": None})
+            assert reply.status_code == 422, (dependency.get("api_name"), reply.text)
+            text = detail(reply)
+            assert f' takes {count} input(s) (' in text if count else ' takes no inputs ("data": [])' in text, text
+            assert f'the request\'s "data" has {sent}.' in text, text
+    named = next(d for d in queued if d.get("api_name") == "text_to_music")
+    reply = post(served_app, "queue/join", {"data": [None] * 8, "fn_index": named["id"], "session_hash": "counted"})
+    assert detail(reply).startswith("/text_to_music takes 7 input(s) (prompt, negative_prompt, seconds, steps, "
+                                    "guidance, seed, model), in this order; the request's \"data\" has 8.")
+    with pytest.raises(ValidationError, match=r"/text_to_music takes 7 input\(s\) .*the request's \"data\" has 9"):
+        client.predict("x", "", 6, 5, 7.0, 42, "riffusion", 1, 2, api_name="/text_to_music")
+    no_traceback(capfd, caplog)
+
+
 def test_a_well_formed_call_still_runs(served_app):
     reply = post(served_app, "call/status", {"data": []})
     assert reply.status_code == 200
@@ -225,4 +252,15 @@ def test_a_refusal_on_the_direct_route_is_the_callers_4xx_and_the_same_words_eve
         with httpx.stream("GET", f"{served_app}gradio_api/call/{endpoint}/{event_id}", timeout=30) as stream:
             lines = [line for line in stream.iter_lines() if line]
         assert lines[-2] == "event: error" and json.loads(lines[-1].removeprefix("data: "))["error"] == said, lines
+    no_traceback(capfd, caplog)
+
+
+def test_a_file_over_the_upload_limit_is_refused_in_our_words(served_app, capfd, caplog):
+    from pipelines.schema import limits
+
+    big = b"\0" * (limits.MAX_UPLOAD_BYTES + 1024)
+    reply = httpx.post(f"{served_app}gradio_api/upload", files={"files": ("big.wav", big, "audio/wav")}, timeout=60)
+    assert reply.status_code == 413
+    assert reply.text.startswith(f"The file is larger than the {limits.MAX_UPLOAD_BYTES // 2**20} MB an upload may be.")
+    assert "File size exceeded" not in reply.text
     no_traceback(capfd, caplog)

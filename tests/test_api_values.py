@@ -61,7 +61,7 @@ def test_every_text_control_refuses_what_is_not_text(client, endpoints, tone):
     assert {"/masked_img2img", "/text_to_music", "/style_interpolation", "/train_style",
             "/recommend_songs"} <= {endpoint for endpoint, _ in texts}
     for endpoint, parameter in texts:
-        name = control_name(parameter['label'])
+        name = f"{control_name(parameter['label'])} (parameter {parameter['parameter_name']})"
         for sent, shown in ((123, "int 123"), (["a", "b"], "list ['a', 'b']")):
             text = refusal(client, endpoint, endpoints[endpoint], tone, **{parameter["parameter_name"]: sent})
             assert text == f"{name} must be text; got {shown}.", (endpoint, text)
@@ -73,7 +73,7 @@ def test_every_checkbox_takes_true_or_false_only(client, endpoints, tone):
     for endpoint, parameter in boxes:
         for sent in ("yes", 1, ""):
             text = refusal(client, endpoint, endpoints[endpoint], tone, **{parameter["parameter_name"]: sent})
-            assert text == f"{control_name(parameter['label'])} must be true or false; got {sent!r}.", (endpoint, text)
+            assert text == f"{control_name(parameter['label'])} (parameter {parameter['parameter_name']}) must be true or false; got {sent!r}.", (endpoint, text)
 
 
 def test_every_whole_number_control_refuses_a_fraction_instead_of_rounding_it(client, endpoints, tone):
@@ -85,7 +85,8 @@ def test_every_whole_number_control_refuses_a_fraction_instead_of_rounding_it(cl
             ("/interpolate_prompts", "seed_b"), ("/train_style", "steps"), ("/playlist_to_music", "steps")} <= names
     for endpoint, parameter in whole:
         text = refusal(client, endpoint, endpoints[endpoint], tone, **{parameter["parameter_name"]: 3.7})
-        assert text.startswith(f"{control_name(parameter['label'])} must be a whole number from "), (endpoint, text)
+        named = f"{control_name(parameter['label'])} (parameter {parameter['parameter_name']})"
+        assert text.startswith(f"{named} must be a whole number from "), (endpoint, text)
         assert text.endswith("; got 3.7."), (endpoint, text)
 
 
@@ -147,3 +148,42 @@ def demo(studio):
     from app import build_demo
 
     return build_demo(studio)
+
+
+def test_a_refused_file_or_value_names_its_control_and_parameter_whichever_check_refuses(client, tmp_path):
+    """The loaders' refusals (no file, a file that is not what its name says) and the value checks reach the
+    caller prefixed with the control and its API parameter, as every other refusal ("Sound (parameter
+    audio_path): ..."); a pipeline wording a loader's refusal again keeps it ("Track 2: ...")."""
+    text = tmp_path / "text.wav"
+    text.write_text("hello this is not audio\n" * 100)
+    renamed = tmp_path / "knocks.png"
+    renamed.write_bytes((ASSETS / "knocks.wav").read_bytes())
+    cases = [
+        ("/audio_to_spectrogram", (None, "riffusion", False),
+         "Sound (parameter audio_path): No audio was given."),
+        ("/audio_to_spectrogram", (handle_file(str(text)), "riffusion", False),
+         "Sound (parameter audio_path): The audio file 'text.wav' could not be read as audio"),
+        ("/audio_to_spectrogram", (handle_file(str(ASSETS / "rain.wav")), "riffusion", "yes"),
+         "Stereo (parameter stereo) must be true or false; got 'yes'."),
+        ("/spectrogram_to_audio", (handle_file(str(renamed)), "auto"),
+         "Spectrogram image (parameter image_path): knocks.png is not an image that can be read"),
+        ("/playlist_to_music", ([handle_file(str(ASSETS / "rain.wav")), handle_file(str(text))], 5, 7.5, 0, False),
+         "Playlist (parameter files): Track 2: The audio file 'text.wav' could not be read as audio"),
+    ]
+    for endpoint, args, words in cases:
+        with pytest.raises(AppError) as refused:
+            client.predict(*args, api_name=endpoint)
+        assert str(refused.value).startswith(words), (endpoint, str(refused.value))
+
+
+def test_a_list_parameter_given_one_file_and_an_overlong_name_say_their_own_rule(client):
+    with pytest.raises(AppError) as refused:
+        client.predict(handle_file(str(ASSETS / "rain.wav")), 5, 7.5, 0, False, api_name="/playlist_to_music")
+    assert str(refused.value).startswith("Playlist (parameter files) takes a list of files: pass them as "
+                                         "[gradio_client.handle_file(path), ...]")
+    assert "put it in a list, [gradio_client.handle_file(path)], even when it is the only one" in str(refused.value)
+    rule = "Style name must be 1 to 64 ASCII letters (a-z, A-Z), digits, spaces or . _ + -, starting with a letter"
+    for name in ("n" * 5000, "a/b"):  # one rule, one message, however long the name
+        with pytest.raises(AppError, match=r"^" + rule.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")
+                           .replace(".", r"\.")):
+            client.predict([handle_file(str(ASSETS / "groove.wav"))], name, "musicti", 5, api_name="/train_style")

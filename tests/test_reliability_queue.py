@@ -35,16 +35,17 @@ def gated_app(request):
         demo.close()
 
 
-def join(demo, session, api=False):
-    """Ask to join the queue as the page does (or as gradio_client does, ``api``): status and detail
-    (the event id when admitted)."""
+def join(demo, session, caller="app", full=False):
+    """Ask to join the queue as the page does (``caller`` "app"), as gradio_client does ("api") or as a plain
+    HTTP caller (None): status and detail (the event id when admitted); ``full``: the reply too."""
     import httpx
 
     fn_index = next(i for i, fn in demo.fns.items() if fn.api_name == "hold")
     reply = httpx.post(f"{demo.local_url}gradio_api/queue/join", timeout=10,
-                       headers={"x-gradio-user": "api"} if api else {},
+                       headers={"x-gradio-user": caller} if caller else {},
                        json={"data": ["x"], "fn_index": fn_index, "session_hash": session, "event_data": None})
-    return reply.status_code, reply.json().get("detail", reply.json().get("event_id", ""))
+    answer = reply.status_code, reply.json().get("detail", reply.json().get("event_id", ""))
+    return (*answer, reply) if full else answer
 
 
 def answer_of(demo, session, event_id):
@@ -97,7 +98,9 @@ def test_a_session_over_its_queued_limit_is_told_how_many_may_wait_and_others_st
     wait_until_waiting(demo, 2)
     status, event_id = join(demo, "a-page")
     assert status == 200 and len(demo._queue) == 2
-    answer = answer_of(demo, "a-page", event_id)
+    status, detail = join(demo, "a-page", caller=None)  # a plain HTTP caller: 429 at once, its own limit
+    assert (status, detail) == (429, busy) and len(demo._queue) == 2
+    answer = answer_of(demo, "a-page", event_id)  # (closing the page's stream drops its waiting request)
     assert answer["success"] is False and answer["output"]["error"] == busy
     other = bob.submit("bob", api_name="/hold")  # another user is not refused for alice's requests
     deadline = time.monotonic() + 20
@@ -112,6 +115,8 @@ def test_a_session_over_its_queued_limit_is_told_how_many_may_wait_and_others_st
 def test_a_full_queue_says_so_in_the_studios_words(gated_app, caplog, capfd):
     import logging
 
+    from gradio_client.utils import QueueError
+
     caplog.set_level(logging.WARNING, logger="studio")
     demo, gate, client = gated_app
     users = [client() for _ in range(3)]
@@ -119,13 +124,18 @@ def test_a_full_queue_says_so_in_the_studios_words(gated_app, caplog, capfd):
     wait_until_running(demo)
     jobs += [users[1].submit("a", api_name="/hold"), users[2].submit("b", api_name="/hold")]
     wait_until_waiting(demo, 2)
-    status, detail = join(demo, "a-new-visitor")
-    assert status == 400
-    assert detail == "Busy: the studio's queue is full (2 requests waiting, at most 2). Please try again in a minute."
-    status, detail = join(demo, "a-new-visitor", api=True)  # gradio_client: 503, its QueueError, to retry
-    assert status == 503 and detail.startswith("Busy: the studio's queue is full")
+    full = "Busy: the studio's queue is full (2 requests waiting, at most 2). Please try again in a minute."
+    for caller in (None, "api"):  # plain HTTP and gradio_client: 503 (not their mistake), our words, when to retry
+        status, detail, reply = join(demo, "a-new-visitor", caller=caller, full=True)
+        assert (status, detail, reply.headers.get("retry-after")) == (503, full, "60")
+    with pytest.raises(QueueError):  # gradio_client's own exception for a 503, which callers catch and retry
+        client().submit("c", api_name="/hold").result(timeout=30)
+    status, event_id = join(demo, "a-page")  # the page shows fixed words for a 503: it reads ours on its stream
+    assert status == 200 and len(demo._queue) == 2
+    answer = answer_of(demo, "a-page", event_id)
+    assert answer["success"] is False and answer["output"]["error"] == full
     refusals = [r for r in caplog.records if "queue is full" in r.getMessage()]
-    assert len(refusals) == 2 and all(r.exc_info is None for r in refusals)  # one line each, expected behaviour
+    assert len(refusals) == 4 and all(r.exc_info is None for r in refusals)  # one line each, expected behaviour
     assert "Traceback" not in capfd.readouterr().err
     gate.set()
     assert [job.result(timeout=30) for job in jobs] == ["run", "a", "b"]

@@ -257,41 +257,56 @@ def _retrieved(work: asyncio.Future) -> None:
         work.exception()
 
 
+QUEUE_FULL_RETRY_SECONDS = 60  # a full queue's Retry-After (its message says "in a minute")
+
+
 def admit_requests(demo: gr.Blocks, per_user: int = limits.MAX_QUEUED_PER_USER) -> gr.Blocks:
     """Refuse a request before it joins the queue when the queue is full or its session already has
     ``per_user`` requests waiting (``limits.MAX_QUEUED_PER_USER``, or app.py's flag), in our words.
 
-    A visitor over their own limit gets the refusal as the request's answer: it is given an event id
-    that never joins the queue, and the session's stream delivers the error at once (what gradio
-    itself does for a cached answer). Every client shows that error as it is (gradio_client raises
-    ``AppError`` with our text, not ``QueueError``'s fixed "Queue is full!", which would be wrong: the
-    queue is not full, and a blind retry is refused again until one of the visitor's own requests
-    starts). A full queue is refused at the door: gradio_client callers (header
-    ``x-gradio-user: api``) get HTTP 503, its ``QueueError``, which they can catch and retry; the page
-    and plain HTTP callers get our message (the page shows its own words for a 503). This wraps
-    ``demo._queue.push``, gradio 6's admission point (tests/test_reliability_queue.py checks it still is).
-    Call after ``demo.queue()``; running events are limited in ``guarded``.
+    Neither is the caller's mistake, and neither takes a queue slot. How each client hears it, by the
+    header it sends (``x-gradio-user``: ``app`` for the page, ``api`` for gradio_client):
+
+    * a full queue: HTTP 503 with ``Retry-After`` and our message as the detail, to gradio_client (its
+      ``QueueError``, which callers catch and retry) and plain HTTP callers; the page, which shows fixed
+      words of its own for a 503, gets our message as the request's answer (below);
+    * a visitor over their own limit: plain HTTP callers (``/gradio_api/call/<name>``) get HTTP 429 with
+      our message; the page and gradio_client get it as the request's answer: an event id that never joins
+      the queue, whose error the session's stream delivers at once (what gradio itself does for a cached
+      answer). gradio_client raises it as ``AppError`` with our text, not ``QueueError``'s fixed "Queue is
+      full!", which would be wrong: the queue is not full, and a blind retry is refused again until one of
+      the visitor's own requests starts.
+
+    This wraps ``demo._queue.push``, gradio 6's admission point (tests/test_reliability_queue.py checks it
+    still is). Call after ``demo.queue()``; running events are limited in ``guarded``.
     """
     queue = demo._queue
     push = queue.push
 
     async def admit(body: Any, request: Any, username: str | None) -> tuple:
+        from fastapi import HTTPException
+
+        caller = getattr(request, "headers", {}).get("x-gradio-user")
+        session = getattr(body, "session_hash", None)
         if queue.max_size is not None and len(queue) >= queue.max_size:
-            from_api = getattr(request, "headers", {}).get("x-gradio-user") == "api"
             message = (f"Busy: the studio's queue is full ({len(queue)} requests waiting, at most {queue.max_size}). "
                        "Please try again in a minute.")
+            if caller == "app" and session:
+                return await _answered_at_once(queue, session, message)
             log.warning("request refused: %s", message)
-            return (False, message, "queue_full" if from_api else "error")
-        session = getattr(body, "session_hash", None)
+            raise HTTPException(503, detail=message, headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)})
         if session and per_user:
             waiting = sum(event.session_hash == session
                           for events in list(queue.event_queue_per_concurrency_id.values())
                           for event in list(events.queue))
             if waiting >= per_user:
-                return await _answered_at_once(queue, session, (
-                    f"Busy: you already have {waiting} request(s) waiting in the studio's queue, and a visitor may "
-                    f"have at most {per_user} waiting. Wait until one of them starts or finishes, then send this "
-                    "one again."))
+                message = (f"Busy: you already have {waiting} request(s) waiting in the studio's queue, and a visitor "
+                           f"may have at most {per_user} waiting. Wait until one of them starts or finishes, then send "
+                           "this one again.")
+                if caller in ("app", "api"):
+                    return await _answered_at_once(queue, session, message)
+                log.warning("request refused: %s", message)
+                raise HTTPException(429, detail=message)
         return await push(body, request, username)
 
     queue.push = admit

@@ -26,6 +26,9 @@ log = logging.getLogger("studio")
 # the ASGI scope of the request whose event is being processed (the queue's join): whose budget a file
 # fetched by address spends (set by the process_api wrapper of _request_checks_in_our_words)
 _caller_scope: contextvars.ContextVar[dict | None] = contextvars.ContextVar("studio_caller_scope", default=None)
+# the event (gradio's BlockFunction) whose request is being processed: which control and parameter an input
+# came from, for the refusals of its values and of the files its handler loads (set by process_api's wrapper)
+_event: contextvars.ContextVar[Any] = contextvars.ContextVar("studio_event", default=None)
 
 
 # -- error handling -------------------------------------------------------------------------------------
@@ -55,8 +58,9 @@ def user_errors(fn: Callable) -> Callable:
             gr.Info(str(stopped))
             return gr.skip()
         except InputError as error:  # the caller's input: one log line, no traceback (the message says it all)
-            log.warning("%s: %s", fn.__name__, error)
-            raise Refused(str(error)) from None
+            message = _named_by_input(fn, args, kwargs, error)
+            log.warning("%s: %s", fn.__name__, message)
+            raise Refused(message) from None
         except StudioError as error:  # a missing model, out of memory: the same, but the studio's side
             log.warning("%s: %s", fn.__name__, error)
             raise gr.Error(str(error), print_exception=False) from None
@@ -69,6 +73,44 @@ def user_errors(fn: Callable) -> Callable:
             ) from error
 
     return wrapper
+
+
+def _named_by_input(fn: Callable, args: tuple, kwargs: dict, error: InputError) -> str:
+    """The refusal of a value a loader could not use (``core.errors.concerning``: the error's
+    ``input_value``), prefixed with the control and parameter it came from as every refusal names them
+    ("Sound (parameter audio_path): The audio file 'a.wav' ..."); the message alone when the value is not
+    one input's (a cross-field rule) or the event is not known."""
+    message = str(error)
+    block_fn = _event.get()
+    cause = error  # a pipeline may word a loader's refusal again ("Track 2: ..."), raising from it
+    while cause is not None and not hasattr(cause, "input_value"):
+        cause = cause.__cause__ if isinstance(cause.__cause__, InputError) else None
+    if cause is None or block_fn is None:
+        return message
+    subject = cause.input_value
+    try:
+        names = binding.parameters(fn)
+        values = binding.arguments(fn, args, kwargs)
+    except (TypeError, ValueError):
+        return message
+    if len(names) != len(block_fn.inputs):
+        return message
+    found = [index for index, name in enumerate(names)
+             if _holds(values.get(name), subject) and (subject is not None or _takes_files(block_fn.inputs[index]))]
+    if len(found) != 1:
+        return message
+    return f"{_input_name(block_fn, found[0], block_fn.inputs[found[0]])}: {message}"
+
+
+def _holds(value: Any, subject: Any) -> bool:
+    """Whether an argument is (or, a list of files, holds) the value a loader refused."""
+    import os
+
+    if isinstance(value, (list, tuple)) and not (isinstance(subject, (list, tuple)) and value is subject):
+        return any(_holds(item, subject) for item in value)
+    if isinstance(value, (str, os.PathLike)) and isinstance(subject, (str, os.PathLike)):
+        return os.fspath(value) == os.fspath(subject)
+    return value is subject
 
 
 # -- gradio's own input checks, in our words -------------------------------------------------------------
@@ -139,6 +181,8 @@ def _request_checks_in_our_words(demo: gr.Blocks) -> None:
         starlette_request = vars(request).get("request") if request is not None else None
         scope = getattr(starlette_request, "scope", None)
         token = _caller_scope.set(scope)
+        block_fn = kwargs["block_fn"] if "block_fn" in kwargs else (args[0] if args else None)
+        event = _event.set(demo.fns.get(block_fn) if isinstance(block_fn, int) else block_fn)
         try:
             return await process_api(*args, **kwargs)
         except Refused as refused:
@@ -146,6 +190,7 @@ def _request_checks_in_our_words(demo: gr.Blocks) -> None:
                 scope[http_errors.REFUSED_STATUS] = refused.status
             raise
         finally:
+            _event.reset(event)
             _caller_scope.reset(token)
 
     demo.validate_inputs = validate_inputs
@@ -194,9 +239,23 @@ def _check_file_payload(block: Any, payload: Any, where: str) -> None:
     sent = _described(payload)
     if many and isinstance(payload, list) and payload:
         sent = "a list holding " + _described(next((item for item in payload if not isinstance(item, dict)), payload[0]))
+    elif many and _is_one_file(payload):
+        sent = "one file alone: put it in a list, [gradio_client.handle_file(path)], even when it is the only one"
     wanted = "[gradio_client.handle_file(path), ...]" if many else "gradio_client.handle_file(path)"
-    _refuse(f"{where} takes {'files' if many else 'a file'}: pass {'them' if many else 'it'} as {wanted} (a local "
-            f"path or an http(s) address), not {sent}.")
+    _refuse(f"{where} takes {'a list of files' if many else 'a file'}: pass {'them' if many else 'it'} as {wanted} "
+            f"(a local path or an http(s) address), not {sent}.")
+
+
+def _is_one_file(payload: Any) -> bool:
+    """Whether ``payload`` is one of gradio's file dicts (what ``handle_file`` sends)."""
+    from gradio.data_classes import FileData
+    from pydantic import ValidationError
+
+    try:
+        FileData.model_validate(payload, context={"validate_meta": True})
+    except ValidationError:
+        return False
+    return True
 
 
 def _described(value: Any) -> str:
@@ -272,10 +331,18 @@ def _checked_value(component: Any, name: str, payload: Any) -> Any:
     return payload
 
 
-def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
-    name = binding.control_name(component)
+def _named_in_event(component: Any) -> str:
+    """How a refusal names ``component`` as an input of the event being processed: its label and API
+    parameter ("Stereo (parameter stereo)"); its label alone outside an event."""
+    block_fn = _event.get()
+    inputs = getattr(block_fn, "inputs", None) or []
+    index = next((i for i, block in enumerate(inputs) if block._id == component._id), None)
+    return binding.control_name(component) if index is None else _input_name(block_fn, index, component)
 
+
+def _checked_preprocess(component: Any, preprocess: Callable) -> Callable:
     def checked(payload: Any) -> Any:
+        name = _named_in_event(component)
         try:
             if payload is not None:
                 payload = _checked_value(component, name, payload)

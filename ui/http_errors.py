@@ -82,10 +82,13 @@ class CallChecks:
         body, complete = await _read_body(receive)
         if not complete:  # the caller went away
             return None
+        headers = dict(scope.get("headers") or [])
         try:
-            self.check(blocks, route, body, dict(scope.get("headers") or []))
+            self.check(blocks, route, body, headers)
         except Refusal as refused:
-            return await _refuse(send, refused)
+            # gradio_client (its header) reads a 422 on queue/join as gradio's list of failed validations only
+            from_client = route["join"] and headers.get(b"x-gradio-user") == b"api"
+            return await _refuse(send, refused, from_client)
         sent = False
 
         async def replay() -> dict:
@@ -140,20 +143,29 @@ class CallChecks:
                 raise Refusal(422, f"The body's \"{field}\" must be {words}; got {_shown(given)}. "
                                    f"{self._wanted(blocks, kind, fn)}")
         if kind == "join":
-            self._numbered(blocks, value.get("fn_index"), value.get("session_hash"))
+            fn = self._numbered(blocks, value.get("fn_index"), value.get("session_hash"))
             if not value.get("session_hash"):
                 raise Refusal(422, f"The request's body has no \"session_hash\". {self._wanted(blocks, kind, fn)}")
-            return None  # the page's route: its inputs are counted per event (ui.errors)
-        if by_number or value.get("batched"):
-            return None  # the page's calls: their inputs are counted per event (ui.errors)
-        counts = _input_counts(fn) if kind == "call" else {len(fn.inputs)}
-        if len(data) not in counts:
-            parameters = self._parameters(blocks, fn)
-            if len(parameters) not in counts:  # inputs hidden from the API (gr.State) that /run wants too
-                parameters = [getattr(block, "label", None) or type(block).__name__ for block in fn.inputs]
-            raise Refusal(422, f"{_inputs(fn, parameters)}; the request's \"data\" has {len(data)}. Send them as "
-                               f"{{\"data\": [...]}}; see {DOCS}.")
+        elif by_number:
+            return None  # the page's calls outside the queue: their inputs are counted per event (ui.errors)
+        if value.get("batched"):
+            return None  # a batch's "data" holds a list per input: counted per event (ui.errors)
+        # /call/<name> may leave out the inputs hidden from the API (gradio fills them); the page and gradio_client
+        # (queue/join), /run and /api send every input, gr.State's included (as null)
+        self._check_count(blocks, fn, data, _input_counts(fn) if kind == "call" else {len(fn.inputs)}, kind)
         return None
+
+    def _check_count(self, blocks: Any, fn: Any, data: list, counts: set[int], kind: str) -> None:
+        """Refusal 422 when ``data`` does not hold one value per input of ``fn`` (``counts``: the lengths taken)."""
+        if len(data) in counts:
+            return
+        parameters = self._parameters(blocks, fn)
+        if len(parameters) not in counts:  # inputs hidden from the API (gr.State) that /run wants too
+            parameters = [getattr(block, "label", None) or type(block).__name__ for block in fn.inputs]
+        how = "Send them as {\"data\": [...]}"
+        if kind == "join":
+            how = "Pass them in this order (gradio_client: Client.view_api() lists them)" if parameters else "Send none"
+        raise Refusal(422, f"{_inputs(fn, parameters)}; the request's \"data\" has {len(data)}. {how}; see {DOCS}.")
 
     def check_stream(self, blocks: Any, route: re.Match, query: bytes) -> None:
         """``GET /gradio_api/call/<name>/<event_id>`` (a call's result) and ``GET /gradio_api/queue/data``
@@ -304,9 +316,15 @@ async def _read_body(receive: Any) -> tuple[bytes, bool]:
             return b"".join(chunks), True
 
 
-async def _refuse(send: Any, refused: Refusal) -> None:
+async def _refuse(send: Any, refused: Refusal, from_client: bool = False) -> None:
+    """Answer ``{"detail": "<our message>"}``; to gradio_client's queue/join a 422's detail is gradio's own list
+    of failed validations (``gradio_client.utils.extract_validation_message``), which it raises as its
+    ``ValidationError`` with our message (a string there breaks it: "'str' object has no attribute 'get'")."""
     log.warning("API call refused (HTTP %d): %s", refused.status, refused.message)
-    await _json(send, refused.status, {"detail": refused.message})
+    detail: Any = refused.message
+    if from_client and refused.status == 422:
+        detail = [{"__type__": "validate", "is_valid": False, "parameter_name": "request", "message": refused.message}]
+    await _json(send, refused.status, {"detail": detail})
 
 
 async def _json(send: Any, status: int, content: dict) -> None:

@@ -186,6 +186,14 @@ class UploadBudget:
                 if state["refused"] is not None:  # gradio answers its parser's error with 400: ours is 429/413
                     message = {**message, "status": state["refused"].status}
                 state["status"] = message["status"]
+                if message["status"] == 413 and state["refused"] is None:  # gradio's max_file_size: our words
+                    state["too_large"] = True
+                    return None
+            elif message["type"] == "http.response.body" and state.get("too_large"):
+                if not message.get("more_body", False):
+                    log.warning("upload refused (%s): %s", key, TOO_LARGE)
+                    await _plain(send, 413, TOO_LARGE)
+                return None
             elif message["type"] == "http.response.body" and state["status"] == 200:
                 state["body"] += message.get("body", b"")
             await send(message)
@@ -197,6 +205,11 @@ class UploadBudget:
                         _saved_paths(state["body"]) if state["status"] == 200 else [])
             if state["refused"] is not None:
                 log.warning("upload cut off (%s): %s", key, state["refused"].message)
+
+
+# one file over gradio's max_file_size (app.py sets it to limits.MAX_UPLOAD_BYTES), as gradio refuses it
+TOO_LARGE = (f"The file is larger than the {limits.MAX_UPLOAD_BYTES // 2**20} MB an upload may be. Send a shorter "
+             "clip or a smaller image (a WAV of a few minutes is well under it; MP3, OGG or FLAC are smaller).")
 
 
 def _saved_paths(body: bytes) -> list[str]:

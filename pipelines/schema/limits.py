@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -219,7 +220,8 @@ def optional_text(name: str, value: Any, **kwargs: Any) -> str:
 
 class Settings:
     """Base of every pipeline's settings dataclass: defaults in the fields, limits in ``RANGES``
-    (field -> Range), texts in ``TEXTS`` (field -> (required, hint)), choices in ``CHOICES``, and
+    (field -> Range), texts in ``TEXTS`` (field -> (required, hint) or (required, hint, max characters):
+    default ``MAX_PROMPT_CHARS``; None where the field's own rule in ``check()`` bounds its length), choices in ``CHOICES``, and
     ``validate()``.
 
     ``LABELS`` (field -> name) is each control's name as the page labels it, the one home of that name:
@@ -232,7 +234,7 @@ class Settings:
     """
 
     RANGES: ClassVar[dict[str, Range]] = {}
-    TEXTS: ClassVar[dict[str, tuple[bool, str]]] = {}
+    TEXTS: ClassVar[dict[str, tuple]] = {}
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
     LABELS: ClassVar[dict[str, str]] = {}
 
@@ -252,8 +254,10 @@ class Settings:
         """
         if self.__dict__.get("_validated"):
             return self
-        for name, (required, hint) in self.TEXTS.items():
-            check_text(self.label(name), getattr(self, name), required=required, hint=hint)
+        for name, (required, hint, *longest) in self.TEXTS.items():
+            most = longest[0] if longest else MAX_PROMPT_CHARS  # None: the field's own rule (check()) limits it
+            check_text(self.label(name), getattr(self, name), required=required, hint=hint,
+                       max_chars=sys.maxsize if most is None else most)
         for name, allowed in self.CHOICES.items():
             value = getattr(self, name)
             if not isinstance(value, str) or value not in allowed:

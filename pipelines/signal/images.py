@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from core.errors import InputError, file_error, shown_path
+from core.errors import InputError, concerning, file_error, shown_path
 
 from pipelines.schema import limits
 
@@ -57,6 +57,7 @@ def sizes_accepted(min_side: int = 1, max_width: int = limits.MAX_INPUT_IMAGE_SI
     return sides
 
 
+@concerning("source")
 def open_image(source: T.Union[str, os.PathLike], *, what: str = "picture", min_side: int = 1,
                max_width: int = limits.MAX_INPUT_IMAGE_SIDE,
                max_height: int = limits.MAX_INPUT_IMAGE_SIDE, accepted: T.Optional[str] = None) -> Image.Image:

@@ -81,7 +81,7 @@ class TrainStyleSettings(limits.Settings):
     kind: str = "musicti"
     steps: int = 500
 
-    TEXTS = {"name": (True, "name it, for example 'accordion'")}
+    TEXTS = {"name": (True, "name it, for example 'accordion'", None)}  # its length: the names' rule (check_name)
     CHOICES = {"kind": KINDS}
     RANGES = {"steps": limits.TRAIN_STEPS}
     LABELS = {"name": "Style name", "kind": "What to learn"}

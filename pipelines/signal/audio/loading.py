@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from core.errors import InputError, file_error, on_command_line, shown_path
+from core.errors import InputError, concerning, file_error, on_command_line, shown_path
 
 from pipelines.schema import limits
 
@@ -36,6 +36,7 @@ _UNKNOWN_FRAMES = 2**62
 _BLOCK_FRAMES = 65536
 
 
+@concerning("source")
 def load_audio(
     source: Any,
     sample_rate: int,
