@@ -21,7 +21,14 @@ class StudioError(Exception):
 
 
 class InputError(StudioError, ValueError):
-    """The user's input (file, value, text) cannot be used; the message says why and what to do."""
+    """The user's input (file, value, text) cannot be used; the message says why and what to do.
+
+    What it is about, where one input is (the app names that input's control and API parameter:
+    ``ui.errors.user_errors``): ``input_value``, the value a loader refused (:func:`concerning`), or
+    ``parameter``, the name of the settings field a check refused (:func:`concerning_parameter`); neither
+    for a refusal of several inputs together."""
+
+    parameter: str | None = None
 
 
 def concerning(parameter: str) -> Callable[[Callable], Callable]:
@@ -45,6 +52,20 @@ def concerning(parameter: str) -> Callable[[Callable], Callable]:
         return wrapper
 
     return decorate
+
+
+@contextmanager
+def concerning_parameter(name: str) -> Iterator[None]:
+    """An ``InputError`` raised inside this block is about the caller's parameter ``name`` (a settings field:
+    the endpoints' parameters are named after the fields), kept on the error as ``parameter`` (the innermost
+    block's, when they nest). ``limits.Settings.validate`` checks each field in one; the app then names
+    its control and parameter: "Style name (parameter name) must be ..."."""
+    try:
+        yield
+    except InputError as error:
+        if error.parameter is None:
+            error.parameter = name
+        raise
 
 
 class ModelUnavailableError(StudioError):

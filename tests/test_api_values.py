@@ -113,8 +113,8 @@ def test_a_style_chosen_twice_is_refused_naming_it(client, endpoints, tone):
 @pytest.mark.parametrize("name", ["café", "音楽", "_leading", "a/b", "x" * 65, "é" * 300])
 def test_a_training_name_states_the_real_rule_and_is_not_echoed_in_full(client, endpoints, tone, name):
     text = refusal(client, "/train_style", endpoints["/train_style"], tone, name=name, steps=1)
-    assert text.startswith("Style name must be 1 to 64 ASCII letters (a-z, A-Z), digits, spaces or . _ + -, "
-                           "starting with a letter or digit; got "), text
+    assert text.startswith("Style name (parameter name) must be 1 to 64 ASCII letters (a-z, A-Z), digits, spaces "
+                           "or . _ + -, starting with a letter or digit; got "), text
     assert name[:41] not in text if len(name) > 40 else repr(name) in text
     assert len(text) < 250
 
@@ -182,8 +182,50 @@ def test_a_list_parameter_given_one_file_and_an_overlong_name_say_their_own_rule
     assert str(refused.value).startswith("Playlist (parameter files) takes a list of files: pass them as "
                                          "[gradio_client.handle_file(path), ...]")
     assert "put it in a list, [gradio_client.handle_file(path)], even when it is the only one" in str(refused.value)
-    rule = "Style name must be 1 to 64 ASCII letters (a-z, A-Z), digits, spaces or . _ + -, starting with a letter"
+    rule = ("Style name (parameter name) must be 1 to 64 ASCII letters (a-z, A-Z), digits, spaces or . _ + -, "
+            "starting with a letter")
     for name in ("n" * 5000, "a/b"):  # one rule, one message, however long the name
         with pytest.raises(AppError, match=r"^" + rule.replace("(", r"\(").replace(")", r"\)").replace("+", r"\+")
                            .replace(".", r"\.")):
             client.predict([handle_file(str(ASSETS / "groove.wav"))], name, "musicti", 5, api_name="/train_style")
+
+
+def test_the_settings_checks_refusals_name_the_parameter_and_a_rule_of_several_inputs_none(client, endpoints, tone):
+    """Past the per-control checks, ``Settings.validate()`` refuses (a text too long, a field's own rule in
+    ``check()``); its refusal names the control and, once, the parameter, as every refusal does; a rule about
+    several inputs together stays unprefixed."""
+    cases = [
+        ("/text_to_music", {"prompt": "x" * 1001},
+         "Prompt (parameter prompt) must be at most 1000 characters; it has 1001."),
+        ("/text_to_music", {"prompt": "  "}, "Prompt (parameter prompt) is empty: describe the music, for example "),
+        ("/music_to_image", {"width": 100},
+         "Width (parameter width) must be a multiple of 8 (the latent is 1/8 of the image); got 100."),
+        ("/train_style", {"name": "a/b", "steps": 1},
+         "Style name (parameter name) must be 1 to 64 ASCII letters (a-z, A-Z), digits, spaces or . _ + -, "),
+        ("/text_to_music", {"steps": 1},  # steps 1 is within its slider; at strength 0.8 the second window runs none
+         "At continuation strength 0.8 only 0.8 of the steps run: 1 step(s) leave none to run; use at least 2 steps"),
+    ]
+    for endpoint, changed, words in cases:
+        text = refusal(client, endpoint, endpoints[endpoint], tone, **changed)
+        assert text.startswith(words), (endpoint, text)
+        assert text.count("(parameter ") == (0 if words.startswith("At ") else 1), text
+
+
+def test_validate_tags_the_field_each_refusal_concerns():
+    from pipelines.schema.settings import (MaskSettings, MusicToImageSettings, SoundToMusicSettings,
+                                           StyleInterpolationSettings, TextToMusicSettings)
+    from pipelines.systems.extend import ExtendSettings
+    from pipelines.systems.train_style import TrainStyleSettings
+
+    cases = [(TextToMusicSettings(steps=1000), "steps"), (TextToMusicSettings(prompt=""), "prompt"),
+             (ExtendSettings(engine="amuse"), "engine"), (MusicToImageSettings(height=100), "height"),
+             (StyleInterpolationSettings(strength=0), "strength"), (TrainStyleSettings(name="a/b"), "name"),
+             (ExtendSettings(guidance=50), "guidance"),
+             (SoundToMusicSettings(mask=MaskSettings(invert=5)), "invert"),  # the nested settings' own field
+             (TextToMusicSettings(steps=1), None)]  # steps and continuation strength together: no one field
+    for settings, field in cases:
+        with pytest.raises(InputError) as refused:
+            settings.validate()
+        assert refused.value.parameter == field, (settings, str(refused.value))
+        assert "(parameter" not in str(refused.value)  # the pipelines name the control only; the app adds the rest
+    assert TextToMusicSettings().validate().steps == 50  # valid settings pass untouched

@@ -76,18 +76,19 @@ def user_errors(fn: Callable) -> Callable:
 
 
 def _named_by_input(fn: Callable, args: tuple, kwargs: dict, error: InputError) -> str:
-    """The refusal of a value a loader could not use (``core.errors.concerning``: the error's
-    ``input_value``), prefixed with the control and parameter it came from as every refusal names them
-    ("Sound (parameter audio_path): The audio file 'a.wav' ..."); the message alone when the value is not
-    one input's (a cross-field rule) or the event is not known."""
+    """The refusal of one input, named by the control and parameter it came from as every refusal names them:
+    a value a loader could not use (``core.errors.concerning``: the error's ``input_value``) is prefixed
+    ("Sound (parameter audio_path): The audio file 'a.wav' ..."); a settings field a check refused
+    (``core.errors.concerning_parameter``: its ``parameter``, the handler's parameter of that name) gets the
+    parameter after the control's name ("Steps (parameter steps) must be ..."). The message alone when the
+    refusal is not one input's (a cross-field rule) or the event is not known."""
     message = str(error)
     block_fn = _event.get()
     cause = error  # a pipeline may word a loader's refusal again ("Track 2: ..."), raising from it
-    while cause is not None and not hasattr(cause, "input_value"):
+    while cause is not None and not hasattr(cause, "input_value") and cause.parameter is None:
         cause = cause.__cause__ if isinstance(cause.__cause__, InputError) else None
     if cause is None or block_fn is None:
         return message
-    subject = cause.input_value
     try:
         names = binding.parameters(fn)
         values = binding.arguments(fn, args, kwargs)
@@ -95,11 +96,27 @@ def _named_by_input(fn: Callable, args: tuple, kwargs: dict, error: InputError) 
         return message
     if len(names) != len(block_fn.inputs):
         return message
+    if not hasattr(cause, "input_value"):
+        return _with_parameter(message, block_fn, names.index(cause.parameter)) if cause.parameter in names else message
+    subject = cause.input_value
     found = [index for index, name in enumerate(names)
              if _holds(values.get(name), subject) and (subject is not None or _takes_files(block_fn.inputs[index]))]
     if len(found) != 1:
         return message
     return f"{_input_name(block_fn, found[0], block_fn.inputs[found[0]])}: {message}"
+
+
+def _with_parameter(message: str, block_fn: Any, index: int) -> str:
+    """``message`` (about input ``index``) naming its control as ``_input_name`` does, once: the parameter
+    inserted after the control's name it starts with ("Steps must ..." -> "Steps (parameter steps) must
+    ..."), else the control and parameter before it; unchanged when it names them already."""
+    block = block_fn.inputs[index]
+    named, label = _input_name(block_fn, index, block), binding.control_name(block)
+    if message.startswith(named) or named == label:
+        return message
+    if message.startswith(label) and message[len(label):len(label) + 1] in (" ", ":", ",", ""):
+        return named + message[len(label):]
+    return f"{named}: {message}"
 
 
 def _holds(value: Any, subject: Any) -> bool:

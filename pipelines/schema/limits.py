@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from core.errors import InputError
+from core.errors import InputError, concerning_parameter
 
 
 def _env(name: str, default: float) -> float:
@@ -245,8 +245,11 @@ class Settings:
 
     def validate(self):
         """Check every field; return ``self`` so ``settings.validate()`` chains. Raises InputError naming
-        the field by its control's name (``label``). A whole-number field given an integral float (3.0)
-        holds the int (3) after it.
+        the field by its control's name (``label``), with the field's name as its ``parameter``
+        (``core.errors.concerning_parameter``: the endpoints' parameters are named after the fields, so the
+        app names the parameter too); a ``check()`` rule tags the one field it is about the same way, and a
+        rule about several fields tags none. A whole-number field given an integral float (3.0) holds the
+        int (3) after it.
 
         Settings are frozen, so a passed check is remembered on the instance: the Studio validates
         once per request, before any audio decode or model load, and the pipeline's own guard for
@@ -254,23 +257,30 @@ class Settings:
         """
         if self.__dict__.get("_validated"):
             return self
-        for name, (required, hint, *longest) in self.TEXTS.items():
-            most = longest[0] if longest else MAX_PROMPT_CHARS  # None: the field's own rule (check()) limits it
-            check_text(self.label(name), getattr(self, name), required=required, hint=hint,
-                       max_chars=sys.maxsize if most is None else most)
-        for name, allowed in self.CHOICES.items():
-            value = getattr(self, name)
-            if not isinstance(value, str) or value not in allowed:
-                raise InputError(f"{self.label(name)} must be one of {', '.join(map(repr, allowed))}; "
-                                 f"got {shown(value)}.")
-        for name, valid in self.RANGES.items():
-            object.__setattr__(self, name, valid.check(self.label(name), getattr(self, name)))
+        for name in dict.fromkeys([*self.TEXTS, *self.CHOICES, *self.RANGES]):  # texts, then choices, then numbers
+            with concerning_parameter(name):
+                self._check_field(name)
         self.check()
         object.__setattr__(self, "_validated", True)
         return self
 
+    def _check_field(self, name: str) -> None:
+        """Field ``name``'s own rules (``TEXTS``, ``CHOICES``, ``RANGES``); InputError naming its control."""
+        value = getattr(self, name)
+        if name in self.TEXTS:
+            required, hint, *longest = self.TEXTS[name]
+            most = longest[0] if longest else MAX_PROMPT_CHARS  # None: the field's own rule (check()) limits it
+            check_text(self.label(name), value, required=required, hint=hint,
+                       max_chars=sys.maxsize if most is None else most)
+        if name in self.CHOICES and (not isinstance(value, str) or value not in self.CHOICES[name]):
+            raise InputError(f"{self.label(name)} must be one of {', '.join(map(repr, self.CHOICES[name]))}; "
+                             f"got {shown(value)}.")
+        if name in self.RANGES:
+            object.__setattr__(self, name, self.RANGES[name].check(self.label(name), value))
+
     def check(self) -> None:
-        """Checks that involve more than one field (none by default)."""
+        """Checks beyond each field's own range, text and choice (none by default): a rule about several
+        fields raises as it is; a rule about one field runs inside ``concerning_parameter(field)``."""
 
     @classmethod
     def default(cls, name: str) -> Any:

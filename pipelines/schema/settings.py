@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from core.errors import InputError
+from core.errors import InputError, concerning_parameter
 
 from pipelines.schema import limits
 
@@ -115,7 +115,8 @@ class StyleInterpolationSettings(limits.Settings):
 
     def check(self) -> None:
         if self.strength <= 0:
-            raise InputError("Strength must be above 0 (0 would keep the content unchanged); MusicTI uses 0.7.")
+            with concerning_parameter("strength"):
+                raise InputError("Strength must be above 0 (0 would keep the content unchanged); MusicTI uses 0.7.")
         check_img2img_steps(self.steps, self.strength)
 
     def gpu_seconds(self, audio_seconds: float) -> int:
@@ -144,8 +145,9 @@ class MusicToImageSettings(limits.Settings):
     def check(self) -> None:
         for name in ("width", "height"):
             if int(getattr(self, name)) % 8:
-                raise InputError(f"{self.label(name)} must be a multiple of 8 (the latent is 1/8 of the image); "
-                                 f"got {getattr(self, name)}.")
+                with concerning_parameter(name):
+                    raise InputError(f"{self.label(name)} must be a multiple of 8 (the latent is 1/8 of the image); "
+                                     f"got {getattr(self, name)}.")
 
     def gpu_seconds(self) -> int:
         """ZeroGPU quota: about 0.1 s per step at 512x512 on a shared A100 (growing with the pixel

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import InputError
+from core.errors import InputError, concerning_parameter
 
 from pipelines.schema import limits
 from pipelines.schema.results import Result
@@ -76,7 +76,8 @@ class ExtendSettings(limits.Settings):
 
     def check(self) -> None:
         if self.guidance is not None:
-            limits.GUIDANCE.check(self.label("guidance"), self.guidance)
+            with concerning_parameter("guidance"):
+                limits.GUIDANCE.check(self.label("guidance"), self.guidance)
         if self.engine == "riffusion":
             check_img2img_steps(self.steps, self.continuation_strength, "continuation strength")
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import InputError, StudioError
+from core.errors import InputError, StudioError, concerning_parameter
 
 from pipelines.schema import limits
 from pipelines.models.trained import LORAS, STYLES
@@ -89,7 +89,8 @@ class TrainStyleSettings(limits.Settings):
     def check(self) -> None:
         from pipelines.models.style_embedding import check_name
 
-        check_name(self.name.strip(), self.label("name"))
+        with concerning_parameter("name"):
+            check_name(self.name.strip(), self.label("name"))
 
     def estimate_seconds(self, profile: str, device: str) -> float:
         """Rough training time (the recipe's ``seconds_per_step``), start-up not included."""
