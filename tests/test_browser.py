@@ -32,7 +32,8 @@ def test_error_is_shown_and_the_app_keeps_working(page, artifacts):
     page.get_by_role("tab", name="Sound to music").click()
     page.get_by_label("Style prompt").fill("")
     page.get_by_role("button", name="Make music").click()
-    page.wait_for_function("document.body.innerText.includes('Style prompt is empty')", timeout=60_000)
+    page.wait_for_function("document.body.innerText.includes('Style prompt (parameter prompt) is empty')",
+                           timeout=60_000)
     page.screenshot(path=str(artifacts / "sound_to_music_error.png"), full_page=True)
     page.get_by_role("tab", name="About").click()
     page.wait_for_function("document.body.innerText.includes('Models in memory')")

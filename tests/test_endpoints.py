@@ -147,7 +147,7 @@ def test_multi_window_input_keeps_its_length(client, long_wav):
     ({"strength": -0.5}, "must be a number from"),
     ({"seed": -1}, "must be a whole number from"),
     ({"seed": 2**40}, "must be a whole number from"),
-    ({"prompt": ""}, "Style prompt is empty"),
+    ({"prompt": ""}, r"^Style prompt \(parameter prompt\) is empty"),
     ({"model": "stable-diffusion-xl"}, "must be one of .mask_model., .riffusion."),
     ({"scheduler": "lcm"}, r"must be one of .repo., .ddim., .dpm\+\+."),
     ({"downshift": 999}, "must be a number from"),
@@ -174,7 +174,7 @@ def test_bad_audio_inputs(client, tmp_path):
 
 def test_app_keeps_running_after_errors(client):
     """An endpoint that fails (here: an empty prompt) leaves the app serving the next request."""
-    with pytest.raises(AppError, match="Style prompt is empty"):
+    with pytest.raises(AppError, match=r"^Style prompt \(parameter prompt\) is empty"):
         client.predict(*masked_args(handle_file(str(ASSETS / "knocks.wav")), prompt=""), api_name="/masked_img2img")
     summary, _ = client.predict(api_name="/status")
     assert "tiny" in summary
@@ -197,13 +197,14 @@ def test_stereo_riffusion_spectrogram_keeps_channels_apart(client, tmp_path):
 def test_gradios_own_range_checks_read_as_ours_without_a_traceback(client, tone_wav, capfd):
     with pytest.raises(AppError) as out_of_range:
         client.predict(*masked_args(handle_file(tone_wav), steps=500), api_name="/masked_img2img")
-    assert str(out_of_range.value).startswith("Steps must be a whole number from 1 to 100; got 500")
+    assert str(out_of_range.value).startswith("Steps (parameter steps) must be a whole number from 1 to 100; got 500")
     with pytest.raises(AppError) as a_word:
         client.predict(*masked_args(handle_file(tone_wav), steps="fifty"), api_name="/masked_img2img")
-    assert str(a_word.value).startswith("Steps must be a whole number from 1 to 100; got 'fifty'")
-    with pytest.raises(AppError, match=r"^Genre LoRA scale must be a number from 0 to 2; got True\."):
+    assert str(a_word.value).startswith("Steps (parameter steps) must be a whole number from 1 to 100; got 'fifty'")
+    with pytest.raises(AppError,
+                       match=r"^Genre LoRA scale \(parameter lora_scale\) must be a number from 0 to 2; got True\."):
         client.predict(*masked_args(handle_file(tone_wav)), "paper", True, api_name="/masked_img2img")
-    with pytest.raises(AppError, match="Seed must be a whole number from 0 to 4294967295; got -1"):
+    with pytest.raises(AppError, match=r"^Seed \(parameter seed\) must be a whole number from 0 to 4294967295; got -1"):
         client.predict(*masked_args(handle_file(tone_wav), seed=-1), api_name="/masked_img2img")
     with pytest.raises(AppError, match=r"^Scheduler \(parameter scheduler\) must be one of"):
         client.predict(*masked_args(handle_file(tone_wav), scheduler="lcm"), api_name="/masked_img2img")

@@ -85,9 +85,9 @@ def test_join_keeps_the_original_matches_the_level_and_crossfades():
 
 
 @pytest.mark.parametrize("changes,words", [
-    ({"seconds": 61}, "Seconds to add must be a number from 1 to 60"),
+    ({"seconds": 61}, r"^Seconds to add \(parameter seconds\) must be a number from 1 to 60"),
     ({"engine": "amuse"}, r"\(parameter engine\) must be one of .riffusion., .musicgen.; got .amuse."),
-    ({"prompt": " "}, "Prompt is empty"),
+    ({"prompt": " "}, r"^Prompt \(parameter prompt\) is empty"),
     ({"guidance": 50}, "(?i)guidance"),
 ])
 def test_bad_extend_arguments(client, tmp_path, changes, words):

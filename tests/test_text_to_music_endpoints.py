@@ -51,8 +51,8 @@ def test_interpolation_starts_at_prompt_a_and_ends_at_prompt_b(client):
 
 
 @pytest.mark.parametrize("changes,words", [
-    ({"prompt": ""}, "Prompt is empty"),
-    ({"seconds": 0.2}, "Length must be a number from 1 to 60"),
+    ({"prompt": ""}, r"^Prompt \(parameter prompt\) is empty"),
+    ({"seconds": 0.2}, r"^Length \(parameter seconds\) must be a number from 1 to 60"),
     ({"model": "sd15"}, r"\(parameter model\) must be one of .riffusion., .mask_model.; got .sd15."),
     ({"steps": 0}, "(?i)steps|minimum"),
 ])
@@ -62,10 +62,11 @@ def test_bad_text_to_music_arguments(client, changes, words):
 
 
 @pytest.mark.parametrize("changes,words", [
-    ({"prompt_b": "  "}, "Second prompt is empty"),
+    ({"prompt_b": "  "}, r"^Second prompt \(parameter prompt_b\) is empty"),
     ({"windows": 1}, "(?i)windows|minimum"),
-    ({"seed_a": -1}, "First seed must be a whole number"),
-    ({"seed_b": 2**32}, "Second seed must be a whole number from 0 to 4294967295;"),  # not 4.29497e+09
+    ({"seed_a": -1}, r"^First seed \(parameter seed_a\) must be a whole number"),
+    ({"seed_b": 2**32},  # the bound as written, not 4.29497e+09
+     r"^Second seed \(parameter seed_b\) must be a whole number from 0 to 4294967295;"),
 ])
 def test_bad_interpolation_arguments(client, changes, words):
     with pytest.raises(AppError, match=words):

@@ -62,11 +62,11 @@ def test_a_batch_of_first_windows_equals_the_windows_made_one_by_one(studio, mon
 
 
 @pytest.mark.parametrize("changes,words", [
-    ({"count": 9}, "Variations must be a whole number from 2 to 8"),
-    ({"count": 1}, "Variations must be a whole number from 2 to 8"),
+    ({"count": 9}, r"^Variations \(parameter count\) must be a whole number from 2 to 8"),
+    ({"count": 1}, r"^Variations \(parameter count\) must be a whole number from 2 to 8"),
     ({"engine": "amuse"}, r"\(parameter engine\) must be one of .riffusion., .musicgen.; got .amuse."),
-    ({"prompt": ""}, "Prompt is empty"),
-    ({"engine": "musicgen", "prompt": " "}, "^Prompt is empty"),
+    ({"prompt": ""}, r"^Prompt \(parameter prompt\) is empty"),
+    ({"engine": "musicgen", "prompt": " "}, r"^Prompt \(parameter prompt\) is empty"),
 ])
 def test_bad_variations_arguments(client, changes, words):
     with pytest.raises(AppError, match=words):

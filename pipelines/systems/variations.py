@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import InputError
+from core.errors import InputError, concerning_parameter
 
 from pipelines.schema import limits
 from pipelines.schema.results import Result
@@ -73,7 +73,8 @@ def variations(studio, engine: str, settings: Any, count: int, *, prompt: str | 
     settings.validate()
     seeds = seeds_from(settings.seed, count)
     if engine == "musicgen":
-        limits.check_text("prompt", prompt, hint="write what the music should be")
+        with concerning_parameter("prompt"):  # the endpoint's parameter too: the app names it
+            limits.check_text("prompt", prompt, hint="write what the music should be")
         results = [studio.image_to_music(None, prompt, dataclasses.replace(settings, seed=seed),
                                          on_progress=_scaled(on_progress, index, len(seeds)), should_stop=should_stop)
                    for index, seed in enumerate(seeds)]
