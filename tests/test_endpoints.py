@@ -253,7 +253,7 @@ def test_a_bare_path_instead_of_handle_file_says_how_to_send_a_file_on_every_end
             name = parameter["parameter_name"]
             several = parameter["python_type"]["type"].startswith("list")
             text = call_with(client, endpoint, parameters, **{name: ["knocks.wav"] if several else "knocks.wav"})
-            assert f"(parameter {name}) takes {'files' if several else 'a file'}" in text, (endpoint, text)
+            assert f"(parameter {name}) takes {'a list of files' if several else 'a file'}" in text, (endpoint, text)
             assert "gradio_client.handle_file(path)" in text and "the text 'knocks.wav'" in text, (endpoint, text)
             assert "validation error" not in text and "FileData" not in text, (endpoint, text)
             checked.append(endpoint)
