@@ -103,3 +103,18 @@ def test_folder_bytes_counts_files_recursively_and_never_follows_a_link(tmp_path
     (tmp_path / "link").symlink_to(outside)
     assert folder_bytes(tmp_path) == 1024 + len(str(outside))  # a link weighs its target's path, not the target
     assert folder_bytes(tmp_path / "missing") == 0
+
+
+def test_the_processs_temp_folder_is_readable_by_the_server_user_only(tmp_path, monkeypatch):
+    """Visitors' uploads and results live in <gradio temp>/studio-<pid>: on a shared host /tmp is
+    everyone's, so the folder lets no other user in (files below keep the usual mode)."""
+    import os
+    import stat
+
+    from ui import uploads
+
+    monkeypatch.setattr(uploads, "_claimed", [])
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    folder, _, _ = uploads.claim_temp_folder()
+    assert folder == tmp_path / "gradio" / f"studio-{os.getpid()}"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700

@@ -248,7 +248,8 @@ def claim_temp_folder() -> tuple[Path, int, int]:
     left: the folders of studio processes that are gone, and this folder's own files when an earlier
     process had the same pid (a restarted container). gradio's sweep only knows the files of its own
     process, and a folder per process tells whose files are whose, so another app sharing the base
-    folder loses nothing. Returns (folder, files removed, bytes removed). Called at app start.
+    folder loses nothing. The folder is 0700: what visitors sent and got is the server user's alone.
+    Returns (folder, files removed, bytes removed). Called at app start.
     """
     import shutil
 
@@ -270,6 +271,9 @@ def claim_temp_folder() -> tuple[Path, int, int]:
                     pass
         shutil.rmtree(folder, ignore_errors=True)
     mine.mkdir(parents=True, exist_ok=True)
+    # visitors' uploads and results live below: only the server's own user may read them (on a shared
+    # host the base folder is everyone's /tmp; gradio serves the files from this process)
+    mine.chmod(0o700)
     os.environ["GRADIO_TEMP_DIR"] = str(mine)
     _claimed.append(mine)
     return mine, files, size
