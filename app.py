@@ -43,7 +43,7 @@ from pipelines.signal import sandbox
 from pipelines.models.registry import PROFILES  # noqa: E402
 from pipelines.studio import Studio  # noqa: E402
 from ui import about, image_to_music, music_to_image, playlist_to_music, sound_to_music  # noqa: E402
-from ui import common, errors, fetch_first, history, history_tab, http_errors, send_to, uploads  # noqa: E402
+from ui import body_limit, common, errors, fetch_first, history, history_tab, http_errors, send_to, uploads  # noqa: E402
 from ui import route_bodies  # noqa: E402
 from ui import spectrogram as spectrogram_tab  # noqa: E402
 from ui import style_interpolation  # noqa: E402
@@ -73,7 +73,8 @@ CSS = """
 class _LaunchOptions(Mapping):
     """``launch()``'s keyword arguments (``demo.launch(**LAUNCH_OPTIONS)``). Handlers turn every error
     into gr.Error themselves; show_error lets gradio's own input checks (an upload that is not an
-    image, say) reach API callers with their message too. A file over our limit is refused while it
+    image, say) reach API callers with their message too. ``ui.body_limit.BodyLimit`` bounds every
+    request body but an upload's (``limits.MAX_REQUEST_BODY_BYTES``). A file over our limit is refused while it
     streams in, and ``ui.uploads.UploadBudget`` (middleware) refuses a client over its upload budget
     or a full temp folder before the bytes land; ``ui.http_errors.CallChecks`` (middleware) answers a
     malformed API call (an unknown endpoint, a body of the wrong shape) in our words, and ``ui.route_bodies``
@@ -85,8 +86,8 @@ class _LaunchOptions(Mapping):
         from fastapi.exceptions import RequestValidationError
         from starlette.middleware import Middleware
 
-        middleware = [Middleware(route_bodies.OwnBodies), Middleware(uploads.UploadBudget),
-                      Middleware(http_errors.CallChecks)]
+        middleware = [Middleware(body_limit.BodyLimit), Middleware(route_bodies.OwnBodies),
+                      Middleware(uploads.UploadBudget), Middleware(http_errors.CallChecks)]
         return {"show_error": True, "max_file_size": limits.MAX_UPLOAD_BYTES, "css": CSS,
                 "app_kwargs": {"middleware": middleware,
                                "exception_handlers": {RequestValidationError: route_bodies.validation_in_our_words}}}

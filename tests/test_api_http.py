@@ -264,3 +264,29 @@ def test_a_file_over_the_upload_limit_is_refused_in_our_words(served_app, capfd,
     assert reply.text.startswith(f"The file is larger than the {limits.MAX_UPLOAD_BYTES // 2**20} MB an upload may be.")
     assert "File size exceeded" not in reply.text
     no_traceback(capfd, caplog)
+
+
+def test_a_huge_request_body_is_refused_before_it_is_read_whole(served_app, capfd, caplog):
+    """ui/body_limit.py: an API call's body is JSON of a few kB; one of megabytes is refused (413, our words)
+    whether its size is announced or it just keeps streaming, on every route but the uploads'."""
+    from pipelines.schema import limits
+
+    limit = limits.MAX_REQUEST_BODY_BYTES
+    huge = json.dumps({"data": ["x" * (limit + 10), "", 5, 2, 7.0, 1, "riffusion"]})
+    for route in ("call/text_to_music", "queue/join", "cancel", "reset"):
+        reply = post(served_app, route, huge)  # Content-Length announced
+        assert reply.status_code == 413, (route, reply.status_code, reply.text[:200])
+        assert f"larger than the {limit // 1024} kB an API call may send" in detail(reply)
+
+    def chunks():  # no Content-Length: chunked, past the limit
+        yield b'{"data": ["'
+        for _ in range(limit // 65536 + 2):
+            yield b"x" * 65536
+
+    reply = httpx.post(f"{served_app}gradio_api/call/text_to_music", content=chunks(), timeout=30,
+                       headers={"content-type": "application/json"})
+    assert reply.status_code == 413 and "an API call may send" in detail(reply)
+    # a call of the usual size still runs
+    ok = post(served_app, "call/text_to_music", {"data": ["rain", "", 5, 2, 7.0, 1, "riffusion"]})
+    assert ok.status_code == 200 and "event_id" in ok.json()
+    no_traceback(capfd, caplog)

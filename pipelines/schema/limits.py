@@ -66,6 +66,10 @@ URL_FETCH_SECONDS = _env("URL_FETCH_SECONDS", 30.0)
 # MAX_QUEUED_PER_USER waiting, so without this one address could open sessions until the queue is full of downloads.
 URL_FETCHES_PER_CLIENT = int(_env("URL_FETCHES_PER_CLIENT", 4))
 
+# A request body other than an upload's (an API call's JSON: texts, numbers, file paths): the largest the
+# page or gradio_client sends is a few kB; without a bound, one POST of gigabytes was read whole into memory.
+MAX_REQUEST_BODY_BYTES = int(_env("MAX_REQUEST_BODY_BYTES", 1024 * 1024))
+
 # Audio input
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # one file, uploaded or given by address; larger ones are refused before decoding
 MAX_INPUT_SECONDS = 60.0  # longer inputs are refused; sound-to-music works window by window
