@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from pipelines.schema import limits
+from ui import http_errors
 
 log = logging.getLogger("studio")
 UPLOAD_ROUTES = ("/upload", "/process_recording")  # multipart files: ui.uploads' budgets, gradio's max_file_size
@@ -44,37 +45,16 @@ class BodyLimit:
             announced = 0
         if announced > limit:
             return await _refuse(send, scope)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:  # no Content-Length, or a false one: stop reading here
-                return await _refuse(send, scope)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body, sent = b"".join(chunks), False
-
-        async def replay() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        return await self.app(scope, replay, send)
+        try:
+            body, complete = await http_errors.read_body(receive, limit)
+        except http_errors.BodyTooLarge:  # no Content-Length, or a false one: not read further
+            return await _refuse(send, scope)
+        if not complete:  # the caller went away
+            return None
+        return await self.app(scope, http_errors.replayed(body, receive), send)
 
 
 async def _refuse(send: Any, scope: dict) -> None:
-    import json
-
     log.warning("API call refused (HTTP 413): a body over %d bytes to %s", limits.MAX_REQUEST_BODY_BYTES,
                 scope.get("path", "")[:200])
-    body = json.dumps({"detail": _message()}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+    await http_errors.json_answer(send, 413, {"detail": _message()})

@@ -79,7 +79,7 @@ class CallChecks:
             except Refusal as refused:
                 return await _refuse(send, refused)
             return await self.app(scope, receive, send)
-        body, complete = await _read_body(receive)
+        body, complete = await read_body(receive)
         if not complete:  # the caller went away
             return None
         headers = dict(scope.get("headers") or [])
@@ -89,14 +89,6 @@ class CallChecks:
             # gradio_client (its header) reads a 422 on queue/join as gradio's list of failed validations only
             from_client = route["join"] and headers.get(b"x-gradio-user") == b"api"
             return await _refuse(send, refused, from_client)
-        sent = False
-
-        async def replay() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
         async def refused_as_4xx(message: dict) -> None:
             # gradio's /run answers every error of the event with 500; a refusal of what the caller sent is theirs
@@ -104,7 +96,7 @@ class CallChecks:
                 message = {**message, "status": scope[REFUSED_STATUS]}
             await send(message)
 
-        return await self.app(scope, replay, refused_as_4xx if route["kind"] in ("run", "api") else send)
+        return await self.app(scope, replayed(body, receive), refused_as_4xx if route["kind"] in ("run", "api") else send)
 
     # -- the checks ---------------------------------------------------------------------------------------
     def check(self, blocks: Any, route: re.Match, body: bytes, headers: dict[bytes, bytes]) -> None:
@@ -304,16 +296,39 @@ def _blocks(scope: dict) -> Any:
         return None
 
 
-async def _read_body(receive: Any) -> tuple[bytes, bool]:
-    """The whole request body, and whether it arrived (False: the client disconnected first)."""
-    chunks = []
+class BodyTooLarge(Exception):
+    """A request body went past the ``limit`` given to :func:`read_body`."""
+
+
+async def read_body(receive: Any, limit: int | None = None) -> tuple[bytes, bool]:
+    """The whole request body, and whether it arrived (False: the client disconnected first). Raises
+    BodyTooLarge as soon as more than ``limit`` bytes came (None: no limit), without reading the rest."""
+    chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return b"", False
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks), True
+
+
+def replayed(body: bytes, receive: Any) -> Any:
+    """An ASGI ``receive`` that hands the app ``body`` (already read) first, then the connection's own."""
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _refuse(send: Any, refused: Refusal, from_client: bool = False) -> None:
@@ -324,10 +339,10 @@ async def _refuse(send: Any, refused: Refusal, from_client: bool = False) -> Non
     detail: Any = refused.message
     if from_client and refused.status == 422:
         detail = [{"__type__": "validate", "is_valid": False, "parameter_name": "request", "message": refused.message}]
-    await _json(send, refused.status, {"detail": detail})
+    await json_answer(send, refused.status, {"detail": detail})
 
 
-async def _json(send: Any, status: int, content: dict) -> None:
+async def json_answer(send: Any, status: int, content: dict) -> None:
     body = json.dumps(content).encode("utf-8")
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

@@ -27,7 +27,7 @@ import json
 import logging
 from typing import Any
 
-from ui.http_errors import DOCS, _json_kind, _read_body
+from ui.http_errors import DOCS, _json_kind, read_body, replayed
 
 log = logging.getLogger("studio")
 
@@ -188,14 +188,14 @@ class OwnBodies:
                 sent += " without a boundary"
             return await _refuse(send, 400, f"The request sent {sent}. {wanted}", plain)
         if name == "/component_server":
-            body, complete = await _read_body(receive)
+            body, complete = await read_body(receive)
             if not complete:
                 return None
             problem = _component_call_problem(body)
             if problem:
                 status = 400 if problem.endswith("not JSON.") else 422
                 return await _refuse(send, status, f"{problem} {wanted}", plain)
-            receive = _replay(body, receive)
+            receive = replayed(body, receive)
         started = {"status": None, "held": None}
 
         async def reworded(message: dict) -> None:
@@ -261,19 +261,6 @@ def _shown(value: Any) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _replay(body: bytes, receive: Any) -> Any:
-    sent = False
-
-    async def replay() -> dict:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 async def _refuse(send: Any, status: int, message: str, plain: bool) -> None:
